@@ -1,0 +1,184 @@
+"""`EncoderStage` and `DecoderStage`: one level of the U-Net on each side."""
+
+import keras
+
+from keras_unet_seg.layers import _options
+from keras_unet_seg.layers.conv_block import ConvBlock
+
+
+def _make_block(conv_block, filters, block_kwargs, dtype):
+    return conv_block(filters=filters, **block_kwargs, name="block", dtype=dtype)
+
+
+@keras.saving.register_keras_serializable(package="keras_unet_seg")
+class EncoderStage(keras.layers.Layer):
+    """One encoder level: a convolution block, then 2x downsampling.
+
+    Args:
+        filters: int, output channels of the block.
+        pooling: `"max"`, `"avg"` or `"conv"` (a strided 3x3 convolution).
+            Defaults to `"max"`.
+        conv_block: the block class (or registered callable returning a
+            layer), called as `conv_block(filters=..., **block_kwargs)`; a
+            registered name such as `"keras_unet_seg>ConvBlock"` also works.
+            Defaults to `ConvBlock`.
+        block_kwargs: dict of further constructor arguments of the block,
+            for example `{"normalization": "group", "dropout": 0.1}`.
+            Defaults to `None` (the block's defaults).
+        **kwargs: base layer arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: tensor of shape `(batch, height, width, channels)`.
+        training: bool, whether the block runs in training mode.
+
+    Returns:
+        A tuple `(downsampled, skip)`: the block's output at half the height
+        and width, and at full size (the skip connection).
+
+    Example:
+
+    >>> stage = EncoderStage(16)
+    >>> down, skip = stage(keras.ops.zeros((1, 32, 32, 3)))
+    >>> tuple(down.shape), tuple(skip.shape)
+    ((1, 16, 16, 16), (1, 32, 32, 16))
+    """
+
+    def __init__(self, filters, pooling="max", conv_block=ConvBlock, block_kwargs=None, **kwargs):
+        super().__init__(**kwargs)
+        _options.check_positive_int("filters", filters)
+        _options.check_choice("pooling", pooling, _options.POOLINGS)
+        self.filters = filters
+        self.pooling = pooling
+        self.conv_block = _options.resolve_registered("conv_block", conv_block)
+        self.block_kwargs = dict(block_kwargs or {})
+
+        # === Layers ===
+        self.block = _make_block(self.conv_block, filters, self.block_kwargs, self.dtype_policy)
+        self.downsample = _options.make_downsampling(
+            pooling, filters, "downsample", self.dtype_policy
+        )
+
+    def build(self, input_shape):
+        self.block.build(input_shape)
+        self.downsample.build(self.block.compute_output_shape(input_shape))
+
+    def call(self, inputs, training=None):
+        skip = self.block(inputs, training=training)
+        return self.downsample(skip), skip
+
+    def compute_output_shape(self, input_shape):
+        skip_shape = self.block.compute_output_shape(input_shape)
+        return self.downsample.compute_output_shape(skip_shape), skip_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "filters": self.filters,
+                "pooling": self.pooling,
+                "conv_block": _options.registered_name(self.conv_block),
+                "block_kwargs": dict(self.block_kwargs),
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_unet_seg")
+class DecoderStage(keras.layers.Layer):
+    """One decoder level: 2x upsampling, fusion with the skip, a block.
+
+    The skip is fused by concatenation in `fuse`; override `fuse` (and
+    `build`, for new weights) to make a variant, as `AttentionDecoderStage`
+    does.
+
+    Args:
+        filters: int, output channels of the upsampling and of the block.
+        upsampling: `"transpose"` (a learned 2x2 transposed convolution to
+            `filters` channels), `"bilinear"` or `"nearest"` (parameter-free,
+            channels unchanged). Defaults to `"transpose"`.
+        conv_block: the block class (or registered callable returning a
+            layer), called as `conv_block(filters=..., **block_kwargs)`.
+            Defaults to `ConvBlock`.
+        block_kwargs: dict of further constructor arguments of the block.
+            Defaults to `None`.
+        **kwargs: base layer arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: list `[x, skip]`: the deeper features
+            `(batch, h, w, channels)` and the skip connection
+            `(batch, 2 * h, 2 * w, skip_channels)`.
+        training: bool, whether the block runs in training mode.
+
+    Output shape:
+        4D tensor `(batch, 2 * h, 2 * w, filters)`.
+
+    Example:
+
+    >>> stage = DecoderStage(8)
+    >>> x, skip = keras.ops.zeros((1, 8, 8, 16)), keras.ops.zeros((1, 16, 16, 8))
+    >>> tuple(stage([x, skip]).shape)
+    (1, 16, 16, 8)
+    """
+
+    def __init__(
+        self, filters, upsampling="transpose", conv_block=ConvBlock, block_kwargs=None, **kwargs
+    ):
+        super().__init__(**kwargs)
+        _options.check_positive_int("filters", filters)
+        _options.check_choice("upsampling", upsampling, _options.UPSAMPLINGS)
+        self.filters = filters
+        self.upsampling = upsampling
+        self.conv_block = _options.resolve_registered("conv_block", conv_block)
+        self.block_kwargs = dict(block_kwargs or {})
+
+        # === Layers ===
+        self.upsample = _options.make_upsampling(upsampling, filters, "upsample", self.dtype_policy)
+        self.concat = keras.layers.Concatenate(axis=-1, name="concat", dtype=self.dtype_policy)
+        self.block = _make_block(self.conv_block, filters, self.block_kwargs, self.dtype_policy)
+
+    def _check_input_shape(self, input_shape):
+        if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 2:
+            raise ValueError(
+                f"`{type(self).__name__}` expects a list `[x, skip]` of two tensors. "
+                f"Received: input_shape={input_shape}"
+            )
+        x_shape, skip_shape = (tuple(s) for s in input_shape)
+        for axis in (1, 2):
+            h, s = x_shape[axis], skip_shape[axis]
+            if h is not None and s is not None and 2 * h != s:
+                raise ValueError(
+                    f"`{type(self).__name__}` expects a skip of twice the height and width "
+                    f"of `x`. Received: x.shape={x_shape}, skip.shape={skip_shape}"
+                )
+        return x_shape, skip_shape
+
+    def build(self, input_shape):
+        x_shape, skip_shape = self._check_input_shape(input_shape)
+        self.upsample.build(x_shape)
+        up_shape = self.upsample.compute_output_shape(x_shape)
+        self.concat.build([up_shape, skip_shape])
+        self.block.build(self.concat.compute_output_shape([up_shape, skip_shape]))
+
+    def call(self, inputs, training=None):
+        x, skip = inputs
+        return self.block(self.fuse(self.upsample(x), skip), training=training)
+
+    def fuse(self, upsampled, skip):
+        """Fuses the upsampled features with the skip connection."""
+        return self.concat([upsampled, skip])
+
+    def compute_output_shape(self, input_shape):
+        _, skip_shape = self._check_input_shape(input_shape)
+        return (*skip_shape[:-1], self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "filters": self.filters,
+                "upsampling": self.upsampling,
+                "conv_block": _options.registered_name(self.conv_block),
+                "block_kwargs": dict(self.block_kwargs),
+            }
+        )
+        return config

@@ -1,0 +1,185 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_unet_seg import AttentionDecoderStage, ConvBlock, UNet
+from keras_unet_seg.testing import check_layer
+
+SMALL = {"base_filters": 8, "depth": 2}
+
+
+@keras.saving.register_keras_serializable(package="keras_unet_seg_tests")
+class SqueezeExciteBlock(ConvBlock):
+    """A user's block: ConvBlock followed by squeeze-and-excitation."""
+
+    def __init__(self, filters, ratio=4, **kwargs):
+        super().__init__(filters, **kwargs)
+        self.ratio = ratio
+        self.squeeze = keras.layers.Dense(max(1, filters // ratio), activation="relu")
+        self.excite = keras.layers.Dense(filters, activation="sigmoid")
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.squeeze.build((input_shape[0], self.filters))
+        self.excite.build((input_shape[0], self.squeeze.units))
+
+    def call(self, inputs, training=None):
+        x = super().call(inputs, training=training)
+        weights = self.excite(self.squeeze(keras.ops.mean(x, axis=(1, 2))))
+        return x * weights[:, None, None, :]
+
+    def get_config(self):
+        return {**super().get_config(), "ratio": self.ratio}
+
+
+def _images(shape, seed=0):
+    return np.random.default_rng(seed).random(shape).astype("float32")
+
+
+def test_paper_configuration_has_the_paper_parameter_count():
+    model = UNet(
+        num_classes=1, base_filters=64, depth=4, normalization=None, upsampling="transpose"
+    )
+    model.build((None, 256, 256, 3))
+    assert model.count_params() == 31_031_745
+
+
+def test_standard_checks():
+    check_layer(UNet, {**SMALL, "dropout": [0.0, 0.1, 0.2]}, (2, 32, 32, 3), (2, 32, 32, 1))
+
+
+@pytest.mark.parametrize("size", [(100, 75), (33, 64), (5, 7)])
+def test_any_height_and_width_gives_a_mask_of_the_same_size(size):
+    model = UNet(base_filters=4, depth=3)
+    assert model(_images((2, *size, 3))).shape == (2, *size, 1)
+
+
+def test_unknown_spatial_size():
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, UNet(**SMALL)(inputs))
+    assert model.output.shape == (None, None, None, 1)
+    assert model.predict(_images((1, 37, 29, 3)), verbose=0).shape == (1, 37, 29, 1)
+
+
+def test_padding_does_not_change_the_prediction_of_the_top_left():
+    # The zero padding at the bottom and right only reaches nearby pixels.
+    model = UNet(base_filters=4, depth=2, normalization=None)
+    image = _images((1, 64, 64, 3))
+    full = keras.ops.convert_to_numpy(model(image))
+    cropped = keras.ops.convert_to_numpy(model(image[:, :61, :61]))
+    np.testing.assert_allclose(cropped[:, :16, :16], full[:, :16, :16], atol=1e-5)
+
+
+def test_binary_output_is_a_probability_and_multiclass_a_distribution():
+    binary = keras.ops.convert_to_numpy(UNet(**SMALL)(_images((2, 16, 16, 3))))
+    assert ((binary >= 0) & (binary <= 1)).all()
+    multi = keras.ops.convert_to_numpy(UNet(num_classes=3, **SMALL)(_images((2, 16, 16, 3))))
+    assert multi.shape == (2, 16, 16, 3)
+    np.testing.assert_allclose(multi.sum(axis=-1), 1.0, atol=1e-5)
+
+
+def test_no_output_activation_gives_logits():
+    model = UNet(output_activation=None, normalization=None, **SMALL)
+    logits = keras.ops.convert_to_numpy(model(10 * _images((2, 16, 16, 3))))
+    assert (logits < 0).any() or (logits > 1).any()
+
+
+def test_explicit_filters_set_the_depth():
+    model = UNet(filters=[4, 6, 10])
+    assert model.depth == 2
+    assert [e.filters for e in model.encoders] == [4, 6]
+    assert model.bottleneck.filters == 10
+    assert [d.filters for d in model.decoders] == [6, 4]
+
+
+def test_per_level_arguments_are_checked_together():
+    message = (
+        r"Invalid value for per-level arguments `filters`, `dropout`. Expected a scalar or a "
+        r"sequence of length depth \+ 1 = 3 \(one value per level, the bottleneck included\). "
+        r"Received: depth=2, filters=\[4, 8\], num_convs=2, dropout=\[0.1\]"
+    )
+    with pytest.raises(ValueError, match=message):
+        UNet(depth=2, filters=[4, 8], dropout=[0.1])
+
+
+def test_per_level_values_reach_each_level():
+    model = UNet(base_filters=4, depth=2, num_convs=[1, 2, 3], dropout=[0.0, 0.1, 0.2])
+    assert [e.block.num_convs for e in model.encoders] == [1, 2]
+    assert model.bottleneck.num_convs == 3
+    assert [d.block.dropout for d in model.decoders] == [0.1, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"num_classes": 0}, "Received: num_classes=0"),
+        ({"pooling": "min"}, "Received: pooling='min'"),
+        ({"output_activation": "nope"}, "Received: output_activation='nope'"),
+        ({"normalization": "weird"}, "Received: normalization='weird'"),
+    ],
+)
+def test_invalid_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        UNet(**kwargs)
+
+
+def test_injected_block_is_used_everywhere_and_survives_saving(tmp_path):
+    model = UNet(conv_block=SqueezeExciteBlock, block_kwargs={"ratio": 2}, **SMALL)
+    images = _images((2, 16, 16, 3))
+    expected = keras.ops.convert_to_numpy(model(images))
+    blocks = [e.block for e in model.encoders] + [model.bottleneck]
+    blocks += [d.block for d in model.decoders]
+    assert all(isinstance(b, SqueezeExciteBlock) and b.ratio == 2 for b in blocks)
+    assert model.get_config()["conv_block"] == "keras_unet_seg_tests>SqueezeExciteBlock"
+
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
+    assert isinstance(loaded.bottleneck, SqueezeExciteBlock)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(images)), expected, atol=1e-6)
+
+
+def test_unregistered_block_is_refused():
+    class Unregistered(ConvBlock):
+        pass
+
+    with pytest.raises(ValueError, match=r"is not registered with Keras.*register_keras"):
+        UNet(conv_block=Unregistered)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"decoder_stage": AttentionDecoderStage},
+        {"residual": True, "normalization": "group", "pooling": "conv", "upsampling": "bilinear"},
+        {"num_classes": 3, "output_activation": None},
+    ],
+)
+def test_trained_model_saves_and_loads_with_identical_outputs(tmp_path, kwargs):
+    model = UNet(**SMALL, **kwargs)
+    num_classes = model.num_classes
+    images = _images((4, 24, 20, 3))
+    masks = np.random.default_rng(1).integers(0, 2, (4, 24, 20, num_classes)).astype("float32")
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(images, masks, epochs=1, batch_size=2, verbose=0)
+    expected = model.predict(images, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_keeps_float32_weights_and_output(policy):
+    model = UNet(dtype=policy, **SMALL)
+    outputs = model(_images((2, 16, 16, 3)))
+    assert model.compute_dtype == policy.split("_")[1]
+    assert {w.dtype for w in model.weights} == {"float32"}
+    assert keras.backend.standardize_dtype(outputs.dtype) == "float32"
+
+
+def test_global_mixed_policy_reaches_every_layer():
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    model = UNet(**SMALL)
+    model.build((None, 16, 16, 3))
+    assert model.encoders[0].block.convs[0].compute_dtype == "bfloat16"
+    assert model.output_layer.compute_dtype == "float32"
