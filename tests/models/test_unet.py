@@ -1,35 +1,12 @@
 import keras
 import numpy as np
 import pytest
+from _unet_test_blocks import SqueezeExciteBlock
 
 from keras_unet_seg import AttentionDecoderStage, ConvBlock, UNet
 from keras_unet_seg.testing import check_layer
 
 SMALL = {"base_filters": 8, "depth": 2}
-
-
-@keras.saving.register_keras_serializable(package="keras_unet_seg_tests")
-class SqueezeExciteBlock(ConvBlock):
-    """A user's block: ConvBlock followed by squeeze-and-excitation."""
-
-    def __init__(self, filters, ratio=4, **kwargs):
-        super().__init__(filters, **kwargs)
-        self.ratio = ratio
-        self.squeeze = keras.layers.Dense(max(1, filters // ratio), activation="relu")
-        self.excite = keras.layers.Dense(filters, activation="sigmoid")
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        self.squeeze.build((input_shape[0], self.filters))
-        self.excite.build((input_shape[0], self.squeeze.units))
-
-    def call(self, inputs, training=None):
-        x = super().call(inputs, training=training)
-        weights = self.excite(self.squeeze(keras.ops.mean(x, axis=(1, 2))))
-        return x * weights[:, None, None, :]
-
-    def get_config(self):
-        return {**super().get_config(), "ratio": self.ratio}
 
 
 def _images(shape, seed=0):
@@ -183,3 +160,45 @@ def test_global_mixed_policy_reaches_every_layer():
     model.build((None, 16, 16, 3))
     assert model.encoders[0].block.convs[0].compute_dtype == "bfloat16"
     assert model.output_layer.compute_dtype == "float32"
+
+
+def test_summary_after_build_shows_the_layers_and_parameters():
+    model = UNet(base_filters=8, depth=2)
+    model.build((None, 256, 256, 3))
+    lines = []
+    model.summary(print_fn=lambda line, **_: lines.append(line))
+    text = "\n".join(lines)
+    assert "encoder_0" in text
+    assert "bottleneck" in text
+    assert "decoder_1" in text
+    assert f"{model.count_params():,}" in text
+
+
+def test_depth_zero_is_refused():
+    with pytest.raises(ValueError, match=r"Invalid value for argument `depth`.*Received: depth=0"):
+        UNet(depth=0)
+
+
+def test_filters_and_depth_that_disagree_are_refused():
+    with pytest.raises(ValueError, match=r"depth=3, filters=\[4, 8, 16\]"):
+        UNet(depth=3, filters=[4, 8, 16])
+
+
+def test_trains_on_a_toy_problem():
+    # Bright squares on a dark noisy background: the mask is the square.
+    rng = np.random.default_rng(0)
+    images = rng.normal(0.2, 0.05, (16, 32, 32, 1)).astype("float32")
+    masks = np.zeros((16, 32, 32, 1), "float32")
+    for i in range(16):
+        y, x = rng.integers(2, 18, 2)
+        images[i, y : y + 12, x : x + 12] += 0.6
+        masks[i, y : y + 12, x : x + 12] = 1
+    keras.utils.set_random_seed(0)
+    model = UNet(base_filters=8, depth=2)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="binary_crossentropy")
+    history = model.fit(images, masks, batch_size=8, epochs=15, verbose=0)
+    losses = history.history["loss"]
+    assert losses[-1] < 0.5 * losses[0]
+    predicted = model.predict(images, verbose=0) >= 0.5
+    dice = 2 * (predicted & (masks > 0)).sum() / (predicted.sum() + masks.sum())
+    assert dice > 0.8

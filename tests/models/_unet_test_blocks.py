@@ -1,0 +1,33 @@
+"""A user's custom block, in a module of its own so a fresh process can import it."""
+
+import keras
+
+from keras_unet_seg import ConvBlock
+
+
+@keras.saving.register_keras_serializable(package="keras_unet_seg_tests")
+class SqueezeExciteBlock(ConvBlock):
+    """ConvBlock followed by squeeze-and-excitation of its channels."""
+
+    def __init__(self, filters, ratio=4, **kwargs):
+        super().__init__(filters, **kwargs)
+        self.ratio = ratio
+        self.squeeze = keras.layers.Dense(
+            max(1, filters // ratio), activation="relu", name="squeeze", dtype=self.dtype_policy
+        )
+        self.excite = keras.layers.Dense(
+            filters, activation="sigmoid", name="excite", dtype=self.dtype_policy
+        )
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.squeeze.build((input_shape[0], self.filters))
+        self.excite.build((input_shape[0], self.squeeze.units))
+
+    def call(self, inputs, training=None):
+        x = super().call(inputs, training=training)
+        weights = self.excite(self.squeeze(keras.ops.mean(x, axis=(1, 2))))
+        return x * weights[:, None, None, :]
+
+    def get_config(self):
+        return {**super().get_config(), "ratio": self.ratio}
