@@ -1,0 +1,331 @@
+"""Sliding-window (tiled) inference on images of any size.
+
+The numeric work here is host-side orchestration and is written in NumPy on
+purpose: the image and the output live in host memory, tiles are cut with
+slicing, and overlapping predictions are accumulated in place
+(`acc[y:y + h, x:x + w] += ...`), which NumPy does without copies while
+`keras.ops` tensors are immutable on the JAX and TensorFlow backends. A
+2048x2048 image never has to fit on the accelerator: only one batch of tiles
+at a time goes through the model.
+"""
+
+import numbers
+
+import keras
+import numpy as np
+
+_BLEND_MODES = ("gaussian", "constant")
+_PADDING_MODES = ("constant", "reflect", "symmetric", "edge")
+_FLIPS = {"horizontal": (2,), "vertical": (1,), "both": (1, 2)}
+
+
+def predict_tiled(
+    model,
+    image,
+    tile_size,
+    overlap=0.25,
+    batch_size=4,
+    blend="gaussian",
+    sigma_scale=0.125,
+    tta=False,
+    preprocess=None,
+    padding_mode="constant",
+    padding_value=0.0,
+):
+    """Predicts a segmentation map of an image of any size, tile by tile.
+
+    The image is covered by overlapping tiles of `tile_size`: the tiles'
+    starts are spread evenly between the top-left corner and the last
+    position that aligns with the bottom or right border, so every pixel is
+    covered, the last tile ends exactly at the border, and neighbouring
+    tiles overlap by at least `overlap`. A side shorter than the tile is
+    padded up to the tile (with `padding_mode`) and the padding is cropped
+    from the result. Tiles go through the model in batches of `batch_size`
+    (with `model.predict_on_batch`, which runs without gradients and is
+    compiled on every backend; a plain callable is called instead). The
+    predictions of overlapping tiles are blended with a weight map (a
+    Gaussian centred on the tile by default, MONAI's convention: overlap
+    0.25, sigma = 0.125 x tile size) accumulated and normalised by the sum
+    of the weights, so no seams show.
+
+    The function does not guess the normalisation of the image: pass a
+    float image already normalised the way the model was trained, or a
+    `preprocess` callable (for example `lambda x: x / 255.0`). An integer
+    image without `preprocess` is refused.
+
+    Memory stays bounded: the model sees at most `batch_size` tiles at a
+    time (times one pass per flip with `tta`), the output and one weight
+    accumulator of the padded image's size are kept on the host. The last
+    batch is filled up to the batch size so that the model always sees the
+    same input shape (no retracing or recompilation between batches).
+
+    Args:
+        model: a Keras model (or any callable) mapping `(n, h, w, channels)`
+            to `(n, h, w, num_classes)` probabilities of the same height and
+            width, such as `keras_unet_seg.UNet`.
+        image: one image `(height, width, channels)` or a batch
+            `(batch, height, width, channels)`, a NumPy array or a backend
+            tensor, of any height and width.
+        tile_size: int or tuple of two ints `(tile_height, tile_width)`, the
+            size of the tiles given to the model.
+        overlap: float in `[0, 1)`, the minimum fraction of a tile shared
+            with its neighbour along each axis. Defaults to `0.25`.
+        batch_size: int, number of tiles per model call. Defaults to `4`.
+        blend: `"gaussian"` (weights fall off from the tile centre with
+            standard deviation `sigma_scale * tile_size`) or `"constant"`
+            (plain average of the overlapping predictions). Defaults to
+            `"gaussian"`.
+        sigma_scale: float > 0, standard deviation of the Gaussian weights
+            as a fraction of the tile size. Defaults to `0.125`.
+        tta: flip test-time augmentation. `False` for none; `True` for the
+            three flips `"horizontal"`, `"vertical"` and `"both"` (four
+            model passes per tile, the prediction becomes exactly
+            equivariant to both flips); or a tuple of some of these names.
+            Each flipped prediction is flipped back and all are averaged.
+            Defaults to `False`.
+        preprocess: callable or `None`, applied to each batch of tiles (as
+            float32, after padding) before the model, for example
+            `lambda x: x / 255.0` or a `keras.layers.Rescaling`. It must
+            work pixel by pixel (it sees tiles, not the whole image).
+            Required for integer images. Defaults to `None`.
+        padding_mode: how a side shorter than the tile is padded, one of
+            the `numpy.pad` modes `"constant"`, `"reflect"`, `"symmetric"`
+            or `"edge"`. Padding is in the input's own value range, before
+            `preprocess`. Defaults to `"constant"`.
+        padding_value: float, the value of `"constant"` padding. Defaults
+            to `0.0`.
+
+    Returns:
+        A float32 NumPy array of probabilities of the image's own height and
+        width: `(height, width, num_classes)` for one image,
+        `(batch, height, width, num_classes)` for a batch.
+
+    Raises:
+        ValueError: if an argument is invalid (tile size, overlap, batch
+            size, blend, sigma, TTA, padding mode, the image's rank or an
+            integer image without `preprocess`), or if the model's output
+            does not have the tiles' batch size, height and width.
+
+    Example:
+
+    >>> import keras
+    >>> import numpy as np
+    >>> inputs = keras.Input((None, None, 3))
+    >>> x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    >>> outputs = keras.layers.Conv2D(1, 1, activation="sigmoid")(x)
+    >>> model = keras.Model(inputs, outputs)
+    >>> image = np.random.default_rng(0).random((300, 200, 3), dtype="float32")
+    >>> probs = predict_tiled(model, image, tile_size=128)
+    >>> probs.shape, probs.dtype
+    ((300, 200, 1), dtype('float32'))
+
+    A uint8 photo, normalised the way the model was trained:
+
+    >>> photo = np.zeros((100, 75, 3), dtype="uint8")
+    >>> predict_tiled(model, photo, 64, preprocess=lambda x: x / 255.0).shape
+    (100, 75, 1)
+
+    Reference:
+        MONAI's `sliding_window_inference`
+        (https://docs.monai.io/en/stable/inferers.html).
+    """
+    tile_h, tile_w = _validate_tile_size(tile_size)
+    if isinstance(overlap, bool) or not isinstance(overlap, numbers.Real) or not 0 <= overlap < 1:
+        raise ValueError(
+            "Invalid value for argument `overlap`. Expected a float in [0, 1). "
+            f"Received: overlap={overlap!r}"
+        )
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, numbers.Integral)
+        or batch_size < 1
+    ):
+        raise ValueError(
+            "Invalid value for argument `batch_size`. Expected a positive integer. "
+            f"Received: batch_size={batch_size!r}"
+        )
+    if blend not in _BLEND_MODES:
+        raise ValueError(
+            f"Invalid value for argument `blend`. Expected one of {_BLEND_MODES}. "
+            f"Received: blend={blend!r}"
+        )
+    if (
+        isinstance(sigma_scale, bool)
+        or not isinstance(sigma_scale, numbers.Real)
+        or not sigma_scale > 0
+    ):
+        raise ValueError(
+            "Invalid value for argument `sigma_scale`. Expected a positive float. "
+            f"Received: sigma_scale={sigma_scale!r}"
+        )
+    flips = _validate_tta(tta)
+    if preprocess is not None and not callable(preprocess):
+        raise ValueError(
+            "Invalid value for argument `preprocess`. Expected a callable or None. "
+            f"Received: preprocess={preprocess!r}"
+        )
+    if padding_mode not in _PADDING_MODES:
+        raise ValueError(
+            f"Invalid value for argument `padding_mode`. Expected one of {_PADDING_MODES}. "
+            f"Received: padding_mode={padding_mode!r}"
+        )
+
+    images = _to_numpy(image)
+    if images.ndim not in (3, 4) or min(images.shape) < 1:
+        raise ValueError(
+            "Invalid value for argument `image`. Expected one image of shape "
+            "(height, width, channels) or a batch of shape (batch, height, width, channels) "
+            f"(add a channel axis to a grayscale image with image[..., None]). "
+            f"Received: image.shape={images.shape}"
+        )
+    single = images.ndim == 3
+    if single:
+        images = images[None]
+    if images.dtype == bool or not np.issubdtype(images.dtype, np.number):
+        raise ValueError(
+            "Invalid value for argument `image`. Expected a numeric image. "
+            f"Received: image.dtype={images.dtype}"
+        )
+    if not np.issubdtype(images.dtype, np.floating) and preprocess is None:
+        raise ValueError(
+            "Invalid value for argument `image`. Expected a float image normalised the way "
+            "the model was trained, or a `preprocess` callable such as "
+            "`preprocess=lambda x: x / 255.0` (predict_tiled does not guess the "
+            "normalisation; if the model rescales its input itself, pass "
+            "image.astype('float32')). "
+            f"Received: image.dtype={images.dtype} and preprocess=None"
+        )
+
+    num_images, height, width, channels = images.shape
+    padded_h, padded_w = max(height, tile_h), max(width, tile_w)
+    if (padded_h, padded_w) != (height, width):
+        pad = [(0, 0), (0, padded_h - height), (0, padded_w - width), (0, 0)]
+        if padding_mode == "constant":
+            images = np.pad(images, pad, mode="constant", constant_values=padding_value)
+        else:
+            images = np.pad(images, pad, mode=padding_mode)
+
+    starts_y = _tile_starts(padded_h, tile_h, overlap)
+    starts_x = _tile_starts(padded_w, tile_w, overlap)
+    tiles = [(b, y, x) for b in range(num_images) for y in starts_y for x in starts_x]
+    weights = _weight_map(tile_h, tile_w, blend, sigma_scale)
+    weight_sum = np.zeros((padded_h, padded_w), dtype="float32")
+    for y in starts_y:
+        for x in starts_x:
+            weight_sum[y : y + tile_h, x : x + tile_w] += weights
+
+    model_batch = min(int(batch_size), len(tiles))
+    output = None
+    for first in range(0, len(tiles), model_batch):
+        chunk = tiles[first : first + model_batch]
+        batch = np.zeros((model_batch, tile_h, tile_w, channels), dtype="float32")
+        for i, (b, y, x) in enumerate(chunk):
+            batch[i] = images[b, y : y + tile_h, x : x + tile_w]
+        if preprocess is not None:
+            batch = _to_numpy(preprocess(batch)).astype("float32", copy=False)
+        probs = _predict_with_flips(model, batch, flips)
+        if output is None:
+            output = np.zeros((num_images, padded_h, padded_w, probs.shape[-1]), dtype="float32")
+        for (b, y, x), prob in zip(chunk, probs[: len(chunk)], strict=True):
+            output[b, y : y + tile_h, x : x + tile_w] += prob * weights[..., None]
+
+    output /= weight_sum[None, :, :, None]
+    output = output[:, :height, :width]
+    if (padded_h, padded_w) != (height, width):
+        output = np.ascontiguousarray(output)
+    return output[0] if single else output
+
+
+def _validate_tile_size(tile_size):
+    values = tile_size if isinstance(tile_size, (tuple, list)) else (tile_size, tile_size)
+    valid = len(values) == 2 and all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in values
+    )
+    if not valid:
+        raise ValueError(
+            "Invalid value for argument `tile_size`. Expected a positive integer or a tuple "
+            f"of two positive integers (tile_height, tile_width). Received: tile_size={tile_size!r}"
+        )
+    return int(values[0]), int(values[1])
+
+
+def _validate_tta(tta):
+    if tta is False or tta is None:
+        return ()
+    if tta is True:
+        return tuple(_FLIPS)
+    if isinstance(tta, (tuple, list)) and all(name in _FLIPS for name in tta):
+        return tuple(dict.fromkeys(tta))
+    raise ValueError(
+        "Invalid value for argument `tta`. Expected a bool or a tuple of flips among "
+        f"{tuple(_FLIPS)}. Received: tta={tta!r}"
+    )
+
+
+def _to_numpy(x):
+    if isinstance(x, np.ndarray):
+        return x
+    if keras.ops.is_tensor(x):
+        return keras.ops.convert_to_numpy(x)
+    return np.asarray(x)
+
+
+def _tile_starts(length, tile, overlap):
+    """Evenly spread starts from 0 to `length - tile`, stride <= tile * (1 - overlap)."""
+    if length <= tile:
+        return [0]
+    stride = max(1, int(tile * (1 - overlap)))
+    count = -(-(length - tile) // stride) + 1
+    return [int(s) for s in np.round(np.linspace(0, length - tile, count))]
+
+
+def _weight_map(tile_h, tile_w, blend, sigma_scale):
+    """The blending weights of one tile, shape `(tile_h, tile_w)`, max 1, never 0.
+
+    The Gaussian is centred at `(size - 1) / 2`, so the map is symmetric
+    under flips (MONAI centres it at `size // 2`).
+    """
+    if blend == "constant":
+        return np.ones((tile_h, tile_w), dtype="float32")
+    profiles = []
+    for size in (tile_h, tile_w):
+        coords = np.arange(size, dtype="float64") - (size - 1) / 2
+        sigma = sigma_scale * size
+        profiles.append(np.exp(-0.5 * (coords / sigma) ** 2))
+    weights = np.outer(profiles[0], profiles[1])
+    # Far from the centre a small sigma underflows to 0; every pixel needs a weight.
+    return np.maximum(weights / weights.max(), 1e-12).astype("float32")
+
+
+def _predict_with_flips(model, batch, flips):
+    probs = _predict(model, batch)
+    if not flips:
+        return probs
+    total = probs.copy()
+    for name in flips:
+        axes = _FLIPS[name]
+        flipped = np.ascontiguousarray(np.flip(batch, axis=axes))
+        total += np.flip(_predict(model, flipped), axis=axes)
+    total /= len(flips) + 1
+    return total
+
+
+def _predict(model, batch):
+    if hasattr(model, "predict_on_batch"):
+        probs = model.predict_on_batch(batch)
+    else:
+        probs = model(batch)
+    if isinstance(probs, (dict, list, tuple)):
+        raise ValueError(
+            "Invalid value for argument `model`. Expected a model with a single output "
+            f"tensor. Received: a model returning {type(probs).__name__}"
+        )
+    probs = _to_numpy(probs)
+    if probs.ndim != 4 or probs.shape[:3] != batch.shape[:3]:
+        raise ValueError(
+            "Invalid value for argument `model`. Expected the model to keep the tiles' "
+            "batch size, height and width: an output of shape "
+            f"({batch.shape[0]}, {batch.shape[1]}, {batch.shape[2]}, num_classes) for tiles of "
+            f"shape {batch.shape}. Received: output.shape={probs.shape}"
+        )
+    return probs.astype("float32", copy=False)
