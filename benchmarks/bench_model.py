@@ -1,0 +1,113 @@
+"""Train-step and inference throughput of `UNet` against a plain functional U-Net.
+
+Both models have the same architecture and parameter count: conv-BN-ReLU x2
+per level, max pooling, transposed-convolution upsampling, concatenated
+skips, a 1x1 sigmoid head. Their steps are timed alternately in one run
+(interleaved rounds, medians), so drift on the machine hits both alike, and
+the ratio tells what the subclassed, composable design costs.
+
+    python benchmarks/bench_model.py [--size 128] [--base-filters 16] [--depth 4]
+"""
+
+import argparse
+import statistics
+import time
+
+import keras
+import numpy as np
+
+from keras_unet_seg import UNet
+
+
+def functional_unet(input_shape, base_filters, depth):
+    """The same U-Net written the plain way, one functional graph."""
+
+    def block(x, filters):
+        for _ in range(2):
+            x = keras.layers.Conv2D(
+                filters, 3, padding="same", use_bias=False, kernel_initializer="he_normal"
+            )(x)
+            x = keras.layers.BatchNormalization(momentum=0.9)(x)
+            x = keras.layers.Activation("relu")(x)
+        return x
+
+    inputs = keras.Input(input_shape)
+    x, skips = inputs, []
+    for level in range(depth):
+        x = block(x, base_filters * 2**level)
+        skips.append(x)
+        x = keras.layers.MaxPooling2D(2)(x)
+    x = block(x, base_filters * 2**depth)
+    for level in reversed(range(depth)):
+        filters = base_filters * 2**level
+        x = keras.layers.Conv2DTranspose(filters, 2, strides=2, kernel_initializer="he_normal")(x)
+        x = block(keras.layers.Concatenate()([x, skips[level]]), filters)
+    x = keras.layers.Conv2D(1, 1)(x)
+    outputs = keras.layers.Activation("sigmoid", dtype="float32")(x)
+    return keras.Model(inputs, outputs)
+
+
+def time_steps(step, steps):
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - start) / steps
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--base-filters", type=int, default=16)
+    parser.add_argument("--depth", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=10, help="steps per timed round")
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+
+    shape = (args.size, args.size, 3)
+    rng = np.random.default_rng(0)
+    images = rng.random((args.batch_size, *shape)).astype("float32")
+    masks = (images[..., :1] > 0.5).astype("float32")
+
+    keras.utils.set_random_seed(0)
+    models = {
+        "UNet (subclassed)": UNet(base_filters=args.base_filters, depth=args.depth),
+        "functional U-Net": functional_unet(shape, args.base_filters, args.depth),
+    }
+    for model in models.values():
+        model.build((None, *shape))
+        model.compile(optimizer="adam", loss="binary_crossentropy")
+        model.train_on_batch(images, masks)  # trace and warm up
+        model.predict_on_batch(images)
+    counts = {name: m.count_params() for name, m in models.items()}
+    if len(set(counts.values())) != 1:
+        raise SystemExit(f"architectures differ: {counts}")
+
+    train = {name: [] for name in models}
+    infer = {name: [] for name in models}
+    for _ in range(args.rounds):
+        for name, model in models.items():
+            train[name].append(
+                time_steps(lambda m=model: m.train_on_batch(images, masks), args.steps)
+            )
+            infer[name].append(time_steps(lambda m=model: m.predict_on_batch(images), args.steps))
+
+    print(
+        f"backend={keras.backend.backend()} size={args.size} base_filters={args.base_filters} "
+        f"depth={args.depth} batch={args.batch_size} params={counts['functional U-Net']:,} "
+        f"rounds={args.rounds}x{args.steps} steps (medians)"
+    )
+    print(f"{'model':<20} {'train img/s':>12} {'infer img/s':>12}")
+    rates = {}
+    for name in models:
+        rates[name] = (
+            args.batch_size / statistics.median(train[name]),
+            args.batch_size / statistics.median(infer[name]),
+        )
+        print(f"{name:<20} {rates[name][0]:>12.1f} {rates[name][1]:>12.1f}")
+    ours, plain = rates["UNet (subclassed)"], rates["functional U-Net"]
+    print(f"{'UNet / functional':<20} {ours[0] / plain[0]:>12.3f} {ours[1] / plain[1]:>12.3f}")
+
+
+if __name__ == "__main__":
+    main()
