@@ -1,0 +1,352 @@
+"""Joint image/mask augmentation for segmentation, seeded and safe inside `tf.data`."""
+
+import math
+import numbers
+
+import numpy as np
+
+_FLIP_MODES = (None, "horizontal", "vertical", "horizontal_and_vertical")
+_FILL_MODES = ("reflect", "wrap", "constant", "nearest")
+_INTERPOLATIONS = ("nearest", "bilinear")
+
+
+def _import_tf():
+    try:
+        import tensorflow as tf
+    except ImportError:  # pragma: no cover - tensorflow is a dependency
+        raise ImportError(
+            "keras_unet_seg.data needs TensorFlow for its tf.data pipeline: "
+            "`pip install tensorflow`."
+        ) from None
+    return tf
+
+
+def _check_fraction(name, value, upper, upper_inclusive=True):
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    ok = ok and 0 <= value and (value <= upper if upper_inclusive else value < upper)
+    if not ok:
+        bracket = "]" if upper_inclusive else ")"
+        raise ValueError(
+            f"Invalid value for argument `{name}`. Expected a number in "
+            f"[0, {upper}{bracket}. Received: {name}={value!r}"
+        )
+    return float(value)
+
+
+class JointAugmentation:
+    """Random augmentation that moves a segmentation mask with its image.
+
+    Geometry (flips, 90-degree rotations, small rotations, zoom in and out) is applied
+    identically to the image and the mask, the mask always with nearest-neighbour
+    interpolation so that it keeps its values; photometry (brightness, contrast,
+    gamma, Gaussian noise) is applied to the image only. Flips, rotations, zoom,
+    brightness and contrast are Keras' own image augmentation layers, called with a
+    `{"images": ..., "segmentation_masks": ...}` dict, which keeps image and mask
+    aligned (unlike two layers with the same seed, keras-team/keras#17457); the
+    90-degree rotations, gamma and noise are written here with TensorFlow ops.
+
+    Every random choice is made per image and comes from `seed`: two instances built
+    with the same seed give the same results on the same inputs, call after call.
+    Each call advances the instance's random state, so apply it to a `tf.data`
+    pipeline with `dataset.map(augmentation)` without `num_parallel_calls` (the
+    operations themselves are vectorised over the batch) to keep it reproducible.
+
+    The computation always runs in TensorFlow (the instance wraps it in a
+    `tf.function`), whatever the Keras backend, and returns `tf.Tensor`s: it is meant
+    for the input pipeline, and `model.fit` takes the resulting dataset on every
+    backend.
+
+    Args:
+        flip: `"horizontal_and_vertical"` (default), `"horizontal"`, `"vertical"` or
+            `None` for no flips. Each flip has probability 0.5.
+        rotate90: bool, default `True`. Transposes each square image with probability
+            0.5; with both flips this gives all eight 90-degree rotations and mirror
+            images. Non-square images are never transposed (their shape would change).
+        rotation: float in [0, 0.5], default `0.03`. Largest rotation as a fraction of
+            a full turn (Keras' `RandomRotation` factor): 0.03 is about 11 degrees.
+        zoom: float in [0, 1), default `0.1`. Zoom in or out by up to this fraction
+            (Keras' `RandomZoom` with `height_factor=(-zoom, zoom)`, aspect kept):
+            zooming in is a random crop rescaled to the input size.
+        brightness: float in [0, 1], default `0.1`. Largest brightness shift as a
+            fraction of `value_range`.
+        contrast: float in [0, 1], default `0.1`. Contrast factor drawn in
+            `[1 - contrast, 1 + contrast]`.
+        gamma: float in [0, 1), default `0.1`. Gamma drawn log-uniformly in
+            `[1 / (1 + gamma), 1 + gamma]`.
+        noise: float >= 0, default `0.01`. Standard deviation of additive Gaussian
+            noise, as a fraction of `value_range`.
+        value_range: `(low, high)`, default `(0.0, 1.0)`: the range of the images
+            (that of `SegmentationDataset` before standardisation). Photometric
+            results are clipped to it.
+        fill_mode: how rotation and zoom fill points outside the input: `"reflect"`
+            (default), `"wrap"`, `"constant"` (zeros, that is background in the mask)
+            or `"nearest"`. Image and mask are filled the same way.
+        interpolation: `"bilinear"` (default) or `"nearest"`, for the image only.
+        seed: int or `None`. Seeds every random choice.
+
+    Call arguments:
+        images: images `(batch, height, width, channels)` or one image
+            `(height, width, channels)`, any real dtype; or a dict with the keys
+            `"images"` and `"segmentation_masks"`.
+        masks: the matching masks `(batch, height, width, 1)` (or without the batch
+            axis), float or integer, or `None` to augment images alone.
+        training: bool, default `True`. When `False` the inputs are returned as
+            they are.
+
+    Returns:
+        `(images, masks)` (or the dict, when a dict was given) as `tf.Tensor`s:
+        float32 images and masks of the masks' dtype, shapes unchanged.
+
+    Raises:
+        ValueError: an argument is out of range.
+
+    Example:
+
+    >>> import numpy as np
+    >>> augment = JointAugmentation(seed=0)
+    >>> images = np.random.default_rng(0).random((2, 32, 32, 3), dtype="float32")
+    >>> masks = (images[..., :1] > 0.5).astype("float32")
+    >>> out_images, out_masks = augment(images, masks)
+    >>> tuple(out_images.shape), tuple(out_masks.shape)
+    ((2, 32, 32, 3), (2, 32, 32, 1))
+    >>> sorted(np.unique(out_masks.numpy()).tolist())
+    [0.0, 1.0]
+    """
+
+    def __init__(
+        self,
+        flip="horizontal_and_vertical",
+        rotate90=True,
+        rotation=0.03,
+        zoom=0.1,
+        brightness=0.1,
+        contrast=0.1,
+        gamma=0.1,
+        noise=0.01,
+        value_range=(0.0, 1.0),
+        fill_mode="reflect",
+        interpolation="bilinear",
+        seed=None,
+    ):
+        if flip not in _FLIP_MODES:
+            raise ValueError(
+                "Invalid value for argument `flip`. Expected one of "
+                f"{_FLIP_MODES}. Received: flip={flip!r}"
+            )
+        if not isinstance(rotate90, bool):
+            raise ValueError(
+                "Invalid value for argument `rotate90`. Expected a bool. "
+                f"Received: rotate90={rotate90!r}"
+            )
+        self.flip = flip
+        self.rotate90 = rotate90
+        self.rotation = _check_fraction("rotation", rotation, 0.5)
+        self.zoom = _check_fraction("zoom", zoom, 1, upper_inclusive=False)
+        self.brightness = _check_fraction("brightness", brightness, 1)
+        self.contrast = _check_fraction("contrast", contrast, 1)
+        self.gamma = _check_fraction("gamma", gamma, 1, upper_inclusive=False)
+        if not isinstance(noise, numbers.Real) or isinstance(noise, bool) or noise < 0:
+            raise ValueError(
+                "Invalid value for argument `noise`. Expected a number >= 0. "
+                f"Received: noise={noise!r}"
+            )
+        self.noise = float(noise)
+        if (
+            not isinstance(value_range, (tuple, list))
+            or len(value_range) != 2
+            or not all(isinstance(v, numbers.Real) for v in value_range)
+            or not value_range[0] < value_range[1]
+        ):
+            raise ValueError(
+                "Invalid value for argument `value_range`. Expected `(low, high)` with "
+                f"low < high. Received: value_range={value_range!r}"
+            )
+        self.value_range = (float(value_range[0]), float(value_range[1]))
+        if fill_mode not in _FILL_MODES:
+            raise ValueError(
+                "Invalid value for argument `fill_mode`. Expected one of "
+                f"{_FILL_MODES}. Received: fill_mode={fill_mode!r}"
+            )
+        if interpolation not in _INTERPOLATIONS:
+            raise ValueError(
+                "Invalid value for argument `interpolation`. Expected one of "
+                f"{_INTERPOLATIONS}. Received: interpolation={interpolation!r}"
+            )
+        if seed is not None and (not isinstance(seed, numbers.Integral) or isinstance(seed, bool)):
+            raise ValueError(
+                "Invalid value for argument `seed`. Expected an int or None. "
+                f"Received: seed={seed!r}"
+            )
+        self.fill_mode = fill_mode
+        self.interpolation = interpolation
+        self.seed = seed
+        tf = _import_tf()
+        with tf.init_scope():  # state is created eagerly, even inside a traced function
+            self._build()
+
+    def _build(self):
+        """Creates the Keras layers and the random state."""
+        import keras
+
+        tf = _import_tf()
+        base = (
+            int(np.random.default_rng().integers(0, 2**30)) if self.seed is None else int(self.seed)
+        )
+        common = {"dtype": "float32"}
+        self._geometry = []
+        if self.flip is not None:
+            self._geometry.append(keras.layers.RandomFlip(self.flip, seed=base, **common))
+        if self.rotation > 0:
+            self._geometry.append(
+                keras.layers.RandomRotation(
+                    self.rotation,
+                    fill_mode=self.fill_mode,
+                    interpolation=self.interpolation,
+                    seed=base + 1,
+                    **common,
+                )
+            )
+        if self.zoom > 0:
+            self._geometry.append(
+                keras.layers.RandomZoom(
+                    (-self.zoom, self.zoom),
+                    fill_mode=self.fill_mode,
+                    interpolation=self.interpolation,
+                    seed=base + 2,
+                    **common,
+                )
+            )
+        self._photometry = []
+        if self.brightness > 0:
+            self._photometry.append(
+                keras.layers.RandomBrightness(
+                    self.brightness, value_range=self.value_range, seed=base + 3, **common
+                )
+            )
+        if self.contrast > 0:
+            self._photometry.append(
+                keras.layers.RandomContrast(
+                    self.contrast, value_range=self.value_range, seed=base + 4, **common
+                )
+            )
+        self._generator = tf.random.Generator.from_seed(base + 5)
+        self._function = tf.function(self._augment)
+
+    def __call__(self, images, masks=None, training=True):
+        as_dict = isinstance(images, dict)
+        if as_dict:
+            data = images
+            images = data["images"]
+            masks = data.get("segmentation_masks")
+        if not training:
+            return data if as_dict else (images, masks)
+        tf = _import_tf()
+        images = tf.convert_to_tensor(images)
+        if masks is None:
+            out_images, out_masks = self._function(images, tf.zeros([0])), None
+        else:
+            out_images, out_masks = self._function(images, tf.convert_to_tensor(masks))
+        if as_dict:
+            result = dict(data)
+            result["images"] = out_images
+            if out_masks is not None:
+                result["segmentation_masks"] = out_masks
+            return result
+        return out_images, out_masks
+
+    def _augment(self, images, masks):
+        tf = _import_tf()
+        has_masks = masks.shape.rank != 1
+        rank = images.shape.rank
+        if rank not in (3, 4):
+            raise ValueError(
+                "Expected images of rank 3 (height, width, channels) or 4 (batch, "
+                f"height, width, channels). Received: images.shape={images.shape}"
+            )
+        images = tf.cast(images, tf.float32)
+        if rank == 3:
+            images = images[None]
+            masks = masks[None] if has_masks else masks
+        mask_dtype = masks.dtype
+        masks = tf.cast(masks, tf.float32)
+        batch = tf.shape(images)[0]
+
+        def geometry(layer, images, masks):
+            if has_masks:
+                out = layer({"images": images, "segmentation_masks": masks}, training=True)
+                return out["images"], out["segmentation_masks"]
+            return layer(images, training=True), masks
+
+        if self._geometry and self.flip is not None:
+            images, masks = geometry(self._geometry[0], images, masks)
+        if self.rotate90:
+            images, masks = self._transpose(images, masks, has_masks, batch)
+        for layer in self._geometry[1 if self.flip is not None else 0 :]:
+            images, masks = geometry(layer, images, masks)
+
+        for layer in self._photometry:
+            images = layer(images, training=True)
+        low, high = self.value_range
+        span = high - low
+        if self.gamma > 0:
+            log_max = math.log1p(self.gamma)
+            gamma = tf.exp(self._generator.uniform([batch, 1, 1, 1], -log_max, log_max))
+            unit = tf.clip_by_value((images - low) / span, 0.0, 1.0)
+            images = low + span * tf.pow(unit, gamma)
+        if self.noise > 0:
+            images = images + self._generator.normal(tf.shape(images), stddev=self.noise * span)
+        if self._photometry or self.gamma > 0 or self.noise > 0:
+            images = tf.clip_by_value(images, low, high)
+
+        if has_masks:
+            if mask_dtype.is_integer:
+                masks = tf.round(masks)
+            masks = tf.cast(masks, mask_dtype)
+        if rank == 3:
+            images = images[0]
+            masks = masks[0] if has_masks else masks
+        return images, masks
+
+    def _transpose(self, images, masks, has_masks, batch):
+        tf = _import_tf()
+        height, width = images.shape[1], images.shape[2]
+        if height is not None and width is not None and height != width:
+            return images, masks
+        swap = self._generator.uniform([batch, 1, 1, 1]) < 0.5
+
+        def transposed():
+            out_images = tf.where(swap, tf.transpose(images, [0, 2, 1, 3]), images)
+            out_masks = masks
+            if has_masks:
+                out_masks = tf.where(swap, tf.transpose(masks, [0, 2, 1, 3]), masks)
+            return out_images, out_masks
+
+        if height is not None:
+            return transposed()
+        shape = tf.shape(images)
+        return tf.cond(shape[1] == shape[2], transposed, lambda: (images, masks))
+
+    def get_config(self):
+        """Returns the constructor arguments, so `JointAugmentation(**config)` rebuilds it."""
+        return {
+            "flip": self.flip,
+            "rotate90": self.rotate90,
+            "rotation": self.rotation,
+            "zoom": self.zoom,
+            "brightness": self.brightness,
+            "contrast": self.contrast,
+            "gamma": self.gamma,
+            "noise": self.noise,
+            "value_range": self.value_range,
+            "fill_mode": self.fill_mode,
+            "interpolation": self.interpolation,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        arguments = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({arguments})"
