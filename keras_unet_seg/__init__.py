@@ -1,14 +1,47 @@
 """keras-unet-seg: composable U-Net semantic segmentation for Keras 3."""
 
+from keras_unet_seg import losses, metrics
+from keras_unet_seg.data import JointAugmentation, SegmentationDataset, make_synthetic_dataset
+from keras_unet_seg.inference import predict_tiled
 from keras_unet_seg.layers import AttentionDecoderStage, ConvBlock, DecoderStage, EncoderStage
+from keras_unet_seg.losses import (
+    BCEDiceLoss,
+    CombinedLoss,
+    DiceLoss,
+    FocalTverskyLoss,
+    JaccardLoss,
+    TverskyLoss,
+)
+from keras_unet_seg.metrics import DiceCoefficient, IoUScore, Precision, Recall
 from keras_unet_seg.models import UNet
+from keras_unet_seg.viz import overlay_mask, plot_history, plot_predictions, save_overlays
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "AttentionDecoderStage",
+    "BCEDiceLoss",
+    "CombinedLoss",
     "ConvBlock",
     "DecoderStage",
+    "DiceCoefficient",
+    "DiceLoss",
     "EncoderStage",
+    "FocalTverskyLoss",
+    "IoUScore",
+    "JaccardLoss",
+    "JointAugmentation",
+    "Precision",
+    "Recall",
+    "SegmentationDataset",
+    "TverskyLoss",
     "UNet",
+    "losses",
+    "make_synthetic_dataset",
+    "metrics",
+    "overlay_mask",
+    "plot_history",
+    "plot_predictions",
+    "predict_tiled",
+    "save_overlays",
 ]
