@@ -6,8 +6,7 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _float32_policy():
-    """Every test starts and ends with the float32 policy and a fresh name scope."""
+    """Every test starts and ends with the float32 dtype policy."""
     keras.config.set_dtype_policy("float32")
     yield
     keras.config.set_dtype_policy("float32")
-    keras.backend.clear_session()
