@@ -64,6 +64,16 @@ def _invalid(name, expected, value):
     )
 
 
+class _Shaped:
+    """Shows a tensor in an error message by its shape: `<tensor of shape (2, 8)>`."""
+
+    def __init__(self, tensor):
+        self.shape = tuple(tensor.shape)
+
+    def __repr__(self):
+        return f"<tensor of shape {self.shape}>"
+
+
 def _is_real(value):
     return (
         isinstance(value, numbers.Real)
@@ -136,7 +146,7 @@ def _channels(y_pred):
             "y_pred",
             "a channels-last tensor of rank >= 3, (batch, *spatial, channels), "
             "with a known number of channels",
-            f"<tensor of shape {tuple(y_pred.shape)}>",
+            _Shaped(y_pred),
         )
     return int(num_channels)
 
@@ -152,7 +162,7 @@ def _standardize_y_true(y_true, y_pred, sparse_y_true):
             "y_true",
             f"a tensor of rank {rank} or {rank - 1} to match `y_pred` of shape "
             f"{tuple(y_pred.shape)}",
-            f"<tensor of shape {tuple(y_true.shape)}>",
+            _Shaped(y_true),
         )
     last = y_true.shape[-1]
     if num_channels == 1:
@@ -161,7 +171,7 @@ def _standardize_y_true(y_true, y_pred, sparse_y_true):
             raise _invalid(
                 "y_true",
                 "a binary mask with one channel, since `y_pred` has one channel",
-                f"<tensor of shape {tuple(y_true.shape)}>",
+                _Shaped(y_true),
             )
     else:
         sparse = (last == 1) if sparse_y_true is None else sparse_y_true
@@ -171,7 +181,7 @@ def _standardize_y_true(y_true, y_pred, sparse_y_true):
             raise _invalid(
                 "y_true",
                 f"{kind} for `y_pred` with {num_channels} channels",
-                f"<tensor of shape {tuple(y_true.shape)}>",
+                _Shaped(y_true),
             )
     return y_true, sparse
 

@@ -39,6 +39,7 @@ from keras_unet_seg.losses import (
     _invalid,
     _is_real,
     _scored_classes,
+    _Shaped,
     _targets_and_valid,
 )
 
@@ -188,7 +189,7 @@ class _ConfusionMetric(keras.metrics.Metric):
             raise _invalid(
                 "y_pred",
                 f"a channels-last tensor of rank >= 3 with num_classes={self.num_classes} channels",
-                f"<tensor of shape {tuple(y_pred.shape)}>",
+                _Shaped(y_pred),
             )
         target, valid = _targets_and_valid(y_true, y_pred, self.sparse_y_true, self.ignore_class)
         if self.num_classes == 1:
