@@ -200,6 +200,9 @@ def read_header(path):
         with Image.open(path) as image:
             header = Header(path, image.format, image.mode, image.height, image.width)
     except Exception as error:  # Pillow raises many types for bad files.
+        header = _tifffile_header(path)
+        if header is not None:
+            return header
         raise InvalidFileError(
             f"File '{path}' is not a readable image: {type(error).__name__}: {error}.",
             path,
@@ -227,8 +230,32 @@ def _tile_rawmode(image):
 
 
 def _needs_full_depth_reader(image):
-    """True for multi-channel 16-bit files, which Pillow would truncate to 8 bits."""
-    return image.mode in ("RGB", "RGBA", "RGBX") and ";16" in _tile_rawmode(image)
+    """True for multi-channel files of more than 8 bits a channel, which Pillow would
+    truncate to 8 bits (16-bit RGB PNG) or misread (16-bit planar RGB TIFF)."""
+    if image.mode not in ("RGB", "RGBA", "RGBX", "CMYK", "LAB", "YCbCr"):
+        return False
+    if image.format == "TIFF":
+        bits = getattr(image, "tag_v2", {}).get(258, (8,))
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        return any(b > 8 for b in bits)
+    return ";16" in _tile_rawmode(image)
+
+
+def _tifffile_header(path):
+    """Header of a TIFF that Pillow cannot open (such as 2 or 5 channels), if tifffile can."""
+    if os.path.splitext(path)[1].lower() not in (".tif", ".tiff"):
+        return None
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tiff:
+            page = tiff.pages[0]
+            shape = page.shape
+            planar = page.planarconfig == 2 and len(shape) == 3
+            height, width = (shape[1], shape[2]) if planar else (shape[0], shape[1])
+    except Exception:
+        return None
+    return Header(path, "TIFF", "tifffile", int(height), int(width))
 
 
 def _read_png_16(path):
@@ -249,9 +276,11 @@ def _read_tiff_full_depth(path):
             "`pip install tifffile`.",
             path,
         ) from None
-    array = np.asarray(tifffile.imread(path, key=0))
-    if array.ndim == 3 and array.shape[0] <= 4 < array.shape[2]:
-        array = np.moveaxis(array, 0, -1)  # planar (channels first) to channels last
+    with tifffile.TiffFile(path) as tiff:
+        page = tiff.pages[0]
+        array = np.asarray(page.asarray())
+        if page.planarconfig == 2 and array.ndim == 3:
+            array = np.moveaxis(array, 0, -1)  # planar (channels first) to channels last
     return array
 
 
@@ -263,7 +292,16 @@ def _decode(path, palette):
     """
     Image = _import_pil()
     try:
-        with Image.open(path) as image:
+        image = Image.open(path)
+    except Exception as error:
+        if _tifffile_header(path) is not None:  # a TIFF only tifffile reads
+            return _read_tiff_full_depth(path)
+        raise InvalidFileError(
+            f"File '{path}' is not a readable image: {type(error).__name__}: {error}.",
+            path,
+        ) from None
+    try:
+        with image:
             if _needs_full_depth_reader(image):
                 if image.format == "PNG":
                     return _read_png_16(path)

@@ -58,7 +58,9 @@ class JointAugmentation:
 
     Args:
         flip: `"horizontal_and_vertical"` (default), `"horizontal"`, `"vertical"` or
-            `None` for no flips. Each flip has probability 0.5.
+            `None` for no flips. Each flip has probability 0.5, drawn independently
+            (two Keras `RandomFlip` layers: a single `"horizontal_and_vertical"` layer
+            flips both axes or neither).
         rotate90: bool, default `True`. Transposes each square image with probability
             0.5; with both flips this gives all eight 90-degree rotations and mirror
             images. Non-square images are never transposed (their shape would change).
@@ -193,9 +195,14 @@ class JointAugmentation:
             int(np.random.default_rng().integers(0, 2**30)) if self.seed is None else int(self.seed)
         )
         common = {"dtype": "float32"}
+        self._flips = []
         self._geometry = []
-        if self.flip is not None:
-            self._geometry.append(keras.layers.RandomFlip(self.flip, seed=base, **common))
+        # Keras' "horizontal_and_vertical" draws one decision for both axes (identity or
+        # a half turn); two layers draw them independently, for all four flip states.
+        if self.flip in ("horizontal", "horizontal_and_vertical"):
+            self._flips.append(keras.layers.RandomFlip("horizontal", seed=base, **common))
+        if self.flip in ("vertical", "horizontal_and_vertical"):
+            self._flips.append(keras.layers.RandomFlip("vertical", seed=base + 6, **common))
         if self.rotation > 0:
             self._geometry.append(
                 keras.layers.RandomRotation(
@@ -243,7 +250,8 @@ class JointAugmentation:
         tf = _import_tf()
         images = tf.convert_to_tensor(images)
         if masks is None:
-            out_images, out_masks = self._function(images, tf.zeros([0])), None
+            out_images, _ = self._function(images, tf.zeros([0]))
+            out_masks = None
         else:
             out_images, out_masks = self._function(images, tf.convert_to_tensor(masks))
         if as_dict:
@@ -277,11 +285,11 @@ class JointAugmentation:
                 return out["images"], out["segmentation_masks"]
             return layer(images, training=True), masks
 
-        if self._geometry and self.flip is not None:
-            images, masks = geometry(self._geometry[0], images, masks)
+        for layer in self._flips:
+            images, masks = geometry(layer, images, masks)
         if self.rotate90:
             images, masks = self._transpose(images, masks, has_masks, batch)
-        for layer in self._geometry[1 if self.flip is not None else 0 :]:
+        for layer in self._geometry:
             images, masks = geometry(layer, images, masks)
 
         for layer in self._photometry:

@@ -1,0 +1,128 @@
+"""make_synthetic_dataset: layout, determinism, and that a small UNet learns it."""
+
+import os
+import re
+import time
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_unet_seg.data import SegmentationDataset, make_synthetic_dataset
+
+
+def _read(root, split, kind, index):
+    return np.asarray(Image.open(os.path.join(root, split, kind, f"{index:05d}.png")))
+
+
+def test_layout_and_contents(tmp_path):
+    root = make_synthetic_dataset(tmp_path, num_train=5, num_val=2, image_size=(48, 40), seed=1)
+    assert root == str(tmp_path)
+    for split, count in (("train", 5), ("val", 2)):
+        for kind in ("images", "masks"):
+            names = sorted(os.listdir(tmp_path / split / kind))
+            assert names == [f"{i:05d}.png" for i in range(count)]
+    image, mask = _read(root, "train", "images", 0), _read(root, "train", "masks", 0)
+    assert image.shape == (48, 40, 3) and image.dtype == np.uint8
+    assert mask.shape == (48, 40) and set(np.unique(mask)) <= {0, 255}
+    foreground = np.mean([_read(root, "train", "masks", i).mean() / 255 for i in range(5)])
+    assert 0.05 < foreground < 0.7
+    dataset = SegmentationDataset.from_directory(root, subset="train", image_size=(48, 40))
+    _, masks = next(iter(dataset))
+    assert set(np.unique(masks.numpy())) == {0.0, 1.0}
+
+
+def test_same_seed_same_files_different_seed_different_files(tmp_path):
+    a = make_synthetic_dataset(tmp_path / "a", 3, 1, (32, 32), seed=4)
+    b = make_synthetic_dataset(tmp_path / "b", 4, 1, (32, 32), seed=4)
+    c = make_synthetic_dataset(tmp_path / "c", 3, 1, (32, 32), seed=5)
+    for index in range(3):
+        for kind in ("images", "masks"):
+            np.testing.assert_array_equal(
+                _read(a, "train", kind, index), _read(b, "train", kind, index)
+            )
+    assert not np.array_equal(_read(a, "train", "images", 0), _read(c, "train", "images", 0))
+    assert not np.array_equal(_read(a, "train", "images", 0), _read(a, "val", "images", 0))
+
+
+def test_refuses_to_overwrite_unless_asked(tmp_path):
+    make_synthetic_dataset(tmp_path, 3, 1, (32, 32), seed=0)
+    with pytest.raises(ValueError, match=r"already holds 8 files .* overwrite=True"):
+        make_synthetic_dataset(tmp_path, 2, 1, (32, 32), seed=0)
+    (tmp_path / "train" / "images" / "keep.txt").write_text("not ours")
+    make_synthetic_dataset(tmp_path, 2, 1, (32, 32), seed=0, overwrite=True)
+    assert sorted(os.listdir(tmp_path / "train" / "images")) == [
+        "00000.png",
+        "00001.png",
+        "keep.txt",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"num_train": 0},
+            "Invalid value for argument `num_train`. Expected an int >= 1. Received: num_train=0",
+        ),
+        (
+            {"num_val": -1},
+            "Invalid value for argument `num_val`. Expected an int >= 0. Received: num_val=-1",
+        ),
+        (
+            {"image_size": (8, 8)},
+            (
+                "Invalid value for argument `image_size`. Expected a tuple `(height, width)` of "
+                "ints >= 16. Received: image_size=(8, 8)"
+            ),
+        ),
+        (
+            {"seed": None},
+            "Invalid value for argument `seed`. Expected an int >= 0. Received: seed=None",
+        ),
+        (
+            {"max_shapes": 0},
+            "Invalid value for argument `max_shapes`. Expected an int >= 1. Received: max_shapes=0",
+        ),
+    ],
+)
+def test_argument_errors(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make_synthetic_dataset(tmp_path, **kwargs)
+
+
+def test_writing_is_fast(tmp_path):
+    start = time.perf_counter()
+    make_synthetic_dataset(tmp_path, num_train=64, num_val=16, image_size=(64, 64), seed=0)
+    assert time.perf_counter() - start < 10  # about 0.2 s here; generous for a busy CI
+
+
+@pytest.mark.slow
+def test_small_unet_reaches_validation_dice_0_9(tmp_path):
+    from keras_unet_seg.losses import BCEDiceLoss
+    from keras_unet_seg.metrics import DiceCoefficient
+    from keras_unet_seg.models.unet import UNet
+
+    start = time.perf_counter()
+    root = make_synthetic_dataset(tmp_path, num_train=64, num_val=16, image_size=(64, 64), seed=0)
+    common = {"image_size": (64, 64), "seed": 0, "cache": True}
+    train = SegmentationDataset.from_directory(
+        root, "train", batch_size=8, augment={"rotation": 0.0, "zoom": 0.0}, **common
+    )
+    val = SegmentationDataset.from_directory(root, "val", batch_size=16, shuffle=False, **common)
+    keras.utils.set_random_seed(0)
+    model = UNet(num_classes=1, base_filters=8, depth=3)
+    model.compile(
+        optimizer=keras.optimizers.Adam(3e-3), loss=BCEDiceLoss(), metrics=[DiceCoefficient()]
+    )
+    history = model.fit(train, validation_data=val, epochs=8, verbose=0)
+    seconds = time.perf_counter() - start
+    best = max(history.history["val_dice_coefficient"])
+    # Dice computed by hand on the validation set, as a check of the metric's name.
+    masks = np.concatenate([m.numpy() for _, m in val])
+    predicted = model.predict(val, verbose=0) >= 0.5
+    by_hand = 2 * np.sum(predicted * masks) / (np.sum(predicted) + np.sum(masks))
+    print(f"validation Dice {by_hand:.3f} (best epoch {best:.3f}) in {seconds:.1f} s")
+    assert by_hand >= 0.9
+    assert seconds < 120
