@@ -1,0 +1,62 @@
+"""The `keras-unet-seg` command: `demo`, `train`, `predict`, `evaluate`.
+
+Each subcommand lives in `keras_unet_seg.commands.<name>` as two functions:
+`add_arguments(parser)` builds its options and `run(args)` does the work. User
+mistakes print one line `keras-unet-seg: error: ...` on stderr and exit with status
+2 (command line or config file) or 1 (files, models, images); interrupting a run
+(Ctrl-C) exits with status 130. Unexpected errors keep their traceback.
+
+Example:
+
+    keras-unet-seg demo --out demo_out
+    keras-unet-seg train --data data --out runs/a --epochs 30
+    keras-unet-seg train --out runs/a --resume
+    keras-unet-seg predict --model runs/a/model.keras photos/ --out predictions
+    keras-unet-seg evaluate --model runs/a/model.keras --data data --json scores.json
+"""
+
+import sys
+
+from keras_unet_seg.commands import COMMANDS
+from keras_unet_seg.commands._common import PROG, ArgumentParser, CommandError, one_line
+
+
+def build_parser():
+    """The top-level parser, with one subparser per command."""
+    from keras_unet_seg import __version__
+
+    parser = ArgumentParser(
+        prog=PROG,
+        description="U-Net semantic segmentation with Keras 3: train, predict, evaluate.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS:
+        doc = module.__doc__.strip()
+        summary = doc.splitlines()[0]
+        subparser = subparsers.add_parser(module.NAME, help=summary, description=doc)
+        module.add_arguments(subparser)
+        subparser.set_defaults(_run=module.run, _parser=subparser)
+    return parser
+
+
+def main(argv=None):
+    """Runs the command line `argv` (default `sys.argv[1:]`); returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        args._argv = argv[argv.index(args.command) + 1 :]
+        return args._run(args) or 0
+    except CommandError as error:
+        print(f"{PROG}: error: {one_line(error)}", file=sys.stderr)
+        return error.exit_code
+    except SystemExit as exit:  # --help and --version
+        return exit.code if isinstance(exit.code, int) else 0
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,344 @@
+"""What the commands share: errors, the argument parser, option types, config files.
+
+User mistakes raise `UsageError` (exit status 2: a bad option, a bad value, an unknown
+name) or `CommandError` (exit status 1: a missing file, an unreadable image, a file
+that is not a Keras model); `keras_unet_seg.cli.main` prints them as one line
+`keras-unet-seg: error: ...`. Anything else is a bug and keeps its traceback.
+"""
+
+import argparse
+import json
+import os
+
+PROG = "keras-unet-seg"
+
+
+class CommandError(Exception):
+    """A user mistake found while running a command (exit status 1)."""
+
+    exit_code = 1
+
+
+class UsageError(CommandError):
+    """A mistake in the command line or a config file (exit status 2)."""
+
+    exit_code = 2
+
+
+def one_line(message):
+    """Joins a possibly multi-line message into one line."""
+    return " ".join(str(message).split())
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """`argparse.ArgumentParser` that raises `UsageError` instead of exiting.
+
+    It also keeps the actions of the options it was given (`option_actions`, by
+    `dest`), so that a config file can be checked against the same options.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+        self.option_actions = {}
+
+    def add_argument(self, *args, **kwargs):
+        action = super().add_argument(*args, **kwargs)
+        if action.option_strings and action.dest != "help":
+            self.option_actions[action.dest] = action
+        return action
+
+    def add_argument_group(self, *args, **kwargs):
+        group = super().add_argument_group(*args, **kwargs)
+        parser = self
+        original = group.add_argument
+
+        def add_argument(*a, **k):
+            action = original(*a, **k)
+            if action.option_strings:
+                parser.option_actions[action.dest] = action
+            return action
+
+        group.add_argument = add_argument
+        return group
+
+    def error(self, message):
+        command = self.prog[len(PROG) :].strip()
+        prefix = f"{command}: " if command else ""
+        raise UsageError(f"{prefix}{message} (see `{self.prog} --help`)")
+
+
+# --- Option types: each accepts a command-line string or a config-file value. ---
+
+
+def _fail(expected, value):
+    raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}")
+
+
+def positive_int(value):
+    if isinstance(value, str):
+        try:
+            value = int(value)
+        except ValueError:
+            _fail("a positive integer", value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        _fail("a positive integer", value)
+    return value
+
+
+def non_negative_int(value):
+    if isinstance(value, str):
+        try:
+            value = int(value)
+        except ValueError:
+            _fail("an integer >= 0", value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        _fail("an integer >= 0", value)
+    return value
+
+
+def _float(value, expected):
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            _fail(expected, value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        _fail(expected, value)
+    return float(value)
+
+
+def positive_float(value):
+    value = _float(value, "a positive number")
+    if not value > 0 or value == float("inf"):
+        _fail("a positive number", value)
+    return value
+
+
+def fraction(value):
+    """A float in [0, 1)."""
+    number = _float(value, "a number in [0, 1)")
+    if not 0 <= number < 1:
+        _fail("a number in [0, 1)", value)
+    return number
+
+
+def probability(value):
+    """A float in [0, 1]."""
+    number = _float(value, "a number in [0, 1]")
+    if not 0 <= number <= 1:
+        _fail("a number in [0, 1]", value)
+    return number
+
+
+def image_size(value):
+    """`64`, `"64"`, `"64x48"`, `"64,48"` or `[64, 48]` to a `(height, width)` tuple."""
+    expected = "a size N or HxW (positive integers)"
+    if isinstance(value, str):
+        parts = value.lower().replace(",", "x").split("x")
+        try:
+            value = [int(p) for p in parts]
+        except ValueError:
+            _fail(expected, value)
+        if len(value) == 1:
+            value = value[0]
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            _fail(expected, value)
+        return tuple(_size_part(v, expected, value) for v in value)
+    return (_size_part(value, expected, value),) * 2
+
+
+def _size_part(part, expected, value):
+    if isinstance(part, bool) or not isinstance(part, int) or part < 1:
+        _fail(expected, value)
+    return part
+
+
+def name_list(value):
+    """`"dice,iou"` or `["dice", "iou"]` to a list of names."""
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        _fail("a comma-separated list of names", value)
+    return list(value)
+
+
+def optional_choice(*choices):
+    """A choice among `choices` where `"none"` (or JSON null) means `None`."""
+
+    def convert(value):
+        if value is None or (isinstance(value, str) and value.lower() == "none"):
+            return None
+        if value not in choices:
+            _fail("one of " + ", ".join(repr(c) for c in (*choices, "none")), value)
+        return value
+
+    convert.__name__ = "choice"
+    return convert
+
+
+# --- Config files: JSON objects whose keys are the options' names. ---
+
+
+def read_json(path, what):
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise CommandError(f"{what} '{path}' does not exist.") from None
+    except IsADirectoryError:
+        raise CommandError(f"{what} '{path}' is a folder, not a JSON file.") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise CommandError(f"{what} '{path}' cannot be read: {error}.") from None
+    except json.JSONDecodeError as error:
+        raise UsageError(f"{what} '{path}' is not valid JSON: {error}.") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{what} '{path}' must hold a JSON object of options.")
+    return data
+
+
+def config_defaults(parser, config, source, ignore=()):
+    """Checks and converts a config dict against `parser`'s options.
+
+    Keys are option names with `_` or `-` (`base_filters`, `base-filters`); values go
+    through the option's own type and choices, so a config file accepts exactly
+    what the command line accepts. Returns a dict by `dest`, for
+    `parser.set_defaults`.
+    """
+    actions = parser.option_actions
+    converted = {}
+    for key, value in config.items():
+        dest = key.replace("-", "_")
+        if dest in ignore:
+            continue
+        action = actions.get(dest)
+        if action is None or dest in ("config", "resume"):
+            known = ", ".join(sorted(d for d in actions if d not in ("config", "resume")))
+            raise UsageError(f"{source}: unknown option {key!r}. Known options: {known}.")
+        converted[dest] = _convert(action, value, f"{source}: option {key!r}")
+    return converted
+
+
+def _convert(action, value, where):
+    if action.nargs == 0:  # store_true, store_false, BooleanOptionalAction
+        if not isinstance(value, bool):
+            raise UsageError(f"{where}: expected true or false, got {value!r}.")
+        return value
+    if value is None:
+        if action.type is None or action.default is None:
+            return None
+    try:
+        if action.type is not None:
+            value = action.type(value)
+        elif not isinstance(value, str):
+            raise argparse.ArgumentTypeError(f"expected a string, got {value!r}")
+    except argparse.ArgumentTypeError as error:
+        raise UsageError(f"{where}: {error}.") from None
+    if action.choices is not None and value not in action.choices:
+        choices = ", ".join(repr(c) for c in action.choices)
+        raise UsageError(f"{where}: invalid choice {value!r} (choose from {choices}).")
+    return value
+
+
+def parse_with_defaults(parser, argv, defaults):
+    """Parses `argv` with `defaults` layered under it: the command line wins."""
+    parser.set_defaults(**defaults)
+    return parser.parse_args(argv)
+
+
+# --- Files and models ---
+
+
+def require_folder(path, what):
+    if not os.path.exists(path):
+        raise CommandError(f"{what} '{path}' does not exist.")
+    if not os.path.isdir(path):
+        raise CommandError(f"{what} '{path}' is not a folder.")
+
+
+def load_model(path):
+    """Loads a `.keras` model (safe mode) or raises `CommandError` naming the file."""
+    import zipfile
+
+    import keras
+
+    if not os.path.exists(path):
+        raise CommandError(f"model file '{path}' does not exist.")
+    if os.path.isdir(path):
+        raise CommandError(f"model file '{path}' is a folder, not a .keras file.")
+    if not path.endswith(".keras") or not zipfile.is_zipfile(path):
+        raise CommandError(
+            f"model file '{path}' is not a Keras model: expected a .keras file written "
+            "by model.save() or by `keras-unet-seg train`."
+        )
+    import keras_unet_seg  # noqa: F401  (registers the library's classes)
+
+    try:
+        return keras.saving.load_model(path)
+    except Exception as error:  # Keras raises many types for bad archives.
+        raise CommandError(
+            f"model file '{path}' cannot be loaded: {type(error).__name__}: {one_line(error)}"
+        ) from None
+
+
+def input_channels(model):
+    """The number of input channels a built model expects, or `None` if unknown."""
+    try:
+        shape = model.input_shape
+    except (AttributeError, ValueError):
+        shape = None
+    if isinstance(shape, tuple) and shape and isinstance(shape[-1], int):
+        return shape[-1]
+    for weight in model.weights:  # the first kernel of a convolutional model
+        if len(weight.shape) == 4:
+            return int(weight.shape[2])
+    return None
+
+
+def color_mode_for(channels):
+    return {1: "grayscale", 3: "rgb", 4: "rgba"}.get(channels, "rgb")
+
+
+def get_loss(name, where):
+    """`keras_unet_seg.losses.get(name)`, or a `UsageError` that lists the known names."""
+    from keras_unet_seg import losses
+
+    try:
+        return losses.get(name)
+    except ValueError:
+        known = ", ".join(sorted(k for k in getattr(losses, "_BY_NAME", {}) if k.islower()))
+        raise UsageError(
+            f"{where}: unknown loss {name!r}. Use one of {known}, or the name of a Keras "
+            "loss such as binary_crossentropy."
+        ) from None
+
+
+def get_metric(name, where, num_classes=1, threshold=None):
+    """`keras_unet_seg.metrics.get(name)` for `num_classes` classes (and `threshold`)."""
+    import keras
+
+    from keras_unet_seg import metrics
+
+    try:
+        metric = metrics.get(name)
+    except ValueError:
+        known = ", ".join(sorted(k for k in getattr(metrics, "_BY_NAME", {}) if k.islower()))
+        raise UsageError(
+            f"{where}: unknown metric {name!r}. Use one of {known}, or the name of a Keras "
+            "metric such as binary_accuracy."
+        ) from None
+    if isinstance(metric, keras.metrics.Metric):
+        config = metric.get_config()
+        changes = {}
+        if "num_classes" in config and config["num_classes"] != num_classes:
+            changes["num_classes"] = num_classes
+        if threshold is not None and "threshold" in config:
+            changes["threshold"] = threshold
+        if changes:
+            metric = type(metric).from_config({**config, **changes})
+    return metric
+
+
+def metric_name(metric):
+    return getattr(metric, "name", None) or getattr(metric, "__name__", str(metric))

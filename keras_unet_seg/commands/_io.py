@@ -1,0 +1,69 @@
+"""Atomic writes: every output goes to a temporary file in its folder, then `os.replace`.
+
+A reader (or a crash) never sees a half-written model, JSON or PNG: the final name
+points either to the old complete file or to the new complete one.
+"""
+
+import contextlib
+import json
+import os
+import secrets
+
+
+def temporary_name(path):
+    """A hidden, unique name next to `path` that keeps its extension (`.keras` needs it)."""
+    directory, name = os.path.split(os.path.abspath(path))
+    stem, extension = os.path.splitext(name)
+    return os.path.join(directory, f".{stem}.{secrets.token_hex(4)}.tmp{extension}")
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temporary path to write; on success it replaces `path` in one step.
+
+    The folder of `path` is created if needed. On any error (or interruption) the
+    temporary file is removed and `path` is left as it was.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    temporary = temporary_name(path)
+    try:
+        yield temporary
+        _fsync(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temporary)
+        raise
+
+
+def _fsync(path):
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def write_json(path, data):
+    with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=False)
+        f.write("\n")
+
+
+def save_model(model, path):
+    with atomic_path(path) as temporary:
+        model.save(temporary)
+
+
+def save_png(path, array):
+    """Saves a uint8 `(h, w)`, `(h, w, 1)`, `(h, w, 3)` or `(h, w, 4)` array as PNG."""
+    from PIL import Image
+
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    with atomic_path(path) as temporary:
+        Image.fromarray(array).save(temporary, format="PNG")
+
+
+def save_figure(path, figure, dpi=100):
+    """Saves a matplotlib figure; the format comes from the extension."""
+    extension = os.path.splitext(path)[1].lstrip(".").lower() or "png"
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format=extension, dpi=dpi)

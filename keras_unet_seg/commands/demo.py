@@ -1,0 +1,222 @@
+"""Run the whole pipeline on synthetic data: data, training, evaluation, overlays.
+
+Writes a synthetic dataset of textured shapes (`make_synthetic_dataset`) into
+`OUT/data`, trains a small UNet on it (a couple of minutes on two CPU cores), scores
+the best checkpoint on the validation images, and writes into `OUT`: `model.keras`
+(last epoch) and `best.keras`, `metrics.json` (validation Dice, IoU, precision and
+recall, overall and per image), `overlays/*.png` (each validation image with the true
+outline in green and the predicted outline in red), `predictions.png` (a grid of
+images, masks, predictions and overlays), `curves.png`, `log.csv` and `config.json`
+(the training options, reusable with `train --config`).
+"""
+
+import os
+import shutil
+import sys
+import time
+
+from keras_unet_seg.commands import _common, _io, evaluate, train
+
+NAME = "demo"
+
+TRUE_COLOR = (0, 255, 0)
+PREDICTED_COLOR = (255, 0, 0)
+TARGET_DICE = 0.9
+
+
+def add_arguments(parser):
+    parser.add_argument("--out", default="demo_out", metavar="DIR", help="folder to write to")
+    parser.add_argument("--epochs", type=_common.positive_int, default=12)
+    parser.add_argument("--seed", type=_common.non_negative_int, default=0)
+    parser.add_argument(
+        "--image-size",
+        type=_common.image_size,
+        default=(128, 128),
+        metavar="N|HxW",
+        help="size of the synthetic images (each side at least 16)",
+    )
+    parser.add_argument(
+        "--num-train", type=_common.positive_int, default=96, help="training images"
+    )
+    parser.add_argument(
+        "--num-val", type=_common.positive_int, default=16, help="validation images"
+    )
+    parser.add_argument("--base-filters", type=_common.positive_int, default=8)
+    parser.add_argument("--batch-size", type=_common.positive_int, default=8)
+    return parser
+
+
+def run(args):
+    start = time.perf_counter()
+    out = args.out
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise _common.CommandError(f"output folder '{out}' is a file, not a folder.")
+    if min(args.image_size) < 16:
+        raise _common.UsageError(f"demo: --image-size must be at least 16, got {args.image_size}.")
+    height, width = args.image_size
+    data_dir = os.path.join(out, "data")
+
+    from keras_unet_seg.data import make_synthetic_dataset
+
+    print(
+        f"Writing {args.num_train} + {args.num_val} synthetic {height}x{width} pairs "
+        f"to '{data_dir}'."
+    )
+    make_synthetic_dataset(
+        data_dir,
+        num_train=args.num_train,
+        num_val=args.num_val,
+        image_size=(height, width),
+        seed=args.seed,
+        overwrite=True,
+    )
+
+    print(f"Training a UNet (base_filters={args.base_filters}, depth=3) for {args.epochs} epochs.")
+    options = _train_options(data_dir, out, args)
+    _clear_previous_run(out)
+    trained = train.train(options, verbose=1)
+    train_seconds = time.perf_counter() - start
+
+    best_path = trained["written"].get("best_model", trained["written"]["model"])
+    print(f"\nScoring '{best_path}' on the validation images.")
+    model = _common.load_model(best_path)
+    eval_args = _sub_args(
+        evaluate,
+        [
+            "--model",
+            best_path,
+            "--data",
+            data_dir,
+            "--subset",
+            "val",
+            "--tile-size",
+            f"{height}x{width}",
+        ],
+    )
+    report = evaluate.evaluate(model, eval_args, verbose=1, keep_predictions=True)
+    predictions = report.pop("predictions")
+    evaluate.print_table(report)
+
+    names = [os.path.splitext(os.path.basename(row["image"]))[0] for row in report["per_image"]]
+    overlays = _write_overlays(out, names, predictions)
+    grid = _write_grid(out, predictions)
+
+    metrics_path = os.path.join(out, "metrics.json")
+    overall = report["overall"]
+    _io.write_json(
+        metrics_path,
+        {
+            "model": best_path,
+            "validation": overall,
+            "num_validation_images": report["num_images"],
+            "threshold": report["threshold"],
+            "best_epoch": None if trained["best_epoch"] is None else trained["best_epoch"] + 1,
+            "epochs": args.epochs,
+            "seconds": round(time.perf_counter() - start, 1),
+            "training_seconds": round(train_seconds, 1),
+            "per_image": report["per_image"],
+        },
+    )
+    written = {
+        "model": trained["written"]["model"],
+        "best model": best_path,
+        "metrics": metrics_path,
+        "overlays": f"{os.path.dirname(overlays[0])}{os.sep} ({len(overlays)} PNGs)",
+    }
+    if grid:
+        written["predictions"] = grid
+    if "curves" in trained["written"]:
+        written["curves"] = trained["written"]["curves"]
+    written["training log"] = trained["written"]["log"]
+    written["data"] = data_dir
+
+    seconds = time.perf_counter() - start
+    print(
+        f"\nDemo finished in {seconds:.0f} s. Validation: Dice {overall['dice']:.3f}, "
+        f"IoU {overall['iou']:.3f}, precision {overall['precision']:.3f}, "
+        f"recall {overall['recall']:.3f}."
+    )
+    for label, path in written.items():
+        print(f"  {label:<13} {path}")
+    if overall["dice"] < TARGET_DICE:
+        print(
+            f"{_common.PROG}: warning: validation Dice {overall['dice']:.3f} is below "
+            f"{TARGET_DICE}; try more --epochs.",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _sub_args(module, argv):
+    """Parses `argv` with a command's own parser (the options and defaults it documents)."""
+    parser = _common.ArgumentParser(prog=f"{_common.PROG} {module.NAME}")
+    module.add_arguments(parser)
+    args = parser.parse_args(argv)
+    args._parser, args._argv = parser, argv
+    return args
+
+
+def _train_options(data_dir, out, args):
+    height, width = args.image_size
+    argv = [
+        "--data", data_dir,
+        "--out", out,
+        "--image-size", f"{height}x{width}",
+        "--batch-size", str(args.batch_size),
+        "--base-filters", str(args.base_filters),
+        "--depth", "3",
+        "--epochs", str(args.epochs),
+        # 3x Adam's usual rate: on this data it halves the loss of 12 epochs (background
+        # probabilities ~0.05 instead of ~0.2) and reaches a validation Dice of ~0.99.
+        "--learning-rate", "3e-3",
+        "--seed", str(args.seed),
+    ]  # fmt: skip
+    return _sub_args(train, argv)
+
+
+def _clear_previous_run(out):
+    """A demo folder is the demo's own: a previous demo's run files are replaced."""
+    for name in (train.CONFIG_FILE, train.LOG_FILE):
+        path = os.path.join(out, name)
+        if os.path.isfile(path):
+            os.remove(path)
+    shutil.rmtree(os.path.join(out, train.BACKUP_FOLDER), ignore_errors=True)
+
+
+def _write_overlays(out, names, predictions):
+    """Each validation image with the true outline (green) and the predicted one (red)."""
+    from keras_unet_seg import viz
+
+    outlined = [
+        viz.overlay_mask(image, mask, color=TRUE_COLOR, alpha=1.0, mode="contour")
+        for image, mask, _ in predictions
+    ]
+    return viz.save_overlays(
+        outlined,
+        [probabilities for _, _, probabilities in predictions],
+        os.path.join(out, "overlays"),
+        names=names,
+        color=PREDICTED_COLOR,
+        alpha=1.0,
+        mode="contour",
+    )
+
+
+def _write_grid(out, predictions, count=4):
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return None
+    from keras_unet_seg import viz
+
+    chosen = predictions[:count]
+    figure = viz.plot_predictions(
+        [image for image, _, _ in chosen],
+        [mask for _, mask, _ in chosen],
+        [probabilities for _, _, probabilities in chosen],
+        mode="contour",
+        alpha=1.0,
+    )
+    path = os.path.join(out, "predictions.png")
+    _io.save_figure(path, figure)
+    return path

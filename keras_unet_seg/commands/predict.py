@@ -1,0 +1,192 @@
+"""Segment image files of any size with a trained model (tiled inference).
+
+Inputs are image files or folders (read recursively). Each image is read the way
+`SegmentationDataset` reads training images (scaled to [0, 1]; channels from the
+model, or `--color-mode`), predicted tile by tile with `predict_tiled` at its own
+size, and written as `OUT/masks/<name>.png` (binary: 0/255; several classes: class
+ids) and `OUT/overlays/<name>.png`. Files of a folder keep their relative path.
+"""
+
+import os
+
+import numpy as np
+
+from keras_unet_seg.commands import _common, _io
+from keras_unet_seg.commands._common import CommandError
+
+NAME = "predict"
+
+
+def add_arguments(parser):
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    parser.add_argument(
+        "--model", required=True, metavar="FILE", help=".keras model, such as RUN/model.keras"
+    )
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder to write to")
+    add_inference_arguments(parser)
+    parser.add_argument(
+        "--overlay-mode",
+        choices=("contour", "fill"),
+        default="contour",
+        help="outline the predicted regions, or fill them",
+    )
+    return parser
+
+
+def add_inference_arguments(parser):
+    """The options of tiled inference, shared by `predict` and `evaluate`."""
+    group = parser.add_argument_group("inference")
+    group.add_argument(
+        "--tile-size",
+        type=_common.image_size,
+        default=(256, 256),
+        metavar="N|HxW",
+        help="size of the tiles given to the model",
+    )
+    group.add_argument(
+        "--overlap", type=_common.fraction, default=0.25, help="fraction shared by neighbour tiles"
+    )
+    group.add_argument(
+        "--batch-size", type=_common.positive_int, default=4, help="tiles per model call"
+    )
+    group.add_argument(
+        "--threshold",
+        type=_common.probability,
+        default=0.5,
+        help="probability at or above which a pixel is foreground (one class)",
+    )
+    group.add_argument(
+        "--tta", action="store_true", help="average the predictions of the flipped images"
+    )
+    group.add_argument(
+        "--color-mode",
+        choices=("rgb", "grayscale", "rgba"),
+        default=None,
+        help="how images are read (default: from the model's input channels)",
+    )
+    return group
+
+
+def run(args):
+    files = collect_inputs(args.inputs)
+    model = _common.load_model(args.model)
+    color_mode = args.color_mode or _common.color_mode_for(_common.input_channels(model))
+    predict_files(model, files, args, color_mode)
+    return 0
+
+
+def collect_inputs(inputs):
+    """`[(path, name)]` for every image in `inputs`, checked before anything runs.
+
+    A file's name is its stem; a folder's files are named by their path relative to
+    the folder, without extension. Two inputs with the same name are refused.
+    """
+    from keras_unet_seg.data import _io as data_io
+
+    found = []
+    for item in inputs:
+        if not os.path.exists(item):
+            raise CommandError(f"input '{item}' does not exist.")
+        if os.path.isdir(item):
+            paths = data_io.list_image_files(item)
+            if not paths:
+                raise CommandError(
+                    f"input folder '{item}' holds no image files (extensions "
+                    f"{', '.join(data_io.IMAGE_EXTENSIONS)})."
+                )
+            for path in paths:
+                name = os.path.splitext(os.path.relpath(path, item))[0]
+                found.append((path, name.replace(os.sep, "/")))
+        else:
+            extension = os.path.splitext(item)[1].lower()
+            if extension not in data_io.IMAGE_EXTENSIONS:
+                raise CommandError(
+                    f"input '{item}' is not an image file: expected one of the extensions "
+                    f"{', '.join(data_io.IMAGE_EXTENSIONS)}."
+                )
+            found.append((item, os.path.splitext(os.path.basename(item))[0]))
+    seen = {}
+    for path, name in found:
+        if name in seen and os.path.abspath(seen[name]) != os.path.abspath(path):
+            raise CommandError(
+                f"inputs '{seen[name]}' and '{path}' would both be written as '{name}.png'; "
+                "rename one, or predict them into different --out folders."
+            )
+        seen[name] = path
+    unique = list({os.path.abspath(path): (path, name) for path, name in found}.values())
+    for path, _ in unique:
+        read_header(path)
+    return unique
+
+
+def read_header(path):
+    from keras_unet_seg.data import _io as data_io
+
+    try:
+        return data_io.read_header(path)
+    except data_io.InvalidFileError as error:
+        raise CommandError(str(error)) from None
+
+
+def read_image(path, color_mode):
+    """Reads an image exactly as `SegmentationDataset` does (float32 in [0, 1])."""
+    from keras_unet_seg.data import _io as data_io
+
+    try:
+        return data_io.read_image(path, color_mode)
+    except data_io.InvalidFileError as error:
+        raise CommandError(str(error)) from None
+
+
+def predict_image(model, image, args):
+    """Probabilities `(height, width, num_classes)` of one image, by tiles."""
+    from keras_unet_seg.inference import predict_tiled
+
+    try:
+        return predict_tiled(
+            model,
+            image,
+            tile_size=tuple(args.tile_size),
+            overlap=args.overlap,
+            batch_size=args.batch_size,
+            tta=args.tta,
+        )
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+
+
+def mask_from_probabilities(probabilities, threshold):
+    """A uint8 mask PNG array: 0/255 for one class, class ids for several."""
+    if probabilities.shape[-1] == 1:
+        return np.where(probabilities[..., 0] >= threshold, 255, 0).astype(np.uint8)
+    ids = np.argmax(probabilities, axis=-1)
+    return ids.astype(np.uint8 if probabilities.shape[-1] <= 256 else np.uint16)
+
+
+def predict_files(model, files, args, color_mode, verbose=1):
+    import keras
+
+    from keras_unet_seg import viz
+
+    masks_dir = os.path.join(args.out, "masks")
+    overlays_dir = os.path.join(args.out, "overlays")
+    progress = keras.utils.Progbar(len(files), unit_name="image", verbose=verbose)
+    for index, (path, name) in enumerate(files):
+        image = read_image(path, color_mode)
+        probabilities = predict_image(model, image, args)
+        mask = mask_from_probabilities(probabilities, args.threshold)
+        _io.save_png(os.path.join(masks_dir, f"{name}.png"), mask)
+        subfolder, base = os.path.split(name)
+        viz.save_overlays(
+            [image[..., :3]],
+            [probabilities],
+            os.path.join(overlays_dir, subfolder),
+            names=[base],
+            threshold=args.threshold,
+            mode=args.overlay_mode,
+            alpha=1.0 if args.overlay_mode == "contour" else 0.5,
+        )
+        progress.update(index + 1)
+    if verbose:
+        print(f"Wrote {len(files)} masks to '{masks_dir}' and overlays to '{overlays_dir}'.")
+    return masks_dir, overlays_dir
