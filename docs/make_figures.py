@@ -27,11 +27,11 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import keras
+import numpy as np
+from PIL import Image
 
-from keras_unet_seg import (  # noqa: E402
+from keras_unet_seg import (
     BCEDiceLoss,
     DiceCoefficient,
     IoUScore,
