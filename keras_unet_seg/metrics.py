@@ -218,7 +218,16 @@ class _ConfusionMetric(keras.metrics.Metric):
             predicted = predicted * pixel_weight
             target = target * pixel_weight
 
-        axes = tuple(range(1, rank - 1)) if self.per_image else tuple(range(rank - 1))
+        if self.per_image:
+            axes = tuple(range(1, rank - 1))
+        else:
+            # Flattened against the known class count rather than summed over the
+            # axes of the runtime shape: TensorFlow's oneDNN Conv2D returns an empty
+            # batch (what a MirroredStrategy replica gets from a short last batch)
+            # with the input's channel count, e.g. (0, h, w, 2) for 1 output channel.
+            axes = 0
+            predicted = ops.reshape(predicted, (-1, self.num_classes))
+            target = ops.reshape(target, (-1, self.num_classes))
         overlap = predicted * target
         true_pos = ops.sum(overlap, axis=axes)
         false_pos = ops.sum(predicted - overlap, axis=axes)
