@@ -176,6 +176,18 @@ def pair_files(images_dir, masks_dir, mask_suffix=""):
     return samples, problems, num_found
 
 
+def import_tf():
+    """Imports TensorFlow, which the `tf.data` pipeline needs, with an install hint."""
+    try:
+        import tensorflow as tf
+    except ImportError:  # pragma: no cover - tensorflow is a dependency
+        raise ImportError(
+            "keras_unet_seg.data needs TensorFlow for its tf.data pipeline: "
+            "`pip install tensorflow`."
+        ) from None
+    return tf
+
+
 def _import_pil():
     from PIL import Image
 
@@ -259,7 +271,7 @@ def _tifffile_header(path):
 
 
 def _read_png_16(path):
-    import tensorflow as tf
+    tf = import_tf()
 
     with open(path, "rb") as f:
         data = f.read()

@@ -5,20 +5,11 @@ import numbers
 
 import numpy as np
 
+from keras_unet_seg.data._io import import_tf as _import_tf
+
 _FLIP_MODES = (None, "horizontal", "vertical", "horizontal_and_vertical")
 _FILL_MODES = ("reflect", "wrap", "constant", "nearest")
 _INTERPOLATIONS = ("nearest", "bilinear")
-
-
-def _import_tf():
-    try:
-        import tensorflow as tf
-    except ImportError:  # pragma: no cover - tensorflow is a dependency
-        raise ImportError(
-            "keras_unet_seg.data needs TensorFlow for its tf.data pipeline: "
-            "`pip install tensorflow`."
-        ) from None
-    return tf
 
 
 def _check_fraction(name, value, upper, upper_inclusive=True):
@@ -79,7 +70,8 @@ class JointAugmentation:
             noise, as a fraction of `value_range`.
         value_range: `(low, high)`, default `(0.0, 1.0)`: the range of the images
             (that of `SegmentationDataset` before standardisation). Photometric
-            results are clipped to it.
+            results are clipped to it. Every channel is treated alike, the alpha
+            of RGBA images included.
         fill_mode: how rotation and zoom fill points outside the input: `"reflect"`
             (default), `"wrap"`, `"constant"` (zeros, that is background in the mask)
             or `"nearest"`. Image and mask are filled the same way.

@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from keras_unet_seg.data import _io
-from keras_unet_seg.data.augment import JointAugmentation, _import_tf
+from keras_unet_seg.data._io import import_tf as _import_tf
+from keras_unet_seg.data.augment import JointAugmentation
 
 _FLAT_SUBSETS = ("training", "validation", "both")
 _NORMALIZATIONS = ("scale", "standardize")
@@ -235,6 +236,7 @@ class SegmentationDataset:
         cache=False,
         on_error="raise",
         verify=True,
+        verbose=True,
     ):
         """Reads pairs of image and mask files from a folder as a `tf.data.Dataset`.
 
@@ -333,6 +335,8 @@ class SegmentationDataset:
                 `False` checks headers only (sizes, formats, pairing) and leaves
                 decoding errors and mask values to the pipeline, which then fails
                 with an error naming the file.
+            verbose: bool, default `True`. Print how many pairs were found and how
+                many each subset uses, as `image_dataset_from_directory` does.
 
         Returns:
             A `tf.data.Dataset` of `(images, masks)`, or a tuple
@@ -354,7 +358,8 @@ class SegmentationDataset:
         ... )
         >>> train = SegmentationDataset.from_directory(
         ...     root, subset="train", image_size=(32, 32), batch_size=2, seed=0
-        ... )
+        ... )  # doctest: +ELLIPSIS
+        Found 4 image/mask pairs in '.../train'.
         >>> images, masks = next(iter(train))
         >>> tuple(images.shape), images.dtype.name, tuple(masks.shape), masks.dtype.name
         ((2, 32, 32, 3), 'float32', (2, 32, 32, 1), 'float32')
@@ -384,6 +389,8 @@ class SegmentationDataset:
             raise _invalid("on_error", f"one of {_ON_ERROR}", on_error)
         if not isinstance(verify, bool):
             raise _invalid("verify", "a bool", verify)
+        if not isinstance(verbose, bool):
+            raise _invalid("verbose", "a bool", verbose)
         directory = os.fspath(directory)
         if not os.path.isdir(directory):
             raise _invalid("directory", "an existing folder", directory)
@@ -499,12 +506,18 @@ class SegmentationDataset:
             dataset.skipped = list(skipped)
             return dataset
 
+        if verbose:
+            print(f"Found {len(kept)} image/mask pairs in '{os.path.dirname(images_dir)}'.")
         if validation_split is None:
             return build(kept, cache)
         order = np.random.RandomState(seed).permutation(len(kept))
         num_val = int(validation_split * len(kept))
         train_samples = [kept[i] for i in sorted(order[: len(kept) - num_val])]
         val_samples = [kept[i] for i in sorted(order[len(kept) - num_val :])]
+        if verbose and subset in ("training", "both"):
+            print(f"Using {len(train_samples)} pairs for training.")
+        if verbose and subset in ("validation", "both"):
+            print(f"Using {len(val_samples)} pairs for validation.")
         if subset == "training":
             return build(train_samples, cache)
         if subset == "validation":

@@ -474,6 +474,17 @@ def test_validation_split_is_disjoint_and_covers_every_pair(tmp_path):
     assert sorted(epoch_ids(other)) != sorted(val_ids)
 
 
+def test_verbose_prints_what_was_found_like_keras(tmp_path, capsys):
+    write_id_pairs(tmp_path, 10)
+    _from_dir(tmp_path, subset="both", validation_split=0.2)
+    assert capsys.readouterr().out == (
+        f"Found 10 image/mask pairs in '{tmp_path}'.\n"
+        "Using 8 pairs for training.\nUsing 2 pairs for validation.\n"
+    )
+    _from_dir(tmp_path, verbose=False)
+    assert capsys.readouterr().out == ""
+
+
 def test_validation_split_argument_errors(tmp_path):
     write_id_pairs(tmp_path, 4)
     with pytest.raises(
