@@ -18,7 +18,13 @@ Example:
 import sys
 
 from keras_unet_seg.commands import COMMANDS
-from keras_unet_seg.commands._common import PROG, ArgumentParser, CommandError, one_line
+from keras_unet_seg.commands._common import (
+    PROG,
+    ArgumentParser,
+    CommandError,
+    Interrupted,
+    one_line,
+)
 
 
 def build_parser():
@@ -48,6 +54,9 @@ def main(argv=None):
         args = parser.parse_args(argv)
         args._argv = argv[argv.index(args.command) + 1 :]
         return args._run(args) or 0
+    except Interrupted as interrupted:
+        print(f"\n{PROG}: {one_line(interrupted)}", file=sys.stderr)
+        return interrupted.exit_code
     except CommandError as error:
         print(f"{PROG}: error: {one_line(error)}", file=sys.stderr)
         return error.exit_code

@@ -19,6 +19,12 @@ class CommandError(Exception):
     exit_code = 1
 
 
+class Interrupted(CommandError):
+    """The user interrupted a command (Ctrl-C); exit status 130 as a shell gives."""
+
+    exit_code = 130
+
+
 class UsageError(CommandError):
     """A mistake in the command line or a config file (exit status 2)."""
 
@@ -75,60 +81,50 @@ def _fail(expected, value):
     raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}")
 
 
-def positive_int(value):
+def _parse(value, parse, expected):
+    """`parse(value)` for a command-line string; a config value is checked as it is."""
     if isinstance(value, str):
         try:
-            value = int(value)
+            return parse(value)
         except ValueError:
-            _fail("a positive integer", value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        _fail("a positive integer", value)
+            _fail(expected, value)
     return value
+
+
+def _integer(value, expected, minimum):
+    number = _parse(value, int, expected)
+    if isinstance(number, bool) or not isinstance(number, int) or number < minimum:
+        _fail(expected, value)
+    return number
+
+
+def positive_int(value):
+    return _integer(value, "a positive integer", 1)
 
 
 def non_negative_int(value):
-    if isinstance(value, str):
-        try:
-            value = int(value)
-        except ValueError:
-            _fail("an integer >= 0", value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        _fail("an integer >= 0", value)
-    return value
+    return _integer(value, "an integer >= 0", 0)
 
 
-def _float(value, expected):
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            _fail(expected, value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+def _float(value, expected, accept):
+    number = _parse(value, float, expected)
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or not accept(number):
         _fail(expected, value)
-    return float(value)
+    return float(number)
 
 
 def positive_float(value):
-    value = _float(value, "a positive number")
-    if not value > 0 or value == float("inf"):
-        _fail("a positive number", value)
-    return value
+    return _float(value, "a positive number", lambda x: 0 < x < float("inf"))
 
 
 def fraction(value):
     """A float in [0, 1)."""
-    number = _float(value, "a number in [0, 1)")
-    if not 0 <= number < 1:
-        _fail("a number in [0, 1)", value)
-    return number
+    return _float(value, "a number in [0, 1)", lambda x: 0 <= x < 1)
 
 
 def probability(value):
     """A float in [0, 1]."""
-    number = _float(value, "a number in [0, 1]")
-    if not 0 <= number <= 1:
-        _fail("a number in [0, 1]", value)
-    return number
+    return _float(value, "a number in [0, 1]", lambda x: 0 <= x <= 1)
 
 
 def image_size(value):
@@ -257,11 +253,9 @@ def require_folder(path, what):
         raise CommandError(f"{what} '{path}' is not a folder.")
 
 
-def load_model(path):
-    """Loads a `.keras` model (safe mode) or raises `CommandError` naming the file."""
+def check_model_file(path):
+    """Raises `CommandError` unless `path` looks like a `.keras` file (cheap, no loading)."""
     import zipfile
-
-    import keras
 
     if not os.path.exists(path):
         raise CommandError(f"model file '{path}' does not exist.")
@@ -272,8 +266,15 @@ def load_model(path):
             f"model file '{path}' is not a Keras model: expected a .keras file written "
             "by model.save() or by `keras-unet-seg train`."
         )
+
+
+def load_model(path):
+    """Loads a `.keras` model (safe mode) or raises `CommandError` naming the file."""
+    import keras
+
     import keras_unet_seg  # noqa: F401  (registers the library's classes)
 
+    check_model_file(path)
     try:
         return keras.saving.load_model(path)
     except Exception as error:  # Keras raises many types for bad archives.

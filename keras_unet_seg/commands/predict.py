@@ -68,6 +68,7 @@ def add_inference_arguments(parser):
 
 
 def run(args):
+    _common.check_model_file(args.model)
     files = collect_inputs(args.inputs)
     model = _common.load_model(args.model)
     color_mode = args.color_mode or _common.color_mode_for(_common.input_channels(model))

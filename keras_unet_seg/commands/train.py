@@ -6,9 +6,11 @@ come from the command line or from a JSON file (`--config`) whose keys are the
 options' names (`{"base_filters": 16, "loss": "dice"}`); the command line wins. The
 run folder receives `config.json` (every option, reusable as `--config`),
 `best.keras` (best epoch by the first metric on the validation set), `model.keras`
-(the last epoch), `log.csv` and `curves.png`. An interrupted run continues from its
+(the last epoch), `log.csv`, `curves.png` and `backup/` (the last epoch's weights and
+optimizer state). An interrupted run continues from its
 last completed epoch, weights and optimizer state included, with
-`keras-unet-seg train --out RUN --resume`.
+`keras-unet-seg train --out RUN --resume`; add `--epochs N` to train a finished run
+longer.
 """
 
 import argparse
@@ -18,7 +20,7 @@ import os
 import keras
 
 from keras_unet_seg.commands import _common, _io
-from keras_unet_seg.commands._common import CommandError, UsageError
+from keras_unet_seg.commands._common import CommandError, Interrupted, UsageError
 
 NAME = "train"
 
@@ -145,7 +147,13 @@ def add_arguments(parser):
 
 def run(args):
     args = resolve_options(args)
-    train(args)
+    try:
+        train(args)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"training interrupted; continue it with `{_common.PROG} train --out {args.out} "
+            "--resume`."
+        ) from None
     return 0
 
 
@@ -253,7 +261,6 @@ def compile_model(model, options):
 def load_datasets(options):
     from keras_unet_seg.data import SegmentationDataset
 
-    _common.require_folder(options.data, "data folder")
     common = {
         "image_size": tuple(options.image_size),
         "batch_size": options.batch_size,
@@ -261,19 +268,21 @@ def load_datasets(options):
         "num_classes": options.num_classes,
         "seed": options.seed,
     }
-    try:
-        train_data = SegmentationDataset.from_directory(
-            options.data,
-            subset=options.train_subset,
-            shuffle=True,
-            augment=True if options.augment else None,
-            **common,
-        )
-        val_data = SegmentationDataset.from_directory(
-            options.data, subset=options.val_subset, shuffle=False, **common
-        )
-    except ValueError as error:  # the data module names the folder or file at fault
-        raise CommandError(str(error)) from None
+    datasets = []
+    for role, subset, extra in (
+        ("training", options.train_subset, {"shuffle": True, "augment": options.augment or None}),
+        ("validation", options.val_subset, {"shuffle": False}),
+    ):
+        try:
+            datasets.append(
+                SegmentationDataset.from_directory(options.data, subset=subset, **extra, **common)
+            )
+        except ValueError as error:  # the data module names the folder or file at fault
+            option = "--train-subset" if role == "training" else "--val-subset"
+            raise CommandError(
+                f"cannot read the {role} data (--data {options.data}, {option} {subset}): {error}"
+            ) from None
+    train_data, val_data = datasets
     return train_data, val_data
 
 
@@ -285,6 +294,7 @@ def train(options, verbose=1):
         the paths written.
     """
     out = options.out
+    _common.require_folder(options.data, "data folder")
     config_path = os.path.join(out, CONFIG_FILE)
     if not options.resume and os.path.exists(config_path):
         raise CommandError(
@@ -293,21 +303,29 @@ def train(options, verbose=1):
         )
     if os.path.exists(out) and not os.path.isdir(out):
         raise CommandError(f"run folder '{out}' is a file, not a folder.")
-    train_data, val_data = load_datasets(options)
-
-    keras.utils.set_random_seed(options.seed)
-    model = build_model(options)
-    monitor = compile_model(model, options)
-
-    os.makedirs(out, exist_ok=True)
-    _io.write_json(config_path, run_config(options))
     log_path = os.path.join(out, LOG_FILE)
     backup_dir = os.path.join(out, BACKUP_FOLDER)
     best_path = os.path.join(out, BEST_MODEL_FILE)
-    resuming = options.resume and os.path.isdir(backup_dir)
+    resuming = bool(options.resume) and os.path.isdir(backup_dir)
+    completed = _backup_epoch(backup_dir) if resuming else 0
+    if resuming and completed >= options.epochs:
+        raise CommandError(
+            f"run '{out}' has already trained {completed} epochs (--epochs {options.epochs}); "
+            f"to train longer, pass --resume with --epochs greater than {completed}."
+        )
+
+    # The model and its loss and metrics first: they check the options before any
+    # file is read or written.
+    keras.utils.set_random_seed(options.seed)
+    model = build_model(options)
+    monitor = compile_model(model, options)
+    train_data, val_data = load_datasets(options)
+
+    os.makedirs(out, exist_ok=True)
+    _io.write_json(config_path, run_config(options))
     best_so_far = None
     if resuming:
-        best_so_far = _trim_log(log_path, _backup_epoch(backup_dir), monitor)
+        best_so_far = _trim_log(log_path, completed, monitor)
     elif os.path.exists(log_path):
         os.remove(log_path)  # a run interrupted before its first epoch ended
     callbacks = [
@@ -323,7 +341,11 @@ def train(options, verbose=1):
         _ResumeReport(options.epochs) if verbose else keras.callbacks.Callback(),
         # Last, so that a backup is the commit point of an epoch: an interruption
         # before it re-runs the epoch, after it never does.
-        keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True),
+        # The backup is kept after the last epoch, so that `--resume --epochs N` can
+        # train a finished run longer.
+        keras.callbacks.BackupAndRestore(
+            backup_dir, double_checkpoint=True, delete_checkpoint=False
+        ),
     ]
     model.fit(
         train_data,

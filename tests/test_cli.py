@@ -1,0 +1,508 @@
+"""The `keras-unet-seg` command: user mistakes, train/resume, predict, evaluate, demo.
+
+Commands run in-process through `main(argv)` (the entry point once, in a subprocess).
+Data: a tiny synthetic dataset of 32x32 images; models: base_filters 4, depth 2.
+"""
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_unet_seg.cli import main
+from keras_unet_seg.commands import _io, train
+from keras_unet_seg.data import make_synthetic_dataset
+
+SMALL_MODEL = ["--base-filters", "4", "--depth", "2", "--image-size", "32", "--batch-size", "4"]
+
+
+# --------------------------------------------------------------------------- #
+# Fixtures
+# --------------------------------------------------------------------------- #
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    return make_synthetic_dataset(root, num_train=8, num_val=3, image_size=(32, 32), seed=0)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, data_dir):
+    """A finished 2-epoch run, configured by a config file and the command line."""
+    base = tmp_path_factory.mktemp("run")
+    config = base / "options.json"
+    config.write_text(
+        json.dumps({"base_filters": 4, "depth": 2, "image_size": [32, 32], "epochs": 1})
+    )
+    run = base / "run"
+    code = main(
+        [
+            *("train", "--data", data_dir, "--out", str(run), "--config", str(config)),
+            *("--epochs", "2", "--batch-size", "4", "--no-augment"),
+        ]
+    )
+    assert code == 0
+    return run
+
+
+def _error_line(capsys):
+    """The single line the command printed on stderr for a user mistake."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("keras-unet-seg: error: "), lines[0]
+    return lines[0]
+
+
+def _temporary_files(folder):
+    return [
+        os.path.join(dirpath, name)
+        for dirpath, _, names in os.walk(folder)
+        for name in names
+        if ".tmp" in name or name.startswith(".")
+    ]
+
+
+# --------------------------------------------------------------------------- #
+# train
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.slow
+def test_train_writes_the_run_and_the_command_line_overrides_the_config(trained_run):
+    names = set(os.listdir(trained_run))
+    assert {"config.json", "model.keras", "best.keras", "log.csv", "curves.png"} <= names
+    config = json.loads((trained_run / "config.json").read_text())
+    assert config["epochs"] == 2  # command line over config file
+    assert config["base_filters"] == 4 and config["depth"] == 2  # from the config file
+    assert config["augment"] is False and config["image_size"] == [32, 32]
+    assert "out" not in config and "config" not in config and "resume" not in config
+    with open(trained_run / "log.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert "val_dice_coefficient" in rows[0]
+    model = keras.saving.load_model(trained_run / "model.keras")
+    assert model.base_filters == 4 and model.depth == 2
+    assert _temporary_files(trained_run) == []
+
+
+def test_saved_config_is_reusable_as_a_config_file(trained_run, data_dir, tmp_path):
+    # Every key of config.json is an option, so it parses without "unknown option".
+    config = str(trained_run / "config.json")
+    args = train.resolve_options(_train_namespace(["--config", config, "--out", str(tmp_path)]))
+    assert args.base_filters == 4 and args.epochs == 2 and args.data == data_dir
+
+
+def _train_namespace(argv):
+    from keras_unet_seg.cli import build_parser
+
+    args = build_parser().parse_args(["train", *argv])
+    args._argv = argv
+    return args
+
+
+class _InterruptAtEpoch(train._ResumeReport):
+    """Simulates Ctrl-C at the start of epoch 3 (after the backup of epoch 2)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        super().on_epoch_begin(epoch, logs)
+
+
+@pytest.mark.slow
+def test_resume_continues_from_the_saved_epoch_and_optimizer_state(
+    data_dir, tmp_path, monkeypatch, capsys
+):
+    run = tmp_path / "run"
+    argv = ["train", "--data", data_dir, "--out", str(run), *SMALL_MODEL, "--epochs", "4"]
+    steps_per_epoch = 2  # 8 training images, batches of 4
+
+    monkeypatch.setattr(train, "_ResumeReport", _InterruptAtEpoch)
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"continue it with `keras-unet-seg train --out {run} --resume`" in err
+    assert not (run / "model.keras").exists()
+    with open(run / "backup" / "training_metadata.json") as f:
+        assert json.load(f)["epoch"] == 2
+
+    monkeypatch.undo()
+    assert main(["train", "--out", str(run), "--resume"]) == 0
+    out = capsys.readouterr().out
+    # The resumed run starts at epoch 3 of 4, with the optimizer's 2 epochs of steps.
+    assert f"Resuming from the backup: epoch 3/4, optimizer step {2 * steps_per_epoch}." in out
+    assert "Epoch 1/4" not in out and "Epoch 3/4" in out
+    with open(run / "log.csv", newline="") as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [0, 1, 2, 3]
+    # The optimizer counted every step of the 4 epochs: it was restored, not restarted.
+    model = keras.saving.load_model(run / "model.keras")
+    assert int(model.optimizer.iterations) == 4 * steps_per_epoch
+
+    # A finished run can be trained longer; the same number of epochs is refused.
+    assert main(["train", "--out", str(run), "--resume"]) == 1
+    assert "already trained 4 epochs" in _error_line(capsys)
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "5"]) == 0
+    assert "epoch 5/5, optimizer step 8" in capsys.readouterr().out
+    model = keras.saving.load_model(run / "model.keras")
+    assert int(model.optimizer.iterations) == 5 * steps_per_epoch
+    assert _temporary_files(run) == []
+
+
+def test_resume_refuses_a_model_change(trained_run, capsys):
+    assert main(["train", "--out", str(trained_run), "--resume", "--depth", "3"]) == 2
+    line = _error_line(capsys)
+    assert "cannot change the model when resuming (--depth" in line
+
+
+# --------------------------------------------------------------------------- #
+# predict
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.slow
+def test_predict_files_and_folders_of_any_size(trained_run, tmp_path, capsys):
+    inputs = tmp_path / "inputs"
+    (inputs / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (45, 70, 3), dtype=np.uint8)).save(inputs / "a.png")
+    Image.fromarray(rng.integers(0, 255, (20, 24), dtype=np.uint8)).save(inputs / "sub/b.jpg")
+    single = tmp_path / "single.png"
+    Image.fromarray(rng.integers(0, 255, (33, 31, 3), dtype=np.uint8)).save(single)
+    out = tmp_path / "out"
+
+    code = main(
+        [
+            *("predict", "--model", str(trained_run / "model.keras"), str(inputs), str(single)),
+            *("--out", str(out), "--tile-size", "32", "--overlap", "0.5"),
+        ]
+    )
+    assert code == 0
+    assert "Wrote 3 masks" in capsys.readouterr().out
+    for name, size in (("a", (45, 70)), ("sub/b", (20, 24)), ("single", (33, 31))):
+        mask = np.asarray(Image.open(out / "masks" / f"{name}.png"))
+        assert mask.shape == size and set(np.unique(mask)) <= {0, 255}
+        overlay = np.asarray(Image.open(out / "overlays" / f"{name}.png"))
+        assert overlay.shape == (*size, 3)
+    assert _temporary_files(out) == []
+
+
+# --------------------------------------------------------------------------- #
+# evaluate
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.slow
+def test_evaluate_writes_per_image_and_pooled_scores(trained_run, data_dir, tmp_path, capsys):
+    scores = tmp_path / "scores" / "val.json"
+    model = str(trained_run / "best.keras")
+    argv = ["--model", model, "--tile-size", "32"]
+    assert main(["evaluate", *argv, "--data", data_dir, "--json", str(scores)]) == 0
+    table = capsys.readouterr().out
+    assert "overall (pooled)" in table and "00002.png" in table
+
+    report = json.loads(scores.read_text())
+    assert report["subset"] == "val" and report["num_images"] == 3
+    assert len(report["per_image"]) == 3
+    metrics = ("dice", "iou", "precision", "recall")
+    for row in report["per_image"]:
+        assert os.path.exists(row["image"]) and os.path.exists(row["mask"])
+        assert all(0 <= row[m] <= 1 for m in metrics)
+
+    # The overall scores come from pooled counts: recompute them from predict's masks.
+    images = os.path.join(data_dir, "val", "images")
+    masks_out = tmp_path / "pred"
+    assert main(["predict", *argv, images, "--out", str(masks_out)]) == 0
+    tp = fp = fn = 0
+    for row in report["per_image"]:
+        name = os.path.basename(row["image"])
+        truth = np.asarray(Image.open(row["mask"])) > 0
+        predicted = np.asarray(Image.open(masks_out / "masks" / name)) > 0
+        tp += np.sum(truth & predicted)
+        fp += np.sum(~truth & predicted)
+        fn += np.sum(truth & ~predicted)
+    overall = report["overall"]
+    np.testing.assert_allclose(overall["dice"], 2 * tp / (2 * tp + fp + fn), atol=1e-5)
+    np.testing.assert_allclose(overall["iou"], tp / (tp + fp + fn), atol=1e-5)
+    np.testing.assert_allclose(overall["precision"], tp / (tp + fp), atol=1e-5)
+    np.testing.assert_allclose(overall["recall"], tp / (tp + fn), atol=1e-5)
+    assert _temporary_files(scores.parent) == []
+
+
+# --------------------------------------------------------------------------- #
+# demo
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.slow
+def test_demo_writes_model_metrics_overlays_and_curves(tmp_path, capsys):
+    out = tmp_path / "demo"
+    argv = ["demo", "--out", str(out), "--epochs", "1", "--image-size", "32"]
+    assert main([*argv, "--num-train", "8", "--num-val", "2", "--base-filters", "4"]) == 0
+    printed = capsys.readouterr().out
+    assert "Demo finished" in printed and str(out / "metrics.json") in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["validation"]) == {"dice", "iou", "precision", "recall"}
+    assert len(metrics["per_image"]) == 2
+    assert sorted(os.listdir(out / "overlays")) == ["00000.png", "00001.png"]
+    for name in ("model.keras", "best.keras", "curves.png", "predictions.png", "log.csv"):
+        assert (out / name).is_file(), name
+    keras.saving.load_model(out / "model.keras")
+    assert _temporary_files(out) == []
+
+
+# --------------------------------------------------------------------------- #
+# User mistakes: one line, exit status 2 (usage) or 1 (files, models, images)
+# --------------------------------------------------------------------------- #
+
+
+@pytest.fixture
+def bad_files(tmp_path):
+    text_model = tmp_path / "notes.keras"
+    text_model.write_text("not a model")
+    zip_model = tmp_path / "archive.keras"
+    with zipfile.ZipFile(zip_model, "w") as z:
+        z.writestr("hello.txt", "hi")
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    config = tmp_path / "config.json"
+    config.write_text('{"base_filters": 4, "colour": "red"}')
+    broken = tmp_path / "broken.json"
+    broken.write_text("{base_filters: 4")
+    bad_type = tmp_path / "bad_type.json"
+    bad_type.write_text('{"epochs": "ten"}')
+    return {
+        "text_model": str(text_model),
+        "zip_model": str(zip_model),
+        "corrupt": str(corrupt),
+        "text": str(text),
+        "empty": str(empty),
+        "config": str(config),
+        "broken": str(broken),
+        "bad_type": str(bad_type),
+        "missing": str(tmp_path / "missing"),
+        "run": str(tmp_path / "run"),
+    }
+
+
+USER_MISTAKES = {
+    # name: (argv, exit status, expected part of the message)
+    "no command": ([], 2, "the following arguments are required: COMMAND"),
+    "unknown command": (["fit"], 2, "invalid choice: 'fit'"),
+    "unknown option": (["train", "--data", "{missing}", "--bogus"], 2, "unrecognized arguments"),
+    "train without --data": (["train", "--out", "{run}"], 2, "required: --data"),
+    "epochs zero": (
+        ["train", "--data", "{empty}", "--out", "{run}", "--epochs", "0"],
+        2,
+        "argument --epochs: expected a positive integer, got '0'",
+    ),
+    "bad image size": (
+        ["train", "--data", "{empty}", "--out", "{run}", "--image-size", "big"],
+        2,
+        "argument --image-size: expected a size N or HxW",
+    ),
+    "bad normalization": (
+        ["train", "--data", "{empty}", "--out", "{run}", "--normalization", "batchnorm"],
+        2,
+        "argument --normalization: expected one of 'batch'",
+    ),
+    "missing data folder": (
+        ["train", "--data", "{missing}", "--out", "{run}"],
+        1,
+        "data folder '{missing}' does not exist.",
+    ),
+    "unknown loss": (
+        ["train", "--data", "{empty}", "--out", "{run}", "--loss", "dcie"],
+        2,
+        "--loss: unknown loss 'dcie'. Use one of",
+    ),
+    "unknown metric": (
+        ["train", "--data", "{empty}", "--out", "{run}", "--metrics", "dice,iuo"],
+        2,
+        "--metrics: unknown metric 'iuo'",
+    ),
+    "unknown config key": (
+        ["train", "--data", "{empty}", "--out", "{run}", "--config", "{config}"],
+        2,
+        "unknown option 'colour'",
+    ),
+    "config not JSON": (
+        ["train", "--data", "{empty}", "--out", "{run}", "--config", "{broken}"],
+        2,
+        "is not valid JSON",
+    ),
+    "config bad value": (
+        ["train", "--data", "{empty}", "--out", "{run}", "--config", "{bad_type}"],
+        2,
+        "option 'epochs': expected a positive integer, got 'ten'",
+    ),
+    "missing config": (
+        ["train", "--data", "{empty}", "--out", "{run}", "--config", "{missing}"],
+        1,
+        "config file '{missing}' does not exist.",
+    ),
+    "empty data folder": (
+        ["train", "--data", "{empty}", "--out", "{run}", *SMALL_MODEL],
+        1,
+        "cannot read the training data (--data {empty}, --train-subset train): Invalid value "
+        "for argument `subset`. Expected the name of a subfolder of '{empty}'",
+    ),
+    "resume without a run": (
+        ["train", "--out", "{missing}", "--resume"],
+        1,
+        "run folder '{missing}' does not exist: nothing to resume.",
+    ),
+    "missing model": (
+        ["predict", "--model", "{missing}", "{corrupt}", "--out", "{run}"],
+        1,
+        "model file '{missing}' does not exist.",
+    ),
+    "text file as model": (
+        ["evaluate", "--model", "{text_model}", "--data", "{empty}"],
+        1,
+        "model file '{text_model}' is not a Keras model",
+    ),
+    "zip file as model": (
+        ["evaluate", "--model", "{zip_model}", "--data", "{empty}"],
+        1,
+        "model file '{zip_model}' cannot be loaded",
+    ),
+    "missing input": (
+        ["predict", "--model", "{zip_model}", "{missing}", "--out", "{run}"],
+        1,
+        "input '{missing}' does not exist.",
+    ),
+    "unreadable image": (
+        ["predict", "--model", "{zip_model}", "{corrupt}", "--out", "{run}"],
+        1,
+        "File '{corrupt}' is not a readable image",
+    ),
+    "not an image": (
+        ["predict", "--model", "{zip_model}", "{text}", "--out", "{run}"],
+        1,
+        "input '{text}' is not an image file",
+    ),
+    "empty input folder": (
+        ["predict", "--model", "{zip_model}", "{empty}", "--out", "{run}"],
+        1,
+        "input folder '{empty}' holds no image files",
+    ),
+    "overlap out of range": (
+        ["predict", "--model", "{zip_model}", "{corrupt}", "--out", "{run}", "--overlap", "1"],
+        2,
+        "argument --overlap: expected a number in [0, 1), got '1'",
+    ),
+    "evaluate missing data": (
+        ["evaluate", "--model", "{text_model}", "--data", "{missing}"],
+        1,
+        "data folder '{missing}' does not exist.",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(USER_MISTAKES))
+def test_user_mistakes_print_one_line_and_exit_non_zero(case, bad_files, capsys):
+    argv, status, expected = USER_MISTAKES[case]
+    argv = [arg.format(**bad_files) for arg in argv]
+    assert main(argv) == status
+    line = _error_line(capsys)
+    assert expected.format(**bad_files) in line
+    assert not os.path.exists(bad_files["run"])  # nothing written
+
+
+def test_train_refuses_to_overwrite_a_run(trained_run, data_dir, capsys):
+    before = (trained_run / "model.keras").stat().st_mtime_ns
+    assert main(["train", "--data", data_dir, "--out", str(trained_run)]) == 1
+    assert "already holds a training run (config.json); pass --resume" in _error_line(capsys)
+    assert (trained_run / "model.keras").stat().st_mtime_ns == before
+
+
+def test_predict_names_the_unreadable_file_among_good_ones(trained_run, tmp_path, capsys):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "good.png")
+    (folder / "bad.jpg").write_bytes(b"")
+    out = tmp_path / "out"
+    argv = ["predict", "--model", str(trained_run / "model.keras"), str(folder)]
+    assert main([*argv, "--out", str(out)]) == 1
+    assert f"File '{folder / 'bad.jpg'}' is empty (0 bytes)." in _error_line(capsys)
+    assert not out.exists()  # every input is checked before anything is written
+
+
+def test_internal_errors_keep_their_traceback(monkeypatch):
+    def broken(options, verbose=1):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(train, "train", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["train", "--data", "x", "--out", "y"])
+
+
+def test_help_and_version_exit_zero(capsys):
+    assert main(["--version"]) == 0
+    assert main(["train", "--help"]) == 0
+    assert "--base-filters" in capsys.readouterr().out
+
+
+def test_entry_point_reports_a_user_mistake_without_traceback(tmp_path):
+    executable = shutil.which("keras-unet-seg", path=os.path.dirname(sys.executable))
+    assert executable, "the keras-unet-seg entry point is not installed"
+    missing = tmp_path / "missing"
+    result = subprocess.run(
+        [executable, "evaluate", "--model", "m.keras", "--data", str(missing)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    ours = [line for line in result.stderr.splitlines() if line.startswith("keras-unet-seg")]
+    assert ours == [f"keras-unet-seg: error: data folder '{missing}' does not exist."]
+
+
+# --------------------------------------------------------------------------- #
+# Atomic writes
+# --------------------------------------------------------------------------- #
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "metrics.json"
+    _io.write_json(path, {"dice": 0.5})
+
+    class Unserialisable:
+        pass
+
+    with pytest.raises(TypeError):
+        _io.write_json(path, {"dice": Unserialisable()})  # fails half-way through
+    assert json.loads(path.read_text()) == {"dice": 0.5}
+    assert os.listdir(tmp_path) == ["metrics.json"]
+
+
+def test_atomic_model_save_leaves_no_temporary_file(tmp_path):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    _io.save_model(model, tmp_path / "m.keras")
+    assert os.listdir(tmp_path) == ["m.keras"]
+    assert (os.stat(tmp_path / "m.keras").st_mode & 0o777) == (
+        0o666 & ~_umask()
+    )  # the usual permissions, not mkstemp's 0600
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
