@@ -58,6 +58,7 @@ extensions = [
     "sphinx.ext.doctest",
     "myst_parser",
     "keras_docstrings",  # _ext/: Markdown habits of Keras docstrings -> RST
+    "command_help",  # _ext/: the keras-unet-seg --help output
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
@@ -127,14 +128,14 @@ intersphinx_timeout = 10
 
 # -- Doctest ---------------------------------------------------------------------------
 
-# The namespace the docstrings' examples assume: the package's public names, Keras
-# and NumPy, with a fixed seed and the float32 policy.
-_star_imports = "\n".join(f"from {module} import *" for module in api_reference.public_submodules())
-doctest_global_setup = f"""
+# The namespace of the guide pages' examples: the package's public names, Keras and
+# NumPy, with a fixed seed and the float32 policy. The API pages add the namespace
+# of the module that defines the object (`_templates/autosummary/_doctest_namespace.rst`),
+# which is what the docstrings' examples assume, as under pytest --doctest-modules.
+doctest_global_setup = """
 import keras
 import numpy as np
 from keras_unet_seg import *
-{_star_imports}
 keras.config.set_dtype_policy("float32")
 keras.utils.set_random_seed(0)
 """

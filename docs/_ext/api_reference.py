@@ -190,9 +190,3 @@ def write(path):
             if stale.name not in current:
                 stale.unlink()
     return entries
-
-
-def public_submodules():
-    """Names of the public submodules that declare `__all__` (for the doctest setup)."""
-    package = importlib.import_module(PACKAGE)
-    return [m.__name__ for m in _public_modules(package) if hasattr(m, "__all__")]

@@ -189,7 +189,9 @@ def _process_signature(app, what, name, obj, options, signature, return_annotati
     if what == "class" and signature == "(*args, **kwargs)" and "__init__" in vars(obj):
         init = inspect.signature(obj.__init__)
         parameters = [
-            p.replace(default=_Named(p.default.__name__)) if isinstance(p.default, type) else p
+            p.replace(default=_Named(p.default.__name__))
+            if p.default is not p.empty and isinstance(p.default, type)
+            else p
             for p in list(init.parameters.values())[1:]  # without self
         ]
         return str(init.replace(parameters=parameters)), return_annotation
