@@ -353,8 +353,9 @@ class SegmentationDataset:
 
         >>> import tempfile
         >>> from keras_unet_seg.data import make_synthetic_dataset
+        >>> folder = tempfile.TemporaryDirectory()
         >>> root = make_synthetic_dataset(
-        ...     tempfile.mkdtemp(), num_train=4, num_val=2, image_size=(32, 32), seed=0
+        ...     folder.name, num_train=4, num_val=2, image_size=(32, 32), seed=0
         ... )
         >>> train = SegmentationDataset.from_directory(
         ...     root, subset="train", image_size=(32, 32), batch_size=2, seed=0
@@ -365,6 +366,7 @@ class SegmentationDataset:
         ((2, 32, 32, 3), 'float32', (2, 32, 32, 1), 'float32')
         >>> len(train.image_paths), train.skipped
         (4, [])
+        >>> folder.cleanup()
         """
         tf = _import_tf()
         image_size = _check_common(

@@ -169,10 +169,11 @@ def make_synthetic_dataset(
     Example:
 
     >>> import os, tempfile
-    >>> root = make_synthetic_dataset(
-    ...     tempfile.mkdtemp(), num_train=3, num_val=1, image_size=(32, 32), seed=0
-    ... )
-    >>> sorted(os.listdir(os.path.join(root, "train", "masks")))
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     root = make_synthetic_dataset(
+    ...         folder, num_train=3, num_val=1, image_size=(32, 32), seed=0
+    ...     )
+    ...     sorted(os.listdir(os.path.join(root, "train", "masks")))
     ['00000.png', '00001.png', '00002.png']
     """
     from PIL import Image
