@@ -562,9 +562,11 @@ class SegmentationDataset:
                 for `num_classes`, `mask_threshold` and `ignore_class`.
             image_size: `(height, width)` to resize to, or `None` (default) to keep
                 the arrays' size.
-            batch_size, num_classes, mask_threshold, ignore_class, normalization,
-            interpolation, crop_to_aspect_ratio, pad_to_aspect_ratio, shuffle, seed,
-            augment, cache: as in `from_directory`.
+
+        The other arguments, `batch_size`, `num_classes`, `mask_threshold`,
+        `ignore_class`, `normalization`, `interpolation`, `crop_to_aspect_ratio`,
+        `pad_to_aspect_ratio`, `shuffle`, `seed`, `augment` and `cache`, are those of
+        `from_directory`.
 
         Returns:
             A `tf.data.Dataset` of `(images, masks)` batches: float32 images and
