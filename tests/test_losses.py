@@ -80,8 +80,9 @@ def gradient(fn, x):
 def binary_batches(draw):
     """(y_true, y_pred) of shape (batch, s, s, 1): empty, full, sparse masks; soft,
     hard, all-zero and all-one predictions."""
-    batch = draw(st.integers(1, 4))
-    size = draw(st.sampled_from([4, 8]))
+    # Few distinct shapes: JAX compiles every op anew for each one.
+    batch = draw(st.integers(1, 3))
+    size = 8
     density = draw(st.sampled_from([0.0, 0.1, 0.5, 1.0]))
     kind = draw(st.sampled_from(["uniform", "hard", "zeros", "ones", "near"]))
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
@@ -642,7 +643,10 @@ def test_compiled_model_survives_keras_file(make, tmp_path):
 
 def test_mixed_precision_training_step_is_finite():
     keras.config.set_dtype_policy("mixed_float16")
-    model = _tiny_model(activation=None)
+    # A per-pixel Dense layer: PyTorch's CPU float16 Conv2D has no backward pass.
+    inputs = keras.Input((16, 16, 2))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    assert keras.backend.standardize_dtype(model.outputs[0].dtype) == "float16"
     model.compile(optimizer="sgd", loss=BCEDiceLoss(from_logits=True))
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2, 16, 16, 2)).astype("float32")

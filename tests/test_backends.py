@@ -1,0 +1,52 @@
+"""Runs the backend-agnostic test files again under the other Keras backends.
+
+The main test run uses one backend (TensorFlow by default). Keras fixes its backend
+at import, so each other backend gets a fresh `python -m pytest` process with
+`KERAS_BACKEND` set. Tests that need TensorFlow skip themselves there.
+
+To cover another file, add it to `BACKEND_TEST_FILES`.
+"""
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+BACKEND_TEST_FILES = [
+    "tests/test_losses.py",
+    "tests/test_metrics.py",
+]
+
+OTHER_BACKENDS = {"jax": "jax", "torch": "torch"}
+
+
+@pytest.mark.parametrize("backend", sorted(OTHER_BACKENDS))
+def test_files_pass_on_backend(backend):
+    if keras.backend.backend() == backend:
+        pytest.skip(f"the main run already uses {backend}")
+    if importlib.util.find_spec(OTHER_BACKENDS[backend]) is None:
+        pytest.skip(f"{backend} is not installed")
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    env.pop("PYTEST_XDIST_WORKER", None)
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        *BACKEND_TEST_FILES,
+    ]
+    proc = subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    tail = (proc.stdout + proc.stderr)[-6000:]
+    assert proc.returncode == 0, f"{backend}: {' '.join(command)}\n{tail}"
+    assert " passed" in proc.stdout, tail
