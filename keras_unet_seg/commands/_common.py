@@ -36,6 +36,29 @@ def one_line(message):
     return " ".join(str(message).split())
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the descriptions' line breaks and shows every meaningful default."""
+
+    def _get_help_string(self, action):
+        help = action.help or ""
+        default = action.default
+        if (
+            "%(default)" in help
+            or not action.option_strings
+            or default is None
+            or default is False
+            or default == argparse.SUPPRESS
+        ):
+            return help
+        if isinstance(default, tuple) and all(isinstance(v, int) for v in default):
+            shown = "x".join(str(v) for v in default)
+        elif isinstance(default, list):
+            shown = ",".join(str(v) for v in default)
+        else:
+            shown = str(default)
+        return f"{help} (default: {shown})".strip()
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """`argparse.ArgumentParser` that raises `UsageError` instead of exiting.
 
@@ -44,7 +67,7 @@ class ArgumentParser(argparse.ArgumentParser):
     """
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
         self.option_actions = {}
 

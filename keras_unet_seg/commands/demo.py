@@ -26,8 +26,10 @@ TARGET_DICE = 0.9
 
 def add_arguments(parser):
     parser.add_argument("--out", default="demo_out", metavar="DIR", help="folder to write to")
-    parser.add_argument("--epochs", type=_common.positive_int, default=12)
-    parser.add_argument("--seed", type=_common.non_negative_int, default=0)
+    parser.add_argument("--epochs", type=_common.positive_int, default=12, help="training epochs")
+    parser.add_argument(
+        "--seed", type=_common.non_negative_int, default=0, help="seeds the data and the training"
+    )
     parser.add_argument(
         "--image-size",
         type=_common.image_size,
@@ -41,8 +43,15 @@ def add_arguments(parser):
     parser.add_argument(
         "--num-val", type=_common.positive_int, default=16, help="validation images"
     )
-    parser.add_argument("--base-filters", type=_common.positive_int, default=8)
-    parser.add_argument("--batch-size", type=_common.positive_int, default=8)
+    parser.add_argument(
+        "--base-filters",
+        type=_common.positive_int,
+        default=8,
+        help="filters of the UNet's first level",
+    )
+    parser.add_argument(
+        "--batch-size", type=_common.positive_int, default=8, help="images per training step"
+    )
     return parser
 
 

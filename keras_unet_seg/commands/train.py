@@ -7,10 +7,9 @@ options' names (`{"base_filters": 16, "loss": "dice"}`); the command line wins. 
 run folder receives `config.json` (every option, reusable as `--config`),
 `best.keras` (best epoch by the first metric on the validation set), `model.keras`
 (the last epoch), `log.csv`, `curves.png` and `backup/` (the last epoch's weights and
-optimizer state). An interrupted run continues from its
-last completed epoch, weights and optimizer state included, with
-`keras-unet-seg train --out RUN --resume`; add `--epochs N` to train a finished run
-longer.
+optimizer state). An interrupted run continues from its last completed epoch,
+weights and optimizer state included, with `keras-unet-seg train --out RUN --resume`;
+add `--epochs N` to train a finished run longer.
 """
 
 import argparse
@@ -80,7 +79,9 @@ def add_arguments(parser):
         metavar="N|HxW",
         help="size images and masks are resized to for training",
     )
-    data.add_argument("--batch-size", type=_common.positive_int, default=8)
+    data.add_argument(
+        "--batch-size", type=_common.positive_int, default=8, help="images per training step"
+    )
     data.add_argument(
         "--color-mode",
         choices=("rgb", "grayscale", "rgba"),
@@ -101,8 +102,15 @@ def add_arguments(parser):
         default=1,
         help="1 for binary masks (sigmoid), more for class-id masks (softmax)",
     )
-    model.add_argument("--base-filters", type=_common.positive_int, default=16)
-    model.add_argument("--depth", type=_common.positive_int, default=4)
+    model.add_argument(
+        "--base-filters",
+        type=_common.positive_int,
+        default=16,
+        help="filters of the first level, doubled at each level down",
+    )
+    model.add_argument(
+        "--depth", type=_common.positive_int, default=4, help="number of downsampling stages"
+    )
     model.add_argument(
         "--normalization",
         type=_common.optional_choice("batch", "group", "instance", "layer"),
@@ -110,10 +118,23 @@ def add_arguments(parser):
         help="batch, group, instance, layer or none",
     )
     model.add_argument(
-        "--upsampling", choices=("transpose", "bilinear", "nearest"), default="transpose"
+        "--upsampling",
+        choices=("transpose", "bilinear", "nearest"),
+        default="transpose",
+        help="how the decoder upsamples",
     )
-    model.add_argument("--pooling", choices=("max", "avg", "conv"), default="max")
-    model.add_argument("--dropout", type=_common.fraction, default=0.0)
+    model.add_argument(
+        "--pooling",
+        choices=("max", "avg", "conv"),
+        default="max",
+        help="how the encoder downsamples",
+    )
+    model.add_argument(
+        "--dropout",
+        type=_common.fraction,
+        default=0.0,
+        help="dropout rate at the end of each block",
+    )
     model.add_argument(
         "--residual", action=argparse.BooleanOptionalAction, default=False, help="residual blocks"
     )
@@ -139,9 +160,16 @@ def add_arguments(parser):
         help="comma-separated metric names for keras_unet_seg.metrics.get; the first "
         "selects the best checkpoint",
     )
-    training.add_argument("--epochs", type=_common.positive_int, default=20)
-    training.add_argument("--learning-rate", type=_common.positive_float, default=1e-3)
-    training.add_argument("--seed", type=_common.non_negative_int, default=0)
+    training.add_argument("--epochs", type=_common.positive_int, default=20, help="epochs in all")
+    training.add_argument(
+        "--learning-rate", type=_common.positive_float, default=1e-3, help="Adam's learning rate"
+    )
+    training.add_argument(
+        "--seed",
+        type=_common.non_negative_int,
+        default=0,
+        help="seeds the weights, the shuffling and the augmentation",
+    )
     return parser
 
 
