@@ -239,6 +239,35 @@ def test_evaluate_writes_per_image_and_pooled_scores(trained_run, data_dir, tmp_
     assert _temporary_files(scores.parent) == []
 
 
+@pytest.mark.slow
+def test_multi_class_grayscale_train_predict_evaluate(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    for split, count in (("train", 4), ("val", 2)):
+        (data / split / "images").mkdir(parents=True)
+        (data / split / "masks").mkdir(parents=True)
+        for i in range(count):
+            mask = np.zeros((24, 40), np.uint8)
+            mask[2:12, 3:15], mask[14:22, 20:36] = 1, 2
+            image = (rng.random(mask.shape) * 60 + mask * 90).astype(np.uint8)
+            Image.fromarray(image).save(data / split / "images" / f"{i}.png")
+            Image.fromarray(mask).save(data / split / "masks" / f"{i}.png")
+    run, pred, scores = tmp_path / "run", tmp_path / "pred", tmp_path / "scores.json"
+    options = ["--num-classes", "3", "--color-mode", "grayscale", "--image-size", "24x40"]
+    options += ["--epochs", "1", "--base-filters", "4", "--depth", "2", "--loss", "dice"]
+    assert main(["train", "--data", str(data), "--out", str(run), *options]) == 0
+    model = str(run / "model.keras")
+    # The model's one input channel makes predict and evaluate read grayscale.
+    assert (
+        main(["predict", "--model", model, str(data / "val" / "images"), "--out", str(pred)]) == 0
+    )
+    mask = np.asarray(Image.open(pred / "masks" / "0.png"))
+    assert mask.shape == (24, 40) and set(np.unique(mask)) <= {0, 1, 2}
+    assert main(["evaluate", "--model", model, "--data", str(data), "--json", str(scores)]) == 0
+    report = json.loads(scores.read_text())
+    assert report["num_images"] == 2 and 0 <= report["overall"]["dice"] <= 1
+
+
 # --------------------------------------------------------------------------- #
 # demo
 # --------------------------------------------------------------------------- #
