@@ -299,7 +299,7 @@ def with_precision(model, precision="auto", training=False):
 # --------------------------------------------------------------------------- XLA
 
 
-def resolve_jit_compile(jit_compile="auto", *, training=True):
+def resolve_jit_compile(jit_compile="auto", *, training=True, distribution=None):
     """Resolves `jit_compile="auto"` to what was measured fastest for `UNet`.
 
     Keras' own `"auto"` turns XLA on for TensorFlow only when a GPU or TPU
@@ -311,6 +311,12 @@ def resolve_jit_compile(jit_compile="auto", *, training=True):
         jit_compile: `"auto"`, `True` or `False`. Defaults to `"auto"`.
         training: bool, whether the model will be trained (`True`) or only
             used for inference. Defaults to `True`.
+        distribution: the `Distribution` the model trains under, or `None`.
+            Under `"mirrored"` (any `tf.distribute` strategy), `"auto"` gives
+            `False`, as Keras' does: XLA
+            cannot reach variables mirrored on other devices of one process
+            (measured on logical CPU devices; TensorFlow's XLA known issue
+            "tf.Variable on a different device"). Defaults to `None`.
 
     Returns:
         bool, for `model.compile(jit_compile=...)` or `model.jit_compile`.
@@ -329,6 +335,8 @@ def resolve_jit_compile(jit_compile="auto", *, training=True):
     if backend == "jax":
         return True
     if backend == "tensorflow":
+        if distribution is not None and distribution.name not in (None, "data_parallel"):
+            return False
         kind, _ = accelerator()
         if kind != "cpu":
             return True
@@ -350,7 +358,8 @@ class Distribution:
     Returned by `distribution`; not created directly.
 
     Attributes:
-        name: `"mirrored"`, `"data_parallel"` or `None`.
+        name: `"mirrored"`, `"data_parallel"`, `None`, or the class name of
+            another `tf.distribute.Strategy` that was passed in.
         strategy: the `tf.distribute.MirroredStrategy`, the
             `keras.distribution.DataParallel`, or `None`.
         num_replicas: int, the number of model replicas (devices).
@@ -387,6 +396,36 @@ class Distribution:
             )
         return per_replica_batch_size * self.num_replicas
 
+    def even_batches(self, dataset):
+        """Drops the batches of a `tf.data.Dataset` that do not split evenly.
+
+        A batch whose size is not a multiple of `num_replicas` (the last,
+        short batch of an epoch) fails under `"data_parallel"` (JAX cannot
+        shard it), and under `"mirrored"` its replicas' mean losses are
+        averaged with equal weights although they hold different numbers of
+        samples. Batches that divide evenly are kept, so metrics still count
+        exactly the samples that were trained on. With one replica the
+        dataset is returned unchanged.
+
+        Args:
+            dataset: a batched `tf.data.Dataset` of tensors or tuples of
+                tensors, batch first.
+
+        Returns:
+            The filtered `tf.data.Dataset`.
+        """
+        if self.num_replicas == 1:
+            return dataset
+        import tensorflow as tf
+
+        replicas = self.num_replicas
+
+        def divides_evenly(*batch):
+            first = tf.nest.flatten(batch)[0]
+            return tf.equal(tf.shape(first)[0] % replicas, 0)
+
+        return dataset.filter(divides_evenly)
+
     def __repr__(self):
         return f"Distribution(name={self.name!r}, num_replicas={self.num_replicas})"
 
@@ -417,7 +456,7 @@ def distribution(strategy=None, devices=None):
 
     Args:
         strategy: `"mirrored"`, `"data_parallel"`, `None`, or an existing
-            `tf.distribute.Strategy` or `keras.distribution.Distribution`.
+            `tf.distribute.Strategy` or `keras.distribution.DataParallel`.
             Defaults to `None`.
         devices: list of device names to use instead of all of them, such as
             `["/gpu:0", "/gpu:1"]` (TensorFlow) or `["gpu:0", "gpu:1"]`
@@ -438,18 +477,23 @@ def distribution(strategy=None, devices=None):
     """
     if strategy is None or strategy == "none":
         return Distribution(None, None, 1)
-    if isinstance(strategy, keras.distribution.Distribution):
+    if isinstance(strategy, (keras.distribution.DataParallel, keras.distribution.ModelParallel)):
         return Distribution("data_parallel", strategy, _keras_replicas(strategy))
     if not isinstance(strategy, str):
         if "tensorflow" in sys.modules:
             import tensorflow as tf
 
             if isinstance(strategy, tf.distribute.Strategy):
-                return Distribution("mirrored", strategy, strategy.num_replicas_in_sync)
+                name = (
+                    "mirrored"
+                    if isinstance(strategy, tf.distribute.MirroredStrategy)
+                    else type(strategy).__name__
+                )
+                return Distribution(name, strategy, strategy.num_replicas_in_sync)
         raise ValueError(
             "Invalid value for argument `strategy`. Expected one of 'mirrored', "
             "'data_parallel', None, a tf.distribute.Strategy or a "
-            f"keras.distribution.Distribution. Received: strategy={strategy!r}"
+            f"keras.distribution.DataParallel. Received: strategy={strategy!r}"
         )
     if strategy not in STRATEGIES:
         raise ValueError(
