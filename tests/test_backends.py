@@ -18,9 +18,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Test files, and modules whose docstring examples run (`--doctest-modules`).
 BACKEND_TEST_FILES = [
     "tests/test_losses.py",
     "tests/test_metrics.py",
+    "keras_unet_seg/losses.py",
+    "keras_unet_seg/metrics.py",
 ]
 
 OTHER_BACKENDS = {"jax": "jax", "torch": "torch"}
@@ -32,7 +35,12 @@ def test_files_pass_on_backend(backend):
         pytest.skip(f"the main run already uses {backend}")
     if importlib.util.find_spec(OTHER_BACKENDS[backend]) is None:
         pytest.skip(f"{backend} is not installed")
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(
+        os.environ,
+        KERAS_BACKEND=backend,
+        TF_CPP_MIN_LOG_LEVEL="3",
+        KERAS_UNET_SEG_MAX_EXAMPLES="4",  # hypothesis examples a property test
+    )
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     env.pop("PYTEST_XDIST_WORKER", None)
     command = [

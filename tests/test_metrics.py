@@ -23,8 +23,11 @@ from keras import ops
 from keras_unet_seg import metrics
 from keras_unet_seg.metrics import DiceCoefficient, IoUScore, Precision, Recall
 
+# tests/test_backends.py lowers this for its JAX and PyTorch reruns: the properties
+# are checked in full on the main backend, the reruns check the other backends agree.
+MAX_EXAMPLES = int(os.environ.get("KERAS_UNET_SEG_MAX_EXAMPLES", "12"))
 SETTINGS = settings(
-    max_examples=12,
+    max_examples=MAX_EXAMPLES,
     deadline=None,
     database=None,
     derandomize=True,
@@ -230,14 +233,14 @@ def test_seven_uneven_batches_equal_one_batch(data, seed, per_image, cls):
 @pytest.mark.parametrize("average", ["macro", "micro"])
 def test_seven_uneven_batches_multiclass(average):
     rng = np.random.default_rng(11)
-    ids = rng.integers(0, 4, (13, 8, 8, 1))
-    logits = rng.normal(size=(13, 8, 8, 4)).astype("float32")
+    ids = rng.integers(0, 4, (10, 8, 8, 1))
+    logits = rng.normal(size=(10, 8, 8, 4)).astype("float32")
     for per_image in (False, True):
         whole = IoUScore(num_classes=4, average=average, per_image=per_image, from_logits=True)
         expected = score(whole, ids, logits)
         streamed = IoUScore(num_classes=4, average=average, per_image=per_image, from_logits=True)
         for part_ids, part_logits in zip(
-            np.split(ids, [1, 4, 6, 7, 10, 11]), np.split(logits, [1, 4, 6, 7, 10, 11]), strict=True
+            np.split(ids, [1, 3, 4, 6, 7, 9]), np.split(logits, [1, 3, 4, 6, 7, 9]), strict=True
         ):
             streamed.update_state(part_ids, part_logits)
         assert float(ops.convert_to_numpy(streamed.result())) == pytest.approx(expected, abs=1e-6)
@@ -245,7 +248,7 @@ def test_seven_uneven_batches_multiclass(average):
 
 @SETTINGS
 @given(data=binary_data(min_images=2, max_images=4), seed=st.integers(0, 1000))
-def test_batch_order_invariance_and_bounds(data, seed):
+def test_batch_order_invariance_bounds_and_perfect_score(data, seed):
     y_true, y_pred = data
     order = np.random.default_rng(seed).permutation(len(y_true))
     for cls in CLASSES:
@@ -254,6 +257,7 @@ def test_batch_order_invariance_and_bounds(data, seed):
             b = score(cls(per_image=per_image), y_true[order], y_pred[order])
             assert a == pytest.approx(b, abs=1e-6)
             assert 0.0 <= a <= 1.0
+            assert score(cls(per_image=per_image), y_true, y_true) == 1.0  # perfect
 
 
 def test_reset_state():
