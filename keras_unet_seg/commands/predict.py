@@ -189,5 +189,6 @@ def predict_files(model, files, args, color_mode, verbose=1):
         )
         progress.update(index + 1)
     if verbose:
-        print(f"Wrote {len(files)} masks to '{masks_dir}' and overlays to '{overlays_dir}'.")
+        masks = "mask" if len(files) == 1 else "masks"
+        print(f"Wrote {len(files)} {masks} to '{masks_dir}' and overlays to '{overlays_dir}'.")
     return masks_dir, overlays_dir

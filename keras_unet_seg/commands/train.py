@@ -212,7 +212,7 @@ def resolve_options(args):
         changed = [
             name
             for name in MODEL_OPTIONS
-            if name in saved and getattr(args, name) != layers_value(parser, name, saved)
+            if name in saved and getattr(args, name) != _saved_value(parser, name, saved)
         ]
         if changed:
             listed = ", ".join(f"--{name.replace('_', '-')}" for name in changed)
@@ -226,7 +226,7 @@ def resolve_options(args):
     return args
 
 
-def layers_value(parser, name, saved):
+def _saved_value(parser, name, saved):
     return _common.config_defaults(parser, {name: saved[name]}, CONFIG_FILE)[name]
 
 
