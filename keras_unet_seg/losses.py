@@ -253,15 +253,20 @@ def _reduce_axes(rank, per_image):
     return tuple(range(1, rank - 1)) if per_image else tuple(range(rank - 1))
 
 
-def _confusion_sums(target, probs, axes):
-    """Soft true positives, false positives and false negatives per class."""
+def _confusion_sums(target, probs, axes, weight=None):
+    """(Weighted) soft true positives, false positives and false negatives per class."""
     overlap = target * probs
     # p - p*t >= 0 and t - p*t >= 0 hold exactly in floating point for p, t in
     # [0, 1], so the sums are never negative and every score stays in [0, 1].
-    true_pos = ops.sum(overlap, axis=axes)
-    false_pos = ops.sum(probs - overlap, axis=axes)
-    false_neg = ops.sum(target - overlap, axis=axes)
-    return true_pos, false_pos, false_neg
+    false_pos = probs - overlap
+    false_neg = target - overlap
+    if weight is not None:
+        overlap, false_pos, false_neg = overlap * weight, false_pos * weight, false_neg * weight
+    return (
+        ops.sum(overlap, axis=axes),
+        ops.sum(false_pos, axis=axes),
+        ops.sum(false_neg, axis=axes),
+    )
 
 
 def _ratio(numerator, error):
@@ -291,8 +296,11 @@ def _class_average(values, classes, class_weights, num_channels):
     return ops.sum(values * weights, axis=-1)
 
 
-def _overlap_loss(y_true, y_pred, options, score_fn, with_cross_entropy=False):
-    """Shared body of every loss: per-class scores -> class average -> (batch,) or ()."""
+def _overlap_loss(y_true, y_pred, options, score_fn, with_cross_entropy=False, pixel_weight=None):
+    """Shared body of every loss: per-class scores -> class average -> (batch,) or ().
+
+    `pixel_weight`, a float32 map `(batch, ..., 1)`, weighs each pixel in the sums.
+    """
     y_pred = ops.convert_to_tensor(y_pred)
     y_true = ops.convert_to_tensor(y_true)
     num_channels = _channels(y_pred)
@@ -305,11 +313,13 @@ def _overlap_loss(y_true, y_pred, options, score_fn, with_cross_entropy=False):
     if valid is not None:
         probs = probs * valid
     axes = _reduce_axes(len(y_pred.shape), options["per_image"])
-    true_pos, false_pos, false_neg = _confusion_sums(target, probs, axes)
+    true_pos, false_pos, false_neg = _confusion_sums(target, probs, axes, pixel_weight)
     class_loss = score_fn(true_pos, false_pos, false_neg, options["smooth"])
     loss = _class_average(class_loss, classes, options["class_weights"], num_channels)
     if not with_cross_entropy:
         return loss
+    if pixel_weight is not None:
+        valid = pixel_weight if valid is None else valid * pixel_weight
     cross_entropy = _cross_entropy(
         target, logits, probs, exp_neg_abs, valid, options["from_logits"], axes
     )
@@ -337,8 +347,8 @@ def _cross_entropy(target, logits, probs, exp_neg_abs, valid, from_logits, axes)
     pixel_axes = (*axes, len(logits.shape) - 1)
     if valid is None:
         return ops.mean(pixel, axis=pixel_axes)
-    count = ops.sum(valid, axis=pixel_axes)
-    return ops.sum(pixel * valid, axis=pixel_axes) / ops.maximum(count, 1.0)
+    weight_sum = ops.sum(valid, axis=pixel_axes)
+    return ops.sum(pixel * valid, axis=pixel_axes) / ops.maximum(weight_sum, _EPSILON)
 
 
 # --------------------------------------------------------------------------- #
@@ -756,7 +766,49 @@ class _OverlapLoss(_LossArithmetic, keras.losses.Loss):
         raise NotImplementedError
 
     def call(self, y_true, y_pred):
-        return _overlap_loss(y_true, y_pred, self._opts, self._score_loss())
+        return self._compute(y_true, y_pred)
+
+    def _compute(self, y_true, y_pred, pixel_weight=None):
+        return _overlap_loss(
+            y_true, y_pred, self._opts, self._score_loss(), pixel_weight=pixel_weight
+        )
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        """Like `keras.losses.Loss.__call__`; pixel weights go into the sums.
+
+        A `(batch,)` `sample_weight` weighs the per-image losses (Keras' rule) when
+        `per_image=True`, and each image's pixels in the pooled sums when
+        `per_image=False`; a per-pixel `(batch, ...)` or `(batch, ..., 1)` one
+        weighs the pixels in the sums (the U-Net paper's weight maps).
+        """
+        if sample_weight is None:
+            return super().__call__(y_true, y_pred)
+        sample_weight = ops.convert_to_tensor(sample_weight, dtype="float32")
+        weight_rank = len(sample_weight.shape)
+        if weight_rank == 0 or (weight_rank == 1 and self.per_image):
+            return super().__call__(y_true, y_pred, sample_weight=sample_weight)
+        with keras.name_scope(self.name):
+            y_pred = ops.convert_to_tensor(y_pred, dtype=self.dtype)
+            y_true = ops.convert_to_tensor(y_true, dtype=self.dtype)
+            rank = len(y_pred.shape)
+            if weight_rank == 1:
+                pixel_weight = ops.reshape(sample_weight, (-1,) + (1,) * (rank - 1))
+            elif weight_rank == rank - 1:
+                pixel_weight = ops.expand_dims(sample_weight, -1)
+            elif weight_rank == rank and sample_weight.shape[-1] == 1:
+                pixel_weight = sample_weight
+            else:
+                raise _invalid(
+                    "sample_weight",
+                    "weights of shape (batch,), (batch, *spatial) or (batch, *spatial, 1)",
+                    _Shaped(sample_weight),
+                )
+            losses = self._compute(y_true, y_pred, pixel_weight)
+            if self.reduction in (None, "none") or len(losses.shape) == 0:
+                return losses
+            if self.reduction == "sum":
+                return ops.sum(losses)
+            return ops.mean(losses)
 
     def get_config(self):
         return {
@@ -812,7 +864,12 @@ class DiceLoss(_OverlapLoss):
         y_true: `(batch, ..., 1)` 0/1 mask, `(batch, ..., C)` one-hot labels
             or `(batch, ..., 1)` / `(batch, ...)` integer class ids.
         y_pred: `(batch, ..., C)` probabilities or logits.
-        sample_weight: optional `(batch,)` weights of the per-image losses.
+        sample_weight: optional weights. `(batch,)`: with `per_image=True` the
+            weights of the per-image losses (as in Keras), with
+            `per_image=False` the weight of each image's pixels in the pooled
+            sums. `(batch, ...)` or `(batch, ..., 1)`: the weight of each pixel
+            in the sums (0 leaves a pixel out), e.g. the border-emphasising
+            weight maps of the U-Net paper.
 
     Returns:
         The reduced loss, a float32 scalar by default.
@@ -889,7 +946,8 @@ class JaccardLoss(_OverlapLoss):
     Call arguments:
         y_true: ground truth, as in `DiceLoss`.
         y_pred: probabilities or logits, as in `DiceLoss`.
-        sample_weight: optional `(batch,)` weights of the per-image losses.
+        sample_weight: optional `(batch,)` image weights or `(batch, ...)` /
+            `(batch, ..., 1)` pixel weights (see `DiceLoss`).
 
     Returns:
         The reduced loss, a float32 scalar by default.
@@ -972,7 +1030,8 @@ class TverskyLoss(_OverlapLoss):
     Call arguments:
         y_true: ground truth, as in `DiceLoss`.
         y_pred: probabilities or logits, as in `DiceLoss`.
-        sample_weight: optional `(batch,)` weights of the per-image losses.
+        sample_weight: optional `(batch,)` image weights or `(batch, ...)` /
+            `(batch, ..., 1)` pixel weights (see `DiceLoss`).
 
     Returns:
         The reduced loss, a float32 scalar by default.
@@ -1073,7 +1132,8 @@ class FocalTverskyLoss(_OverlapLoss):
     Call arguments:
         y_true: ground truth, as in `DiceLoss`.
         y_pred: probabilities or logits, as in `DiceLoss`.
-        sample_weight: optional `(batch,)` weights of the per-image losses.
+        sample_weight: optional `(batch,)` image weights or `(batch, ...)` /
+            `(batch, ..., 1)` pixel weights (see `DiceLoss`).
 
     Returns:
         The reduced loss, a float32 scalar by default.
@@ -1174,7 +1234,8 @@ class BCEDiceLoss(_OverlapLoss):
     Call arguments:
         y_true: ground truth, as in `DiceLoss`.
         y_pred: probabilities or logits, as in `DiceLoss`.
-        sample_weight: optional `(batch,)` weights of the per-image losses.
+        sample_weight: optional `(batch,)` image weights or `(batch, ...)` /
+            `(batch, ..., 1)` pixel weights (see `DiceLoss`).
 
     Returns:
         The reduced loss, a float32 scalar by default.
@@ -1223,8 +1284,15 @@ class BCEDiceLoss(_OverlapLoss):
         self.bce_weight = bce_weight
         self.dice_weight = dice_weight
 
-    def call(self, y_true, y_pred):
-        return _overlap_loss(y_true, y_pred, self._opts, _dice_score_loss, with_cross_entropy=True)
+    def _compute(self, y_true, y_pred, pixel_weight=None):
+        return _overlap_loss(
+            y_true,
+            y_pred,
+            self._opts,
+            _dice_score_loss,
+            with_cross_entropy=True,
+            pixel_weight=pixel_weight,
+        )
 
     def get_config(self):
         config = super().get_config()

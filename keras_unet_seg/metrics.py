@@ -201,23 +201,37 @@ class _ConfusionMetric(keras.metrics.Metric):
             winner = ops.expand_dims(ops.argmax(y_pred, axis=-1), -1)
             class_ids = ops.arange(self.num_classes, dtype=winner.dtype)
             predicted = ops.cast(ops.equal(winner, class_ids), "float32")
+        if valid is not None:
+            predicted = predicted * valid  # `target` is already masked
         image_weight = None
-        pixel_weight = valid
+        pixel_weight = None
         if sample_weight is not None:
             sample_weight = ops.cast(ops.convert_to_tensor(sample_weight), "float32")
-            if len(sample_weight.shape) == 1:
+            weight_rank = len(sample_weight.shape)
+            if weight_rank == 1:
                 image_weight = sample_weight
                 if not self.per_image:
-                    per_pixel = ops.reshape(sample_weight, (-1,) + (1,) * (rank - 1))
-                    pixel_weight = per_pixel if valid is None else valid * per_pixel
+                    pixel_weight = ops.reshape(sample_weight, (-1,) + (1,) * (rank - 1))
+            elif weight_rank == rank - 1:
+                pixel_weight = ops.expand_dims(sample_weight, -1)
+            elif weight_rank == rank and sample_weight.shape[-1] == 1:
+                pixel_weight = sample_weight
             else:
-                if len(sample_weight.shape) == rank - 1:
-                    sample_weight = ops.expand_dims(sample_weight, -1)
-                pixel_weight = sample_weight if valid is None else valid * sample_weight
-        if pixel_weight is not None:
-            predicted = predicted * pixel_weight
-            target = target * pixel_weight
+                raise _invalid(
+                    "sample_weight",
+                    "weights of shape (batch,), (batch, *spatial) or (batch, *spatial, 1)",
+                    _Shaped(sample_weight),
+                )
 
+        overlap = predicted * target
+        false_pos = predicted - overlap
+        false_neg = target - overlap
+        if pixel_weight is not None:
+            overlap, false_pos, false_neg = (
+                overlap * pixel_weight,
+                false_pos * pixel_weight,
+                false_neg * pixel_weight,
+            )
         if self.per_image:
             axes = tuple(range(1, rank - 1))
         else:
@@ -226,12 +240,13 @@ class _ConfusionMetric(keras.metrics.Metric):
             # batch (what a MirroredStrategy replica gets from a short last batch)
             # with the input's channel count, e.g. (0, h, w, 2) for 1 output channel.
             axes = 0
-            predicted = ops.reshape(predicted, (-1, self.num_classes))
-            target = ops.reshape(target, (-1, self.num_classes))
-        overlap = predicted * target
+            flat = (-1, self.num_classes)
+            overlap = ops.reshape(overlap, flat)
+            false_pos = ops.reshape(false_pos, flat)
+            false_neg = ops.reshape(false_neg, flat)
         true_pos = ops.sum(overlap, axis=axes)
-        false_pos = ops.sum(predicted - overlap, axis=axes)
-        false_neg = ops.sum(target - overlap, axis=axes)
+        false_pos = ops.sum(false_pos, axis=axes)
+        false_neg = ops.sum(false_neg, axis=axes)
 
         if not self.per_image:
             self.true_positives.assign_add(true_pos)

@@ -360,8 +360,44 @@ def test_per_image_against_pooled_by_hand():
 def test_sample_weight_weights_the_images():
     y_true = np.concatenate([HAND_TRUE, np.ones_like(HAND_TRUE)])
     y_pred = np.concatenate([HAND_PRED, np.zeros_like(HAND_PRED)])
-    got = value(DiceLoss(smooth=0.0), y_true, y_pred, sample_weight=np.array([1.0, 0.0]))
-    assert got == pytest.approx(0.25 / 2, abs=1e-6)  # sum_over_batch_size
+    weights = np.array([1.0, 0.0])
+    # per_image=True: Keras' rule, weighted per-image losses / batch size.
+    got = value(DiceLoss(smooth=0.0), y_true, y_pred, sample_weight=weights)
+    assert got == pytest.approx(0.25 / 2, abs=1e-6)
+    # per_image=False: the weight of each image's pixels in the pooled sums.
+    got = value(DiceLoss(smooth=0.0, per_image=False), y_true, y_pred, sample_weight=weights)
+    assert got == pytest.approx(0.25, abs=1e-6)
+
+
+@pytest.mark.parametrize("per_image", [True, False])
+@pytest.mark.parametrize("weight_shape", [(3, 8, 8), (3, 8, 8, 1)])
+def test_pixel_weights_go_into_the_sums(per_image, weight_shape):
+    rng = np.random.default_rng(9)
+    t = (rng.random((3, 8, 8, 1)) < 0.4).astype("float32")
+    p = rng.random((3, 8, 8, 1)).astype("float32")
+    w = rng.uniform(0, 3, (3, 8, 8, 1)).astype("float32")
+    axes = (1, 2, 3) if per_image else (0, 1, 2, 3)
+    t64, p64, w64 = t.astype("float64"), p.astype("float64"), w.astype("float64")
+    tp = np.sum(w64 * t64 * p64, axis=axes)
+    fp = np.sum(w64 * (1 - t64) * p64, axis=axes)
+    fn = np.sum(w64 * t64 * (1 - p64), axis=axes)
+    dice = np.mean(1 - 2 * tp / (2 * tp + fp + fn))
+    bce = -(t64 * np.log(p64) + (1 - t64) * np.log(1 - p64))
+    bce = np.mean(np.sum(w64 * bce, axis=axes) / np.sum(w64, axis=axes))
+    weights = w.reshape(weight_shape)
+    got = value(DiceLoss(smooth=0.0, per_image=per_image), t, p, sample_weight=weights)
+    assert got == pytest.approx(dice, abs=1e-6)
+    loss = BCEDiceLoss(smooth=0.0, per_image=per_image)
+    assert value(loss, t, p, sample_weight=weights) == pytest.approx(bce + dice, abs=1e-5)
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "Invalid value for argument `sample_weight`. Expected weights of shape (batch,), "
+            "(batch, *spatial) or (batch, *spatial, 1). Received: "
+            "sample_weight=<tensor of shape (3, 8)>"
+        ),
+    ):
+        DiceLoss()(t, p, sample_weight=w[:, :, 0, 0])
 
 
 # Three classes on a 2x2 image; labels [[0, 1], [2, 2]], predictions [[0, 1], [2, 0]].

@@ -130,6 +130,26 @@ def test_sample_weight():
     assert score(IoUScore(), y_true, y_pred, pixel_weights[..., None]) == pytest.approx(1 / 2)
 
 
+@pytest.mark.parametrize("cls", CLASSES)
+def test_fractional_pixel_weights(cls):
+    rng = np.random.default_rng(4)
+    t = rng.random((3, 8, 8, 1)) < 0.4
+    p = rng.random((3, 8, 8, 1))
+    w = rng.uniform(0, 3, (3, 8, 8))
+    pred = p >= 0.5
+    tp = np.sum(w[..., None] * (pred & t))
+    fp = np.sum(w[..., None] * (pred & ~t))
+    fn = np.sum(w[..., None] * (~pred & t))
+    num, den = {
+        DiceCoefficient: (2 * tp, 2 * tp + fp + fn),
+        IoUScore: (tp, tp + fp + fn),
+        Precision: (tp, tp + fp),
+        Recall: (tp, tp + fn),
+    }[cls]
+    got = score(cls(), t.astype("float32"), p.astype("float32"), w.astype("float32"))
+    assert got == pytest.approx(num / den, abs=1e-6)
+
+
 def test_ignore_label_binary():
     y_true = HAND_TRUE.copy()
     y_true[0, 1, 0, 0] = 255.0  # the false positive becomes void
