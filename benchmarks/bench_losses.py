@@ -11,15 +11,16 @@ the same batch:
 
 Steps are timed in interleaved rounds (every configuration once per round, in a
 rotating order), so drift on the machine hits all alike; the table reports the
-median over rounds of the mean step time, and each configuration's ratio to the
-baseline.
+median over rounds of the mean step time, and the median over rounds of each
+configuration's ratio to the baseline's time in the same round (a paired
+comparison, steadier than the ratio of the medians on a busy machine).
 
 A second table times the same three configurations on a model that is only a
 1x1 convolution: its step is almost all loss and metrics, so the difference to
 its `BCE` row is their absolute cost, which the last line divides by the UNet's
 `BCE` step (a figure less exposed to timing noise than the UNet ratio itself).
 
-    python benchmarks/bench_losses.py [--size 128] [--batch-size 8] [--rounds 15]
+    python benchmarks/bench_losses.py [--size 128] [--batch-size 8] [--rounds 30]
 """
 
 import argparse
@@ -56,8 +57,8 @@ def main():
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--base-filters", type=int, default=8)
     parser.add_argument("--depth", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=5, help="steps per timed round")
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--steps", type=int, default=2, help="steps per timed round")
+    parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
 
     shape = (args.size, args.size, 3)
@@ -92,16 +93,21 @@ def main():
         head_step = statistics.median(head_times[name])
         print(
             f"{name:<18} {1000 * step:>13.2f} {args.batch_size / step:>7.1f} "
-            f"{step / base:>7.3f}   {1000 * head_step:>16.2f} "
+            f"{paired_ratio(unet_times, name):>7.3f}   {1000 * head_step:>16.2f} "
             f"{1000 * (head_step - head_base):>9.2f}"
         )
     name = "BCEDice+Dice+IoU"
-    overhead = statistics.median(unet_times[name]) / base - 1
+    overhead = paired_ratio(unet_times, name) - 1
     extra = statistics.median(head_times[name]) - head_base
     print(
         f"loss + metrics overhead: {100 * overhead:+.1f}% measured on the UNet step, "
         f"{100 * extra / base:+.1f}% from the 1x1-conv step difference (target < 5%)"
     )
+
+
+def paired_ratio(times, name):
+    """Median over rounds of `name`'s step time over the baseline's in the same round."""
+    return statistics.median(t / b for t, b in zip(times[name], times["BCE"], strict=True))
 
 
 def measure(build, images, masks, args):
