@@ -19,10 +19,11 @@ that draw figures (`pip install "keras-unet-seg[viz]"`).
 import csv
 import numbers
 import os
-import tempfile
 
 import keras
 import numpy as np
+
+from keras_unet_seg import _io
 
 _MODES = ("fill", "contour")
 
@@ -374,7 +375,6 @@ def save_overlays(
     >>> [os.path.basename(p) for p in paths]
     ['a.png', 'b.png']
     """
-    from PIL import Image
 
     images = _as_list(images, "images")
     predictions = _as_list(predictions, "predictions")
@@ -424,7 +424,7 @@ def save_overlays(
     paths = []
     for overlay, file_name in zip(overlays, file_names, strict=True):
         path = os.path.join(os.fspath(out_dir), file_name)
-        _write_atomically(path, lambda f, o=overlay: Image.fromarray(o).save(f, format="PNG"))
+        _io.save_png(path, overlay)
         paths.append(path)
     return paths
 
@@ -510,9 +510,7 @@ def plot_history(history, metrics=None, figsize=None, filepath=None):
         ax.grid(alpha=0.3)
         ax.legend()
     if filepath is not None:
-        filepath = os.fspath(filepath)
-        extension = os.path.splitext(filepath)[1].lstrip(".").lower() or "png"
-        _write_atomically(filepath, lambda f: figure.savefig(f, format=extension))
+        _io.save_figure(os.fspath(filepath), figure)
     return figure
 
 
@@ -756,17 +754,3 @@ def _parse_float(text):
 
 def _describe(value):
     return f"history={value!r}" if isinstance(value, dict) else f"{type(value).__name__}"
-
-
-def _write_atomically(path, write):
-    """Calls `write(file)` on a temporary file next to `path`, then renames it."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise

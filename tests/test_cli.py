@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from keras_unet_seg import _io
 from keras_unet_seg.cli import main
-from keras_unet_seg.commands import _io, train
+from keras_unet_seg.commands import train
 from keras_unet_seg.data import make_synthetic_dataset
 
 SMALL_MODEL = ["--base-filters", "4", "--depth", "2", "--image-size", "32", "--batch-size", "4"]

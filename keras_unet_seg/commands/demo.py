@@ -15,7 +15,8 @@ import shutil
 import sys
 import time
 
-from keras_unet_seg.commands import _common, _io, evaluate, train
+from keras_unet_seg import _io
+from keras_unet_seg.commands import _common, evaluate, train
 
 NAME = "demo"
 

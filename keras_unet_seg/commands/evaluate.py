@@ -12,7 +12,8 @@ import os
 
 import numpy as np
 
-from keras_unet_seg.commands import _common, _io, predict
+from keras_unet_seg import _io
+from keras_unet_seg.commands import _common, predict
 from keras_unet_seg.commands._common import CommandError
 
 NAME = "evaluate"

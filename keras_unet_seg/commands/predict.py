@@ -11,7 +11,8 @@ import os
 
 import numpy as np
 
-from keras_unet_seg.commands import _common, _io
+from keras_unet_seg import _io
+from keras_unet_seg.commands import _common
 from keras_unet_seg.commands._common import CommandError
 
 NAME = "predict"

@@ -18,7 +18,8 @@ import os
 
 import keras
 
-from keras_unet_seg.commands import _common, _io
+from keras_unet_seg import _io
+from keras_unet_seg.commands import _common
 from keras_unet_seg.commands._common import CommandError, Interrupted, UsageError
 
 NAME = "train"
