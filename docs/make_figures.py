@@ -221,9 +221,6 @@ def main():
         overlay = overlay_mask(image, probs, mode="contour", alpha=1.0, thickness=2)
         Image.fromarray(overlay).save(os.path.join(args.out, "tiled_overlay.png"))
         print(f"tiled_overlay.png: {image.shape} image, tiles of 64x64")
-    for name in os.listdir(args.out):
-        # viz writes atomically through `tempfile.mkstemp`, which creates files 0600.
-        os.chmod(os.path.join(args.out, name), 0o644)
     print(f"done in {time.perf_counter() - start:.0f} s")
 
 
