@@ -220,7 +220,13 @@ def read_header(path):
             path,
         ) from None
     extension = os.path.splitext(path)[1].lower()
-    expected = _FORMATS_BY_EXTENSION[extension]
+    expected = _FORMATS_BY_EXTENSION.get(extension)
+    if expected is None:
+        raise InvalidFileError(
+            f"File '{path}' has the extension '{extension}', which is not one of the "
+            f"supported image extensions ({', '.join(IMAGE_EXTENSIONS)}).",
+            path,
+        )
     if header.format not in expected:
         raise InvalidFileError(
             f"File '{path}' has the extension '{extension}' but contains "

@@ -317,6 +317,13 @@ def test_bmp_named_jpg(tmp_path):
     _raises_naming(path, r"has the extension '\.jpg' but contains BMP data", tmp_path)
 
 
+def test_read_header_refuses_an_unsupported_extension(tmp_path):
+    path = tmp_path / "scan.webp"
+    Image.fromarray(id_image(1)).save(path, format="WEBP")
+    with pytest.raises(_io.InvalidFileError, match=r"extension '\.webp', which is not one of"):
+        _io.read_header(str(path))
+
+
 def test_image_and_mask_of_different_sizes(tmp_path):
     write_id_pairs(tmp_path, 2)
     save(tmp_path / "images" / "s001.png", np.zeros((48, 64, 3), np.uint8))
