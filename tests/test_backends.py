@@ -1,10 +1,10 @@
-"""Runs the backend-agnostic test files again under the other Keras backends.
+"""Runs the backend-agnostic tests again under the other Keras backends.
 
 The main test run uses one backend (TensorFlow by default). Keras fixes its backend
 at import, so each other backend gets a fresh `python -m pytest` process with
 `KERAS_BACKEND` set. Tests that need TensorFlow skip themselves there.
 
-To cover another file, add it to `BACKEND_TEST_FILES`.
+To cover another file or folder, add it to `BACKEND_TEST_FILES`.
 """
 
 import importlib.util
@@ -20,6 +20,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Test files, and modules whose docstring examples run (`--doctest-modules`).
 BACKEND_TEST_FILES = [
+    "tests/layers",
+    "tests/models",
+    "tests/test_testing.py",
+    "keras_unet_seg/layers",
+    "keras_unet_seg/models",
+    "keras_unet_seg/testing",
     "tests/test_losses.py",
     "tests/test_metrics.py",
     "keras_unet_seg/losses.py",
