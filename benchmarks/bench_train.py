@@ -100,7 +100,8 @@ def _model_runner(spec):
     keras.utils.set_random_seed(0)
     keras.config.set_dtype_policy(spec["precision"])
     size, batch = spec["size"], spec["batch_size"]
-    model = UNet(base_filters=spec["filters"])
+    normalization = None if spec["normalization"] == "none" else spec["normalization"]
+    model = UNet(base_filters=spec["filters"], normalization=normalization)
     model.build((None, size, size, 3))
     keras.config.set_dtype_policy("float32")
     rng = np.random.default_rng(0)
@@ -207,34 +208,36 @@ def _run_size(args, size, filters, flops_fwd, log):
         "size": size,
         "filters": filters,
         "batch_size": args.batch_size,
+        "normalization": args.normalization,
         "intra_op": args.intra_op,
         "inter_op": args.inter_op,
         "verbose": args.verbose,
     }
     configs = [(precision, jit) for precision in args.precisions for jit in _jit_options(args.jit)]
-    workers = {}
-    for precision, jit in configs:
-        for mode in ("train", "infer"):
-            if (mode == "train" and args.no_train) or (mode == "infer" and args.no_infer):
-                continue
+    modes = [m for m, skip in (("train", args.no_train), ("infer", args.no_infer)) if not skip]
+    times, peaks, baselines = {}, {}, {}
+    # One phase a mode, so that only one mode's workers hold memory at a time.
+    for mode in modes:
+        workers = {}
+        for precision, jit in configs:
             spec = dict(common, precision=precision, jit=jit, mode=mode, tiled=not args.no_tiled)
             workers[precision, jit, mode] = Worker(spec)
-    for key, worker in workers.items():
-        start = time.perf_counter()
-        worker.wait_ready()
-        log(f"  ready {key} in {time.perf_counter() - start:.0f}s")
-
-    times = {key: {"step": [], "tiled": []} for key in workers}
-    for round_index in range(args.rounds):
         for key, worker in workers.items():
-            steps = args.train_steps if key[2] == "train" else args.infer_steps
-            times[key]["step"] += [t / 1 for t in worker.ask("step", steps)["seconds"]]
-            if key[2] == "infer" and not args.no_tiled and round_index < args.tiled_rounds:
-                times[key]["tiled"] += worker.ask("tiled")["seconds"]
-        log(f"  round {round_index + 1}/{args.rounds} done (load {_load()})")
-    peaks = {key: worker.ask("rss")["peak_mib"] for key, worker in workers.items()}
-    for worker in workers.values():
-        worker.close()
+            start = time.perf_counter()
+            worker.wait_ready()
+            log(f"  ready {key} in {time.perf_counter() - start:.0f}s")
+        times.update({key: {"step": [], "tiled": []} for key in workers})
+        steps = args.train_steps if mode == "train" else args.infer_steps
+        for round_index in range(args.rounds):
+            for key, worker in workers.items():
+                times[key]["step"] += worker.ask("step", steps)["seconds"]
+                if mode == "infer" and not args.no_tiled and round_index < args.tiled_rounds:
+                    times[key]["tiled"] += worker.ask("tiled")["seconds"]
+            log(f"  {mode} round {round_index + 1}/{args.rounds} done (load {_load()})")
+        for key, worker in workers.items():
+            peaks[key] = worker.ask("rss")["peak_mib"]
+            baselines[key] = worker.baseline_mib
+            worker.close()
 
     rows = []
     for precision, jit in configs:
@@ -247,7 +250,7 @@ def _run_size(args, size, filters, flops_fwd, log):
             row[f"{mode}_img_s"] = args.batch_size / step
             row[f"{mode}_gflop_s"] = factor * flops_fwd * args.batch_size / step / 1e9
             row[f"{mode}_peak_mib"] = peaks[key]
-            row[f"{mode}_baseline_mib"] = workers[key].baseline_mib
+            row[f"{mode}_baseline_mib"] = baselines[key]
             row[f"{mode}_samples"] = len(times[key]["step"])
             if mode == "infer" and times[key]["tiled"]:
                 row["tiled_s"] = statistics.median(times[key]["tiled"])
@@ -275,19 +278,50 @@ def _time_matmuls(args, log):
     return results
 
 
-def _auto_choice(backend, size, filters, training):
-    os.environ["KERAS_BACKEND"] = backend
-    from keras_unet_seg import performance
+def _auto_table(rows):
+    """What `precision="auto"` and `resolve_jit_compile("auto")` pick here, and what it gains."""
+    from keras_unet_seg.performance import resolve_jit_compile, resolve_precision
 
-    resolve = getattr(performance, "resolve_precision", None)
-    if resolve is None:
-        return None
-    return resolve("auto", base_filters=filters, training=training)
+    lines = [
+        "| model | auto picks for training | speedup over float32 | "
+        "auto picks for inference | speedup over float32 |",
+        "|---|---|---:|---|---:|",
+    ]
+    sizes = sorted({(row["size"], row["filters"]) for row in rows}, reverse=True)
+    for size, filters in sizes:
+        cells = [f"{size}x{size}, {filters} filters"]
+        for mode, training in (("train", True), ("infer", False)):
+            precision = resolve_precision("auto", base_filters=filters, training=training)
+            jit = resolve_jit_compile("auto", training=training)
+            pick = next(
+                (
+                    r
+                    for r in rows
+                    if (r["size"], r["filters"], r["precision"], r["jit"])
+                    == (size, filters, precision, jit)
+                ),
+                None,
+            )
+            bases = [
+                r
+                for r in rows
+                if (r["size"], r["filters"], r["precision"]) == (size, filters, "float32")
+            ]
+            base = min(bases, key=lambda r: r["jit"], default=None)
+            cells.append(f"{precision}, XLA {'on' if jit else 'off'}")
+            key = f"{mode}_img_s"
+            if pick and base and key in pick and key in base:
+                cells.append(f"{pick[key] / base[key]:.2f}x")
+            else:
+                cells.append("not measured")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _markdown(rows, matmul, args):
     lines = [
-        f"Backend {args.backend}, batch {args.batch_size}, medians of {args.rounds} rounds "
+        f"Backend {args.backend}, batch {args.batch_size}, normalization {args.normalization}, "
+        f"medians of {args.rounds} rounds "
         f"(train {args.train_steps} and inference {args.infer_steps} steps a round). "
         f"Matmul ceiling ({args.matmul_size}x{args.matmul_size}): "
         f"float32 {matmul['float32']:.0f} GFLOP/s, bfloat16 {matmul['bfloat16']:.0f} GFLOP/s.",
@@ -297,9 +331,11 @@ def _markdown(rows, matmul, args):
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     base = {}
-    for row in rows:
-        if row["precision"] == "float32" and not row["jit"]:
-            base[row["size"], row["filters"]] = row
+    for row in rows:  # float32 without XLA, or with it when that is all there is
+        if row["precision"] == "float32":
+            key = (row["size"], row["filters"])
+            if key not in base or base[key]["jit"]:
+                base[key] = row
     for row in rows:
         ref = base.get((row["size"], row["filters"]))
         ceiling = matmul["bfloat16" if "bfloat16" in row["precision"] else "float32"]
@@ -320,7 +356,8 @@ def _markdown(rows, matmul, args):
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(
-        "Speedups in brackets are against float32 without XLA at the same size. "
+        "Speedups in brackets are against float32 without XLA at the same size (with XLA "
+        "when only that was run). "
         "GFLOP/s count the convolutions (x3 for training), against the float32 matmul "
         "for float32 rows and the bfloat16 matmul for bfloat16 rows."
     )
@@ -337,10 +374,13 @@ def parse_args(argv=None):
     parser.add_argument("--precisions", default=",".join(PRECISIONS))
     parser.add_argument("--jit", choices=("off", "on", "both"), default="both")
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument(
+        "--normalization", default="batch", help="UNet normalization: batch, group, none, ..."
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--train-steps", type=int, default=1, help="timed steps a round")
     parser.add_argument("--infer-steps", type=int, default=2, help="timed steps a round")
-    parser.add_argument("--tiled-rounds", type=int, default=3)
+    parser.add_argument("--tiled-rounds", type=int, default=2)
     parser.add_argument("--no-train", action="store_true")
     parser.add_argument("--no-infer", action="store_true")
     parser.add_argument("--no-tiled", action="store_true")
@@ -388,6 +428,8 @@ def main(argv=None):
     matmul_after = _time_matmuls(args, log)
     matmul = {k: max(matmul[k], matmul_after[k]) for k in matmul}
     print(_markdown(rows, matmul, args))
+    print()
+    print(_auto_table(rows))
     print()
     print(
         f"Load average before {load_before}, after {_load()}; "

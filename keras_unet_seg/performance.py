@@ -31,17 +31,18 @@ STRATEGIES = ("mirrored", "data_parallel")
 # Sapphire Rapids and Zen 4 or later; AMX on Sapphire Rapids or later).
 _CPU_BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")
 
-# On CPUs, bfloat16 pays for training only when the convolutions are wide
-# enough for the bfloat16 dot products to outweigh the casts and the float32
-# normalisations around them. Measured with benchmarks/bench_train.py on a
-# 2-core Zen 4 (AVX512-BF16), TensorFlow 2.21 + oneDNN; see the Performance
-# page. Inference pays from the smallest size measured.
-_CPU_BFLOAT16_MIN_TRAIN_FILTERS = 64
-_CPU_BFLOAT16_MIN_INFER_FILTERS = 1
+# On CPUs, bfloat16 pays only when the convolutions are wide enough for the
+# bfloat16 dot products to outweigh the casts and the float32 normalisations
+# around them. Measured with benchmarks/bench_train.py on a 2-core Zen 4
+# (AVX512-BF16), TensorFlow 2.21 + oneDNN, batch 8, against float32:
+# base_filters 8: training 1.14x, inference 0.94x (slower); 16: 1.21x / 1.30x
+# (64x64) and 1.24x / 1.27x (128x128); 32: 1.5-1.6x / 1.6x; 64: 1.7-1.8x.
+_CPU_BFLOAT16_MIN_TRAIN_FILTERS = 16
+_CPU_BFLOAT16_MIN_INFER_FILTERS = 16
 # The UNet default, assumed when `resolve_precision` gets no `base_filters`.
 _DEFAULT_BASE_FILTERS = 64
 # Backends whose CPU convolutions run bfloat16 in hardware (TensorFlow through
-# oneDNN). XLA:CPU (JAX) was measured slower in bfloat16 than in float32.
+# oneDNN). XLA:CPU (JAX) was measured no faster in bfloat16 than in float32.
 _CPU_BFLOAT16_BACKENDS = ("tensorflow",)
 
 
@@ -154,12 +155,14 @@ def resolve_precision(precision="auto", *, base_filters=None, training=True):
       (Keras scales the loss automatically under this policy); older or
       unknown GPUs: `"float32"`. A TPU: `"mixed_bfloat16"`.
     - a CPU with AVX512-BF16 or AMX (read from `/proc/cpuinfo`) on the
-      TensorFlow backend (oneDNN): `"mixed_bfloat16"` for inference, and for
-      training when `base_filters` is at least 64; measured on such a CPU,
-      a 256x256 U-Net with 64 base filters trains about 2x faster in
-      bfloat16, while at 32 filters bfloat16 trains no faster than float32.
-      JAX's CPU backend runs bfloat16 convolutions slower than float32, and
-      `TF_ENABLE_ONEDNN_OPTS=0` turns oneDNN off: both keep float32.
+      TensorFlow backend (oneDNN): `"mixed_bfloat16"` when `base_filters`
+      is at least 16. Measured on such a CPU (2-core Zen 4), bfloat16 trains
+      and predicts 1.2-1.3x faster than float32 at 16 base filters and
+      1.5-1.8x faster at 32 and 64, but predicts slower at 8, where the
+      casts around the small convolutions cost more than they save. JAX's
+      CPU backend (XLA) gains nothing from bfloat16 (its bfloat16 matmul is
+      no faster than float32), and `TF_ENABLE_ONEDNN_OPTS=0` turns oneDNN
+      off: both keep float32.
     - anything else: `"float32"`.
 
     Other values are returned unchanged.
@@ -168,8 +171,8 @@ def resolve_precision(precision="auto", *, base_filters=None, training=True):
         precision: `"auto"`, `"float32"`, `"mixed_bfloat16"` or
             `"mixed_float16"`. Defaults to `"auto"`.
         base_filters: int, the U-Net's first-level filters, which decide
-            whether bfloat16 pays for training on a CPU. Defaults to `None`,
-            meaning `UNet`'s default (64).
+            whether bfloat16 pays on a CPU. Defaults to `None`, meaning
+            `UNet`'s default (64).
         training: bool, whether the precision is for training (`True`) or
             for inference only. Defaults to `True`.
 
