@@ -399,7 +399,7 @@ class Distribution:
             )
         return per_replica_batch_size * self.num_replicas
 
-    def even_batches(self, dataset):
+    def even_batches(self, dataset, num_samples=None, batch_size=None):
         """Drops the batches of a `tf.data.Dataset` that do not split evenly.
 
         A batch whose size is not a multiple of `num_replicas` (the last,
@@ -413,15 +413,32 @@ class Distribution:
         Args:
             dataset: a batched `tf.data.Dataset` of tensors or tuples of
                 tensors, batch first.
+            num_samples: int, the number of samples that `dataset` batches,
+                when known. Give it with `batch_size`: only the last batch
+                can then be short, and it is dropped with `take`, so the
+                dataset keeps a known length (Keras' progress bar shows the
+                steps). Defaults to `None`: every batch is checked.
+            batch_size: int, the global batch size of `dataset`, with
+                `num_samples`. Defaults to `None`.
 
         Returns:
-            The filtered `tf.data.Dataset`.
+            The `tf.data.Dataset` of the batches that split evenly.
         """
         if self.num_replicas == 1:
             return dataset
+        if (num_samples is None) != (batch_size is None):
+            raise ValueError(
+                "Invalid arguments for `even_batches`. Expected `num_samples` and "
+                f"`batch_size` together. Received: num_samples={num_samples!r}, "
+                f"batch_size={batch_size!r}"
+            )
+        replicas = self.num_replicas
+        if num_samples is not None:
+            if (num_samples % batch_size) % replicas:
+                return dataset.take(num_samples // batch_size)
+            return dataset
         import tensorflow as tf
 
-        replicas = self.num_replicas
 
         def divides_evenly(*batch):
             first = tf.nest.flatten(batch)[0]

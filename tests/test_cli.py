@@ -200,6 +200,98 @@ def test_predict_files_and_folders_of_any_size(trained_run, tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------- #
+# Speed and devices: --precision, --jit-compile, --strategy
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.slow
+def test_train_and_predict_take_precision_and_xla(data_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    code = main(
+        [
+            *("train", "--data", data_dir, "--out", str(run), *SMALL_MODEL, "--epochs", "1"),
+            *("--no-augment", "--precision", "mixed_bfloat16", "--jit-compile", "on"),
+        ]
+    )
+    assert code == 0
+    assert "Training in mixed_bfloat16, XLA on, 1 device (batches of 4)." in capsys.readouterr().out
+    config = json.loads((run / "config.json").read_text())
+    assert (config["precision"], config["jit_compile"], config["strategy"]) == (
+        "mixed_bfloat16",
+        True,
+        None,
+    )
+    model = keras.saving.load_model(run / "model.keras")
+    assert model.dtype_policy.name == "mixed_bfloat16"
+
+    image = tmp_path / "image.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 36, 3), np.uint8)).save(image)
+    masks = {}
+    for precision in ("float32", "mixed_bfloat16"):
+        out = tmp_path / precision
+        code = main(
+            [
+                *("predict", "--model", str(run / "model.keras"), str(image), "--out", str(out)),
+                *("--tile-size", "32", "--precision", precision, "--jit-compile", "off"),
+            ]
+        )
+        assert code == 0
+        assert f"Predicting in {precision}, XLA off, 1 device." in capsys.readouterr().out
+        masks[precision] = np.asarray(Image.open(out / "masks" / "image.png"))
+    # The same weights in both precisions: bfloat16 rounding flips few pixels.
+    assert np.mean(masks["float32"] != masks["mixed_bfloat16"]) < 0.05
+
+
+_TWO_CPU_DEVICES = """
+import sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from keras_unet_seg.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "strategy, backend, env",
+    [
+        ("mirrored", "tensorflow", {}),
+        ("data_parallel", "jax", {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}),
+    ],
+)
+def test_train_strategy_on_two_cpu_devices(strategy, backend, env, tmp_path):
+    """9 training images in global batches of 2 x 2: 4, 4, then the odd 1 is skipped."""
+    if backend == "jax":
+        pytest.importorskip("jax")
+    data = make_synthetic_dataset(
+        tmp_path / "data", num_train=9, num_val=4, image_size=(32, 32), seed=0
+    )
+    run = tmp_path / "run"
+    argv = [
+        *("train", "--data", str(data), "--out", str(run), *SMALL_MODEL[:-2]),
+        *("--batch-size", "2", "--epochs", "2", "--no-augment", "--strategy", strategy),
+    ]
+    result = subprocess.run(
+        [sys.executable, "-c", _TWO_CPU_DEVICES, *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", **env},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "2 devices (batches of 4)." in result.stdout
+    assert "2/2" in result.stdout  # two steps an epoch, counted before the epoch ends
+    with open(run / "log.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert all(np.isfinite(float(r["val_loss"])) for r in rows)
+    model = keras.saving.load_model(run / "model.keras")
+    assert model.base_filters == 4
+
+
+# --------------------------------------------------------------------------- #
 # evaluate
 # --------------------------------------------------------------------------- #
 
@@ -351,6 +443,36 @@ USER_MISTAKES = {
         ["train", "--data", "{empty}", "--out", "{run}", "--normalization", "batchnorm"],
         2,
         "argument --normalization: expected one of 'batch'",
+    ),
+    "unknown precision": (
+        ["train", "--data", "{empty}", "--out", "{run}", "--precision", "float64"],
+        2,
+        "argument --precision: invalid choice: 'float64'",
+    ),
+    "bad jit-compile": (
+        [
+            "predict",
+            "--model",
+            "{zip_model}",
+            "{corrupt}",
+            "--out",
+            "{run}",
+            "--jit-compile",
+            "yes",
+        ],
+        2,
+        "argument --jit-compile: expected auto, on or off, got 'yes'",
+    ),
+    "unknown strategy": (
+        ["train", "--data", "{empty}", "--out", "{run}", "--strategy", "mirror"],
+        2,
+        "argument --strategy: expected one of 'mirrored', 'data_parallel', 'none', got 'mirror'",
+    ),
+    "strategy of another backend": (
+        ["train", "--data", "{empty}", "--out", "{run}", "--strategy", "data_parallel"],
+        2,
+        "train: --strategy: Invalid value for argument `strategy`: 'data_parallel' "
+        "(keras.distribution.DataParallel) needs the JAX backend",
     ),
     "missing data folder": (
         ["train", "--data", "{missing}", "--out", "{run}"],

@@ -135,6 +135,23 @@ def test_even_batches_drops_only_uneven_batches():
     assert [len(x) for x in Distribution("mirrored", None, 2).even_batches(single)] == [4, 2]
 
 
+def test_even_batches_with_known_counts_keeps_a_known_length():
+    tf = pytest.importorskip("tensorflow")
+
+    def batched(num_samples, batch_size):
+        return tf.data.Dataset.from_tensor_slices(np.arange(num_samples, dtype="float32")).batch(
+            batch_size
+        )
+
+    two = Distribution("mirrored", None, 2)
+    for num_samples, batch_size, sizes in ((21, 8, [8, 8]), (22, 8, [8, 8, 6]), (16, 8, [8, 8])):
+        even = two.even_batches(batched(num_samples, batch_size), num_samples, batch_size)
+        assert [len(x) for x in even] == sizes
+        assert int(even.cardinality()) == len(sizes)  # known, unlike after a filter
+    with pytest.raises(ValueError, match="Expected `num_samples` and `batch_size` together"):
+        two.even_batches(batched(4, 2), num_samples=4)
+
+
 def test_unknown_strategy_is_refused():
     with pytest.raises(
         ValueError,

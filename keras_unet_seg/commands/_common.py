@@ -197,6 +197,50 @@ def optional_choice(*choices):
     return convert
 
 
+def jit_compile_choice(value):
+    """`"auto"`, or `True`/`False` from `on`/`off` (`true`/`false`, or a JSON boolean)."""
+    if isinstance(value, bool) or value == "auto":
+        return value
+    if isinstance(value, str) and value.lower() in ("on", "true", "off", "false"):
+        return value.lower() in ("on", "true")
+    _fail("auto, on or off", value)
+
+
+jit_compile_choice.__name__ = "choice"
+
+
+# --- Speed: precision and XLA (keras_unet_seg.performance). ---
+
+
+def add_speed_arguments(group, training):
+    """Adds `--precision` and `--jit-compile` to an argument group."""
+    from keras_unet_seg.performance import PRECISIONS
+
+    purpose = "training" if training else "inference"
+    group.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help=f"dtype policy for {purpose}; auto: mixed_bfloat16 on CPUs with AVX512-BF16 "
+        "or AMX (TensorFlow, 16 base filters or more) and on GPUs of compute capability "
+        "8.0 or more, mixed_float16 on 7.x GPUs, float32 otherwise",
+    )
+    group.add_argument(
+        "--jit-compile",
+        type=jit_compile_choice,
+        default="auto",
+        metavar="{auto,on,off}",
+        help="XLA compilation; auto: on for JAX and for TensorFlow on GPUs, off on "
+        "TensorFlow's CPU (measured slower there) and under --strategy mirrored",
+    )
+
+
+def speed_summary(policy, jit_compile, num_replicas=1):
+    """One line that says how a command computes, such as `float32, XLA off, 1 device`."""
+    devices = "1 device" if num_replicas == 1 else f"{num_replicas} devices"
+    return f"{policy}, XLA {'on' if jit_compile else 'off'}, {devices}"
+
+
 # --- Config files: JSON objects whose keys are the options' names. ---
 
 

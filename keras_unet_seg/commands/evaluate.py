@@ -94,6 +94,7 @@ def evaluate(model, args, verbose=1, keep_predictions=False):
 
     from keras_unet_seg.data import SegmentationDataset
 
+    model = predict.inference_model(model, args, verbose=verbose)
     subset = _subset(args.data, args.subset)
     num_classes = num_classes_of(model)
     color_mode = args.color_mode or _common.color_mode_for(_common.input_channels(model))

@@ -65,7 +65,25 @@ def add_inference_arguments(parser):
         default=None,
         help="how images are read (default: from the model's input channels)",
     )
+    _common.add_speed_arguments(group, training=False)
     return group
+
+
+def inference_model(model, args, verbose=1):
+    """`model` under `--precision` (same weights) with `--jit-compile` applied."""
+    from keras_unet_seg import performance
+
+    try:
+        model = performance.with_precision(model, args.precision, training=False)
+    except ValueError as error:
+        if args.precision != "auto":
+            raise CommandError(f"--precision {args.precision}: {_common.one_line(error)}") from None
+        # A model that cannot be rebuilt under another policy keeps its own.
+    model.jit_compile = performance.resolve_jit_compile(args.jit_compile, training=False)
+    if verbose:
+        summary = _common.speed_summary(model.dtype_policy.name, model.jit_compile)
+        print(f"Predicting in {summary}.")
+    return model
 
 
 def run(args):
@@ -170,6 +188,7 @@ def predict_files(model, files, args, color_mode, verbose=1):
 
     from keras_unet_seg import viz
 
+    model = inference_model(model, args, verbose=verbose)
     masks_dir = os.path.join(args.out, "masks")
     overlays_dir = os.path.join(args.out, "overlays")
     progress = keras.utils.Progbar(len(files), unit_name="image", verbose=verbose)

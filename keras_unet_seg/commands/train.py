@@ -18,11 +18,12 @@ import os
 
 import keras
 
-from keras_unet_seg import _io
+from keras_unet_seg import _io, performance
 from keras_unet_seg.commands import _common
 from keras_unet_seg.commands._common import CommandError, Interrupted, UsageError
 
 NAME = "train"
+STRATEGIES = performance.STRATEGIES
 
 # Options that define the model's weights: they cannot change when resuming.
 MODEL_OPTIONS = (
@@ -171,6 +172,19 @@ def add_arguments(parser):
         default=0,
         help="seeds the weights, the shuffling and the augmentation",
     )
+
+    speed = parser.add_argument_group("speed and devices")
+    _common.add_speed_arguments(speed, training=True)
+    speed.add_argument(
+        "--strategy",
+        type=_common.optional_choice(*STRATEGIES),
+        default=None,
+        help="data-parallel training: mirrored (TensorFlow: every local GPU, or the "
+        "logical CPU devices), data_parallel (JAX: every device, every host after "
+        "keras.distribution.initialize()) or none; --batch-size is then per device, and "
+        "a last batch that does not split evenly among the devices is skipped (training; "
+        "validation too under data_parallel)",
+    )
     return parser
 
 
@@ -243,8 +257,11 @@ def run_config(args):
     return config
 
 
-def build_model(options):
-    """The `UNet` of the options, built for images of any size."""
+def build_model(options, dtype=None):
+    """The `UNet` of the options, built for images of any size.
+
+    `dtype` is the dtype policy name (`resolve_precision`); `None` takes Keras' global one.
+    """
     from keras_unet_seg import AttentionDecoderStage, DecoderStage, UNet
 
     try:
@@ -258,6 +275,7 @@ def build_model(options):
             dropout=options.dropout,
             residual=options.residual,
             decoder_stage=AttentionDecoderStage if options.attention else DecoderStage,
+            dtype=dtype,
         )
     except ValueError as error:
         raise UsageError(f"train: {error}") from None
@@ -266,7 +284,7 @@ def build_model(options):
     return model
 
 
-def compile_model(model, options):
+def compile_model(model, options, jit_compile="auto"):
     """Compiles `model` with the optimizer, loss and metrics of the options.
 
     The one place where the commands compile a model. Returns the name of the logged
@@ -283,16 +301,19 @@ def compile_model(model, options):
         optimizer=keras.optimizers.Adam(learning_rate=options.learning_rate),
         loss=loss,
         metrics=metric_objects,
+        jit_compile=jit_compile,
     )
     return f"val_{_common.metric_name(metric_objects[0])}"
 
 
-def load_datasets(options):
+def load_datasets(options, dist=None):
+    """The training and validation datasets; batches of `--batch-size` per device of `dist`."""
     from keras_unet_seg.data import SegmentationDataset
 
+    dist = dist or performance.distribution(None)
     common = {
         "image_size": tuple(options.image_size),
-        "batch_size": options.batch_size,
+        "batch_size": dist.global_batch_size(options.batch_size),
         "color_mode": options.color_mode,
         "num_classes": options.num_classes,
         "seed": options.seed,
@@ -311,8 +332,26 @@ def load_datasets(options):
             raise CommandError(
                 f"cannot read the {role} data (--data {options.data}, {option} {subset}): {error}"
             ) from None
-    train_data, val_data = datasets
+    # Training steps average the replicas' gradients with equal weights, so every
+    # training batch must split evenly; JAX also needs it of the validation batches.
+    train_data, val_data = (
+        dist.even_batches(dataset, len(dataset.image_paths), common["batch_size"])
+        if role == "training" or dist.name == "data_parallel"
+        else dataset
+        for role, dataset in zip(("training", "validation"), datasets, strict=True)
+    )
     return train_data, val_data
+
+
+def set_up_devices(options):
+    """The `Distribution` of `--strategy`, the dtype policy and the XLA switch to use."""
+    try:
+        dist = performance.distribution(options.strategy)
+    except ValueError as error:
+        raise UsageError(f"train: --strategy: {_common.one_line(error)}") from None
+    policy = performance.resolve_precision(options.precision, base_filters=options.base_filters)
+    jit_compile = performance.resolve_jit_compile(options.jit_compile, distribution=dist)
+    return dist, policy, jit_compile
 
 
 def train(options, verbose=1):
@@ -343,12 +382,14 @@ def train(options, verbose=1):
             f"to train longer, pass --resume with --epochs greater than {completed}."
         )
 
-    # The model and its loss and metrics first: they check the options before any
-    # file is read or written.
+    # The devices, the model and its loss and metrics first: they check the options
+    # before any file is read or written.
+    dist, policy, jit_compile = set_up_devices(options)
     keras.utils.set_random_seed(options.seed)
-    model = build_model(options)
-    monitor = compile_model(model, options)
-    train_data, val_data = load_datasets(options)
+    with dist.scope():
+        model = build_model(options, dtype=policy)
+        monitor = compile_model(model, options, jit_compile=jit_compile)
+    train_data, val_data = load_datasets(options, dist)
 
     os.makedirs(out, exist_ok=True)
     _io.write_json(config_path, run_config(options))
@@ -376,14 +417,21 @@ def train(options, verbose=1):
             backup_dir, double_checkpoint=True, delete_checkpoint=False
         ),
     ]
-    model.fit(
-        train_data,
-        validation_data=val_data,
-        epochs=options.epochs,
-        callbacks=callbacks,
-        verbose=verbose,
-        shuffle=False,  # the dataset shuffles itself, with the run's seed
-    )
+    if verbose:
+        batch = dist.global_batch_size(options.batch_size)
+        print(
+            f"Training in {_common.speed_summary(policy, jit_compile, dist.num_replicas)} "
+            f"(batches of {batch})."
+        )
+    with dist.scope():
+        model.fit(
+            train_data,
+            validation_data=val_data,
+            epochs=options.epochs,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,  # the dataset shuffles itself, with the run's seed
+        )
     final_path = os.path.join(out, FINAL_MODEL_FILE)
     _io.save_model(model, final_path)
     written = {"config": config_path, "model": final_path, "log": log_path}
@@ -394,7 +442,8 @@ def train(options, verbose=1):
         written["curves"] = curves
     best_epoch, best_value = _best_epoch(log_path, monitor)
     if verbose:
-        print(f"\nTraining finished: {options.epochs} epochs in '{out}'.")
+        epochs = "1 epoch" if options.epochs == 1 else f"{options.epochs} epochs"
+        print(f"\nTraining finished: {epochs} in '{out}'.")
         if best_epoch is not None:
             print(f"Best {monitor}: {best_value:.4f} (epoch {best_epoch + 1}).")
         for label, path in written.items():
