@@ -2,9 +2,11 @@
 
 Both models have the same architecture and parameter count: conv-BN-ReLU x2
 per level, max pooling, transposed-convolution upsampling, concatenated
-skips, a 1x1 sigmoid head. Their steps are timed alternately in one run
-(interleaved rounds, medians), so drift on the machine hits both alike, and
-the ratio tells what the subclassed, composable design costs.
+skips, a 1x1 sigmoid head; they start from the same weights (a CPU step's
+time depends on the values: measured here, different initial weights alone
+made one model's inference 7% slower). Their steps are timed alternately in
+one run (interleaved rounds, medians), so drift on the machine hits both
+alike, and the ratio tells what the subclassed, composable design costs.
 
     python benchmarks/bench_model.py [--size 128] [--base-filters 16] [--depth 4]
 """
@@ -47,6 +49,23 @@ def functional_unet(input_shape, base_filters, depth):
     return keras.Model(inputs, outputs)
 
 
+def same_weights(source, target):
+    """Copies `source`'s weights into `target`, matched by kind in creation order.
+
+    A CPU step's time depends on the values it computes with (denormal floats
+    are slow), so the two models start from the same weights and, trained on
+    the same batches, keep computing the same values.
+    """
+    by_kind = {}
+    for weight in source.weights:
+        by_kind.setdefault(weight.path.rsplit("/", 1)[-1], []).append(weight)
+    for weight in target.weights:
+        twin = by_kind[weight.path.rsplit("/", 1)[-1]].pop(0)
+        if tuple(twin.shape) != tuple(weight.shape):
+            raise SystemExit(f"architectures differ: {twin.path} {weight.path}")
+        weight.assign(twin)
+
+
 def time_steps(step, steps):
     start = time.perf_counter()
     for _ in range(steps):
@@ -61,7 +80,7 @@ def main():
     parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=10, help="steps per timed round")
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
 
     shape = (args.size, args.size, 3)
@@ -74,8 +93,12 @@ def main():
         "UNet (subclassed)": UNet(base_filters=args.base_filters, depth=args.depth),
         "functional U-Net": functional_unet(shape, args.base_filters, args.depth),
     }
+    models["UNet (subclassed)"].build((None, *shape))
+    same_weights(models["UNet (subclassed)"], models["functional U-Net"])
+    outputs = [keras.ops.convert_to_numpy(m(images[:2])) for m in models.values()]
+    if not np.allclose(*outputs, atol=1e-5):
+        raise SystemExit("the two models compute different outputs from the same weights")
     for model in models.values():
-        model.build((None, *shape))
         model.compile(optimizer="adam", loss="binary_crossentropy")
         model.train_on_batch(images, masks)  # trace and warm up
         model.predict_on_batch(images)
@@ -85,12 +108,18 @@ def main():
 
     train = {name: [] for name in models}
     infer = {name: [] for name in models}
-    for _ in range(args.rounds):
-        for name, model in models.items():
-            train[name].append(
-                time_steps(lambda m=model: m.train_on_batch(images, masks), args.steps)
-            )
-            infer[name].append(time_steps(lambda m=model: m.predict_on_batch(images), args.steps))
+    names = list(models)
+    # Training rounds, then inference rounds; in each, the two models take turns in
+    # a rotating order, so that neither always runs right after the other.
+    for times, step in (
+        (train, lambda m: m.train_on_batch(images, masks)),
+        (infer, lambda m: m.predict_on_batch(images)),
+    ):
+        for round_index in range(args.rounds):
+            for name in names[round_index % 2 :] + names[: round_index % 2]:
+                times[name].append(
+                    time_steps(lambda m=models[name], step=step: step(m), args.steps)
+                )
 
     print(
         f"backend={keras.backend.backend()} size={args.size} base_filters={args.base_filters} "
