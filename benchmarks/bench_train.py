@@ -366,6 +366,71 @@ def _markdown(rows, matmul, args):
     return "\n".join(lines)
 
 
+def _accuracy(args, log):
+    """Trains the same U-Net at float32 and at the `auto` precision; returns validation Dice."""
+    import tempfile
+
+    import keras
+    import numpy as np
+
+    from keras_unet_seg import UNet
+    from keras_unet_seg.data import SegmentationDataset, make_synthetic_dataset
+    from keras_unet_seg.losses import BCEDiceLoss
+    from keras_unet_seg.metrics import DiceCoefficient
+    from keras_unet_seg.performance import resolve_precision, set_precision
+
+    filters, size = args.accuracy_filters, 64
+    auto = resolve_precision("auto", base_filters=filters)
+    results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        root = make_synthetic_dataset(folder, num_train=64, num_val=32, image_size=(size, size))
+        train = SegmentationDataset.from_directory(
+            root, "train", image_size=(size, size), batch_size=8, seed=0, verbose=False
+        )
+        val = SegmentationDataset.from_directory(
+            root, "val", image_size=(size, size), batch_size=16, shuffle=False, verbose=False
+        )
+        for precision in dict.fromkeys(("float32", auto)):
+            keras.utils.set_random_seed(0)
+            set_precision(precision)
+            model = UNet(base_filters=filters, depth=3)
+            set_precision("float32")
+            model.compile(
+                optimizer=keras.optimizers.Adam(1e-3),
+                loss=BCEDiceLoss(),
+                metrics=[DiceCoefficient(name="dice")],
+            )
+            start = time.perf_counter()
+            history = model.fit(
+                train, validation_data=val, epochs=args.accuracy_epochs, verbose=0
+            ).history
+            seconds = time.perf_counter() - start
+            dice = history["val_dice"]
+            results[precision] = {
+                "val_dice": dice,
+                "last3": float(np.mean(dice[-3:])),
+                "seconds": seconds,
+            }
+            log(f"  {precision}: val Dice {dice[-1]:.4f} (last 3: {np.mean(dice[-3:]):.4f})")
+    lines = [
+        f"Accuracy: UNet(base_filters={filters}, depth=3), synthetic {size}x{size}, 64 training "
+        f"and 32 validation images, Adam 1e-3, BCE+Dice, {args.accuracy_epochs} epochs; "
+        f"`auto` picks {auto} here.",
+        "",
+        "| precision | validation Dice (last epoch) | mean of last 3 epochs | training time |",
+        "|---|---:|---:|---:|",
+    ]
+    for precision, result in results.items():
+        lines.append(
+            f"| {precision} | {result['val_dice'][-1]:.4f} | {result['last3']:.4f} "
+            f"| {result['seconds']:.0f} s |"
+        )
+    if len(results) == 2:
+        gap = abs(results[auto]["last3"] - results["float32"]["last3"])
+        lines += ["", f"Difference (mean of last 3 epochs): {gap:.4f} (target: below 0.01)."]
+    return "\n".join(lines), results
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--_worker", help=argparse.SUPPRESS)
@@ -391,6 +456,13 @@ def parse_args(argv=None):
     parser.add_argument("--intra-op", type=int, default=0, help="TF intra-op threads (0: TF's)")
     parser.add_argument("--inter-op", type=int, default=0, help="TF inter-op threads (0: TF's)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, two rounds")
+    parser.add_argument(
+        "--accuracy",
+        action="store_true",
+        help="instead of timing, train at float32 and at the auto precision and compare Dice",
+    )
+    parser.add_argument("--accuracy-filters", type=int, default=16)
+    parser.add_argument("--accuracy-epochs", type=int, default=10)
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("--verbose", action="store_true", help="show the workers' stderr")
     args = parser.parse_args(argv)
@@ -415,6 +487,18 @@ def main(argv=None):
         print(message, file=sys.stderr, flush=True)
 
     os.environ["KERAS_BACKEND"] = args.backend
+    if args.accuracy:
+        log(f"load average before: {_load()}")
+        table, results = _accuracy(args, log)
+        print(table)
+        print(
+            f"\nLoad average after {_load()}. Command: python benchmarks/bench_train.py "
+            + " ".join(sys.argv[1:] if argv is None else argv)
+        )
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=1)
+        return
     from keras_unet_seg import UNet
     from keras_unet_seg.performance import estimate_flops
 
