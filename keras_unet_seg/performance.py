@@ -439,7 +439,6 @@ class Distribution:
             return dataset
         import tensorflow as tf
 
-
         def divides_evenly(*batch):
             first = tf.nest.flatten(batch)[0]
             return tf.equal(tf.shape(first)[0] % replicas, 0)

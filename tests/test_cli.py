@@ -261,11 +261,11 @@ sys.exit(main(sys.argv[1:]))
     ],
 )
 def test_train_strategy_on_two_cpu_devices(strategy, backend, env, tmp_path):
-    """9 training images in global batches of 2 x 2: 4, 4, then the odd 1 is skipped."""
+    """9 training and 5 validation images in global batches of 2 x 2: the odd last 1 is left out."""
     if backend == "jax":
         pytest.importorskip("jax")
     data = make_synthetic_dataset(
-        tmp_path / "data", num_train=9, num_val=4, image_size=(32, 32), seed=0
+        tmp_path / "data", num_train=9, num_val=5, image_size=(32, 32), seed=0
     )
     run = tmp_path / "run"
     argv = [
@@ -282,6 +282,11 @@ def test_train_strategy_on_two_cpu_devices(strategy, backend, env, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "2 devices (batches of 4)." in result.stdout
+    for role, count in (("training", 9), ("validation", 5)):
+        assert (
+            f"Each epoch leaves out the last 1 of the {count} {role} images: batches of 4 "
+            "must split evenly among 2 devices." in result.stdout
+        )
     assert "2/2" in result.stdout  # two steps an epoch, counted before the epoch ends
     with open(run / "log.csv", newline="") as f:
         rows = list(csv.DictReader(f))

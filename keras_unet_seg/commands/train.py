@@ -182,8 +182,8 @@ def add_arguments(parser):
         help="data-parallel training: mirrored (TensorFlow: every local GPU, or the "
         "logical CPU devices), data_parallel (JAX: every device, every host after "
         "keras.distribution.initialize()) or none; --batch-size is then per device, and "
-        "a last batch that does not split evenly among the devices is skipped (training; "
-        "validation too under data_parallel)",
+        "a last batch that does not split evenly among the devices is left out (the "
+        "command says how many images)",
     )
     return parser
 
@@ -332,13 +332,19 @@ def load_datasets(options, dist=None):
             raise CommandError(
                 f"cannot read the {role} data (--data {options.data}, {option} {subset}): {error}"
             ) from None
-    # Training steps average the replicas' gradients with equal weights, so every
-    # training batch must split evenly; JAX also needs it of the validation batches.
+    # A batch that does not split evenly among the devices fails (JAX; TensorFlow's
+    # MirroredStrategy in training, and in evaluation when a replica gets no image),
+    # so the short last batch is left out, and said so.
+    batch_size, replicas = common["batch_size"], dist.num_replicas
+    for role, dataset in zip(("training", "validation"), datasets, strict=True):
+        count = len(dataset.image_paths)
+        if replicas > 1 and (count % batch_size) % replicas:
+            print(
+                f"Each epoch leaves out the last {count % batch_size} of the {count} {role} "
+                f"images: batches of {batch_size} must split evenly among {replicas} devices."
+            )
     train_data, val_data = (
-        dist.even_batches(dataset, len(dataset.image_paths), common["batch_size"])
-        if role == "training" or dist.name == "data_parallel"
-        else dataset
-        for role, dataset in zip(("training", "validation"), datasets, strict=True)
+        dist.even_batches(dataset, len(dataset.image_paths), batch_size) for dataset in datasets
     )
     return train_data, val_data
 
