@@ -296,6 +296,26 @@ def test_train_strategy_on_two_cpu_devices(strategy, backend, env, tmp_path):
     assert model.base_filters == 4
 
 
+def test_strategy_refuses_too_few_images_to_split(tmp_path, monkeypatch, capsys):
+    """Two replicas (a stand-in Distribution) and 3 training images: nothing to train on."""
+    from keras_unet_seg import performance
+
+    monkeypatch.setattr(
+        performance, "distribution", lambda strategy: performance.Distribution(strategy, None, 2)
+    )
+    data = make_synthetic_dataset(
+        tmp_path / "data", num_train=3, num_val=2, image_size=(32, 32), seed=0
+    )
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--out", str(run), *SMALL_MODEL, "--strategy", "mirrored"]
+    assert main(argv) == 1
+    assert _error_line(capsys).endswith(
+        "the 3 training images do not split evenly among 2 devices; give at least 8 "
+        "(a global batch) or a multiple of 2."
+    )
+    assert not run.exists()
+
+
 # --------------------------------------------------------------------------- #
 # evaluate
 # --------------------------------------------------------------------------- #

@@ -23,7 +23,6 @@ from keras_unet_seg.commands import _common
 from keras_unet_seg.commands._common import CommandError, Interrupted, UsageError
 
 NAME = "train"
-STRATEGIES = performance.STRATEGIES
 
 # Options that define the model's weights: they cannot change when resuming.
 MODEL_OPTIONS = (
@@ -177,7 +176,7 @@ def add_arguments(parser):
     _common.add_speed_arguments(speed, training=True)
     speed.add_argument(
         "--strategy",
-        type=_common.optional_choice(*STRATEGIES),
+        type=_common.optional_choice(*performance.STRATEGIES),
         default=None,
         help="data-parallel training: mirrored (TensorFlow: every local GPU, or the "
         "logical CPU devices), data_parallel (JAX: every device, every host after "
@@ -306,11 +305,10 @@ def compile_model(model, options, jit_compile="auto"):
     return f"val_{_common.metric_name(metric_objects[0])}"
 
 
-def load_datasets(options, dist=None):
+def load_datasets(options, dist):
     """The training and validation datasets; batches of `--batch-size` per device of `dist`."""
     from keras_unet_seg.data import SegmentationDataset
 
-    dist = dist or performance.distribution(None)
     common = {
         "image_size": tuple(options.image_size),
         "batch_size": dist.global_batch_size(options.batch_size),
@@ -339,6 +337,12 @@ def load_datasets(options, dist=None):
     for role, dataset in zip(("training", "validation"), datasets, strict=True):
         count = len(dataset.image_paths)
         if replicas > 1 and (count % batch_size) % replicas:
+            if count < batch_size:
+                raise CommandError(
+                    f"the {count} {role} images do not split evenly among {replicas} "
+                    f"devices; give at least {batch_size} (a global batch) or a multiple of "
+                    f"{replicas}."
+                )
             print(
                 f"Each epoch leaves out the last {count % batch_size} of the {count} {role} "
                 f"images: batches of {batch_size} must split evenly among {replicas} devices."
