@@ -384,14 +384,15 @@ def _accuracy(args, log):
     results = {}
     with tempfile.TemporaryDirectory() as folder:
         root = make_synthetic_dataset(folder, num_train=64, num_val=32, image_size=(size, size))
-        train = SegmentationDataset.from_directory(
-            root, "train", image_size=(size, size), batch_size=8, seed=0, verbose=False
-        )
-        val = SegmentationDataset.from_directory(
-            root, "val", image_size=(size, size), batch_size=16, shuffle=False, verbose=False
-        )
         for precision in dict.fromkeys(("float32", auto)):
             keras.utils.set_random_seed(0)
+            # New datasets for each run: the same shuffled order, epoch by epoch.
+            train = SegmentationDataset.from_directory(
+                root, "train", image_size=(size, size), batch_size=8, seed=0, verbose=False
+            )
+            val = SegmentationDataset.from_directory(
+                root, "val", image_size=(size, size), batch_size=16, shuffle=False, verbose=False
+            )
             set_precision(precision)
             model = UNet(base_filters=filters, depth=3)
             set_precision("float32")

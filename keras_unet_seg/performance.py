@@ -404,46 +404,70 @@ class Distribution:
 
         A batch whose size is not a multiple of `num_replicas` (the last,
         short batch of an epoch) fails under `"data_parallel"` (JAX cannot
-        shard it), and under `"mirrored"` its replicas' mean losses are
-        averaged with equal weights although they hold different numbers of
-        samples. Batches that divide evenly are kept, so metrics still count
-        exactly the samples that were trained on. With one replica the
-        dataset is returned unchanged.
+        shard it) and in `fit` under `"mirrored"` (Keras adds the replicas'
+        gradients, which then differ in shape; measured with Keras 3.15).
+        Batches that divide evenly are kept, so metrics still count exactly
+        the samples that were trained on. Every batch is still produced and
+        then dropped, so a seeded augmentation draws the same random numbers
+        as on one device. With one replica the dataset is returned unchanged.
 
         Args:
             dataset: a batched `tf.data.Dataset` of tensors or tuples of
                 tensors, batch first.
             num_samples: int, the number of samples that `dataset` batches,
-                when known. Give it with `batch_size`: only the last batch
-                can then be short, and it is dropped with `take`, so the
-                dataset keeps a known length (Keras' progress bar shows the
-                steps). Defaults to `None`: every batch is checked.
-            batch_size: int, the global batch size of `dataset`, with
+                when known. Give it with `batch_size`: the result then keeps
+                a known length (Keras' progress bar counts the steps).
+                Defaults to `None`.
+            batch_size: int, the global batch size of `dataset` (a multiple
+                of `num_replicas`, as `global_batch_size` gives), with
                 `num_samples`. Defaults to `None`.
 
         Returns:
             The `tf.data.Dataset` of the batches that split evenly.
         """
-        if self.num_replicas == 1:
-            return dataset
         if (num_samples is None) != (batch_size is None):
             raise ValueError(
                 "Invalid arguments for `even_batches`. Expected `num_samples` and "
                 f"`batch_size` together. Received: num_samples={num_samples!r}, "
                 f"batch_size={batch_size!r}"
             )
-        replicas = self.num_replicas
-        if num_samples is not None:
-            if (num_samples % batch_size) % replicas:
-                return dataset.take(num_samples // batch_size)
+        if batch_size is not None and batch_size % self.num_replicas:
+            raise ValueError(
+                "Invalid value for argument `batch_size`. Expected a multiple of the "
+                f"{self.num_replicas} replicas. Received: batch_size={batch_size!r}"
+            )
+        if self.num_replicas == 1:
+            return dataset
+        if num_samples is not None and not self.left_out(num_samples, batch_size):
             return dataset
         import tensorflow as tf
+
+        replicas = self.num_replicas
 
         def divides_evenly(*batch):
             first = tf.nest.flatten(batch)[0]
             return tf.equal(tf.shape(first)[0] % replicas, 0)
 
-        return dataset.filter(divides_evenly)
+        dataset = dataset.filter(divides_evenly)
+        if num_samples is not None:
+            dataset = dataset.apply(
+                tf.data.experimental.assert_cardinality(num_samples // batch_size)
+            )
+        return dataset
+
+    def left_out(self, num_samples, batch_size):
+        """How many of `num_samples` samples `even_batches` leaves out each epoch.
+
+        Args:
+            num_samples: int, the number of samples.
+            batch_size: int, the global batch size.
+
+        Returns:
+            int: the size of the short last batch if it does not split evenly
+            among the replicas, else 0.
+        """
+        last = num_samples % batch_size
+        return last if last % self.num_replicas else 0
 
     def __repr__(self):
         return f"Distribution(name={self.name!r}, num_replicas={self.num_replicas})"

@@ -167,6 +167,16 @@ def test_resume_refuses_a_model_change(trained_run, capsys):
     assert "cannot change the model when resuming (--depth" in line
 
 
+def test_resume_refuses_a_switch_to_float16_loss_scaling(trained_run, capsys):
+    argv = ["train", "--out", str(trained_run), "--resume", "--precision", "mixed_float16"]
+    assert main(argv) == 2
+    assert _error_line(capsys).endswith(
+        "cannot resume in mixed_float16: the run trained in float32, and mixed_float16's "
+        "loss scaling changes the optimizer state that resuming restores; keep --precision "
+        "as it was."
+    )
+
+
 # --------------------------------------------------------------------------- #
 # predict
 # --------------------------------------------------------------------------- #
@@ -223,6 +233,20 @@ def test_train_and_predict_take_precision_and_xla(data_dir, tmp_path, capsys):
     )
     model = keras.saving.load_model(run / "model.keras")
     assert model.dtype_policy.name == "mixed_bfloat16"
+    # The saved options come back through --config as they were given.
+    args = train.resolve_options(
+        _train_namespace(["--config", str(run / "config.json"), "--out", str(tmp_path / "b")])
+    )
+    assert (args.precision, args.jit_compile, args.strategy) == ("mixed_bfloat16", True, None)
+
+    code = main(
+        [
+            *("evaluate", "--model", str(run / "model.keras"), "--data", data_dir),
+            *("--tile-size", "32", "--precision", "float32"),
+        ]
+    )
+    assert code == 0
+    assert "Predicting in float32, XLA off, 1 device." in capsys.readouterr().out
 
     image = tmp_path / "image.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 36, 3), np.uint8)).save(image)
@@ -240,6 +264,20 @@ def test_train_and_predict_take_precision_and_xla(data_dir, tmp_path, capsys):
         masks[precision] = np.asarray(Image.open(out / "masks" / "image.png"))
     # The same weights in both precisions: bfloat16 rounding flips few pixels.
     assert np.mean(masks["float32"] != masks["mixed_bfloat16"]) < 0.05
+
+    # A model that is not a UNet keeps its own precision under auto, and refuses another.
+    inputs = keras.Input((None, None, 3))
+    other = keras.Model(inputs, keras.layers.Conv2D(1, 1, activation="sigmoid")(inputs))
+    other_path = tmp_path / "other.keras"
+    other.save(other_path)
+    predict = ["predict", "--model", str(other_path), str(image), "--out", str(tmp_path / "o")]
+    assert main(predict) == 0
+    assert "Predicting in float32, XLA off, 1 device." in capsys.readouterr().out
+    assert main([*predict, "--precision", "mixed_bfloat16"]) == 1
+    assert _error_line(capsys).endswith(
+        "--precision mixed_bfloat16 applies to UNet models; this model is a Functional and "
+        "computes in float32: use --precision auto."
+    )
 
 
 _TWO_CPU_DEVICES = """
@@ -434,6 +472,8 @@ def bad_files(tmp_path):
     broken.write_text("{base_filters: 4")
     bad_type = tmp_path / "bad_type.json"
     bad_type.write_text('{"epochs": "ten"}')
+    null_precision = tmp_path / "null_precision.json"
+    null_precision.write_text('{"precision": null}')
     return {
         "text_model": str(text_model),
         "zip_model": str(zip_model),
@@ -443,6 +483,7 @@ def bad_files(tmp_path):
         "config": str(config),
         "broken": str(broken),
         "bad_type": str(bad_type),
+        "null_precision": str(null_precision),
         "missing": str(tmp_path / "missing"),
         "run": str(tmp_path / "run"),
     }
@@ -498,6 +539,25 @@ USER_MISTAKES = {
         2,
         "train: --strategy: Invalid value for argument `strategy`: 'data_parallel' "
         "(keras.distribution.DataParallel) needs the JAX backend",
+    ),
+    "null precision in a config": (
+        ["train", "--data", "{empty}", "--out", "{run}", "--config", "{null_precision}"],
+        2,
+        "option 'precision': expected a string, got None.",
+    ),
+    "XLA under mirrored": (
+        [
+            "train",
+            "--data",
+            "{empty}",
+            "--out",
+            "{run}",
+            *("--strategy", "mirrored"),
+            "--jit-compile",
+            "on",
+        ],
+        2,
+        "train: --jit-compile on cannot run under --strategy mirrored",
     ),
     "missing data folder": (
         ["train", "--data", "{missing}", "--out", "{run}"],

@@ -150,6 +150,24 @@ def test_even_batches_with_known_counts_keeps_a_known_length():
         assert int(even.cardinality()) == len(sizes)  # known, unlike after a filter
     with pytest.raises(ValueError, match="Expected `num_samples` and `batch_size` together"):
         two.even_batches(batched(4, 2), num_samples=4)
+    with pytest.raises(ValueError, match="Expected a multiple of the 2 replicas"):
+        two.even_batches(batched(9, 3), 9, 3)
+    assert [two.left_out(n, 8) for n in (16, 21, 22, 3)] == [0, 5, 0, 3]
+
+
+def test_even_batches_produce_every_batch_before_dropping():
+    """The dropped batch is still computed, so a seeded augmentation draws as on one device."""
+    tf = pytest.importorskip("tensorflow")
+    produced = []
+
+    def record(x):
+        tf.py_function(lambda size: produced.append(int(size)), [tf.shape(x)[0]], [])
+        return x
+
+    dataset = tf.data.Dataset.from_tensor_slices(np.arange(21, dtype="float32")).batch(8)
+    even = Distribution("mirrored", None, 2).even_batches(dataset.map(record), 21, 8)
+    assert [len(x) for x in even] == [8, 8]
+    assert produced == [8, 8, 5]
 
 
 def test_unknown_strategy_is_refused():

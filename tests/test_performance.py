@@ -280,15 +280,16 @@ def test_mixed_bfloat16_reaches_the_float32_validation_dice():
 
     with tempfile.TemporaryDirectory() as folder:
         root = make_synthetic_dataset(folder, num_train=64, num_val=32, image_size=(64, 64))
-        train = SegmentationDataset.from_directory(
-            root, "train", image_size=(64, 64), batch_size=8, seed=0, verbose=False
-        )
-        val = SegmentationDataset.from_directory(
-            root, "val", image_size=(64, 64), batch_size=16, shuffle=False, verbose=False
-        )
         scores = {}
         for precision in ("float32", "mixed_bfloat16"):
             keras.utils.set_random_seed(0)
+            # New datasets for each run: the same shuffled order, epoch by epoch.
+            train = SegmentationDataset.from_directory(
+                root, "train", image_size=(64, 64), batch_size=8, seed=0, verbose=False
+            )
+            val = SegmentationDataset.from_directory(
+                root, "val", image_size=(64, 64), batch_size=16, shuffle=False, verbose=False
+            )
             set_precision(precision)
             model = UNet(base_filters=8, depth=3)
             set_precision("float32")

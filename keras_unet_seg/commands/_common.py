@@ -230,8 +230,10 @@ def add_speed_arguments(group, training):
         type=jit_compile_choice,
         default="auto",
         metavar="{auto,on,off}",
-        help="XLA compilation; auto: on for JAX and for TensorFlow on GPUs, off on "
-        "TensorFlow's CPU (measured slower there) and under --strategy mirrored",
+        help="compile the steps (XLA; torch.compile on PyTorch); auto: on for JAX and for "
+        "TensorFlow on GPUs and TPUs, off on TensorFlow's CPU (measured slower there)"
+        + (" and under --strategy mirrored" if training else "")
+        + ", off on PyTorch",
     )
 
 
@@ -288,9 +290,8 @@ def _convert(action, value, where):
         if not isinstance(value, bool):
             raise UsageError(f"{where}: expected true or false, got {value!r}.")
         return value
-    if value is None:
-        if action.type is None or action.default is None:
-            return None
+    if value is None and action.default is None:
+        return None
     try:
         if action.type is not None:
             value = action.type(value)

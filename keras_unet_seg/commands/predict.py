@@ -70,15 +70,21 @@ def add_inference_arguments(parser):
 
 
 def inference_model(model, args, verbose=1):
-    """`model` under `--precision` (same weights) with `--jit-compile` applied."""
-    from keras_unet_seg import performance
+    """`model` under `--precision` (same weights) with `--jit-compile` applied.
 
-    try:
+    Only a `UNet` is rebuilt under another precision; other models keep their own
+    under `auto`, and an explicit other precision is refused.
+    """
+    from keras_unet_seg import UNet, performance
+
+    if isinstance(model, UNet):
         model = performance.with_precision(model, args.precision, training=False)
-    except ValueError as error:
-        if args.precision != "auto":
-            raise CommandError(f"--precision {args.precision}: {_common.one_line(error)}") from None
-        # A model that cannot be rebuilt under another policy keeps its own.
+    elif args.precision not in ("auto", model.dtype_policy.name):
+        raise CommandError(
+            f"--precision {args.precision} applies to UNet models; this model is a "
+            f"{type(model).__name__} and computes in {model.dtype_policy.name}: use "
+            "--precision auto."
+        )
     model.jit_compile = performance.resolve_jit_compile(args.jit_compile, training=False)
     if verbose:
         summary = _common.speed_summary(model.dtype_policy.name, model.jit_compile)

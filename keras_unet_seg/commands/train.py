@@ -81,7 +81,10 @@ def add_arguments(parser):
         help="size images and masks are resized to for training",
     )
     data.add_argument(
-        "--batch-size", type=_common.positive_int, default=8, help="images per training step"
+        "--batch-size",
+        type=_common.positive_int,
+        default=8,
+        help="images per training step (per device under --strategy)",
     )
     data.add_argument(
         "--color-mode",
@@ -234,6 +237,18 @@ def resolve_options(args):
                 f"train: cannot change the model when resuming ({listed} differ from "
                 f"the run's {CONFIG_FILE}); start a new run with another --out instead."
             )
+        # Runs from before the option trained in float32. A saved "auto" resolves here
+        # as it does now, so only an explicit change is seen.
+        before, now = (
+            performance.resolve_precision(value, base_filters=args.base_filters)
+            for value in (saved.get("precision", "float32"), args.precision)
+        )
+        if before != now and "mixed_float16" in (before, now):
+            raise UsageError(
+                f"train: cannot resume in {now}: the run trained in {before}, and "
+                "mixed_float16's loss scaling changes the optimizer state that resuming "
+                "restores; keep --precision as it was."
+            )
     missing = [f"--{name}" for name in ("data", "out") if getattr(args, name) is None]
     if missing:
         raise UsageError(f"train: the following arguments are required: {', '.join(missing)}")
@@ -336,7 +351,8 @@ def load_datasets(options, dist):
     batch_size, replicas = common["batch_size"], dist.num_replicas
     for role, dataset in zip(("training", "validation"), datasets, strict=True):
         count = len(dataset.image_paths)
-        if replicas > 1 and (count % batch_size) % replicas:
+        left_out = dist.left_out(count, batch_size)
+        if left_out:
             if count < batch_size:
                 raise CommandError(
                     f"the {count} {role} images do not split evenly among {replicas} "
@@ -344,7 +360,7 @@ def load_datasets(options, dist):
                     f"{replicas}."
                 )
             print(
-                f"Each epoch leaves out the last {count % batch_size} of the {count} {role} "
+                f"Each epoch leaves out the last {left_out} of the {count} {role} "
                 f"images: batches of {batch_size} must split evenly among {replicas} devices."
             )
     train_data, val_data = (
@@ -359,6 +375,11 @@ def set_up_devices(options):
         dist = performance.distribution(options.strategy)
     except ValueError as error:
         raise UsageError(f"train: --strategy: {_common.one_line(error)}") from None
+    if options.jit_compile is True and dist.name == "mirrored":
+        raise UsageError(
+            "train: --jit-compile on cannot run under --strategy mirrored (XLA cannot reach "
+            "the variables mirrored on the other devices); use --jit-compile auto or off."
+        )
     policy = performance.resolve_precision(options.precision, base_filters=options.base_filters)
     jit_compile = performance.resolve_jit_compile(options.jit_compile, distribution=dist)
     return dist, policy, jit_compile
