@@ -349,6 +349,7 @@ def load_datasets(options, dist):
     # MirroredStrategy in training, and in evaluation when a replica gets no image),
     # so the short last batch is left out, and said so.
     batch_size, replicas = common["batch_size"], dist.num_replicas
+    even = []
     for role, dataset in zip(("training", "validation"), datasets, strict=True):
         count = len(dataset.image_paths)
         left_out = dist.left_out(count, batch_size)
@@ -363,9 +364,8 @@ def load_datasets(options, dist):
                 f"Each epoch leaves out the last {left_out} of the {count} {role} "
                 f"images: batches of {batch_size} must split evenly among {replicas} devices."
             )
-    train_data, val_data = (
-        dist.even_batches(dataset, len(dataset.image_paths), batch_size) for dataset in datasets
-    )
+        even.append(dist.even_batches(dataset, count, batch_size))
+    train_data, val_data = even
     return train_data, val_data
 
 
