@@ -24,8 +24,14 @@ _FORMATS_BY_EXTENSION = {
     ".tiff": ("TIFF",),
 }
 
-COLOR_MODES = ("grayscale", "rgb", "rgba")
+COLOR_MODES = ("grayscale", "rgb", "rgba", "native")
 _CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
+# Channels of Pillow's modes once decoded (palette images give their colours).
+_MODE_CHANNELS = {"LA": 2, "La": 2, "PA": 4, "RGBA": 4, "RGBa": 4}
+_MODE_CHANNELS.update(dict.fromkeys(("RGB", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"), 3))
+# The EXIF orientation tag, and the orientations that swap height and width.
+_ORIENTATION = 0x0112
+_TRANSPOSING = (5, 6, 7, 8)
 # ITU-R 601-2 luma, the weights of Pillow's `convert("L")`.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -68,10 +74,61 @@ class Header:
     mode: str
     height: int
     width: int
+    channels: int = 1
+    orientation: int = 1
 
 
 def channels_for(color_mode):
-    return _CHANNELS[color_mode]
+    """Channels of a color mode; `None` for `"native"` (the files' own)."""
+    return _CHANNELS.get(color_mode)
+
+
+def max_image_pixels():
+    """The largest image, in pixels, any decoder here accepts: Pillow's limit.
+
+    Set `PIL.Image.MAX_IMAGE_PIXELS` to change it (`None`: no limit).
+    """
+    return _import_pil().MAX_IMAGE_PIXELS
+
+
+def _check_pixels(path, height, width):
+    limit = max_image_pixels()
+    if limit is not None and height * width > limit:
+        raise InvalidFileError(
+            f"File '{path}' is {height}x{width} = {height * width} pixels, more than the "
+            f"limit of {limit} (PIL.Image.MAX_IMAGE_PIXELS), so it is not decoded: it could "
+            "be a decompression bomb. If you trust it, raise PIL.Image.MAX_IMAGE_PIXELS "
+            "(None removes the limit).",
+            path,
+        )
+
+
+def _orientation(image):
+    """The EXIF orientation of a Pillow image, 1 (upright) when it has none."""
+    try:
+        value = image.getexif().get(_ORIENTATION, 1)
+    except Exception:  # a damaged EXIF block is no orientation
+        return 1
+    return value if value in range(1, 9) else 1
+
+
+def apply_orientation(array, orientation):
+    """Turns a decoded `(height, width, ...)` array upright by its EXIF orientation.
+
+    The same transposition as Pillow's `ImageOps.exif_transpose`, on arrays of any
+    dtype and channel count (16-bit files decoded without Pillow included).
+    """
+    if orientation in (2, 3):
+        array = array[:, ::-1]
+    if orientation in (3, 4):
+        array = array[::-1]
+    if orientation in _TRANSPOSING:
+        array = np.swapaxes(array, 0, 1)
+        if orientation in (6, 7):
+            array = array[:, ::-1]
+        if orientation in (7, 8):
+            array = array[::-1]
+    return np.ascontiguousarray(array)
 
 
 def list_image_files(directory):
@@ -203,22 +260,40 @@ def read_header(path):
     """
     Image = _import_pil()
     try:
+        regular = os.path.isfile(path)
         size = os.path.getsize(path)
     except OSError as error:
         raise InvalidFileError(f"File '{path}' cannot be read: {error}.", path) from None
+    if not regular:
+        raise InvalidFileError(f"'{path}' is not a regular file (a pipe or a device?).", path)
     if size == 0:
         raise InvalidFileError(f"File '{path}' is empty (0 bytes).", path)
     try:
         with Image.open(path) as image:
-            header = Header(path, image.format, image.mode, image.height, image.width)
+            orientation = _orientation(image)
+            height, width = image.height, image.width
+            if orientation in _TRANSPOSING:
+                height, width = width, height
+            channels = _MODE_CHANNELS.get(image.mode, 1)
+            if image.mode == "P":
+                channels = 4 if "transparency" in image.info else 3
+            header = Header(path, image.format, image.mode, height, width, channels, orientation)
+    except Image.DecompressionBombError as error:
+        raise InvalidFileError(
+            f"File '{path}' is not decoded: {error}. Raise PIL.Image.MAX_IMAGE_PIXELS "
+            "(None removes the limit) if you trust it.",
+            path,
+        ) from None
     except Exception as error:  # Pillow raises many types for bad files.
         header = _tifffile_header(path)
         if header is not None:
+            _check_pixels(path, header.height, header.width)
             return header
         raise InvalidFileError(
             f"File '{path}' is not a readable image: {type(error).__name__}: {error}.",
             path,
         ) from None
+    _check_pixels(path, header.height, header.width)
     extension = os.path.splitext(path)[1].lower()
     expected = _FORMATS_BY_EXTENSION.get(extension)
     if expected is None:
@@ -268,12 +343,11 @@ def _tifffile_header(path):
 
         with tifffile.TiffFile(path) as tiff:
             page = tiff.pages[0]
-            shape = page.shape
-            planar = page.planarconfig == 2 and len(shape) == 3
-            height, width = (shape[1], shape[2]) if planar else (shape[0], shape[1])
+            height, width = page.imagelength, page.imagewidth
+            channels = page.samplesperpixel
     except Exception:
         return None
-    return Header(path, "TIFF", "tifffile", int(height), int(width))
+    return Header(path, "TIFF", "tifffile", int(height), int(width), int(channels))
 
 
 def _read_png_16(path):
@@ -285,59 +359,42 @@ def _read_png_16(path):
 
 
 def _read_tiff_full_depth(path):
-    try:
-        import tifffile
-    except ImportError:
-        raise InvalidFileError(
-            f"File '{path}' is a multi-channel TIFF of more than 8 bits a channel, which "
-            "Pillow cannot read without losing precision. Install tifffile to read it: "
-            "`pip install tifffile`.",
-            path,
-        ) from None
+    """A TIFF through tifffile: `(array, has_alpha)`, channels last."""
+    import tifffile
+
     with tifffile.TiffFile(path) as tiff:
         page = tiff.pages[0]
         array = np.asarray(page.asarray())
         if page.planarconfig == 2 and array.ndim == 3:
             array = np.moveaxis(array, 0, -1)  # planar (channels first) to channels last
-    return array
+        # ExtraSamples 1 and 2 are associated and unassociated alpha; other extra
+        # channels (0, unspecified) are data, as microscopes write them.
+        extra = page.extrasamples or ()
+        has_alpha = array.ndim == 3 and any(int(v) in (1, 2) for v in extra)
+    return array, has_alpha
 
 
 def _decode(path, palette):
-    """Decodes the first frame of `path` to a NumPy array with its native dtype.
+    """Decodes the first frame of `path`, upright: `(array, has_alpha)`, native dtype.
 
     Palette images give their indices (`palette="indices"`, for masks: class ids) or
-    their colours (`palette="colors"`, for images).
+    their colours (`palette="colors"`, for images). The header is checked first
+    (`read_header`: the pixel limit included), and the EXIF orientation applied.
     """
     Image = _import_pil()
+    header = read_header(path)
+    if header.mode == "tifffile":  # a TIFF only tifffile reads
+        return _read_tiff_full_depth(path)
     try:
-        image = Image.open(path)
-    except Exception as error:
-        if _tifffile_header(path) is not None:  # a TIFF only tifffile reads
-            return _read_tiff_full_depth(path)
-        raise InvalidFileError(
-            f"File '{path}' is not a readable image: {type(error).__name__}: {error}.",
-            path,
-        ) from None
-    try:
-        with image:
+        with Image.open(path) as image:
             if _needs_full_depth_reader(image):
                 if image.format == "PNG":
-                    return _read_png_16(path)
-                return _read_tiff_full_depth(path)
-            image.load()
-            mode = image.mode
-            if mode in ("P", "PA") and palette == "indices":
-                indices = image if mode == "P" else image.getchannel(0)
-                return np.asarray(indices)
-            if mode in ("P", "PA"):
-                has_alpha = mode == "PA" or "transparency" in image.info
-                return np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
-            if mode in ("CMYK", "YCbCr", "LAB", "HSV"):
-                return np.asarray(image.convert("RGB"))
-            array = np.asarray(image)
-            if array.dtype.byteorder not in ("=", "|"):
-                array = array.astype(array.dtype.newbyteorder("="))
-            return array
+                    array = _read_png_16(path)
+                    has_alpha = array.shape[-1] in (2, 4)
+                else:
+                    array, has_alpha = _read_tiff_full_depth(path)
+            else:
+                array, has_alpha = _pillow_array(image, palette)
     except InvalidFileError:
         raise
     except Exception as error:
@@ -346,68 +403,106 @@ def _decode(path, palette):
             f"{type(error).__name__}: {error}.",
             path,
         ) from None
+    return apply_orientation(array, header.orientation), has_alpha
 
 
-def _scale_to_unit(array, path):
-    """Scales an image array to float32 [0, 1] by the range of its dtype."""
-    if array.dtype == np.uint8:
-        return array.astype(np.float32) / 255.0
-    if array.dtype == np.uint16:
-        return array.astype(np.float32) / 65535.0
-    if array.dtype == np.bool_:
-        return array.astype(np.float32)
-    if array.dtype.kind in "iu":
-        # Pillow's mode "I" (32-bit integers) holds 16-bit data in practice.
-        if array.size and (array.min() < 0 or array.max() > 65535):
-            raise InvalidFileError(
-                f"File '{path}' holds integers outside [0, 65535] "
-                f"(min {array.min()}, max {array.max()}); only 8- and 16-bit images can "
-                "be scaled by their dtype range.",
-                path,
-            )
-        return array.astype(np.float32) / 65535.0
-    # Floating point images (32-bit TIFF) are taken as they are.
-    return array.astype(np.float32)
+def _pillow_array(image, palette):
+    image.load()
+    mode = image.mode
+    if mode in ("P", "PA") and palette == "indices":
+        indices = image if mode == "P" else image.getchannel(0)
+        return np.asarray(indices), False
+    if mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in image.info
+        return np.asarray(image.convert("RGBA" if has_alpha else "RGB")), has_alpha
+    if mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        return np.asarray(image.convert("RGB")), False
+    array = np.asarray(image)
+    if array.dtype.byteorder not in ("=", "|"):
+        array = array.astype(array.dtype.newbyteorder("="))
+    return array, mode in ("LA", "La", "RGBA", "RGBa")
 
 
-def read_image(path, color_mode="rgb"):
-    """Reads an image as float32 `(height, width, channels)` scaled to [0, 1].
+def _select_channels(color, path, color_mode):
+    """The colour channels of `color_mode` from a file's colour channels (alpha apart)."""
+    channels = color.shape[-1]
+    if color_mode == "native" or channels == (1 if color_mode == "grayscale" else 3):
+        return color
+    if channels == 1:  # gray to rgb or rgba: repeat
+        return np.repeat(color, 3, axis=-1)
+    if channels == 3 and color_mode == "grayscale":
+        luma = color.astype(np.float32) @ _LUMA
+        if color.dtype.kind in "iu":  # as Pillow's convert("L"), in the file's dtype
+            return np.rint(luma).astype(color.dtype)[..., None]
+        return luma[..., None]
+    raise InvalidFileError(
+        f"File '{path}' has {channels} channels, which color_mode={color_mode!r} cannot "
+        "take (it reads 1 or 3 colour channels). Pass color_mode='native' to keep the "
+        "file's own channels (a UNet then needs as many input channels).",
+        path,
+    )
 
-    8-bit files are divided by 255 and 16-bit files by 65535; floating point files are
-    kept as they are. Channels follow `color_mode`: grayscale to RGB repeats the gray
-    value, RGB to grayscale uses ITU-R 601-2 luma, RGB to RGBA adds an opaque alpha and
-    RGBA to RGB drops the alpha. Palette images are converted to their colours.
+
+def read_image(path, color_mode="rgb", intensity="auto"):
+    """Reads an image file as the float32 array a model is given.
+
+    The one reader of training, evaluation and prediction: the first frame of PNG,
+    JPEG, BMP, GIF or TIFF (8, 16 and 32 bits, float, any channel count), turned
+    upright by its EXIF orientation, its colour channels normalised as a whole with
+    `normalize_image(image, **intensity_spec(intensity))`.
+
+    Channels follow `color_mode`: `"grayscale"` (RGB to ITU-R 601-2 luma, as
+    Pillow's `convert("L")`), `"rgb"` (gray repeated), `"rgba"` (an alpha channel,
+    scaled by its dtype's range, or opaque 1.0 when the file has none) or
+    `"native"` (the file's own channels, such as 2 or 5 from a fluorescence TIFF).
+    Palette images give their colours. A 2-channel PNG is gray and alpha; a TIFF's
+    channels are data unless its ExtraSamples tag marks an alpha.
+
+    Args:
+        path: the image file.
+        color_mode: `"rgb"` (default), `"grayscale"`, `"rgba"` or `"native"`.
+        intensity: the intensity normalization: a mode of `normalize_image`
+            (default `"auto"`), `None`, or a dict (`intensity_spec`).
+
+    Returns:
+        A float32 array `(height, width, channels)`.
 
     Raises:
-        InvalidFileError: the file cannot be decoded or has an unusable channel count.
+        ValueError: (an `InvalidFileError` naming the file) the file cannot be
+            decoded, is larger than `PIL.Image.MAX_IMAGE_PIXELS`, holds NaN or
+            infinite values, or has channels `color_mode` cannot take.
     """
-    array = _decode(path, palette="colors")
-    unit = _scale_to_unit(array, path)
-    if unit.ndim == 2:
-        unit = unit[..., None]
-    channels = unit.shape[-1]
-    if unit.ndim != 3 or channels > 4:
+    from keras_unet_seg.data.intensity import intensity_spec, normalize_image
+
+    spec = intensity_spec(intensity)
+    if color_mode not in COLOR_MODES:
+        raise ValueError(
+            f"Invalid value for argument `color_mode`. Expected one of {COLOR_MODES}. "
+            f"Received: color_mode={color_mode!r}"
+        )
+    array, has_alpha = _decode(path, palette="colors")
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.dtype.kind not in "biuf":
         raise InvalidFileError(
-            f"File '{path}' has shape {array.shape}; expected (height, width) or "
-            "(height, width, channels) with 1 to 4 channels.",
+            f"File '{path}' has shape {array.shape} and dtype {array.dtype}; expected "
+            "numbers of shape (height, width) or (height, width, channels).",
             path,
         )
-    if channels == 2:  # gray + alpha
-        gray, alpha = unit[..., :1], unit[..., 1:]
-    elif channels == 1:
-        gray, alpha = unit, None
-    else:
-        gray, alpha = None, unit[..., 3:] if channels == 4 else None
-    if color_mode == "grayscale":
-        if gray is None:
-            gray = (unit[..., :3] @ _LUMA)[..., None]
-        return np.ascontiguousarray(gray, dtype=np.float32)
-    rgb = np.repeat(gray, 3, axis=-1) if gray is not None else unit[..., :3]
-    if color_mode == "rgb":
-        return np.ascontiguousarray(rgb, dtype=np.float32)
-    if alpha is None:
-        alpha = np.ones_like(rgb[..., :1])
-    return np.ascontiguousarray(np.concatenate([rgb, alpha], axis=-1), dtype=np.float32)
+    color, alpha = (array[..., :-1], array[..., -1:]) if has_alpha else (array, None)
+    color = _select_channels(color, path, color_mode)
+    try:
+        image = normalize_image(color, **spec)
+    except ValueError as error:
+        raise InvalidFileError(f"File '{path}': {error}", path) from None
+    if color_mode in ("rgba", "native") and (alpha is not None or color_mode == "rgba"):
+        if alpha is None:
+            alpha = np.ones(image.shape[:2] + (1,), np.float32)
+        else:
+            full = np.iinfo(alpha.dtype).max if alpha.dtype.kind in "iu" else 1.0
+            alpha = alpha.astype(np.float32) / full
+        image = np.concatenate([image, alpha], axis=-1)
+    return np.ascontiguousarray(image, dtype=np.float32)
 
 
 def read_mask_values(path):
@@ -421,7 +516,7 @@ def read_mask_values(path):
         InvalidFileError: the file cannot be decoded, is a colour mask, or holds
             non-integer values.
     """
-    array = _decode(path, palette="indices")
+    array, _ = _decode(path, palette="indices")
     if array.ndim == 3:
         channels = array.shape[-1]
         if channels == 2:
@@ -522,18 +617,32 @@ def read_mask(path, num_classes=1, mask_threshold=None, ignore_class=None):
     return convert_mask(read_mask_values(path), path, num_classes, mask_threshold, ignore_class)
 
 
-def check_sample(sample, color_mode, num_classes, mask_threshold, ignore_class, verify):
-    """Checks one pair; returns its `(height, width)` or raises `InvalidFileError`."""
+def check_sample(
+    sample, color_mode, num_classes, mask_threshold, ignore_class, verify, intensity="auto"
+):
+    """Checks one pair; returns its `(height, width, channels)` or raises `InvalidFileError`.
+
+    Sizes are compared upright (after EXIF orientation). `channels` are those of the
+    image as `color_mode` reads it (decoded when `verify`, else from the header).
+    """
     image = read_header(sample.image_path)
     mask = read_header(sample.mask_path)
     if (image.height, image.width) != (mask.height, mask.width):
+        exif = ""
+        if image.orientation != mask.orientation:
+            exif = (
+                f" The sizes are upright, after the files' EXIF orientations (image "
+                f"{image.orientation}, mask {mask.orientation}; 1 is upright, 5-8 swap "
+                "height and width): save both upright, or with the same orientation."
+            )
         raise InvalidFileError(
             f"Image '{sample.image_path}' and mask '{sample.mask_path}' have different "
             f"sizes: image (height, width) = ({image.height}, {image.width}), mask "
-            f"(height, width) = ({mask.height}, {mask.width}).",
+            f"(height, width) = ({mask.height}, {mask.width}).{exif}",
             sample.mask_path,
         )
+    channels = channels_for(color_mode) or image.channels
     if verify:
-        read_image(sample.image_path, color_mode)
+        channels = read_image(sample.image_path, color_mode, intensity).shape[-1]
         read_mask(sample.mask_path, num_classes, mask_threshold, ignore_class)
-    return image.height, image.width
+    return image.height, image.width, channels

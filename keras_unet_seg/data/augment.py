@@ -30,11 +30,17 @@ class JointAugmentation:
     Geometry (flips, 90-degree rotations, small rotations, zoom in and out) is applied
     identically to the image and the mask, the mask always with nearest-neighbour
     interpolation so that it keeps its values; photometry (brightness, contrast,
-    gamma, Gaussian noise) is applied to the image only. Flips, rotations, zoom,
-    brightness and contrast are Keras' own image augmentation layers, called with a
+    gamma, Gaussian noise) is applied to the image only. Flips, rotations and zoom
+    are Keras' own image augmentation layers, called with a
     `{"images": ..., "segmentation_masks": ...}` dict, which keeps image and mask
     aligned (unlike two layers with the same seed, keras-team/keras#17457); the
-    90-degree rotations, gamma and noise are written here with TensorFlow ops.
+    90-degree rotations and the photometry are written here with TensorFlow ops.
+
+    Photometry is relative to each image's own range, from its minimum to its
+    maximum (or to a fixed `value_range`): a brightness shift of 0.1 moves an image
+    by a tenth of its range, whether it holds 0-1 values from an 8-bit photo,
+    standardised values, or 12-bit camera values as stored. Results are clipped to
+    that range.
 
     Every random choice is made per image and comes from `seed`: two instances built
     with the same seed give the same results on the same inputs, call after call.
@@ -61,15 +67,15 @@ class JointAugmentation:
             (Keras' `RandomZoom` with `height_factor=(-zoom, zoom)`, aspect kept):
             zooming in is a random crop rescaled to the input size.
         brightness: float in [0, 1], default `0.1`. Largest brightness shift as a
-            fraction of `value_range`.
+            fraction of the image's range.
         contrast: float in [0, 1], default `0.1`. Contrast factor drawn in
-            `[1 - contrast, 1 + contrast]`.
+            `[1 - contrast, 1 + contrast]`, around each channel's mean.
         gamma: float in [0, 1), default `0.1`. Gamma drawn log-uniformly in
-            `[1 / (1 + gamma), 1 + gamma]`.
+            `[1 / (1 + gamma), 1 + gamma]`, applied to the image scaled to its range.
         noise: float >= 0, default `0.01`. Standard deviation of additive Gaussian
-            noise, as a fraction of `value_range`.
-        value_range: `(low, high)`, default `(0.0, 1.0)`: the range of the images
-            (that of `SegmentationDataset` before standardisation). Photometric
+            noise, as a fraction of the image's range.
+        value_range: `None` (default): each image's own range, from its minimum
+            to its maximum; or a fixed `(low, high)` for every image. Photometric
             results are clipped to it. Every channel is treated alike, the alpha
             of RGBA images included.
         fill_mode: how rotation and zoom fill points outside the input: `"reflect"`
@@ -117,7 +123,7 @@ class JointAugmentation:
         contrast=0.1,
         gamma=0.1,
         noise=0.01,
-        value_range=(0.0, 1.0),
+        value_range=None,
         fill_mode="reflect",
         interpolation="bilinear",
         seed=None,
@@ -145,17 +151,19 @@ class JointAugmentation:
                 f"Received: noise={noise!r}"
             )
         self.noise = float(noise)
-        if (
+        if value_range is not None and (
             not isinstance(value_range, (tuple, list))
             or len(value_range) != 2
             or not all(isinstance(v, numbers.Real) for v in value_range)
             or not value_range[0] < value_range[1]
         ):
             raise ValueError(
-                "Invalid value for argument `value_range`. Expected `(low, high)` with "
-                f"low < high. Received: value_range={value_range!r}"
+                "Invalid value for argument `value_range`. Expected None or `(low, high)` "
+                f"with low < high. Received: value_range={value_range!r}"
             )
-        self.value_range = (float(value_range[0]), float(value_range[1]))
+        self.value_range = (
+            None if value_range is None else (float(value_range[0]), float(value_range[1]))
+        )
         if fill_mode not in _FILL_MODES:
             raise ValueError(
                 "Invalid value for argument `fill_mode`. Expected one of "
@@ -215,19 +223,6 @@ class JointAugmentation:
                     **common,
                 )
             )
-        self._photometry = []
-        if self.brightness > 0:
-            self._photometry.append(
-                keras.layers.RandomBrightness(
-                    self.brightness, value_range=self.value_range, seed=base + 3, **common
-                )
-            )
-        if self.contrast > 0:
-            self._photometry.append(
-                keras.layers.RandomContrast(
-                    self.contrast, value_range=self.value_range, seed=base + 4, **common
-                )
-            )
         self._generator = tf.random.Generator.from_seed(base + 5)
         self._function = tf.function(self._augment)
 
@@ -284,19 +279,7 @@ class JointAugmentation:
         for layer in self._geometry:
             images, masks = geometry(layer, images, masks)
 
-        for layer in self._photometry:
-            images = layer(images, training=True)
-        low, high = self.value_range
-        span = high - low
-        if self.gamma > 0:
-            log_max = math.log1p(self.gamma)
-            gamma = tf.exp(self._generator.uniform([batch, 1, 1, 1], -log_max, log_max))
-            unit = tf.clip_by_value((images - low) / span, 0.0, 1.0)
-            images = low + span * tf.pow(unit, gamma)
-        if self.noise > 0:
-            images = images + self._generator.normal(tf.shape(images), stddev=self.noise * span)
-        if self._photometry or self.gamma > 0 or self.noise > 0:
-            images = tf.clip_by_value(images, low, high)
+        images = self._photometry(images, batch)
 
         if has_masks:
             if mask_dtype.is_integer:
@@ -306,6 +289,35 @@ class JointAugmentation:
             images = images[0]
             masks = masks[0] if has_masks else masks
         return images, masks
+
+    def _photometry(self, images, batch):
+        """Brightness, contrast, gamma and noise, relative to each image's range."""
+        tf = _import_tf()
+        if not (self.brightness or self.contrast or self.gamma or self.noise):
+            return images
+        if self.value_range is None:
+            low = tf.reduce_min(images, axis=[1, 2, 3], keepdims=True)
+            high = tf.reduce_max(images, axis=[1, 2, 3], keepdims=True)
+        else:
+            low, high = (tf.constant(v, tf.float32) for v in self.value_range)
+        span = tf.maximum(high - low, 1e-6)
+        draw = self._generator.uniform
+        if self.brightness > 0:
+            images = images + span * draw([batch, 1, 1, 1], -self.brightness, self.brightness)
+        if self.contrast > 0:
+            factor = draw([batch, 1, 1, 1], 1 - self.contrast, 1 + self.contrast)
+            mean = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
+            images = mean + factor * (images - mean)
+        if self.gamma > 0:
+            log_max = math.log1p(self.gamma)
+            gamma = tf.exp(draw([batch, 1, 1, 1], -log_max, log_max))
+            unit = tf.clip_by_value((images - low) / span, 0.0, 1.0)
+            images = low + span * tf.pow(unit, gamma)
+        if self.noise > 0:
+            images = images + self._generator.normal(tf.shape(images), stddev=1.0) * (
+                self.noise * span
+            )
+        return tf.clip_by_value(images, low, high)
 
     def _transpose(self, images, masks, has_masks, batch):
         tf = _import_tf()

@@ -10,9 +10,9 @@ import numpy as np
 from keras_unet_seg.data import _io
 from keras_unet_seg.data._io import import_tf as _import_tf
 from keras_unet_seg.data.augment import JointAugmentation
+from keras_unet_seg.data.intensity import intensity_spec, normalize_image
 
 _FLAT_SUBSETS = ("training", "validation", "both")
-_NORMALIZATIONS = ("scale", "standardize")
 _ON_ERROR = ("raise", "skip")
 _INTERPOLATIONS = (
     "bilinear",
@@ -42,7 +42,6 @@ def _check_common(
     num_classes,
     mask_threshold,
     ignore_class,
-    normalization,
     interpolation,
     crop_to_aspect_ratio,
     pad_to_aspect_ratio,
@@ -78,8 +77,6 @@ def _check_common(
             raise _invalid("ignore_class", "None when num_classes=1", ignore_class)
         if not _is_int(ignore_class):
             raise _invalid("ignore_class", "an int or None", ignore_class)
-    if normalization not in _NORMALIZATIONS:
-        raise _invalid("normalization", f"one of {_NORMALIZATIONS}", normalization)
     if interpolation not in _INTERPOLATIONS:
         raise _invalid("interpolation", f"one of {_INTERPOLATIONS}", interpolation)
     if crop_to_aspect_ratio and pad_to_aspect_ratio:
@@ -101,6 +98,22 @@ def _check_common(
     if not (isinstance(cache, (bool, str, os.PathLike))):
         raise _invalid("cache", "a bool or a file path", cache)
     return image_size
+
+
+def _resolve_intensity(intensity, normalization):
+    """The intensity spec, from `intensity` or the deprecated `normalization` argument."""
+    if normalization is not None:
+        warnings.warn(
+            "Argument `normalization` of SegmentationDataset is deprecated and will be "
+            "removed in the next release: it was the name of the model's normalization "
+            f"layers too. Use intensity={normalization!r} instead.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        if normalization not in ("scale", "standardize"):
+            raise _invalid("normalization", "'scale' or 'standardize'", normalization)
+        intensity = normalization
+    return intensity_spec(intensity)
 
 
 def _make_augmentation(augment, seed):
@@ -146,9 +159,10 @@ def _fit_to_size(image, mask, image_size, interpolation, crop, pad, mask_fill):
             paddings = [[top, box_h - height - top], [left, box_w - width - left], [0, 0]]
             image = tf.pad(image, paddings)
             mask = tf.pad(mask, paddings, constant_values=tf.cast(mask_fill, mask.dtype))
+    low, high = tf.reduce_min(image), tf.reduce_max(image)
     image = tf.image.resize(image, (target_h, target_w), method=interpolation)
     if interpolation not in ("bilinear", "nearest", "area"):
-        image = tf.clip_by_value(image, 0.0, 1.0)  # overshoot of cubic/lanczos kernels
+        image = tf.clip_by_value(image, low, high)  # overshoot of cubic/lanczos kernels
     mask = tf.image.resize(mask, (target_h, target_w), method="nearest")
     return image, mask
 
@@ -162,10 +176,9 @@ def _finish(
     seed,
     cache,
     augmentation,
-    normalization,
     shuffle_before_cache,
 ):
-    """Cache, shuffle, batch, augment, standardise and prefetch a dataset of pairs."""
+    """Cache, shuffle, batch, augment and prefetch a dataset of pairs."""
     tf = _import_tf()
     if cache:
         dataset = dataset.cache("" if cache is True else os.fspath(cache))
@@ -179,11 +192,6 @@ def _finish(
         # Sequential on purpose: the augmentation's random state advances call by call,
         # so a parallel map would hand out random draws in a racy order.
         dataset = dataset.map(augmentation)
-    if normalization == "standardize":
-        dataset = dataset.map(
-            lambda image, mask: (tf.image.per_image_standardization(image), mask),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -198,9 +206,10 @@ class SegmentationDataset:
     Each element is a pair:
 
     - images: float32 `(batch, height, width, channels)`, channels 1, 3 or 4 after
-      `color_mode`; scaled to [0, 1] by the range of the file's dtype (8-bit / 255,
-      16-bit / 65535) with `normalization="scale"`, or standardised per image (zero
-      mean, unit variance, after augmentation) with `normalization="standardize"`.
+      `color_mode` (or the files' own with `color_mode="native"`); each whole image
+      normalised by `intensity` (`normalize_image`) before resizing: by default
+      8-bit images divided by 255 and every other dtype (16-bit, 32-bit, float)
+      scaled from its 1st to its 99.8th percentile.
     - masks: `(batch, height, width, 1)`: float32 0/1 when `num_classes=1` (binary),
       int32 class ids when `num_classes > 1`.
     """
@@ -225,7 +234,7 @@ class SegmentationDataset:
         mask_suffix="",
         mask_threshold=None,
         ignore_class=None,
-        normalization="scale",
+        intensity="auto",
         interpolation="bilinear",
         crop_to_aspect_ratio=False,
         pad_to_aspect_ratio=False,
@@ -237,6 +246,7 @@ class SegmentationDataset:
         on_error="raise",
         verify=True,
         verbose=True,
+        normalization=None,
     ):
         """Reads pairs of image and mask files from a folder as a `tf.data.Dataset`.
 
@@ -256,16 +266,21 @@ class SegmentationDataset:
         plus `mask_suffix` (`cat_01.jpg` with `cat_01.png`, or with
         `cat_01_mask.png` when `mask_suffix="_mask"`); subfolders are read
         recursively, hidden files and files without an image extension are not
-        images. Formats: PNG (8 and 16 bit), JPEG, BMP, GIF and TIFF (8 and 16 bit;
-        multi-channel TIFFs of more than 8 bits need `tifffile`); the first frame of
-        multi-frame files. Files are decoded with Pillow, so palette (indexed) masks,
-        as Pascal VOC ships them, give their indices, not colours.
+        images. Formats: PNG (8 and 16 bit), JPEG, BMP, GIF and TIFF (8, 16 and 32
+        bit, float, any channel count); the first frame of multi-frame files. Files
+        are read with `keras_unet_seg.data.read_image` (Pillow, and tifffile for
+        TIFFs Pillow cannot read): turned upright by their EXIF orientation (images
+        and masks alike), palette (indexed) masks, as Pascal VOC ships them, give
+        their indices, not colours; no file larger than `PIL.Image.MAX_IMAGE_PIXELS`
+        is decoded.
 
         Every file is checked before the dataset is built (with `verify=True`, by
         decoding it), and a bad file raises a `ValueError` naming it: an image with
         no mask or a mask with no image, two files with the same name, an empty,
         truncated or undecodable file, content that does not match the extension (a
-        BMP named `.jpg`), an image and mask of different sizes, a mask that is not
+        BMP named `.jpg`), an image holding NaN or infinite values, too many pixels,
+        or channels `color_mode` cannot take, an image and mask of different sizes
+        (upright), a mask that is not
         binary (`num_classes=1`) or holds values that are not class ids, and an empty
         folder. With `on_error="skip"`, bad samples are left out instead, and a
         warning lists each with its reason; they are also on `dataset.skipped`.
@@ -278,8 +293,8 @@ class SegmentationDataset:
         masks saved with JPEG artefacts, say). With `num_classes > 1`, values are
         class ids in `[0, num_classes)`, or `ignore_class`.
 
-        Pipeline: (shuffle paths) -> parallel decode -> resize -> (cache -> shuffle)
-        -> batch -> augment -> (standardise) -> prefetch(AUTOTUNE). The same `seed`
+        Pipeline: (shuffle paths) -> parallel decode and normalise -> resize ->
+        (cache -> shuffle) -> batch -> augment -> prefetch(AUTOTUNE). The same `seed`
         gives the same batches on every run (order and augmentation); each epoch is
         reshuffled.
 
@@ -294,7 +309,9 @@ class SegmentationDataset:
                 have the same size unless `batch_size=None`).
             batch_size: int, default 32, or `None` for unbatched pairs.
             color_mode: `"rgb"` (default), `"grayscale"` or `"rgba"`: the number of
-                image channels (3, 1, 4); files are converted as needed.
+                image channels (3, 1, 4); files are converted as needed. `"native"`
+                keeps the files' own channels (2, 5, ... for multi-channel TIFFs),
+                which must then be the same in every image.
             num_classes: int, default 1. 1 for binary masks (float32 0/1), more for
                 class-id masks (int32).
             mask_suffix: str, default `""`. Suffix of a mask's name after the image's
@@ -305,8 +322,13 @@ class SegmentationDataset:
                 value allowed besides the class ids (such as 255 for Pascal VOC
                 boundaries), kept as it is for a loss or metric that ignores it; also
                 the padding value of `pad_to_aspect_ratio` for masks (else 0).
-            normalization: `"scale"` (default; [0, 1] by dtype range) or
-                `"standardize"` (per-image zero mean and unit variance).
+            intensity: how each whole image's values are normalised, before
+                resizing: `"auto"` (default: 8-bit / 255; 16-bit, 32-bit and float
+                images from their 1st to their 99.8th percentile), `"scale"` (by the
+                dtype's range), `"percentile"`, `"minmax"`, `"standardize"`, `None`
+                (as stored), or a dict such as `{"mode": "percentile", "low": 2,
+                "high": 99, "per_channel": True}`; see `normalize_image`. Give the
+                same to `read_image` when predicting.
             interpolation: image resizing method, default `"bilinear"`; also
                 `"nearest"`, `"bicubic"`, `"area"`, `"lanczos3"`, `"lanczos5"`,
                 `"gaussian"`, `"mitchellcubic"`.
@@ -337,13 +359,16 @@ class SegmentationDataset:
                 with an error naming the file.
             verbose: bool, default `True`. Print how many pairs were found and how
                 many each subset uses, as `image_dataset_from_directory` does.
+            normalization: deprecated: `intensity` under its former name.
 
         Returns:
             A `tf.data.Dataset` of `(images, masks)`, or a tuple
             `(train_dataset, val_dataset)` for `subset="both"`. Each dataset carries
-            Python attributes `image_paths` and `mask_paths` (its pairs, sorted) and
+            Python attributes `image_paths` and `mask_paths` (its pairs, sorted),
             `skipped` (a list of `(path, reason)` for the samples left out with
-            `on_error="skip"`), lost by further transformations such as `.map`.
+            `on_error="skip"`) and `intensity` (the complete intensity spec, to give
+            `read_image` at prediction), lost by further transformations such as
+            `.map`.
 
         Raises:
             ValueError: an argument is invalid, a folder is missing or empty, or (with
@@ -375,7 +400,6 @@ class SegmentationDataset:
             num_classes,
             mask_threshold,
             ignore_class,
-            normalization,
             interpolation,
             crop_to_aspect_ratio,
             pad_to_aspect_ratio,
@@ -383,6 +407,7 @@ class SegmentationDataset:
             seed,
             cache,
         )
+        intensity = _resolve_intensity(intensity, normalization)
         if color_mode not in _io.COLOR_MODES:
             raise _invalid("color_mode", f"one of {_io.COLOR_MODES}", color_mode)
         if not isinstance(mask_suffix, str):
@@ -407,8 +432,15 @@ class SegmentationDataset:
             )
         if problems and on_error == "raise":
             raise _io.InvalidFileError(problems[0].reason)
-        kept, sizes, bad = _check_samples(
-            samples, color_mode, num_classes, mask_threshold, ignore_class, verify, on_error
+        kept, shapes, bad = _check_samples(
+            samples,
+            color_mode,
+            num_classes,
+            mask_threshold,
+            ignore_class,
+            verify,
+            on_error,
+            intensity,
         )
         problems = sorted(problems + bad, key=lambda p: p.key)
         skipped = [(p.path, p.reason) for p in problems]
@@ -425,6 +457,8 @@ class SegmentationDataset:
                 f"No usable image/mask pairs in '{images_dir}' and '{masks_dir}': "
                 f"all {num_found} samples were skipped."
             )
+        sizes = [shape[:2] for shape in shapes]
+        channels = _common_channels(kept, shapes)
         if image_size is None and batch_size is not None and len(set(sizes)) > 1:
             by_size = {}
             for sample, size in zip(kept, sizes, strict=True):
@@ -440,7 +474,6 @@ class SegmentationDataset:
             seed = int(np.random.default_rng().integers(0, 1_000_000))
         augmentation = _make_augmentation(augment, seed)
 
-        channels = _io.channels_for(color_mode)
         mask_dtype = tf.float32 if num_classes == 1 else tf.int32
         mask_fill = 0 if ignore_class is None else ignore_class
 
@@ -448,7 +481,7 @@ class SegmentationDataset:
             def read(image_path, mask_path):
                 image_path = image_path.decode()
                 mask_path = mask_path.decode()
-                image = _io.read_image(image_path, color_mode)
+                image = _io.read_image(image_path, color_mode, intensity)
                 mask = _io.read_mask(mask_path, num_classes, mask_threshold, ignore_class)
                 if image.shape[:2] != mask.shape[:2]:
                     raise _io.InvalidFileError(
@@ -500,12 +533,12 @@ class SegmentationDataset:
                 seed=seed,
                 cache=cache_path,
                 augmentation=augmentation,
-                normalization=normalization,
                 shuffle_before_cache=shuffle_paths,
             )
             dataset.image_paths = image_paths
             dataset.mask_paths = mask_paths
             dataset.skipped = list(skipped)
+            dataset.intensity = dict(intensity)
             return dataset
 
         if verbose:
@@ -541,7 +574,7 @@ class SegmentationDataset:
         num_classes=1,
         mask_threshold=None,
         ignore_class=None,
-        normalization="scale",
+        intensity="auto",
         interpolation="bilinear",
         crop_to_aspect_ratio=False,
         pad_to_aspect_ratio=False,
@@ -549,14 +582,22 @@ class SegmentationDataset:
         seed=None,
         augment=None,
         cache=False,
+        normalization=None,
     ):
         """Builds the same pipeline as `from_directory` from arrays in memory.
 
+        Each image is normalised on its own by `intensity`, exactly as a file of its
+        dtype would be (`normalize_image`), so the dtype rules are those of files:
+        under the default `"auto"`, uint8 and bool images are divided by 255 (by 1)
+        and every other dtype (uint16, signed or 32-bit integers, floats in any
+        range) is scaled from its 1st to its 99.8th percentile; under `"scale"`,
+        uint8 / 255, other integers / 65535 (values must lie in [0, 65535]) and
+        floats as they are.
+
         Args:
             images: array `(num_samples, height, width, channels)` (or without the
-                channel axis, for grayscale). uint8 is divided by 255 and uint16 by
-                65535; bool and floating point images are taken as they are (floats
-                are expected in [0, 1]).
+                channel axis, for grayscale), any channel count, real numbers only:
+                NaN or infinite values are refused.
             masks: array `(num_samples, height, width)` or `(..., 1)` of integers,
                 bools or integral floats, following the rule of `from_directory`
                 for `num_classes`, `mask_threshold` and `ignore_class`.
@@ -564,9 +605,9 @@ class SegmentationDataset:
                 the arrays' size.
 
         The other arguments, `batch_size`, `num_classes`, `mask_threshold`,
-        `ignore_class`, `normalization`, `interpolation`, `crop_to_aspect_ratio`,
-        `pad_to_aspect_ratio`, `shuffle`, `seed`, `augment` and `cache`, are those of
-        `from_directory`.
+        `ignore_class`, `intensity`, `interpolation`, `crop_to_aspect_ratio`,
+        `pad_to_aspect_ratio`, `shuffle`, `seed`, `augment`, `cache` and the
+        deprecated `normalization`, are those of `from_directory`.
 
         Returns:
             A `tf.data.Dataset` of `(images, masks)` batches: float32 images and
@@ -574,8 +615,9 @@ class SegmentationDataset:
             int32 class ids.
 
         Raises:
-            ValueError: the arrays have wrong ranks or disagreeing shapes, or a
-                mask breaks the rule (the message gives its index).
+            ValueError: the arrays have wrong ranks, dtypes or disagreeing shapes, an
+                image holds NaN or infinite values, or a mask breaks the rule (the
+                message gives its index).
 
         Example:
 
@@ -594,7 +636,6 @@ class SegmentationDataset:
             num_classes,
             mask_threshold,
             ignore_class,
-            normalization,
             interpolation,
             crop_to_aspect_ratio,
             pad_to_aspect_ratio,
@@ -602,18 +643,19 @@ class SegmentationDataset:
             seed,
             cache,
         )
+        spec = _resolve_intensity(intensity, normalization)
         images = np.asarray(images)
         masks = np.asarray(masks)
         if images.ndim == 3:
             images = images[..., None]
-        if images.ndim != 4 or not 1 <= images.shape[-1] <= 4:
+        if images.ndim != 4:
             raise _invalid(
                 "images",
-                "an array (num_samples, height, width[, channels]) with 1 to 4 channels",
+                "an array (num_samples, height, width[, channels])",
                 f"array of shape {images.shape}",
             )
         if images.dtype.kind not in "uifb":
-            raise _invalid("images", "a numeric array", f"array of dtype {images.dtype}")
+            raise _invalid("images", "a real numeric array", f"array of dtype {images.dtype}")
         if masks.ndim == 4 and masks.shape[-1] == 1:
             masks = masks[..., 0]
         if masks.shape != images.shape[:3]:
@@ -638,17 +680,18 @@ class SegmentationDataset:
             targets[index] = _io.convert_mask(
                 values, f"masks[{index}]", num_classes, mask_threshold, ignore_class
             )
-        scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(images.dtype, 1.0)
-        if images.dtype.kind in "iu" and images.dtype not in (np.uint8, np.uint16):
-            images = images.astype(np.float32)
-            scale = 65535.0 if images.max() > 255 else 255.0
+        normalized = np.empty(images.shape, np.float32)
+        for index, image in enumerate(images):
+            try:
+                normalized[index] = normalize_image(image, **spec)
+            except ValueError as error:
+                raise ValueError(f"Image 'images[{index}]': {error}") from None
         if shuffle and seed is None:
             seed = int(np.random.default_rng().integers(0, 1_000_000))
         augmentation = _make_augmentation(augment, seed)
         mask_fill = 0 if ignore_class is None else ignore_class
 
         def prepare(image, mask):
-            image = tf.cast(image, tf.float32) / scale
             return _fit_to_size(
                 image,
                 mask,
@@ -659,7 +702,7 @@ class SegmentationDataset:
                 mask_fill,
             )
 
-        dataset = tf.data.Dataset.from_tensor_slices((images, targets))
+        dataset = tf.data.Dataset.from_tensor_slices((normalized, targets))
         dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return _finish(
             dataset,
@@ -669,7 +712,6 @@ class SegmentationDataset:
             seed=seed,
             cache=cache,
             augmentation=augmentation,
-            normalization=normalization,
             shuffle_before_cache=False,
         )
 
@@ -740,15 +782,30 @@ def _resolve_layout(directory, subset, validation_split, seed):
     return images_dir, masks_dir
 
 
+def _common_channels(samples, shapes):
+    """The images' one channel count, or a `ValueError` naming two that differ."""
+    by_channels = {}
+    for sample, shape in zip(samples, shapes, strict=True):
+        by_channels.setdefault(shape[2], sample.image_path)
+    if len(by_channels) > 1:
+        examples = "; ".join(f"'{p}' has {c}" for c, p in list(by_channels.items())[:3])
+        raise ValueError(
+            f"The images have different channel counts ({examples}), which "
+            "color_mode='native' keeps: a model takes one count. Pick a color_mode "
+            "('grayscale', 'rgb', 'rgba') or give files with the same channels."
+        )
+    return next(iter(by_channels))
+
+
 def _check_samples(
-    samples, color_mode, num_classes, mask_threshold, ignore_class, verify, on_error
+    samples, color_mode, num_classes, mask_threshold, ignore_class, verify, on_error, intensity
 ):
     """Checks every pair in parallel threads (Pillow decodes without the GIL)."""
 
     def check(sample):
         try:
             return _io.check_sample(
-                sample, color_mode, num_classes, mask_threshold, ignore_class, verify
+                sample, color_mode, num_classes, mask_threshold, ignore_class, verify, intensity
             ), None
         except _io.InvalidFileError as error:
             path = error.path or sample.image_path
@@ -757,13 +814,13 @@ def _check_samples(
     workers = min(8, (os.cpu_count() or 1) + 2)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(check, samples))
-    kept, sizes, bad = [], [], []
-    for sample, (size, problem) in zip(samples, results, strict=True):
+    kept, shapes, bad = [], [], []
+    for sample, (shape, problem) in zip(samples, results, strict=True):
         if problem is None:
             kept.append(sample)
-            sizes.append(size)
+            shapes.append(shape)
         else:
             if on_error == "raise":
                 raise _io.InvalidFileError(problem.reason)
             bad.append(problem)
-    return kept, sizes, bad
+    return kept, shapes, bad

@@ -134,9 +134,12 @@ def test_standardize_gives_zero_mean_unit_variance(tmp_path):
     rng = np.random.default_rng(0)
     save(tmp_path / "images" / "a.png", rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8))
     save(tmp_path / "masks" / "a.png", id_mask(3))
-    images, _ = next(iter(_from_dir(tmp_path, normalization="standardize")))
+    images, _ = next(iter(_from_dir(tmp_path, intensity="standardize")))
     assert abs(float(tf.reduce_mean(images))) < 1e-4
     assert abs(float(tf.math.reduce_std(images)) - 1.0) < 1e-3
+    with pytest.warns(DeprecationWarning, match=r"Use intensity='standardize' instead"):
+        former, _ = next(iter(_from_dir(tmp_path, normalization="standardize")))
+    np.testing.assert_array_equal(former.numpy(), images.numpy())
 
 
 # --- formats ------------------------------------------------------------------------------
@@ -156,17 +159,23 @@ def test_palette_png_masks_are_read_as_class_indices(tmp_path):
     np.testing.assert_array_equal(masks.numpy()[0, ..., 0], indices)
 
 
-def test_16_bit_png_and_tiff_are_scaled_by_65535(tmp_path):
+def test_16_bit_png_and_tiff_are_read_at_full_depth(tmp_path):
     gradient = (np.arange(SIZE * SIZE).reshape(SIZE, SIZE) * 60).astype(np.uint16)
     save(tmp_path / "images" / "png16.png", gradient)
     save(tmp_path / "images" / "tif16.tif", gradient)
     for name in ("png16", "tif16"):
         save(tmp_path / "masks" / f"{name}.png", id_mask(2))
     assert Image.open(tmp_path / "images" / "tif16.tif").mode.startswith("I;16")
-    images, _ = _all(_from_dir(tmp_path, color_mode="grayscale", shuffle=False))
-    for image in images:
+    scaled, _ = _all(
+        _from_dir(tmp_path, color_mode="grayscale", shuffle=False, intensity="scale")
+    )
+    low, high = np.percentile(gradient, [1, 99.8])
+    auto, _ = _all(_from_dir(tmp_path, color_mode="grayscale", shuffle=False))
+    for image in scaled:
         np.testing.assert_allclose(image[..., 0], gradient / 65535.0, atol=1e-6)
-    assert images.max() > 0.9  # 16-bit range, not clipped to 8 bits
+    for image in auto:  # the default: 1st percentile to 0, 99.8th to 1
+        np.testing.assert_allclose(image[..., 0], (gradient - low) / (high - low), atol=1e-5)
+    assert scaled.max() > 0.9  # 16-bit range, not clipped to 8 bits
 
 
 def test_16_bit_multichannel_png_and_tiff_keep_full_depth(tmp_path):
@@ -187,11 +196,13 @@ def test_16_bit_multichannel_png_and_tiff_keep_full_depth(tmp_path):
     )
     for name in "abcd":
         save(tmp_path / "masks" / f"{name}.png", id_mask(1))
-    images, _ = _all(_from_dir(tmp_path, shuffle=False))
-    for image in images[:3]:
+    with pytest.raises(ValueError, match=r"d\.tif' has 2 channels.*color_mode='native'"):
+        _from_dir(tmp_path, shuffle=False)
+    (tmp_path / "images" / "d.tif").unlink()
+    (tmp_path / "masks" / "d.png").unlink()
+    images, _ = _all(_from_dir(tmp_path, shuffle=False, intensity="scale"))
+    for image in images:
         np.testing.assert_allclose(image, rgb / 65535.0, atol=1e-6)
-    # Two channels are read as gray + alpha, as for Pillow's "LA" mode.
-    np.testing.assert_allclose(images[3], np.repeat(rgb[..., :1], 3, -1) / 65535.0, atol=1e-6)
 
 
 @pytest.mark.parametrize("ext", [".png", ".jpg", ".bmp", ".gif", ".tif"])
@@ -526,9 +537,9 @@ def _counting_reads(monkeypatch):
     calls = []
     read_image = _io.read_image
 
-    def counted(path, color_mode="rgb"):
+    def counted(path, color_mode="rgb", intensity="auto"):
         calls.append(path)
-        return read_image(path, color_mode)
+        return read_image(path, color_mode, intensity)
 
     monkeypatch.setattr(_io, "read_image", counted)
     return calls
@@ -592,7 +603,10 @@ def test_from_arrays_scales_and_pairs():
     batch_images, batch_masks = next(iter(dataset))
     assert batch_images.dtype == tf.float32 and batch_masks.shape == (3, SIZE, SIZE, 1)
     sixteen = SegmentationDataset.from_arrays(
-        np.full((2, 8, 8), 65535, np.uint16), np.ones((2, 8, 8, 1), bool), shuffle=False
+        np.full((2, 8, 8), 65535, np.uint16),
+        np.ones((2, 8, 8, 1), bool),
+        shuffle=False,
+        intensity="scale",
     )
     images16, masks16 = next(iter(sixteen))
     assert images16.shape == (2, 8, 8, 1) and float(tf.reduce_min(images16)) == 1.0
@@ -658,7 +672,7 @@ def test_from_arrays_errors():
             {"color_mode": "rgbx"},
             (
                 "Invalid value for argument `color_mode`. Expected one of ('grayscale', 'rgb', "
-                "'rgba'). Received: color_mode='rgbx'"
+                "'rgba', 'native'). Received: color_mode='rgbx'"
             ),
         ),
         (
@@ -680,10 +694,10 @@ def test_from_arrays_errors():
             ),
         ),
         (
-            {"normalization": "minmax"},
+            {"intensity": "robust"},
             (
-                "Invalid value for argument `normalization`. Expected one of ('scale', "
-                "'standardize'). Received: normalization='minmax'"
+                "Invalid value for argument `intensity`. Expected one of ('auto', 'scale', "
+                "'percentile', 'minmax', 'standardize', None) or a dict"
             ),
         ),
         ({"interpolation": "cubic"}, "Invalid value for argument `interpolation`"),

@@ -1,0 +1,208 @@
+"""Intensity normalization: one rule for every path that reads an image.
+
+Training (`SegmentationDataset`), evaluation, prediction and the command all call
+`normalize_image` on whole images, before any resizing or tiling, with the spec a
+model was trained with (`intensity_spec`), so the model sees the same values
+everywhere.
+"""
+
+import numbers
+import warnings
+
+import numpy as np
+
+__all__ = ["INTENSITY_MODES", "intensity_spec", "normalize_image"]
+
+INTENSITY_MODES = ("auto", "scale", "percentile", "minmax", "standardize", None)
+_OPTIONS = ("mode", "low", "high", "per_channel", "epsilon")
+_DEFAULTS = {"low": 1.0, "high": 99.8, "per_channel": False, "epsilon": 1e-6}
+# A file under "scale" whose values span less than this fraction of its dtype's range
+# arrives near zero: a 12-bit camera's 0-4095 in a 16-bit file is 1/16.
+_LOW_RANGE_FRACTION = 1 / 64
+
+
+def _invalid(name, expected, value):
+    return ValueError(
+        f"Invalid value for argument `{name}`. Expected {expected}. Received: {name}={value!r}"
+    )
+
+
+def intensity_spec(intensity="auto"):
+    """Validates an intensity option and returns it as a complete dict.
+
+    Args:
+        intensity: a mode name (`"auto"`, `"scale"`, `"percentile"`, `"minmax"`,
+            `"standardize"`), `None` (values as stored), or a dict with the key
+            `"mode"` and any of `low`, `high`, `per_channel`, `epsilon` (the
+            arguments of `normalize_image`).
+
+    Returns:
+        A dict with every key of `normalize_image`'s options, JSON-serializable:
+        what a run's `config.json` stores so that prediction repeats it.
+
+    Example:
+
+    >>> intensity_spec("percentile")
+    {'mode': 'percentile', 'low': 1.0, 'high': 99.8, 'per_channel': False, 'epsilon': 1e-06}
+    """
+    expected = f"one of {INTENSITY_MODES} or a dict with a 'mode' key and any of {_OPTIONS[1:]}"
+    if isinstance(intensity, dict):
+        unknown = sorted(set(intensity) - set(_OPTIONS))
+        if "mode" not in intensity or unknown:
+            raise _invalid("intensity", expected, intensity)
+        spec = {**_DEFAULTS, **intensity}
+    else:
+        spec = {**_DEFAULTS, "mode": intensity}
+    if spec["mode"] not in INTENSITY_MODES:
+        raise _invalid("intensity", expected, intensity)
+    low, high = spec["low"], spec["high"]
+    if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in (low, high)) or (
+        not 0 <= low < high <= 100
+    ):
+        raise _invalid("intensity", "percentiles with 0 <= low < high <= 100", intensity)
+    if not isinstance(spec["per_channel"], bool):
+        raise _invalid("intensity", "per_channel to be a bool", intensity)
+    epsilon = spec["epsilon"]
+    if not isinstance(epsilon, numbers.Real) or isinstance(epsilon, bool) or not epsilon > 0:
+        raise _invalid("intensity", "a positive epsilon", intensity)
+    return {
+        "mode": spec["mode"],
+        "low": float(low),
+        "high": float(high),
+        "per_channel": spec["per_channel"],
+        "epsilon": float(epsilon),
+    }
+
+
+def _dtype_range(dtype):
+    """The value a full-scale pixel of `dtype` has under "scale" (None for floats)."""
+    if dtype == np.bool_:
+        return 1.0
+    if dtype == np.uint8:
+        return 255.0
+    if dtype.kind in "iu":
+        # Pillow's mode "I" (32-bit integers) holds 16-bit data in practice.
+        return 65535.0
+    return None
+
+
+def _rescale(image, low, high, epsilon):
+    """`(image - low) / (high - low)`; zeros where `high - low` is below `epsilon`."""
+    span = high - low
+    flat = np.asarray(span) <= epsilon
+    safe = np.where(flat, 1.0, span)
+    return np.where(flat, 0.0, (image - low) / safe)
+
+
+def normalize_image(
+    image, mode="auto", *, low=1.0, high=99.8, per_channel=False, epsilon=1e-6
+):
+    """Maps an image's stored values to the float32 values a model sees.
+
+    Normalise whole images, before resizing or tiling: statistics of a tile are not
+    those of its image. The modes:
+
+    | mode | result | pick it for |
+    |---|---|---|
+    | `"auto"` (default) | 8-bit (and bool): `/ 255` (`/ 1`); every other dtype: `"percentile"` | a folder of any files: photos, 16-bit and float microscopy |
+    | `"scale"` | divided by the dtype's range: 8-bit 255, 16- and 32-bit integers 65535, floats as stored | data whose absolute level matters (calibrated intensities) |
+    | `"percentile"` | `low` percentile to 0, `high` percentile to 1 (not clipped) | 12/16-bit or float images using a small part of their range (CSBDeep, StarDist, Cellpose) |
+    | `"minmax"` | minimum to 0, maximum to 1 | images without outliers |
+    | `"standardize"` | zero mean, unit standard deviation (`epsilon` added to it) | images whose contrast varies a lot |
+    | `None` | the stored values as float32 | values already normalised |
+
+    A flat image (or a flat channel with `per_channel=True`), whose range is below
+    `epsilon`, becomes zeros; under `"percentile"`, an image whose two percentiles
+    meet (a sparse image) falls back to `"minmax"`.
+
+    Args:
+        image: array `(height, width)` or `(height, width, channels)`, any real
+            dtype, finite values.
+        mode: one of the modes above. Default `"auto"`.
+        low: float, default 1.0. Low percentile of `"percentile"` (and `"auto"`).
+        high: float, default 99.8. High percentile of `"percentile"` (and `"auto"`).
+        per_channel: bool, default `False`. Statistics of each channel apart
+            (`"percentile"`, `"minmax"`, `"standardize"`) rather than of all channels
+            together, which keeps colours.
+        epsilon: float, default 1e-6. Added to the standard deviation; the smallest
+            range that is not flat.
+
+    Returns:
+        A float32 array of the image's shape.
+
+    Raises:
+        ValueError: a bad argument, a non-numeric array, or NaN or infinite values.
+
+    Example:
+
+    >>> import numpy as np
+    >>> image = np.array([[100, 600], [1100, 600]], dtype="uint16")
+    >>> normalize_image(image, "minmax").tolist()
+    [[0.0, 0.5], [1.0, 0.5]]
+    >>> normalize_image(np.array([[0, 255]], dtype="uint8")).tolist()
+    [[0.0, 1.0]]
+    """
+    spec = intensity_spec(
+        {"mode": mode, "low": low, "high": high, "per_channel": per_channel, "epsilon": epsilon}
+    )
+    image = np.asarray(image)
+    if image.dtype.kind not in "biuf" or image.ndim not in (2, 3):
+        raise _invalid(
+            "image",
+            "a numeric array (height, width) or (height, width, channels)",
+            f"array of dtype {image.dtype} and shape {image.shape}",
+        )
+    if image.dtype.kind == "f" and not np.all(np.isfinite(image)):
+        bad = int(np.size(image) - np.count_nonzero(np.isfinite(image)))
+        raise ValueError(
+            f"The image holds {bad} NaN or infinite values of {image.size}; an image must "
+            "hold finite numbers."
+        )
+    mode = spec["mode"]
+    warn_low_range = mode == "scale"
+    if mode == "auto":
+        mode = "scale" if image.dtype in (np.uint8, np.bool_) else "percentile"
+    if mode is None:
+        return image.astype(np.float32)
+    values = image.astype(np.float64)
+    axes = (0, 1) if spec["per_channel"] and image.ndim == 3 else None
+    epsilon = spec["epsilon"]
+    if mode == "scale":
+        scale = _dtype_range(image.dtype)
+        if scale is None:
+            return image.astype(np.float32)
+        if image.dtype.kind in "iu" and image.size:
+            if image.dtype not in (np.uint8, np.uint16) and (
+                image.min() < 0 or image.max() > 65535
+            ):
+                raise ValueError(
+                    f"The image holds {image.dtype} values outside [0, 65535] (min "
+                    f"{image.min()}, max {image.max()}), which intensity 'scale' cannot map "
+                    "to [0, 1]; use intensity 'auto', 'percentile' or 'minmax'."
+                )
+            span = float(image.max()) - float(image.min())
+            if warn_low_range and span < scale * _LOW_RANGE_FRACTION:
+                warnings.warn(
+                    f"An image under intensity 'scale' uses less than 1/64 of the range of "
+                    f"its dtype ({image.dtype}), so its values arrive close to 0 and "
+                    "photometric augmentation can drown them. Use intensity 'auto' "
+                    "(percentiles of each image) unless absolute levels matter.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+        return (values / scale).astype(np.float32)
+    if mode == "standardize":
+        mean = values.mean(axis=axes, keepdims=axes is not None)
+        std = values.std(axis=axes, keepdims=axes is not None)
+        return ((values - mean) / (std + epsilon)).astype(np.float32)
+    minimum = values.min(axis=axes, keepdims=axes is not None)
+    maximum = values.max(axis=axes, keepdims=axes is not None)
+    if mode == "minmax":
+        return _rescale(values, minimum, maximum, epsilon).astype(np.float32)
+    lower, upper = np.percentile(
+        values, [spec["low"], spec["high"]], axis=axes, keepdims=axes is not None
+    )
+    sparse = (upper - lower) <= epsilon
+    lower = np.where(sparse, minimum, lower)
+    upper = np.where(sparse, maximum, upper)
+    return _rescale(values, lower, upper, epsilon).astype(np.float32)
