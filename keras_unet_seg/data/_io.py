@@ -497,7 +497,7 @@ def read_image(path, color_mode="rgb", intensity="auto"):
         raise InvalidFileError(f"File '{path}': {error}", path) from None
     if color_mode in ("rgba", "native") and (alpha is not None or color_mode == "rgba"):
         if alpha is None:
-            alpha = np.ones(image.shape[:2] + (1,), np.float32)
+            alpha = np.ones((*image.shape[:2], 1), np.float32)
         else:
             full = np.iinfo(alpha.dtype).max if alpha.dtype.kind in "iu" else 1.0
             alpha = alpha.astype(np.float32) / full

@@ -94,22 +94,25 @@ def _rescale(image, low, high, epsilon):
     return np.where(flat, 0.0, (image - low) / safe)
 
 
-def normalize_image(
-    image, mode="auto", *, low=1.0, high=99.8, per_channel=False, epsilon=1e-6
-):
+def normalize_image(image, mode="auto", *, low=1.0, high=99.8, per_channel=False, epsilon=1e-6):
     """Maps an image's stored values to the float32 values a model sees.
 
     Normalise whole images, before resizing or tiling: statistics of a tile are not
     those of its image. The modes:
 
-    | mode | result | pick it for |
-    |---|---|---|
-    | `"auto"` (default) | 8-bit (and bool): `/ 255` (`/ 1`); every other dtype: `"percentile"` | a folder of any files: photos, 16-bit and float microscopy |
-    | `"scale"` | divided by the dtype's range: 8-bit 255, 16- and 32-bit integers 65535, floats as stored | data whose absolute level matters (calibrated intensities) |
-    | `"percentile"` | `low` percentile to 0, `high` percentile to 1 (not clipped) | 12/16-bit or float images using a small part of their range (CSBDeep, StarDist, Cellpose) |
-    | `"minmax"` | minimum to 0, maximum to 1 | images without outliers |
-    | `"standardize"` | zero mean, unit standard deviation (`epsilon` added to it) | images whose contrast varies a lot |
-    | `None` | the stored values as float32 | values already normalised |
+    - `"auto"` (default): 8-bit images divided by 255 (bool by 1); every other
+      dtype (16- and 32-bit integers, floats) as `"percentile"`. For a folder of
+      any files: photos, 16-bit and float microscopy.
+    - `"scale"`: divided by the dtype's range: 8-bit by 255, 16- and 32-bit
+      integers by 65535, floats as stored. For data whose absolute level matters
+      (calibrated intensities).
+    - `"percentile"`: the `low` percentile to 0 and the `high` one to 1, not
+      clipped (the convention of CSBDeep, StarDist and Cellpose). For 12/16-bit or
+      float images that use a small part of their range.
+    - `"minmax"`: minimum to 0, maximum to 1. For images without outliers.
+    - `"standardize"`: zero mean and unit standard deviation (`epsilon` added to
+      it). For images whose contrast varies a lot.
+    - `None`: the stored values, as float32. For values already normalised.
 
     A flat image (or a flat channel with `per_channel=True`), whose range is below
     `epsilon`, becomes zeros; under `"percentile"`, an image whose two percentiles

@@ -193,8 +193,8 @@ def test_config_round_trip():
         (
             {"value_range": (1, 0)},
             (
-                "Invalid value for argument `value_range`. Expected None or `(low, high)` with low < "
-                "high. Received: value_range=(1, 0)"
+                "Invalid value for argument `value_range`. Expected None or `(low, high)` "
+                "with low < high. Received: value_range=(1, 0)"
             ),
         ),
         (

@@ -166,9 +166,7 @@ def test_16_bit_png_and_tiff_are_read_at_full_depth(tmp_path):
     for name in ("png16", "tif16"):
         save(tmp_path / "masks" / f"{name}.png", id_mask(2))
     assert Image.open(tmp_path / "images" / "tif16.tif").mode.startswith("I;16")
-    scaled, _ = _all(
-        _from_dir(tmp_path, color_mode="grayscale", shuffle=False, intensity="scale")
-    )
+    scaled, _ = _all(_from_dir(tmp_path, color_mode="grayscale", shuffle=False, intensity="scale"))
     low, high = np.percentile(gradient, [1, 99.8])
     auto, _ = _all(_from_dir(tmp_path, color_mode="grayscale", shuffle=False))
     for image in scaled:
