@@ -197,6 +197,29 @@ def optional_choice(*choices):
     return convert
 
 
+def intensity_choice(value):
+    """An intensity mode (`none`: values as stored) or, in a config file, a dict.
+
+    Returns the complete spec of `keras_unet_seg.data.intensity_spec`.
+    """
+    from keras_unet_seg.data.intensity import INTENSITY_MODES, intensity_spec
+
+    if isinstance(value, str) and value.lower() == "none":
+        value = None
+    try:
+        return intensity_spec(value)
+    except ValueError:
+        names = ", ".join(str(m).lower() for m in INTENSITY_MODES)
+        _fail(
+            f"one of {names}, or in a config file a dict such as "
+            '{"mode": "percentile", "low": 2, "high": 99.5}',
+            value,
+        )
+
+
+intensity_choice.__name__ = "intensity"
+
+
 def jit_compile_choice(value):
     """`"auto"`, or `True`/`False` from `on`/`off` (`true`/`false`, or a JSON boolean)."""
     if isinstance(value, bool) or value == "auto":
@@ -366,7 +389,50 @@ def input_channels(model):
 
 
 def color_mode_for(channels):
-    return {1: "grayscale", 3: "rgb", 4: "rgba"}.get(channels, "rgb")
+    return {1: "grayscale", 3: "rgb", 4: "rgba"}.get(channels, "native")
+
+
+def describe_intensity(spec):
+    """`'percentile' (1-99.8)`: an intensity spec in a few words."""
+    mode = spec["mode"]
+    if mode in ("auto", "percentile"):
+        joint = ", per channel" if spec["per_channel"] else ""
+        return f"'{mode}' ({spec['low']:g}-{spec['high']:g}{joint})"
+    return "none" if mode is None else f"'{mode}'"
+
+
+def image_reading(args, model, verbose=1):
+    """The color mode and intensity spec to read images for `model` with.
+
+    The command line wins; then the run's `config.json` beside `--model` (a run from
+    before intensity options trained with `'scale'`); else the model's input
+    channels and `'auto'`. Prints where the intensity comes from.
+    """
+    run_config = os.path.join(os.path.dirname(os.path.abspath(args.model)), "config.json")
+    saved = {}
+    if os.path.isfile(run_config):
+        saved = read_json(run_config, "run config")
+    channels = input_channels(model)
+    color_mode = args.color_mode or saved.get("color_mode") or color_mode_for(channels)
+    if args.intensity is not None:
+        intensity, source = args.intensity, "--intensity"
+    elif saved:
+        where = f"run config '{run_config}'"
+        intensity = _convert_value(intensity_choice, saved.get("intensity", "scale"), where)
+        source = f"the run's {os.path.basename(run_config)}"
+    else:
+        intensity, source = intensity_choice("auto"), "the default"
+    if verbose:
+        summary = describe_intensity(intensity)
+        print(f"Reading images as {color_mode}, intensity {summary} (from {source}).")
+    return color_mode, intensity
+
+
+def _convert_value(option_type, value, where):
+    try:
+        return option_type(value)
+    except argparse.ArgumentTypeError as error:
+        raise UsageError(f"{where}: {error}.") from None
 
 
 def get_loss(name, where):

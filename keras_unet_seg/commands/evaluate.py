@@ -1,7 +1,8 @@
 """Score a trained model on a folder of images and masks: Dice, IoU, precision, recall.
 
-Pairs are read with `SegmentationDataset.from_directory` (so with the checks and the
-normalisation of training) at their own size, unless `--image-size` resizes them as
+Pairs are read with `SegmentationDataset.from_directory` (so with the checks, and
+the color mode and intensity normalization of training, from the run's `config.json`
+beside the model) at their own size, unless `--image-size` resizes them as
 training did, and predicted tile by tile with `predict_tiled`. Scores are given for
 each image and overall; the overall scores come from the confusion counts pooled over
 every pixel of every image (not a mean of the per-image scores). They are printed as
@@ -97,7 +98,7 @@ def evaluate(model, args, verbose=1, keep_predictions=False):
     model = predict.inference_model(model, args, verbose=verbose)
     subset = _subset(args.data, args.subset)
     num_classes = num_classes_of(model)
-    color_mode = args.color_mode or _common.color_mode_for(_common.input_channels(model))
+    color_mode, intensity = _common.image_reading(args, model, verbose=verbose)
     try:
         dataset = SegmentationDataset.from_directory(
             args.data,
@@ -105,6 +106,7 @@ def evaluate(model, args, verbose=1, keep_predictions=False):
             image_size=None if args.image_size is None else tuple(args.image_size),
             batch_size=None,
             color_mode=color_mode,
+            intensity=intensity,
             num_classes=num_classes,
             shuffle=False,
         )

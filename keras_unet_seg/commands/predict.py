@@ -1,10 +1,12 @@
 """Segment image files of any size with a trained model (tiled inference).
 
 Inputs are image files or folders (read recursively). Each image is read the way
-`SegmentationDataset` reads training images (scaled to [0, 1]; channels from the
-model, or `--color-mode`), predicted tile by tile with `predict_tiled` at its own
-size, and written as `OUT/masks/<name>.png` (binary: 0/255; several classes: class
-ids) and `OUT/overlays/<name>.png`. Files of a folder keep their relative path.
+`SegmentationDataset` read the training images (`read_image`: upright, with the
+run's color mode and intensity normalization from the `config.json` beside the
+model, or `--color-mode` and `--intensity`), predicted tile by tile with
+`predict_tiled` at its own size, and written as `OUT/masks/<name>.png` (binary:
+0/255; several classes: class ids) and `OUT/overlays/<name>.png`. Files of a folder
+keep their relative path.
 """
 
 import os
@@ -61,9 +63,19 @@ def add_inference_arguments(parser):
     )
     group.add_argument(
         "--color-mode",
-        choices=("rgb", "grayscale", "rgba"),
+        choices=("rgb", "grayscale", "rgba", "native"),
         default=None,
-        help="how images are read (default: from the model's input channels)",
+        help="how images are read (default: the run's config.json beside --model, else "
+        "from the model's input channels)",
+    )
+    group.add_argument(
+        "--intensity",
+        type=_common.intensity_choice,
+        default=None,
+        metavar="MODE",
+        help="intensity normalization: auto, scale, percentile, minmax, standardize or none "
+        "(default: the one the model was trained with, from the run's config.json beside "
+        "--model; else auto)",
     )
     _common.add_speed_arguments(group, training=False)
     return group
@@ -96,8 +108,7 @@ def run(args):
     _common.check_model_file(args.model)
     files = collect_inputs(args.inputs)
     model = _common.load_model(args.model)
-    color_mode = args.color_mode or _common.color_mode_for(_common.input_channels(model))
-    predict_files(model, files, args, color_mode)
+    predict_files(model, files, args, _common.image_reading(args, model))
     return 0
 
 
@@ -154,13 +165,15 @@ def read_header(path):
         raise CommandError(str(error)) from None
 
 
-def read_image(path, color_mode):
-    """Reads an image exactly as `SegmentationDataset` does (float32 in [0, 1])."""
-    from keras_unet_seg.data import _io as data_io
+def read_image(path, reading):
+    """Reads an image exactly as `SegmentationDataset` does; `reading` is
+    `(color_mode, intensity)`."""
+    from keras_unet_seg.data import InvalidFileError
+    from keras_unet_seg.data import read_image as read
 
     try:
-        return data_io.read_image(path, color_mode)
-    except data_io.InvalidFileError as error:
+        return read(path, *reading)
+    except InvalidFileError as error:
         raise CommandError(str(error)) from None
 
 
@@ -189,7 +202,19 @@ def mask_from_probabilities(probabilities, threshold):
     return ids.astype(np.uint8 if probabilities.shape[-1] <= 256 else np.uint16)
 
 
-def predict_files(model, files, args, color_mode, verbose=1):
+def display_image(image):
+    """A normalised image as overlays draw it: its first (or first three) channels,
+    in [0, 1] (values beyond, as percentiles and standardisation give, are rescaled
+    by their percentiles and clipped)."""
+    from keras_unet_seg.data import normalize_image
+
+    image = image[..., :3] if image.shape[-1] >= 3 else image[..., :1]
+    if image.min() < 0 or image.max() > 1:
+        image = np.clip(normalize_image(image, "percentile"), 0.0, 1.0)
+    return image
+
+
+def predict_files(model, files, args, reading, verbose=1):
     import keras
 
     from keras_unet_seg import viz
@@ -199,13 +224,13 @@ def predict_files(model, files, args, color_mode, verbose=1):
     overlays_dir = os.path.join(args.out, "overlays")
     progress = keras.utils.Progbar(len(files), unit_name="image", verbose=verbose)
     for index, (path, name) in enumerate(files):
-        image = read_image(path, color_mode)
+        image = read_image(path, reading)
         probabilities = predict_image(model, image, args)
         mask = mask_from_probabilities(probabilities, args.threshold)
         _io.save_png(os.path.join(masks_dir, f"{name}.png"), mask)
         subfolder, base = os.path.split(name)
         viz.save_overlays(
-            [image[..., :3]],
+            [display_image(image)],
             [probabilities],
             os.path.join(overlays_dir, subfolder),
             names=[base],

@@ -28,6 +28,7 @@ NAME = "train"
 MODEL_OPTIONS = (
     "num_classes",
     "color_mode",
+    "intensity",
     "base_filters",
     "depth",
     "normalization",
@@ -39,6 +40,8 @@ MODEL_OPTIONS = (
 )
 # Options that are not part of a run's saved config.
 _CONTROL_OPTIONS = ("config", "resume", "out")
+# What config.json records besides the options: found in the data, not chosen.
+_RECORDED = ("input_channels",)
 
 CONFIG_FILE = "config.json"
 BEST_MODEL_FILE = "best.keras"
@@ -88,9 +91,21 @@ def add_arguments(parser):
     )
     data.add_argument(
         "--color-mode",
-        choices=("rgb", "grayscale", "rgba"),
+        choices=("rgb", "grayscale", "rgba", "native"),
         default="rgb",
-        help="image channels (3, 1 or 4)",
+        help="image channels (3, 1 or 4), or native: the files' own (2, 5, ... from "
+        "multi-channel TIFFs; the model gets as many input channels)",
+    )
+    data.add_argument(
+        "--intensity",
+        type=_common.intensity_choice,
+        default="auto",
+        metavar="MODE",
+        help="intensity normalization of each whole image: auto (8-bit / 255; 16-bit, "
+        "32-bit and float from their 1st to 99.8th percentile), scale (by the dtype's "
+        "range), percentile, minmax, standardize or none; in --config also a dict such "
+        'as {"mode": "percentile", "low": 2, "high": 99.5}. Stored in config.json, '
+        "where predict and evaluate find it",
     )
     data.add_argument(
         "--augment",
@@ -218,10 +233,12 @@ def resolve_options(args):
                 "so there is nothing to resume."
             )
         saved = _common.read_json(config_path, "run config")
-        layers.update(_common.config_defaults(parser, saved, config_path))
+        # Runs from before the option read images by their dtype's range.
+        saved.setdefault("intensity", "scale")
+        layers.update(_common.config_defaults(parser, saved, config_path, ignore=_RECORDED))
     if args.config is not None:
         config = _common.read_json(args.config, "config file")
-        layers.update(_common.config_defaults(parser, config, args.config))
+        layers.update(_common.config_defaults(parser, config, args.config, ignore=_RECORDED))
     if layers:
         args = _common.parse_with_defaults(parser, args._argv, layers)
         args._parser = parser
@@ -271,10 +288,12 @@ def run_config(args):
     return config
 
 
-def build_model(options, dtype=None):
+def build_model(options, dtype=None, channels=None):
     """The `UNet` of the options, built for images of any size.
 
     `dtype` is the dtype policy name (`resolve_precision`); `None` takes Keras' global one.
+    `channels` are the input channels, by default those of `--color-mode`; with
+    `--color-mode native` the model is returned unbuilt when they are not given.
     """
     from keras_unet_seg import AttentionDecoderStage, DecoderStage, UNet
 
@@ -293,8 +312,9 @@ def build_model(options, dtype=None):
         )
     except ValueError as error:
         raise UsageError(f"train: {error}") from None
-    channels = {"grayscale": 1, "rgb": 3, "rgba": 4}[options.color_mode]
-    model.build((None, None, None, channels))
+    channels = channels or {"grayscale": 1, "rgb": 3, "rgba": 4}.get(options.color_mode)
+    if channels is not None:
+        model.build((None, None, None, channels))
     return model
 
 
@@ -328,6 +348,7 @@ def load_datasets(options, dist):
         "image_size": tuple(options.image_size),
         "batch_size": dist.global_batch_size(options.batch_size),
         "color_mode": options.color_mode,
+        "intensity": options.intensity,
         "num_classes": options.num_classes,
         "seed": options.seed,
     }
@@ -421,9 +442,13 @@ def train(options, verbose=1):
         model = build_model(options, dtype=policy)
         monitor = compile_model(model, options, jit_compile=jit_compile)
     train_data, val_data = load_datasets(options, dist)
+    channels = int(train_data.element_spec[0].shape[-1])
+    if not model.built:  # --color-mode native: as many channels as the files
+        with dist.scope():
+            model.build((None, None, None, channels))
 
     os.makedirs(out, exist_ok=True)
-    _io.write_json(config_path, run_config(options))
+    _io.write_json(config_path, {**run_config(options), "input_channels": channels})
     best_so_far = None
     if resuming:
         best_so_far = _trim_log(log_path, completed, monitor)
