@@ -4,9 +4,10 @@
 collection, no known copyright restrictions), shipped here so that nothing is
 downloaded. Its mask is derived in the test: the coins stand out of the unevenly lit
 background after a white top-hat (the image smoothed by a 5x5 box, minus its grey
-opening by a 65x65 square), thresholded at Otsu's level. The 16-bit version holds the same picture in 100-1100 of
-65535, as a 12-bit camera writes it: divided by 65535 (the library's reading before
-intensity normalization) its values lie in 0.0015-0.017.
+opening by a 65x65 square), thresholded at Otsu's level. The 16-bit version holds
+the same picture in 100-1100 of 65535, as a 12-bit camera writes it: divided by 65535
+(the library's reading before intensity normalization) its values lie in
+0.0015-0.017.
 
 Crops of 96x96, resized to 64x64 for training: training crops from the left 256
 columns, validation crops from the right 128, so no validation pixel is trained on.
