@@ -472,7 +472,7 @@ def read_image(path, color_mode="rgb", intensity="auto"):
             decoded, is larger than `PIL.Image.MAX_IMAGE_PIXELS`, holds NaN or
             infinite values, or has channels `color_mode` cannot take.
     """
-    from keras_unet_seg.data.intensity import intensity_spec, normalize_image
+    from keras_unet_seg.data.intensity import check_finite, intensity_spec, normalize_image
 
     spec = intensity_spec(intensity)
     if color_mode not in COLOR_MODES:
@@ -489,10 +489,12 @@ def read_image(path, color_mode="rgb", intensity="auto"):
             "numbers of shape (height, width) or (height, width, channels).",
             path,
         )
-    color, alpha = (array[..., :-1], array[..., -1:]) if has_alpha else (array, None)
-    color = _select_channels(color, path, color_mode)
     try:
-        image = normalize_image(color, **spec)
+        check_finite(array)
+        color, alpha = (array[..., :-1], array[..., -1:]) if has_alpha else (array, None)
+        image = normalize_image(_select_channels(color, path, color_mode), **spec)
+    except InvalidFileError:
+        raise
     except ValueError as error:
         raise InvalidFileError(f"File '{path}': {error}", path) from None
     if color_mode in ("rgba", "native") and (alpha is not None or color_mode == "rgba"):

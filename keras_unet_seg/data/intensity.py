@@ -94,6 +94,16 @@ def _rescale(image, low, high, epsilon):
     return np.where(flat, 0.0, (image - low) / safe)
 
 
+def check_finite(image):
+    """Raises a `ValueError` if a floating point image holds NaN or infinite values."""
+    if image.dtype.kind == "f" and not np.all(np.isfinite(image)):
+        bad = int(np.size(image) - np.count_nonzero(np.isfinite(image)))
+        raise ValueError(
+            f"The image holds {bad} NaN or infinite values of {image.size}; an image must "
+            "hold finite numbers."
+        )
+
+
 def normalize_image(image, mode="auto", *, low=1.0, high=99.8, per_channel=False, epsilon=1e-6):
     """Maps an image's stored values to the float32 values a model sees.
 
@@ -155,12 +165,7 @@ def normalize_image(image, mode="auto", *, low=1.0, high=99.8, per_channel=False
             "a numeric array (height, width) or (height, width, channels)",
             f"array of dtype {image.dtype} and shape {image.shape}",
         )
-    if image.dtype.kind == "f" and not np.all(np.isfinite(image)):
-        bad = int(np.size(image) - np.count_nonzero(np.isfinite(image)))
-        raise ValueError(
-            f"The image holds {bad} NaN or infinite values of {image.size}; an image must "
-            "hold finite numbers."
-        )
+    check_finite(image)
     mode = spec["mode"]
     warn_low_range = mode == "scale"
     if mode == "auto":
