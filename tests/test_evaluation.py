@@ -1,0 +1,145 @@
+"""`keras_unet_seg.evaluation`: hand-computed cases and a brute-force reference."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import ndimage
+from scipy.spatial.distance import cdist
+
+from keras_unet_seg.evaluation import (
+    boundary_distances,
+    confusion_matrix,
+    segmentation_scores,
+    summarize,
+)
+
+
+def _square(shape=(40, 40), top=10, left=5, side=20):
+    mask = np.zeros(shape, np.int64)
+    mask[top : top + side, left : left + side] = 1
+    return mask
+
+
+def test_shifted_square_by_hand():
+    """A 20x20 square against itself moved 3 pixels right.
+
+    Its boundary has 76 pixels. From the truth's boundary to the prediction's: the
+    18 left-column pixels are 3 away; the right column's are min(y, 19 - y, 3) away
+    (1, 2, 3 x 14, 2, 1); the top and bottom rows' first three pixels 3, 2, 1, the
+    rest 0. Sum 114 each way, so ASSD = 228 / 152 = 1.5; 34 of the 76 distances are 3,
+    so the 95th percentile is 3; 38 are within 1, so NSD at 1 is 0.5.
+    """
+    truth = _square()
+    scores = segmentation_scores(truth, np.roll(truth, 3, axis=1))[1]
+    assert (scores["tp"], scores["fp"], scores["fn"]) == (340, 60, 60)
+    assert scores["dice"] == pytest.approx(680 / 800)
+    assert scores["iou"] == pytest.approx(340 / 460)
+    assert scores["hd95"] == pytest.approx(3.0)
+    assert scores["assd"] == pytest.approx(1.5)
+    assert scores["nsd"] == pytest.approx(0.5)
+    to_pred, to_true = boundary_distances(truth, np.roll(truth, 3, axis=1))
+    assert len(to_pred) == len(to_true) == 76 and to_pred.sum() == pytest.approx(114)
+
+
+def test_anisotropic_spacing_scales_the_distances():
+    truth = _square()
+    moved = np.roll(truth, 3, axis=1)
+    wide = segmentation_scores(truth, moved, spacing=(1.0, 2.0))[1]  # pixels 2 wide
+    assert wide["hd95"] == pytest.approx(6.0)
+    tall = segmentation_scores(truth, moved, spacing=(2.0, 1.0))[1]  # shift across rows
+    assert tall["hd95"] == pytest.approx(3.0)
+
+
+def test_disc_against_a_ring():
+    """A disc of radius 12 and a ring of radii 6 to 12: the same outer edge, and an
+    inner edge (its pixels about 7 from the centre) about 5 from the disc's."""
+    y, x = np.mgrid[:41, :41]
+    radius = np.hypot(y - 20, x - 20)
+    disc = (radius <= 12).astype(int)
+    ring = ((radius <= 12) & (radius > 6)).astype(int)
+    scores = segmentation_scores(disc, ring)[1]
+    area_ratio = ring.sum() / disc.sum()
+    assert scores["dice"] == pytest.approx(2 * area_ratio / (1 + area_ratio), abs=1e-6)
+    assert scores["precision"] == pytest.approx(1.0)
+    assert scores["hd95"] == pytest.approx(5.0, abs=1.0)
+    to_ring, to_disc = boundary_distances(disc, ring)
+    assert np.all(to_ring == 0)  # every edge pixel of the disc is on the ring's edge
+    inner = to_disc > 0
+    assert inner.sum() > 0 and np.allclose(to_disc[inner], 5.0, atol=1.0)
+
+
+def test_empty_masks_follow_the_stated_convention():
+    empty, square = np.zeros((16, 16), int), _square((16, 16), 4, 4, 6)
+    both = segmentation_scores(empty, empty)[1]
+    assert both["dice"] == 1.0 and both["hd95"] == 0.0 and both["assd"] == 0.0
+    assert both["nsd"] == 1.0
+    for truth, pred in ((empty, square), (square, empty)):
+        one = segmentation_scores(truth, pred)[1]
+        assert one["dice"] < 1e-6 and one["nsd"] == 0.0
+        assert math.isinf(one["hd95"]) and math.isinf(one["assd"])
+
+
+def _reference(truth, pred, spacing, tolerance):
+    """Brute force: every pair of boundary pixels, scipy's cdist."""
+    edges = [m & ~ndimage.binary_erosion(m, border_value=0) for m in (truth, pred)]
+    points = [np.argwhere(e) * np.asarray(spacing) for e in edges]
+    distances = cdist(points[0], points[1])
+    to_pred, to_true = distances.min(axis=1), distances.min(axis=0)
+    both = np.concatenate([to_pred, to_true])
+    return {
+        "hd95": max(np.percentile(to_pred, 95), np.percentile(to_true, 95)),
+        "assd": both.mean(),
+        "nsd": np.mean(both <= tolerance),
+    }
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 1.0), (0.5, 1.7), (3.0, 1.0)])
+@pytest.mark.parametrize("seed", range(4))
+def test_boundary_scores_match_a_brute_force_reference(seed, spacing):
+    rng = np.random.default_rng(seed)
+    truth = ndimage.binary_opening(rng.random((30, 26)) > 0.55)
+    pred = ndimage.binary_opening(rng.random((30, 26)) > 0.5)
+    assert truth.any() and pred.any()
+    scores = segmentation_scores(truth.astype(int), pred.astype(int), spacing=spacing)[1]
+    expected = _reference(truth, pred, spacing, tolerance=1.0)
+    for name in ("hd95", "assd", "nsd"):
+        assert scores[name] == pytest.approx(expected[name], rel=1e-9, abs=1e-12), name
+
+
+def test_multiclass_scores_and_confusion_matrix():
+    truth = np.array([[0, 1, 1], [2, 2, 2], [0, 0, 255]])
+    pred = np.array([[0, 1, 2], [2, 2, 1], [0, 1, 0]])
+    matrix = confusion_matrix(truth, pred, 3, ignore_class=255)
+    assert matrix.tolist() == [[2, 1, 0], [0, 1, 1], [0, 1, 2]]
+    scores = segmentation_scores(truth, pred, 3, ignore_class=255, boundary=False)
+    assert sorted(scores) == [1, 2]
+    assert scores[2]["dice"] == pytest.approx((4 + 1e-5) / (6 + 1e-5))
+    assert "hd95" not in scores[1]
+    with_background = segmentation_scores(truth, pred, 3, ignore_class=255, include_background=True)
+    assert with_background[0]["tp"] == 2
+
+
+def test_summary_pools_counts_and_averages_finite_distances():
+    truth = _square((40, 40))
+    empty = np.zeros_like(truth)
+    per_image = [
+        segmentation_scores(truth, np.roll(truth, 3, axis=1)),
+        segmentation_scores(truth, truth),
+        segmentation_scores(truth, empty),
+    ]
+    summary = summarize(per_image)[1]
+    assert summary["images"] == 3 and summary["infinite"] == 1
+    assert (summary["tp"], summary["fp"], summary["fn"]) == (740, 60, 460)
+    assert summary["hd95"] == pytest.approx((3.0 + 0.0) / 2)
+
+
+def test_bad_arguments_name_themselves():
+    with pytest.raises(ValueError, match=r"`y_true` and `y_pred` must have the same height"):
+        segmentation_scores(np.zeros((4, 4), int), np.zeros((4, 5), int))
+    with pytest.raises(ValueError, match=r"Invalid value for argument `y_pred`\. Expected a 2-D"):
+        segmentation_scores(np.zeros((4, 4), int), np.zeros((4, 4), float))
+    with pytest.raises(ValueError, match=r"Expected class ids in \[0, 1\]"):
+        confusion_matrix(np.zeros((2, 2), int), np.full((2, 2), 3), 2)
+    with pytest.raises(ValueError, match=r"Invalid value for argument `spacing`"):
+        segmentation_scores(np.zeros((4, 4), int), np.zeros((4, 4), int), spacing=(1, -1))
