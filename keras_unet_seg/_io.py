@@ -6,6 +6,7 @@ points either to the old complete file or to the new complete one.
 
 import contextlib
 import json
+import math
 import os
 import secrets
 
@@ -41,9 +42,21 @@ def _fsync(path):
         os.fsync(f.fileno())
 
 
+def json_safe(value):
+    """`value` with non-finite floats as `None` (standard JSON has no Infinity)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def write_json(path, data):
+    """Writes `data` as standard JSON (infinite and NaN floats as null), atomically."""
     with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=False)
+        json.dump(json_safe(data), f, indent=2, sort_keys=False, allow_nan=False)
         f.write("\n")
 
 

@@ -42,6 +42,21 @@ _PALETTE = (
 )
 
 
+def class_color(class_id):
+    """The default colour of a class id in overlays: red for 1, then Tableau 10.
+
+    Example:
+
+    >>> class_color(1), class_color(2)
+    ((255, 0, 0), (31, 119, 180))
+    """
+    if class_id == 0:
+        return (0, 0, 0)
+    if class_id == 1:
+        return (255, 0, 0)
+    return _PALETTE[(class_id - 2) % len(_PALETTE)]
+
+
 def overlay_mask(
     image,
     mask,
@@ -178,7 +193,7 @@ def overlay_mask(
                 )
             colors[k] = color_mapping[k]
         else:
-            colors[k] = color if k == 1 else _PALETTE[(k - 2) % len(_PALETTE)]
+            colors[k] = color if k == 1 else class_color(k)
 
     # Compact ids 1..n so that draw_segmentation_masks' one-hot stays small
     # whatever the ids (e.g. 255), and spell out every id it looks up.

@@ -1,11 +1,13 @@
 """Run the whole pipeline on synthetic data: data, training, evaluation, overlays.
 
-Writes a synthetic dataset of textured shapes (`make_synthetic_dataset`) into
-`OUT/data`, trains a small UNet on it (a couple of minutes on two CPU cores), scores
-the best checkpoint on the validation images, and writes into `OUT`: `model.keras`
-(last epoch) and `best.keras`, `metrics.json` (validation Dice, IoU, precision and
-recall, overall and per image), `overlays/*.png` (each validation image with the true
-outline in green and the predicted outline in red), `predictions.png` (a grid of
+Writes a synthetic dataset of textured shapes (`make_synthetic_dataset`, binary or
+with `--num-classes` classes) into `OUT/data`, trains a small UNet on it (a couple of
+minutes on two CPU cores), scores the best checkpoint on the validation images, and
+writes into `OUT`: `model.keras` (last epoch) and `best.keras`, `metrics.json`
+(validation Dice, IoU, precision and recall, overall, per class and per image),
+`report/report.html` (the evaluation report of `evaluate --report`),
+`overlays/*.png` (each validation image with the true outline in green and the
+predicted outline in red, or in its class colour), `predictions.png` (a grid of
 images, masks, predictions and overlays), `curves.png`, `log.csv` and `config.json`
 (the training options, reusable with `train --config`).
 """
@@ -45,6 +47,12 @@ def add_arguments(parser):
         "--num-val", type=_common.positive_int, default=16, help="validation images"
     )
     parser.add_argument(
+        "--num-classes",
+        type=_common.positive_int,
+        default=1,
+        help="classes of the synthetic masks, background included (1: binary)",
+    )
+    parser.add_argument(
         "--base-filters",
         type=_common.positive_int,
         default=8,
@@ -78,6 +86,7 @@ def run(args):
         num_val=args.num_val,
         image_size=(height, width),
         seed=args.seed,
+        num_classes=args.num_classes,
         overwrite=True,
     )
 
@@ -101,11 +110,15 @@ def run(args):
             "val",
             "--tile-size",
             f"{height}x{width}",
+            "--report",
+            os.path.join(out, "report"),
         ],
     )
     report = evaluate.evaluate(model, eval_args, verbose=1, keep_predictions=True)
     predictions = report.pop("predictions")
     evaluate.print_table(report)
+    evaluate.print_class_table(report)
+    report_path = evaluate.write_report(eval_args, report)["html"]
 
     names = [os.path.splitext(os.path.basename(row["image"]))[0] for row in report["per_image"]]
     overlays = _write_overlays(out, names, predictions)
@@ -124,6 +137,7 @@ def run(args):
             "epochs": args.epochs,
             "seconds": round(time.perf_counter() - start, 1),
             "training_seconds": round(train_seconds, 1),
+            "classes": report["classes"],
             "per_image": report["per_image"],
         },
     )
@@ -131,6 +145,7 @@ def run(args):
         "model": trained["written"]["model"],
         "best model": best_path,
         "metrics": metrics_path,
+        "report": report_path,
         "overlays": f"{os.path.dirname(overlays[0])}{os.sep} ({len(overlays)} PNGs)",
     }
     if grid:
@@ -180,6 +195,7 @@ def _train_options(data_dir, out, args):
         # probabilities ~0.05 instead of ~0.2) and reaches a validation Dice of ~0.99.
         "--learning-rate", "3e-3",
         "--seed", str(args.seed),
+        "--num-classes", str(args.num_classes),
     ]  # fmt: skip
     return _sub_args(train, argv)
 
@@ -198,7 +214,7 @@ def _write_overlays(out, names, predictions):
     from keras_unet_seg import viz
 
     outlined = [
-        viz.overlay_mask(image, mask, color=TRUE_COLOR, alpha=1.0, mode="contour")
+        viz.overlay_mask(image, mask > 0, color=TRUE_COLOR, alpha=1.0, mode="contour")
         for image, mask, _ in predictions
     ]
     return viz.save_overlays(

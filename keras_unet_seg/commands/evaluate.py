@@ -6,7 +6,12 @@ beside the model) at their own size, unless `--image-size` resizes them as
 training did, and predicted tile by tile with `predict_tiled`. Scores are given for
 each image and overall; the overall scores come from the confusion counts pooled over
 every pixel of every image (not a mean of the per-image scores). They are printed as
-a table and written as JSON with `--json`.
+a table and written as JSON with `--json`. A second table gives each class its
+pooled Dice, IoU, precision and recall and its mean boundary scores (HD95, average
+symmetric surface distance and normalized surface Dice at `--tolerance`, in units of
+`--spacing`; `keras_unet_seg.evaluation`). `--report DIR` writes `report.html` (one
+self-contained page: summary, confusion matrix, Dice histogram, every image with its
+thumbnails, sortable, worst first), `per_image.csv` and `summary.json`.
 """
 
 import os
@@ -45,6 +50,25 @@ def add_arguments(parser):
         help="JSON file to write the scores to",
     )
     parser.add_argument(
+        "--report",
+        metavar="DIR",
+        help="folder to write report.html, per_image.csv and summary.json into",
+    )
+    parser.add_argument(
+        "--spacing",
+        type=_spacing_option,
+        default=(1.0, 1.0),
+        metavar="S|SHxSW",
+        help="pixel size along height and width, the unit of HD95 and ASSD",
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=_common.positive_float,
+        default=1.0,
+        help="boundary distance within which truth and prediction agree (normalized "
+        "surface Dice), in units of --spacing",
+    )
+    parser.add_argument(
         "--image-size",
         type=_common.image_size,
         default=None,
@@ -61,10 +85,26 @@ def run(args):
     report = evaluate(model, args)
     report = {"model": args.model, **report}
     print_table(report)
+    print_class_table(report)
+    if args.report:
+        paths = write_report(args, report)
+        print(f"Report written to '{paths['html']}'.")
     if args.json:
-        _io.write_json(args.json, report)
+        kept = ("predictions", "records", "confusion")
+        _io.write_json(args.json, {k: v for k, v in report.items() if k not in kept})
         print(f"Scores written to '{args.json}'.")
     return 0
+
+
+def _spacing_option(value):
+    """`0.5`, `"0.5x0.25"` or `[0.5, 0.25]` to a `(height, width)` pair of floats."""
+    parts = value.lower().replace(",", "x").split("x") if isinstance(value, str) else value
+    parts = parts if isinstance(parts, (list, tuple)) else [parts]
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2:
+        _common.positive_float(value)  # raises with the expected form
+    return tuple(_common.positive_float(part) for part in parts)
 
 
 def _subset(data, subset):
@@ -94,6 +134,7 @@ def evaluate(model, args, verbose=1, keep_predictions=False):
     import keras
 
     from keras_unet_seg.data import SegmentationDataset
+    from keras_unet_seg.evaluation import confusion_matrix, segmentation_scores, summarize
 
     model = predict.inference_model(model, args, verbose=verbose)
     subset = _subset(args.data, args.subset)
@@ -122,7 +163,8 @@ def evaluate(model, args, verbose=1, keep_predictions=False):
         }
 
     pooled, single = make_metrics(), make_metrics()
-    per_image, predictions = [], []
+    per_image, predictions, records = [], [], []
+    confusion = np.zeros((max(num_classes, 2),) * 2, np.int64)
     progress = keras.utils.Progbar(len(dataset.image_paths), unit_name="image", verbose=verbose)
     pairs = zip(dataset.image_paths, dataset.mask_paths, dataset.as_numpy_iterator(), strict=True)
     for index, (image_path, mask_path, (image, mask)) in enumerate(pairs):
@@ -133,7 +175,22 @@ def evaluate(model, args, verbose=1, keep_predictions=False):
             single[name].update_state(mask[None], probabilities[None])
             pooled[name].update_state(mask[None], probabilities[None])
             scores[name] = float(single[name].result())
-        per_image.append({"image": image_path, "mask": mask_path, **scores})
+        truth, predicted = _class_ids(mask, probabilities, args.threshold)
+        by_class = segmentation_scores(
+            truth, predicted, len(confusion), spacing=args.spacing, tolerance=args.tolerance
+        )
+        confusion += confusion_matrix(truth, predicted, len(confusion))
+        per_image.append({"image": image_path, "mask": mask_path, **scores, "classes": by_class})
+        if args.report:
+            records.append(
+                {
+                    "name": _display_name(image_path, args.data, subset),
+                    "image": predict.display_image(image),
+                    "truth": truth,
+                    "prediction": predicted,
+                    "scores": by_class,
+                }
+            )
         if keep_predictions:
             predictions.append((image, mask, probabilities))
         progress.update(index + 1)
@@ -143,16 +200,68 @@ def evaluate(model, args, verbose=1, keep_predictions=False):
         "threshold": args.threshold,
         "num_images": len(per_image),
         "overall": {name: float(pooled[name].result()) for name in METRICS},
+        "classes": summarize([row["classes"] for row in per_image]),
         "per_image": per_image,
+        "confusion": confusion,
+        "records": records,
     }
     if keep_predictions:
         report["predictions"] = predictions
     return report
 
 
+def _class_ids(mask, probabilities, threshold):
+    """Truth and predicted class ids `(height, width)` (binary: 0/1)."""
+    if probabilities.shape[-1] == 1:
+        return mask[..., 0].astype(np.int64), (probabilities[..., 0] >= threshold).astype(np.int64)
+    return mask[..., 0].astype(np.int64), np.argmax(probabilities, axis=-1)
+
+
+def print_class_table(report):
+    """Prints each class's pooled overlap scores and mean boundary scores."""
+    from keras_unet_seg.evaluation import METRICS as CLASS_METRICS
+
+    classes = report["classes"]
+    header = f"{'class':<10}  " + "  ".join(f"{m:>9}" for m in CLASS_METRICS)
+    print()
+    print(header)
+    print("-" * len(header))
+    for class_id, row in classes.items():
+        print(f"{class_id:<10}  " + "  ".join(f"{row[m]:>9.4f}" for m in CLASS_METRICS))
+    print(
+        "(Dice, IoU, precision, recall pooled; HD95 and ASSD in units of --spacing and NSD "
+        "at --tolerance, means over the images where both truth and prediction hold the "
+        "class.)"
+    )
+
+
+def write_report(args, report):
+    """Writes the HTML report, the CSV and the JSON summary into `--report`."""
+    from keras_unet_seg.report import write_report as write
+
+    details = {
+        "model": args.model,
+        "data": args.data,
+        "subset": report["subset"],
+        "threshold": args.threshold,
+        "spacing": "x".join(f"{v:g}" for v in args.spacing),
+        "tolerance": args.tolerance,
+    }
+    return write(
+        args.report,
+        report["records"],
+        report["classes"],
+        report["confusion"],
+        title=f"Evaluation of {os.path.basename(args.model)}",
+        details=details,
+    )
+
+
 def print_table(report):
     """Prints the per-image and overall scores as a table."""
-    names = [_display_name(row["image"], report) for row in report["per_image"]]
+    names = [
+        _display_name(row["image"], report["data"], report["subset"]) for row in report["per_image"]
+    ]
     width = max([len("overall (pooled)"), *(len(n) for n in names)])
     header = f"{'image':<{width}}  " + "  ".join(f"{m:>9}" for m in METRICS)
     print(header)
@@ -167,7 +276,7 @@ def print_table(report):
         print(f"{'mean of images':<{width}}  " + "  ".join(f"{means[m]:>9.4f}" for m in METRICS))
 
 
-def _display_name(path, report):
-    root = os.path.join(report["data"], report["subset"] or "", "images")
+def _display_name(path, data, subset):
+    root = os.path.join(data, subset or "", "images")
     relative = os.path.relpath(path, root)
     return path if relative.startswith("..") else relative

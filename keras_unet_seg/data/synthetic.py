@@ -8,6 +8,13 @@ import numpy as np
 _SPLITS = (("train", 0), ("val", 1))
 
 
+def _class_palette():
+    """A 256-colour palette of the overlays' class colours (`viz.class_color`)."""
+    from keras_unet_seg.viz import class_color
+
+    return [value for class_id in range(256) for value in class_color(class_id)]
+
+
 def _smooth_field(rng, height, width, cells, channels=1):
     """Low-frequency noise in [0, 1]: a coarse random grid upsampled bicubically."""
     from PIL import Image
@@ -56,11 +63,19 @@ def _draw_shape(rng, height, width):
     return np.asarray(canvas) > 127
 
 
-def _make_pair(rng, height, width, max_shapes):
-    """One textured RGB image (uint8) and its 0/255 mask (uint8)."""
-    mask = np.zeros((height, width), dtype=bool)
+# Foreground colours of classes 2, 3, ... (class 1 is orange-ish): green, purple,
+# yellow, cyan, each jittered per image.
+_CLASS_COLORS = ((0.3, 0.68, 0.28), (0.55, 0.3, 0.7), (0.85, 0.8, 0.25), (0.2, 0.7, 0.75))
+
+
+def _make_pair(rng, height, width, max_shapes, num_classes=1):
+    """One textured RGB image (uint8) and its mask (uint8): 0/255 for one class, else
+    class ids, each shape drawn over the earlier ones with a random class."""
+    labels = np.zeros((height, width), dtype=np.uint8)
     for _ in range(int(rng.integers(1, max_shapes + 1))):
-        mask |= _draw_shape(rng, height, width)
+        shape = _draw_shape(rng, height, width)
+        labels[shape] = 1 if num_classes == 1 else int(rng.integers(1, num_classes))
+    mask = labels > 0
 
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     cells = max(height, width) // 8
@@ -74,6 +89,10 @@ def _make_pair(rng, height, width, max_shapes):
     stripes = np.sin(2 * np.pi * (xx * np.cos(angle) + yy * np.sin(angle)) / period)
     foreground = foreground + 0.08 * stripes[..., None]
     image = np.where(mask[..., None], foreground, background)
+    for class_id in range(2, num_classes):
+        base = np.asarray(_CLASS_COLORS[(class_id - 2) % len(_CLASS_COLORS)], np.float32)
+        color = base + rng.uniform(-0.06, 0.06, 3).astype(np.float32)
+        image = np.where((labels == class_id)[..., None], color + 0.08 * stripes[..., None], image)
     # Uneven lighting: a smooth multiplicative gradient in [0.65, 1.25].
     gy, gx = rng.normal(0, 1, 2)
     ramp = (gx * (xx / width - 0.5) + gy * (yy / height - 0.5)) / (abs(gx) + abs(gy) + 1e-6)
@@ -82,14 +101,15 @@ def _make_pair(rng, height, width, max_shapes):
     # Sensor noise.
     image = image + rng.normal(0, 0.04, image.shape)
     image = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return image, (mask * 255).astype(np.uint8)
+    return image, (mask * 255).astype(np.uint8) if num_classes == 1 else labels
 
 
-def _check_args(num_train, num_val, image_size, seed, max_shapes):
+def _check_args(num_train, num_val, image_size, seed, max_shapes, num_classes):
     for name, value, low in (
         ("num_train", num_train, 1),
         ("num_val", num_val, 0),
         ("max_shapes", max_shapes, 1),
+        ("num_classes", num_classes, 1),
     ):
         if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
             raise ValueError(
@@ -122,6 +142,7 @@ def make_synthetic_dataset(
     seed=0,
     *,
     max_shapes=4,
+    num_classes=1,
     overwrite=False,
 ):
     """Writes a synthetic segmentation dataset of PNG files, ready to train on.
@@ -144,7 +165,11 @@ def make_synthetic_dataset(
     ```
 
     The masks hold 0 and 255 so that they can be looked at; `from_directory` reads
-    them as 0/1 (foreground is value > 0). Output is a pure function of the
+    them as 0/1 (foreground is value > 0). With `num_classes > 1`, each shape gets a
+    random class in `[1, num_classes)` and a colour of its class (orange, green,
+    purple, ...), and the masks are palette PNGs whose indices are the class ids
+    (read with `from_directory(..., num_classes=num_classes)`), coloured as the
+    overlays colour them. Output is a pure function of the
     arguments: sample `i` of a split depends only on `seed`, the split and `i`, so a
     larger `num_train` keeps the first samples as they were. NumPy and Pillow only.
 
@@ -155,6 +180,8 @@ def make_synthetic_dataset(
         image_size: `(height, width)`, default `(64, 64)`, each at least 16.
         seed: int >= 0, default 0.
         max_shapes: int >= 1, default 4. Most shapes in one image.
+        num_classes: int >= 1, default 1 (binary). The classes of the masks,
+            background included.
         overwrite: bool, default `False`. If the four folders already hold files, a
             `ValueError` is raised unless `overwrite=True`, which first deletes the
             PNG files in them (and nothing else).
@@ -178,7 +205,7 @@ def make_synthetic_dataset(
     """
     from PIL import Image
 
-    _check_args(num_train, num_val, image_size, seed, max_shapes)
+    _check_args(num_train, num_val, image_size, seed, max_shapes, num_classes)
     root = os.fspath(root)
     height, width = int(image_size[0]), int(image_size[1])
     folders = [
@@ -207,8 +234,12 @@ def make_synthetic_dataset(
         os.makedirs(masks_dir, exist_ok=True)
         for index in range(counts[split]):
             rng = np.random.default_rng([int(seed), split_id, index])
-            image, mask = _make_pair(rng, height, width, int(max_shapes))
+            image, mask = _make_pair(rng, height, width, int(max_shapes), int(num_classes))
             name = f"{index:05d}.png"
             Image.fromarray(image, mode="RGB").save(os.path.join(images_dir, name))
-            Image.fromarray(mask, mode="L").save(os.path.join(masks_dir, name))
+            mask_file = Image.fromarray(mask, mode="L")
+            if num_classes > 1:
+                mask_file = mask_file.convert("P")
+                mask_file.putpalette(_class_palette())
+            mask_file.save(os.path.join(masks_dir, name))
     return root
