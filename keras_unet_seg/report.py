@@ -32,6 +32,7 @@ th { background: #f3f3f3; }
 #images th.sorted::after { content: " \\25B2"; }
 #images th.sorted.descending::after { content: " \\25BC"; }
 td.name { text-align: left; font-family: monospace; }
+td.thumbs { white-space: nowrap; }
 td.thumbs img { margin-right: 2px; image-rendering: pixelated; }
 .legend span { display: inline-block; width: 0.9em; height: 0.9em; margin: 0 0.3em 0 1em; }
 """
@@ -253,8 +254,8 @@ def write_report(
         name = html.escape(record["name"])
         image_rows.append(
             f'<tr><td class="name" data-value="{name}">{name}</td>'
-            f'<td data-value="{mean:.6f}">{mean:.4f}</td>{cells}'
-            f'<td class="thumbs">{thumbs}</td></tr>'
+            f'<td class="thumbs">{thumbs}</td>'
+            f'<td class="mean" data-value="{mean:.6f}">{mean:.4f}</td>{cells}</tr>'
         )
     header = "".join(f"<th data-sortable>{html.escape(label)}</th>" for _, _, label in columns)
     facts = "".join(
@@ -280,8 +281,8 @@ both truth and prediction hold the class.</p>
 <h2>Images</h2>
 <p class="legend">Thumbnails: image, truth, prediction, predicted outline.
 Classes:{legend}. Click a column to sort; worst Dice first.</p>
-<table id="images" data-initial="1"><thead><tr><th data-sortable>image</th>
-<th data-sortable>dice (mean)</th>{header}<th>image / truth / prediction / overlay</th>
+<table id="images" data-initial="2"><thead><tr><th data-sortable>image</th>
+<th>image / truth / prediction / overlay</th><th data-sortable>dice (mean)</th>{header}
 </tr></thead><tbody>{"".join(image_rows)}</tbody></table>
 <script>{_SCRIPT}</script>
 </body></html>

@@ -69,7 +69,7 @@ def test_write_report_writes_the_page_csv_and_json(tmp_path):
     page = open(paths["html"], encoding="utf-8").read()
     assert page.count("data:image/png;base64,") == 4 * len(records)
     assert "http" not in page.replace("http-equiv", "")  # nothing from the network
-    assert '<table id="images" data-initial="1">' in page
+    assert '<table id="images" data-initial="2">' in page
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +120,7 @@ def test_report_opens_in_headless_chromium(three_class_run, tmp_path):
     # The script ran: the image table is sorted by mean Dice, ascending (worst first).
     assert re.search(r'<th data-sortable="" class="sorted">dice \(mean\)</th>', dom), dom[:2000]
     body = dom[dom.index('<table id="images"') :]
-    means = [float(v) for v in re.findall(r'<td data-value="([0-9.]+)">[0-9.]+</td><td', body)]
+    means = [float(v) for v in re.findall(r'<td class="mean" data-value="([0-9.]+)">', body)]
     assert len(means) == 3 and means == sorted(means)
     assert dom.count('src="data:image/png;base64,') == 12
     screenshot = tmp_path / "report.png"
