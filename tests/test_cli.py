@@ -598,7 +598,7 @@ USER_MISTAKES = {
         ["train", "--data", "{empty}", "--out", "{run}", *SMALL_MODEL],
         1,
         "cannot read the training data (--data {empty}, --train-subset train): Invalid value "
-        "for argument `subset`. Expected the name of a subfolder of '{empty}'",
+        "for argument `subset`. Expected the name of a subset of '{empty}'",
     ),
     "resume without a run": (
         ["train", "--out", "{missing}", "--resume"],

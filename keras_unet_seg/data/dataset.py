@@ -716,8 +716,38 @@ class SegmentationDataset:
         )
 
 
+def _split_subsets(directory):
+    """The subsets of either split layout: `<subset>/images` or `images/<subset>`."""
+    found = set()
+    for name in sorted(os.listdir(directory)):
+        if os.path.isdir(os.path.join(directory, name, "images")):
+            found.add(name)
+    by_kind = os.path.join(directory, "images")
+    if os.path.isdir(by_kind):
+        found.update(
+            name
+            for name in os.listdir(by_kind)
+            if os.path.isdir(os.path.join(by_kind, name))
+            and os.path.isdir(os.path.join(directory, "masks", name))
+        )
+    return sorted(found)
+
+
+def _layout_help(directory):
+    return (
+        f"Expected split folders '{directory}/<subset>/images' and "
+        f"'{directory}/<subset>/masks', or '{directory}/images/<subset>' and "
+        f"'{directory}/masks/<subset>', or one flat folder '{directory}/images' and "
+        f"'{directory}/masks' (with validation_split to split it)."
+    )
+
+
 def _resolve_layout(directory, subset, validation_split, seed):
-    """Returns `(images_dir, masks_dir)` for the arguments, or raises."""
+    """Returns `(images_dir, masks_dir)` for the arguments, or raises.
+
+    A subset is found in either split layout: `directory/<subset>/{images,masks}` or
+    `directory/{images,masks}/<subset>`.
+    """
     flat = os.path.isdir(os.path.join(directory, "images"))
     if validation_split is not None:
         if not isinstance(validation_split, numbers.Real) or not 0 < validation_split < 1:
@@ -742,43 +772,42 @@ def _resolve_layout(directory, subset, validation_split, seed):
             validation_split,
         )
     if subset is None or subset in _FLAT_SUBSETS:
-        root = directory
         if not flat:
-            subfolders = sorted(
-                d
-                for d in os.listdir(directory)
-                if os.path.isdir(os.path.join(directory, d, "images"))
-            )
+            subsets = _split_subsets(directory)
             hint = (
-                f" It has split folders {subfolders}: pass subset={subfolders[0]!r}."
-                if subfolders
-                else ""
+                f" It has split folders {subsets}: pass subset={subsets[0]!r}." if subsets else ""
             )
             raise ValueError(
-                f"Folder '{directory}' has no 'images' subfolder. Expected "
-                f"'{directory}/images' and '{directory}/masks', or split folders "
-                f"'{directory}/<subset>/images' and '{directory}/<subset>/masks'.{hint}"
+                f"Folder '{directory}' has no 'images' subfolder. {_layout_help(directory)}{hint}"
             )
+        images_dir = os.path.join(directory, "images")
+        masks_dir = os.path.join(directory, "masks")
     else:
         if not isinstance(subset, str):
             raise _invalid("subset", "a str or None", subset)
-        root = os.path.join(directory, subset)
-        if not os.path.isdir(os.path.join(root, "images")):
-            available = sorted(
-                d
-                for d in os.listdir(directory)
-                if os.path.isdir(os.path.join(directory, d, "images"))
-            )
+        by_subset = os.path.join(directory, subset)
+        by_kind = [os.path.join(directory, kind, subset) for kind in ("images", "masks")]
+        if os.path.isdir(os.path.join(by_subset, "images")):
+            images_dir = os.path.join(by_subset, "images")
+            masks_dir = os.path.join(by_subset, "masks")
+        elif os.path.isdir(by_kind[0]):
+            images_dir, masks_dir = by_kind
+        else:
+            subsets = _split_subsets(directory)
+            hint = ""
+            if not subsets and flat:
+                hint = (
+                    " It is one flat folder: pass subset=None, or subset='training' or "
+                    "'validation' with validation_split and seed to split it."
+                )
             raise _invalid(
                 "subset",
-                f"the name of a subfolder of '{directory}' holding 'images' and "
-                f"'masks' (found: {available})",
+                f"the name of a subset of '{directory}' (found: {subsets}). "
+                f"{_layout_help(directory)}{hint}",
                 subset,
             )
-    images_dir = os.path.join(root, "images")
-    masks_dir = os.path.join(root, "masks")
     if not os.path.isdir(masks_dir):
-        raise ValueError(f"Folder '{root}' has an 'images' subfolder but no 'masks' subfolder.")
+        raise ValueError(f"Folder '{images_dir}' has no matching masks folder '{masks_dir}'.")
     return images_dir, masks_dir
 
 

@@ -361,8 +361,27 @@ def test_missing_folders(tmp_path):
     ):
         _from_dir(tmp_path, subset="test")
     (tmp_path / "val" / "images").mkdir(parents=True)
-    with pytest.raises(ValueError, match=r"has an 'images' subfolder but no 'masks' subfolder"):
+    with pytest.raises(ValueError, match=r"val/images' has no matching masks folder '.*val/masks'"):
         _from_dir(tmp_path, subset="val")
+
+
+def test_split_by_kind_layout(tmp_path):
+    """`images/{train,val}` and `masks/{train,val}`, as many public datasets ship."""
+    write_id_pairs(tmp_path / "by_subset" / "train", 3)
+    for kind in ("images", "masks"):
+        (tmp_path / "by_kind" / kind).mkdir(parents=True)
+        os.rename(tmp_path / "by_subset" / "train" / kind, tmp_path / "by_kind" / kind / "train")
+    dataset = _from_dir(tmp_path / "by_kind", subset="train")
+    assert len(dataset.image_paths) == 3
+    assert dataset.image_paths[0].endswith(os.path.join("images", "train", "s000.png"))
+    with pytest.raises(ValueError, match=r"found: \['train'\]"):
+        _from_dir(tmp_path / "by_kind", subset="val")
+
+
+def test_a_flat_folder_asked_for_a_subset_suggests_validation_split(tmp_path):
+    write_id_pairs(tmp_path, 4)
+    with pytest.raises(ValueError, match=r"found: \[\]\).*images/<subset>.*validation_split"):
+        _from_dir(tmp_path, subset="train")
 
 
 def test_mask_that_is_not_binary(tmp_path):
