@@ -4,7 +4,9 @@ Each subcommand lives in `keras_unet_seg.commands.<name>` as two functions:
 `add_arguments(parser)` builds its options and `run(args)` does the work. User
 mistakes print one line `keras-unet-seg: error: ...` on stderr and exit with status
 2 (command line or config file) or 1 (files, models, images); interrupting a run
-(Ctrl-C) exits with status 130. Unexpected errors keep their traceback.
+(Ctrl-C) exits with status 130. Unexpected errors keep their traceback. TensorFlow's
+C++ start-up log is hidden unless `--verbose` is given (see `keras_unet_seg`'s
+`__init__`, which must set its level before TensorFlow is imported).
 
 Example:
 
@@ -42,6 +44,11 @@ def build_parser():
         summary = doc.splitlines()[0]
         subparser = subparsers.add_parser(module.NAME, help=summary, description=doc)
         module.add_arguments(subparser)
+        subparser.add_argument(
+            "--verbose",
+            action="store_true",
+            help="also show TensorFlow's start-up log (hidden by default)",
+        )
         subparser.set_defaults(_run=module.run, _parser=subparser)
     return parser
 

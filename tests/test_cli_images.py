@@ -94,3 +94,24 @@ def test_a_run_from_before_intensity_options_predicts_with_scale(tmp_path, capsy
     out = str(tmp_path / "p")
     assert main(["predict", images, "--model", str(run / "model.keras"), "--out", out]) == 0
     assert "intensity 'scale' (from the run's config.json)" in capsys.readouterr().out
+
+
+def test_the_command_starts_quiet(tmp_path):
+    """No TensorFlow C++ log lines (oneDNN notes, CUDA probes) unless --verbose."""
+    import subprocess
+    import sys
+
+    from keras_unet_seg import UNet
+
+    model = UNet(base_filters=4, depth=2)
+    model.build((None, None, None, 3))
+    model.save(tmp_path / "m.keras")
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "a.png")
+    command = os.path.join(os.path.dirname(sys.executable), "keras-unet-seg")
+    args = [command, "predict", str(tmp_path / "a.png"), "--model", str(tmp_path / "m.keras")]
+    result = subprocess.run(
+        [*args, "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    for marker in ("I0000", "E0000", "W0000", "absl::InitializeLog", "oneDNN", "cuInit"):
+        assert marker not in result.stderr, result.stderr

@@ -39,7 +39,7 @@ MODEL_OPTIONS = (
     "attention",
 )
 # Options that are not part of a run's saved config.
-_CONTROL_OPTIONS = ("config", "resume", "out")
+_CONTROL_OPTIONS = ("config", "resume", "out", "verbose")
 # What config.json records besides the options: found in the data, not chosen.
 _RECORDED = ("input_channels",)
 
