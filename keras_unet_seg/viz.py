@@ -345,6 +345,7 @@ def save_overlays(
     mode="fill",
     color_mapping=None,
     thickness=1,
+    legend=None,
 ):
     """Writes one overlay PNG per image, with Pillow.
 
@@ -370,6 +371,9 @@ def save_overlays(
         color_mapping: dict of class colours, see `overlay_mask`. Defaults
             to `None`.
         thickness: int, contour width in pixels. Defaults to `1`.
+        legend: dict mapping class ids to names, such as `{1: "cell", 2:
+            "nucleus"}`, drawn in a strip under each overlay with the classes'
+            colours. Defaults to `None` (no legend).
 
     Returns:
         The list of the written files' paths, as strings, in input order.
@@ -435,6 +439,16 @@ def save_overlays(
         )
         for image, prediction in zip(images, predictions, strict=True)
     ]
+    if legend:
+        entries = [
+            (
+                str(name),
+                (color_mapping or {}).get(int(k))
+                or (color if int(k) == 1 else class_color(int(k))),
+            )
+            for k, name in sorted(legend.items())
+        ]
+        overlays = [_with_legend(overlay, entries) for overlay in overlays]
     os.makedirs(out_dir, exist_ok=True)
     paths = []
     for overlay, file_name in zip(overlays, file_names, strict=True):
@@ -536,6 +550,20 @@ class _Panel:
     def __init__(self, data, **kwargs):
         self.data = data
         self.kwargs = kwargs
+
+
+def _with_legend(image, entries):
+    """`image` with a white strip under it naming each `(name, colour)` entry."""
+    from PIL import Image, ImageDraw
+
+    line = 14
+    strip = Image.new("RGB", (image.shape[1], line * len(entries) + 4), (255, 255, 255))
+    draw = ImageDraw.Draw(strip)
+    for row, (name, rgb) in enumerate(entries):
+        top = 2 + row * line
+        draw.rectangle((4, top + 2, 13, top + 11), fill=tuple(int(c) for c in rgb))
+        draw.text((18, top), name, fill=(0, 0, 0))
+    return np.concatenate([image, np.asarray(strip)], axis=0)
 
 
 def _mask_panel(mask, threshold, color, color_mapping):

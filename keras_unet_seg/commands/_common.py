@@ -9,6 +9,7 @@ that is not a Keras model); `keras_unet_seg.cli.main` prints them as one line
 import argparse
 import json
 import os
+from typing import NamedTuple
 
 PROG = "keras-unet-seg"
 
@@ -401,12 +402,49 @@ def describe_intensity(spec):
     return "none" if mode is None else f"'{mode}'"
 
 
+class Reading(NamedTuple):
+    """How `predict` and `evaluate` read images for a model: as its run was trained."""
+
+    color_mode: str
+    intensity: dict
+    scale: tuple  # (height, width) resize factor before the model, 1.0 for none
+    palette: list | None  # colours of the class ids, from the training masks
+    class_names: list | None
+
+
+def positive_pair(value, expected="a positive number N or a pair NHxNW"):
+    """`0.5`, `"0.5x0.25"`, `"0.5,0.25"` or `[0.5, 0.25]` to a `(height, width)` pair."""
+    parts = value.lower().replace(",", "x").split("x") if isinstance(value, str) else value
+    parts = list(parts) if isinstance(parts, (list, tuple)) else [parts]
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2:
+        _fail(expected, value)
+    try:
+        return tuple(positive_float(part) for part in parts)
+    except argparse.ArgumentTypeError:
+        _fail(expected, value)
+
+
+positive_pair.__name__ = "pair"
+
+
+def scale_choice(value):
+    """`auto` (the run's training scale), `native` (1), or a factor `F` or `FHxFW`."""
+    if isinstance(value, str) and value.lower() in ("auto", "native"):
+        return value.lower()
+    return positive_pair(value, "auto, native, or a factor F or FHxFW")
+
+
+scale_choice.__name__ = "scale"
+
+
 def image_reading(args, model, verbose=1):
-    """The color mode and intensity spec to read images for `model` with.
+    """The `Reading` of images for `model`.
 
     The command line wins; then the run's `config.json` beside `--model` (a run from
     before intensity options trained with `'scale'`); else the model's input
-    channels and `'auto'`. Prints where the intensity comes from.
+    channels, `'auto'` and the files' own size. Prints what it reads with and why.
     """
     run_config = os.path.join(os.path.dirname(os.path.abspath(args.model)), "config.json")
     saved = {}
@@ -422,10 +460,25 @@ def image_reading(args, model, verbose=1):
         source = f"the run's {os.path.basename(run_config)}"
     else:
         intensity, source = intensity_choice("auto"), "the default"
+    scale = (1.0, 1.0)
+    requested = getattr(args, "scale", "native")
+    if isinstance(requested, tuple):
+        scale = requested
+    elif requested == "auto" and saved.get("training_scale"):
+        scale = tuple(float(v) for v in saved["training_scale"])
     if verbose:
         summary = describe_intensity(intensity)
         print(f"Reading images as {color_mode}, intensity {summary} (from {source}).")
-    return color_mode, intensity
+        if scale != (1.0, 1.0):
+            why = "--scale" if isinstance(requested, tuple) else "the run's training scale"
+            print(
+                f"Resizing images by {scale[0]:g} x {scale[1]:g} (height x width; {why}) "
+                "before the model, and the predictions back; --scale native to predict "
+                "at the files' own size."
+            )
+    return Reading(
+        color_mode, intensity, scale, saved.get("mask_palette"), saved.get("class_names")
+    )
 
 
 def _convert_value(option_type, value, where):

@@ -56,7 +56,7 @@ def add_arguments(parser):
     )
     parser.add_argument(
         "--spacing",
-        type=_spacing_option,
+        type=_common.positive_pair,
         default=(1.0, 1.0),
         metavar="S|SHxSW",
         help="pixel size along height and width, the unit of HD95 and ASSD",
@@ -96,17 +96,6 @@ def run(args):
     return 0
 
 
-def _spacing_option(value):
-    """`0.5`, `"0.5x0.25"` or `[0.5, 0.25]` to a `(height, width)` pair of floats."""
-    parts = value.lower().replace(",", "x").split("x") if isinstance(value, str) else value
-    parts = parts if isinstance(parts, (list, tuple)) else [parts]
-    if len(parts) == 1:
-        parts = parts * 2
-    if len(parts) != 2:
-        _common.positive_float(value)  # raises with the expected form
-    return tuple(_common.positive_float(part) for part in parts)
-
-
 def _subset(data, subset):
     if subset is None:
         return None if os.path.isdir(os.path.join(data, "images")) else "val"
@@ -139,15 +128,17 @@ def evaluate(model, args, verbose=1, keep_predictions=False):
     model = predict.inference_model(model, args, verbose=verbose)
     subset = _subset(args.data, args.subset)
     num_classes = num_classes_of(model)
-    color_mode, intensity = _common.image_reading(args, model, verbose=verbose)
+    if args.image_size is not None:
+        args.scale = "native"  # the pairs are resized as training did
+    reading = _common.image_reading(args, model, verbose=verbose)
     try:
         dataset = SegmentationDataset.from_directory(
             args.data,
             subset=subset,
             image_size=None if args.image_size is None else tuple(args.image_size),
             batch_size=None,
-            color_mode=color_mode,
-            intensity=intensity,
+            color_mode=reading.color_mode,
+            intensity=reading.intensity,
             num_classes=num_classes,
             shuffle=False,
         )
@@ -168,7 +159,7 @@ def evaluate(model, args, verbose=1, keep_predictions=False):
     progress = keras.utils.Progbar(len(dataset.image_paths), unit_name="image", verbose=verbose)
     pairs = zip(dataset.image_paths, dataset.mask_paths, dataset.as_numpy_iterator(), strict=True)
     for index, (image_path, mask_path, (image, mask)) in enumerate(pairs):
-        probabilities = predict.predict_image(model, image, args)
+        probabilities = predict.predict_image(model, image, args, reading.scale)
         scores = {}
         for name in METRICS:
             single[name].reset_state()
@@ -201,6 +192,7 @@ def evaluate(model, args, verbose=1, keep_predictions=False):
         "num_images": len(per_image),
         "overall": {name: float(pooled[name].result()) for name in METRICS},
         "classes": summarize([row["classes"] for row in per_image]),
+        "class_names": reading.class_names,
         "per_image": per_image,
         "confusion": confusion,
         "records": records,
@@ -247,11 +239,13 @@ def write_report(args, report):
         "spacing": "x".join(f"{v:g}" for v in args.spacing),
         "tolerance": args.tolerance,
     }
+    names = report.get("class_names")
     return write(
         args.report,
         report["records"],
         report["classes"],
         report["confusion"],
+        class_names=names if names and len(names) == len(report["confusion"]) else None,
         title=f"Evaluation of {os.path.basename(args.model)}",
         details=details,
     )

@@ -69,6 +69,15 @@ def add_inference_arguments(parser):
         "from the model's input channels)",
     )
     group.add_argument(
+        "--scale",
+        type=_common.scale_choice,
+        default="auto",
+        metavar="auto|native|F|FHxFW",
+        help="resize images by this factor before the model (predictions are resized "
+        "back); auto: the run's training scale, from --image-size and the training images' "
+        "size on disk (config.json beside --model), native: the files' own size",
+    )
+    group.add_argument(
         "--intensity",
         type=_common.intensity_choice,
         default=None,
@@ -116,7 +125,8 @@ def collect_inputs(inputs):
     """`[(path, name)]` for every image in `inputs`, checked before anything runs.
 
     A file's name is its stem; a folder's files are named by their path relative to
-    the folder, without extension. Two inputs with the same name are refused.
+    the folder, without extension. A dataset folder (holding `images/` and `masks/`)
+    gives its images only. Two inputs with the same name are refused.
     """
     from keras_unet_seg.data import _io as data_io
 
@@ -125,6 +135,9 @@ def collect_inputs(inputs):
         if not os.path.exists(item):
             raise CommandError(f"input '{item}' does not exist.")
         if os.path.isdir(item):
+            if all(os.path.isdir(os.path.join(item, kind)) for kind in ("images", "masks")):
+                print(f"'{item}' is a dataset folder: predicting its images/, not its masks/.")
+                item = os.path.join(item, "images")
             paths = data_io.list_image_files(item)
             if not paths:
                 raise CommandError(
@@ -166,19 +179,30 @@ def read_header(path):
 
 
 def read_image(path, reading):
-    """Reads an image exactly as `SegmentationDataset` does; `reading` is
-    `(color_mode, intensity)`."""
+    """Reads an image exactly as `SegmentationDataset` does (`reading`: a `Reading`)."""
     from keras_unet_seg.data import InvalidFileError
     from keras_unet_seg.data import read_image as read
 
     try:
-        return read(path, *reading)
+        return read(path, reading.color_mode, reading.intensity)
     except InvalidFileError as error:
         raise CommandError(str(error)) from None
 
 
-def predict_image(model, image, args):
-    """Probabilities `(height, width, num_classes)` of one image, by tiles."""
+def predict_image(model, image, args, scale=(1.0, 1.0)):
+    """Probabilities `(height, width, num_classes)` of one image, by tiles.
+
+    With a `scale` other than 1, the image is resized by it first (bilinear, as the
+    training pipeline resizes) and the probabilities back to the image's size.
+    """
+    if scale != (1.0, 1.0):
+        import tensorflow as tf
+
+        height, width = image.shape[:2]
+        size = (max(1, round(height * scale[0])), max(1, round(width * scale[1])))
+        resized = tf.image.resize(image, size, method="bilinear").numpy()
+        probabilities = predict_image(model, resized, args)
+        return tf.image.resize(probabilities, (height, width), method="bilinear").numpy()
     from keras_unet_seg.inference import predict_tiled
 
     try:
@@ -200,6 +224,43 @@ def mask_from_probabilities(probabilities, threshold):
         return np.where(probabilities[..., 0] >= threshold, 255, 0).astype(np.uint8)
     ids = np.argmax(probabilities, axis=-1)
     return ids.astype(np.uint8 if probabilities.shape[-1] <= 256 else np.uint16)
+
+
+def class_colors(num_classes, reading):
+    """Colours by class id: the training masks' palette, else the overlays' defaults."""
+    from keras_unet_seg import viz
+
+    palette = reading.palette or []
+    return {
+        k: tuple(palette[k]) if k < len(palette) else viz.class_color(k) for k in range(num_classes)
+    }
+
+
+def class_names(num_classes, reading):
+    """Names by class id (0 left out): the run's `--class-names`, else defaults."""
+    names = reading.class_names or []
+    default = ["background", "foreground"] if num_classes <= 2 else []
+    return {
+        k: names[k] if k < len(names) else (default[k] if k < len(default) else f"class {k}")
+        for k in range(1, max(num_classes, 2))
+    }
+
+
+def save_mask(path, mask, colors):
+    """Writes a mask PNG: binary 0/255 as gray; class ids (uint8) as a palette PNG
+    whose indices are the ids, coloured by `colors`, so any viewer shows them."""
+    from PIL import Image
+
+    if not colors or mask.dtype != np.uint8:  # binary, or more than 256 classes
+        _io.save_png(path, mask)
+        return
+    image = Image.fromarray(mask, mode="L").convert("P")
+    flat = [0, 0, 0] * 256
+    for class_id, rgb in colors.items():
+        flat[3 * class_id : 3 * class_id + 3] = [int(c) for c in rgb]
+    image.putpalette(flat)
+    with _io.atomic_path(path) as temporary:
+        image.save(temporary, format="PNG")
 
 
 def display_image(image):
@@ -225,9 +286,12 @@ def predict_files(model, files, args, reading, verbose=1):
     progress = keras.utils.Progbar(len(files), unit_name="image", verbose=verbose)
     for index, (path, name) in enumerate(files):
         image = read_image(path, reading)
-        probabilities = predict_image(model, image, args)
+        probabilities = predict_image(model, image, args, reading.scale)
         mask = mask_from_probabilities(probabilities, args.threshold)
-        _io.save_png(os.path.join(masks_dir, f"{name}.png"), mask)
+        num_classes = max(probabilities.shape[-1], 2)
+        colors = class_colors(num_classes, reading)
+        multiclass = probabilities.shape[-1] > 1
+        save_mask(os.path.join(masks_dir, f"{name}.png"), mask, colors if multiclass else {})
         subfolder, base = os.path.split(name)
         viz.save_overlays(
             [display_image(image)],
@@ -237,6 +301,8 @@ def predict_files(model, files, args, reading, verbose=1):
             threshold=args.threshold,
             mode=args.overlay_mode,
             alpha=1.0 if args.overlay_mode == "contour" else 0.5,
+            color_mapping={k: c for k, c in colors.items() if k > 0},
+            legend=class_names(num_classes, reading),
         )
         progress.update(index + 1)
     if verbose:

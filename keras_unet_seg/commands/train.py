@@ -41,7 +41,7 @@ MODEL_OPTIONS = (
 # Options that are not part of a run's saved config.
 _CONTROL_OPTIONS = ("config", "resume", "out", "verbose")
 # What config.json records besides the options: found in the data, not chosen.
-_RECORDED = ("input_channels",)
+_RECORDED = ("input_channels", "training_scale", "mask_palette")
 
 CONFIG_FILE = "config.json"
 BEST_MODEL_FILE = "best.keras"
@@ -120,6 +120,14 @@ def add_arguments(parser):
         type=_common.positive_int,
         default=1,
         help="1 for binary masks (sigmoid), more for class-id masks (softmax)",
+    )
+    model.add_argument(
+        "--class-names",
+        type=_common.name_list,
+        default=None,
+        metavar="NAMES",
+        help="comma-separated names of the classes by id, background first (such as "
+        "background,cell,nucleus); predict and evaluate name them in legends and reports",
     )
     model.add_argument(
         "--base-filters",
@@ -387,7 +395,34 @@ def load_datasets(options, dist):
             )
         even.append(dist.even_batches(dataset, count, batch_size))
     train_data, val_data = even
-    return train_data, val_data
+    return train_data, val_data, data_facts(datasets[0], options)
+
+
+def data_facts(dataset, options):
+    """What `config.json` records of the training data, for predict and evaluate.
+
+    `input_channels`; `training_scale`, the factor from the training images' median
+    size on disk to `--image-size` (height, width), by which `predict` and `evaluate`
+    resize new images; and `mask_palette`, the colours of the class ids when the
+    training masks are palette PNGs, which `predict` writes its masks with.
+    """
+    import numpy as np
+    from PIL import Image
+
+    heights, widths = zip(*dataset.image_sizes, strict=True)
+    height, width = options.image_size
+    facts = {
+        "input_channels": int(dataset.element_spec[0].shape[-1]),
+        "training_scale": [
+            round(height / float(np.median(heights)), 6),
+            round(width / float(np.median(widths)), 6),
+        ],
+    }
+    with Image.open(dataset.mask_paths[0]) as mask:
+        if mask.mode == "P" and options.num_classes > 1:
+            colours = mask.getpalette()[: 3 * options.num_classes]
+            facts["mask_palette"] = [colours[i : i + 3] for i in range(0, len(colours), 3)]
+    return facts
 
 
 def set_up_devices(options):
@@ -441,14 +476,13 @@ def train(options, verbose=1):
     with dist.scope():
         model = build_model(options, dtype=policy)
         monitor = compile_model(model, options, jit_compile=jit_compile)
-    train_data, val_data = load_datasets(options, dist)
-    channels = int(train_data.element_spec[0].shape[-1])
+    train_data, val_data, facts = load_datasets(options, dist)
     if not model.built:  # --color-mode native: as many channels as the files
         with dist.scope():
-            model.build((None, None, None, channels))
+            model.build((None, None, None, facts["input_channels"]))
 
     os.makedirs(out, exist_ok=True)
-    _io.write_json(config_path, {**run_config(options), "input_channels": channels})
+    _io.write_json(config_path, {**run_config(options), **facts})
     best_so_far = None
     if resuming:
         best_so_far = _trim_log(log_path, completed, monitor)

@@ -366,9 +366,10 @@ class SegmentationDataset:
             `(train_dataset, val_dataset)` for `subset="both"`. Each dataset carries
             Python attributes `image_paths` and `mask_paths` (its pairs, sorted),
             `skipped` (a list of `(path, reason)` for the samples left out with
-            `on_error="skip"`) and `intensity` (the complete intensity spec, to give
-            `read_image` at prediction), lost by further transformations such as
-            `.map`.
+            `on_error="skip"`), `intensity` (the complete intensity spec, to give
+            `read_image` at prediction) and `image_sizes` (each pair's upright
+            `(height, width)` on disk, before resizing), lost by further
+            transformations such as `.map`.
 
         Raises:
             ValueError: an argument is invalid, a folder is missing or empty, or (with
@@ -458,6 +459,7 @@ class SegmentationDataset:
                 f"all {num_found} samples were skipped."
             )
         sizes = [shape[:2] for shape in shapes]
+        size_of = {sample.image_path: size for sample, size in zip(kept, sizes, strict=True)}
         channels = _common_channels(kept, shapes)
         if image_size is None and batch_size is not None and len(set(sizes)) > 1:
             by_size = {}
@@ -539,6 +541,7 @@ class SegmentationDataset:
             dataset.mask_paths = mask_paths
             dataset.skipped = list(skipped)
             dataset.intensity = dict(intensity)
+            dataset.image_sizes = [size_of[path] for path in image_paths]
             return dataset
 
         if verbose:
