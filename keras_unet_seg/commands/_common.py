@@ -175,6 +175,35 @@ def _size_part(part, expected, value):
     return part
 
 
+def _named_spec(value):
+    """A name, or a config-file dict `{"name": ..., <arguments>}` of a loss or metric."""
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if isinstance(value, dict) and isinstance(value.get("name"), str):
+        return dict(value)
+    _fail('a name, or in a config file a dict such as {"name": "tversky", "alpha": 0.3}', value)
+
+
+def loss_spec(value):
+    """`--loss`: a name, or in a config file `{"name": ..., <arguments>}`."""
+    return _named_spec(value)
+
+
+loss_spec.__name__ = "loss"
+
+
+def metric_list(value):
+    """`"dice,iou"`, or in a config file a list of names and `{"name": ...}` dicts."""
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple)):
+        _fail("a comma-separated list of names", value)
+    return [_named_spec(v) for v in value]
+
+
+metric_list.__name__ = "metrics"
+
+
 def name_list(value):
     """`"dice,iou"` or `["dice", "iou"]` to a list of names."""
     if isinstance(value, str):
@@ -488,12 +517,39 @@ def _convert_value(option_type, value, where):
         raise UsageError(f"{where}: {error}.") from None
 
 
+def _build_named(module, spec, where, kind):
+    """An instance of `spec`: a name for `module.get`, or `{"name": ..., <arguments>}`.
+
+    Arguments go to the library's class of that name, or to a Keras class given by
+    its class name (`BinaryFocalCrossentropy`), and are checked by the class itself.
+    """
+    import keras
+
+    if isinstance(spec, str):
+        return module.get(spec)
+    name, arguments = spec["name"], {k: v for k, v in spec.items() if k != "name"}
+    by_name = getattr(module, "_BY_NAME", {})
+    try:
+        if name in by_name:
+            return by_name[name](**arguments)
+        getter = keras.losses.get if kind == "loss" else keras.metrics.get
+        return getter({"class_name": name, "config": arguments})
+    except (TypeError, ValueError) as error:
+        if name not in by_name and not name[:1].isupper():
+            raise UsageError(
+                f"{where}: {kind} {name!r} with arguments: give a loss of this library "
+                f"({', '.join(sorted(k for k in by_name if k.islower()))}) or a Keras class "
+                "name such as BinaryFocalCrossentropy."
+            ) from None
+        raise UsageError(f"{where}: {kind} {spec}: {one_line(error)}") from None
+
+
 def get_loss(name, where):
-    """`keras_unet_seg.losses.get(name)`, or a `UsageError` that lists the known names."""
+    """The loss of `--loss` (a name or a dict with arguments), or a `UsageError`."""
     from keras_unet_seg import losses
 
     try:
-        return losses.get(name)
+        return _build_named(losses, name, where, "loss")
     except ValueError:
         known = ", ".join(sorted(k for k in getattr(losses, "_BY_NAME", {}) if k.islower()))
         raise UsageError(
@@ -509,7 +565,7 @@ def get_metric(name, where, num_classes=1, threshold=None):
     from keras_unet_seg import metrics
 
     try:
-        metric = metrics.get(name)
+        metric = _build_named(metrics, name, where, "metric")
     except ValueError:
         known = ", ".join(sorted(k for k in getattr(metrics, "_BY_NAME", {}) if k.islower()))
         raise UsageError(

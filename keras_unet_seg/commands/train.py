@@ -77,11 +77,36 @@ def add_arguments(parser):
     data.add_argument("--train-subset", default="train", help="subfolder to train on")
     data.add_argument("--val-subset", default="val", help="subfolder to validate on")
     data.add_argument(
+        "--validation-split",
+        type=_common.fraction,
+        default=None,
+        metavar="F",
+        help="for one flat folder (DIR/images and DIR/masks): the fraction held out for "
+        "validation, drawn with --seed (instead of --train-subset and --val-subset)",
+    )
+    data.add_argument(
+        "--on-error",
+        choices=("raise", "skip"),
+        default="raise",
+        help="a bad file stops the command (raise), or is left out with a report (skip)",
+    )
+    data.add_argument(
         "--image-size",
         type=_common.image_size,
         default=(128, 128),
         metavar="N|HxW",
         help="size images and masks are resized to for training",
+    )
+    fit = data.add_mutually_exclusive_group()
+    fit.add_argument(
+        "--crop-to-aspect-ratio",
+        action="store_true",
+        help="crop images and masks (centred) to --image-size's aspect ratio before resizing",
+    )
+    fit.add_argument(
+        "--pad-to-aspect-ratio",
+        action="store_true",
+        help="pad images and masks (centred) to --image-size's aspect ratio before resizing",
     )
     data.add_argument(
         "--batch-size",
@@ -175,21 +200,45 @@ def add_arguments(parser):
     training = parser.add_argument_group("training")
     training.add_argument(
         "--loss",
+        type=_common.loss_spec,
         default="bce_dice",
         help="loss name for keras_unet_seg.losses.get (dice, jaccard, tversky, "
-        "focal_tversky, bce_dice) or a Keras loss name",
+        "focal_tversky, bce_dice) or a Keras loss name; in --config also a dict with the "
+        'loss\'s arguments, such as {"name": "tversky", "alpha": 0.3, "beta": 0.7}',
     )
     training.add_argument(
         "--metrics",
-        type=_common.name_list,
+        type=_common.metric_list,
         default=["dice", "iou"],
         metavar="NAMES",
         help="comma-separated metric names for keras_unet_seg.metrics.get; the first "
-        "selects the best checkpoint",
+        'selects the best checkpoint; in --config also dicts such as {"name": "dice", '
+        '"per_image": true}',
     )
     training.add_argument("--epochs", type=_common.positive_int, default=20, help="epochs in all")
     training.add_argument(
         "--learning-rate", type=_common.positive_float, default=1e-3, help="Adam's learning rate"
+    )
+    training.add_argument(
+        "--lr-schedule",
+        choices=("none", "cosine", "plateau"),
+        default="none",
+        help="learning rate over the epochs: constant, cosine decay to 0 (per epoch), or "
+        "halved when the best checkpoint's metric has not improved for 3 epochs",
+    )
+    training.add_argument(
+        "--warmup-epochs",
+        type=_common.non_negative_int,
+        default=0,
+        help="epochs whose learning rate rises linearly to --learning-rate first",
+    )
+    training.add_argument(
+        "--early-stopping",
+        type=_common.non_negative_int,
+        default=0,
+        metavar="PATIENCE",
+        help="stop when the best checkpoint's metric has not improved for this many "
+        "epochs (0: never)",
     )
     training.add_argument(
         "--seed",
@@ -359,20 +408,36 @@ def load_datasets(options, dist):
         "intensity": options.intensity,
         "num_classes": options.num_classes,
         "seed": options.seed,
+        "on_error": options.on_error,
+        "crop_to_aspect_ratio": options.crop_to_aspect_ratio,
+        "pad_to_aspect_ratio": options.pad_to_aspect_ratio,
     }
+    split = options.validation_split
+    subsets = (
+        (options.train_subset, options.val_subset) if split is None else ("training", "validation")
+    )
     datasets = []
     for role, subset, extra in (
-        ("training", options.train_subset, {"shuffle": True, "augment": options.augment or None}),
-        ("validation", options.val_subset, {"shuffle": False}),
+        ("training", subsets[0], {"shuffle": True, "augment": options.augment or None}),
+        ("validation", subsets[1], {"shuffle": False}),
     ):
+        if split is not None:
+            extra["validation_split"] = split
         try:
             datasets.append(
                 SegmentationDataset.from_directory(options.data, subset=subset, **extra, **common)
             )
         except ValueError as error:  # the data module names the folder or file at fault
             option = "--train-subset" if role == "training" else "--val-subset"
+            where = f"--validation-split {split}" if split is not None else f"{option} {subset}"
+            hint = ""
+            if split is None and os.path.isdir(os.path.join(options.data, "images")):
+                hint = (
+                    f" '{options.data}' is one flat folder (images/ and masks/): pass "
+                    "--validation-split 0.2 to hold out a fifth of it for validation."
+                )
             raise CommandError(
-                f"cannot read the {role} data (--data {options.data}, {option} {subset}): {error}"
+                f"cannot read the {role} data (--data {options.data}, {where}): {error}{hint}"
             ) from None
     # A batch that does not split evenly among the devices fails (JAX; TensorFlow's
     # MirroredStrategy in training, and in evaluation when a replica gets no image),
@@ -406,11 +471,22 @@ def data_facts(dataset, options):
     resize new images; and `mask_palette`, the colours of the class ids when the
     training masks are palette PNGs, which `predict` writes its masks with.
     """
+    import math
+
     import numpy as np
     from PIL import Image
 
     heights, widths = zip(*dataset.image_sizes, strict=True)
     height, width = options.image_size
+    ratio = (float(np.median(widths)) / float(np.median(heights))) / (width / height)
+    if not (options.crop_to_aspect_ratio or options.pad_to_aspect_ratio) and (
+        abs(math.log(ratio)) > math.log(1.1)
+    ):
+        print(
+            f"Note: the training images are {int(np.median(widths))}x{int(np.median(heights))} "
+            f"(width x height, median) and are resized to {width}x{height}, which distorts "
+            "them; --crop-to-aspect-ratio or --pad-to-aspect-ratio keeps their shape."
+        )
     facts = {
         "input_channels": int(dataset.element_spec[0].shape[-1]),
         "training_scale": [
@@ -423,6 +499,44 @@ def data_facts(dataset, options):
             colours = mask.getpalette()[: 3 * options.num_classes]
             facts["mask_palette"] = [colours[i : i + 3] for i in range(0, len(colours), 3)]
     return facts
+
+
+def schedule_callbacks(options, monitor):
+    """The learning-rate schedule, warm-up and early stopping of the options.
+
+    One `LearningRateScheduler` sets the rate at each epoch's start (a function of
+    the epoch alone, so a resumed run continues it): the linear warm-up, then the
+    cosine decay; under `plateau` it leaves the rate to `ReduceLROnPlateau` after
+    the warm-up.
+    """
+    import math
+
+    base, warmup, epochs = options.learning_rate, options.warmup_epochs, options.epochs
+
+    def rate(epoch, current):
+        if epoch < warmup:
+            return base * (epoch + 1) / (warmup + 1)
+        if options.lr_schedule == "cosine":
+            progress = (epoch - warmup) / max(epochs - warmup, 1)
+            return base * 0.5 * (1 + math.cos(math.pi * progress))
+        if options.lr_schedule == "plateau" or epoch > warmup:
+            return current
+        return base
+
+    callbacks = []
+    if warmup or options.lr_schedule == "cosine":
+        callbacks.append(keras.callbacks.LearningRateScheduler(rate))
+    if options.lr_schedule == "plateau":
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode="max", factor=0.5, patience=3)
+        )
+    if options.early_stopping:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=monitor, mode="max", patience=options.early_stopping, verbose=1
+            )
+        )
+    return callbacks
 
 
 def set_up_devices(options):
@@ -499,6 +613,7 @@ def train(options, verbose=1):
             verbose=0,
         ),
         _ResumeReport(options.epochs) if verbose else keras.callbacks.Callback(),
+        *schedule_callbacks(options, monitor),
         # Last, so that a backup is the commit point of an epoch: an interruption
         # before it re-runs the epoch, after it never does.
         # The backup is kept after the last epoch, so that `--resume --epochs N` can
