@@ -529,18 +529,18 @@ def _build_named(module, spec, where, kind):
         return module.get(spec)
     name, arguments = spec["name"], {k: v for k, v in spec.items() if k != "name"}
     by_name = getattr(module, "_BY_NAME", {})
+    if name not in by_name and not name[:1].isupper():
+        raise UsageError(
+            f"{where}: {kind} {name!r} with arguments: give a {kind} of this library "
+            f"({', '.join(sorted(k for k in by_name if k.islower()))}) or a Keras class "
+            "name such as BinaryFocalCrossentropy."
+        )
     try:
         if name in by_name:
             return by_name[name](**arguments)
         getter = keras.losses.get if kind == "loss" else keras.metrics.get
         return getter({"class_name": name, "config": arguments})
     except (TypeError, ValueError) as error:
-        if name not in by_name and not name[:1].isupper():
-            raise UsageError(
-                f"{where}: {kind} {name!r} with arguments: give a loss of this library "
-                f"({', '.join(sorted(k for k in by_name if k.islower()))}) or a Keras class "
-                "name such as BinaryFocalCrossentropy."
-            ) from None
         raise UsageError(f"{where}: {kind} {spec}: {one_line(error)}") from None
 
 

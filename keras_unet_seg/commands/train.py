@@ -603,6 +603,8 @@ def train(options, verbose=1):
     elif os.path.exists(log_path):
         os.remove(log_path)  # a run interrupted before its first epoch ended
     callbacks = [
+        # First, so that the rate they set is in the logs the logger writes.
+        *schedule_callbacks(options, monitor),
         keras.callbacks.CSVLogger(log_path, append=resuming),
         _AtomicModelCheckpoint(
             best_path,
@@ -613,7 +615,6 @@ def train(options, verbose=1):
             verbose=0,
         ),
         _ResumeReport(options.epochs) if verbose else keras.callbacks.Callback(),
-        *schedule_callbacks(options, monitor),
         # Last, so that a backup is the commit point of an epoch: an interruption
         # before it re-runs the epoch, after it never does.
         # The backup is kept after the last epoch, so that `--resume --epochs N` can
