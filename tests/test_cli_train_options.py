@@ -104,6 +104,14 @@ def test_flat_folder_needs_and_takes_a_validation_split(flat_data, tmp_path, cap
     assert "Using 9 pairs for training." in output and "Using 3 pairs for validation." in output
     saved = json.loads(open(os.path.join(run, "config.json")).read())
     assert saved["validation_split"] == 0.25 and saved["seed"] == 3
+    # evaluate scores the same 3 validation pairs, not the whole folder.
+    scores = str(tmp_path / "scores.json")
+    model = os.path.join(run, "best.keras")
+    assert main(["evaluate", "--model", model, "--data", flat_data, "--json", scores]) == 0
+    assert "Scoring the run's validation pairs: --validation-split 0.25 --seed 3" in (
+        capsys.readouterr().out
+    )
+    assert json.loads(open(scores).read())["num_images"] == 3
 
 
 def test_on_error_skip_reports_and_trains(split_data, tmp_path, capsys):

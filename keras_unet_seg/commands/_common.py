@@ -468,6 +468,12 @@ def scale_choice(value):
 scale_choice.__name__ = "scale"
 
 
+def saved_run_config(model_path):
+    """`(path, options)` of the run's `config.json` beside a model file (`{}` if none)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "config.json")
+    return path, (read_json(path, "run config") if os.path.isfile(path) else {})
+
+
 def image_reading(args, model, verbose=1):
     """The `Reading` of images for `model`.
 
@@ -475,10 +481,7 @@ def image_reading(args, model, verbose=1):
     before intensity options trained with `'scale'`); else the model's input
     channels, `'auto'` and the files' own size. Prints what it reads with and why.
     """
-    run_config = os.path.join(os.path.dirname(os.path.abspath(args.model)), "config.json")
-    saved = {}
-    if os.path.isfile(run_config):
-        saved = read_json(run_config, "run config")
+    run_config, saved = saved_run_config(args.model)
     channels = input_channels(model)
     color_mode = args.color_mode or saved.get("color_mode") or color_mode_for(channels)
     if args.intensity is not None:

@@ -96,6 +96,17 @@ def run(args):
     return 0
 
 
+def _validation_split(args, subset):
+    """The run's `validation_split` and `seed` when it trained on this flat folder."""
+    if subset is not None or args.subset is not None:
+        return {}
+    _, saved = _common.saved_run_config(args.model)
+    same_data = saved.get("data") and os.path.abspath(saved["data"]) == os.path.abspath(args.data)
+    if saved.get("validation_split") and same_data:
+        return {"validation_split": saved["validation_split"], "seed": saved.get("seed", 0)}
+    return {}
+
+
 def _subset(data, subset):
     if subset is None:
         return None if os.path.isdir(os.path.join(data, "images")) else "val"
@@ -127,6 +138,15 @@ def evaluate(model, args, verbose=1, keep_predictions=False):
 
     model = predict.inference_model(model, args, verbose=verbose)
     subset = _subset(args.data, args.subset)
+    split = _validation_split(args, subset)
+    if split:
+        subset = "validation"
+        if verbose:
+            fraction, seed = split["validation_split"], split["seed"]
+            print(
+                f"Scoring the run's validation pairs: --validation-split {fraction} --seed "
+                f"{seed} of the flat folder, from the run's config.json."
+            )
     num_classes = num_classes_of(model)
     if args.image_size is not None:
         args.scale = "native"  # the pairs are resized as training did
@@ -137,6 +157,7 @@ def evaluate(model, args, verbose=1, keep_predictions=False):
             subset=subset,
             image_size=None if args.image_size is None else tuple(args.image_size),
             batch_size=None,
+            **split,
             color_mode=reading.color_mode,
             intensity=reading.intensity,
             num_classes=num_classes,
