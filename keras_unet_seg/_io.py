@@ -7,6 +7,7 @@ points either to the old complete file or to the new complete one.
 import contextlib
 import json
 import os
+import re
 import secrets
 
 
@@ -15,6 +16,11 @@ def temporary_name(path):
     directory, name = os.path.split(os.path.abspath(path))
     stem, extension = os.path.splitext(name)
     return os.path.join(directory, f".{stem}.{secrets.token_hex(4)}.tmp{extension}")
+
+
+def is_temporary_name(name):
+    """Whether a file name is one `temporary_name` makes (left by an interruption)."""
+    return re.fullmatch(r"\..*\.[0-9a-f]{8}\.tmp(\.[^.]*)?", name) is not None
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ from PIL import Image
 
 from keras_unet_seg import _io
 from keras_unet_seg.cli import main
-from keras_unet_seg.commands import train
+from keras_unet_seg.commands import _run_state, train
 from keras_unet_seg.data import make_synthetic_dataset
 
 SMALL_MODEL = ["--base-filters", "4", "--depth", "2", "--image-size", "32", "--batch-size", "4"]
@@ -112,7 +112,7 @@ def _train_namespace(argv):
     return args
 
 
-class _InterruptAtEpoch(train._ResumeReport):
+class _InterruptAtEpoch(_run_state.RunState):
     """Simulates Ctrl-C at the start of epoch 3 (after the backup of epoch 2)."""
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -130,20 +130,23 @@ def test_resume_continues_from_the_saved_epoch_and_optimizer_state(
     argv += ["--no-augment"]  # the backup holds the optimizer whatever the pipeline
     steps_per_epoch = 2  # 8 training images, batches of 4
 
-    monkeypatch.setattr(train, "_ResumeReport", _InterruptAtEpoch)
+    monkeypatch.setattr(_run_state, "RunState", _InterruptAtEpoch)
     assert main(argv) == 130
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert f"continue it with `keras-unet-seg train --out {run} --resume`" in err
     assert not (run / "model.keras").exists()
-    with open(run / "backup" / "training_metadata.json") as f:
-        assert json.load(f)["epoch"] == 2
+    assert [epoch for epoch, _ in _run_state.backups(run / "backup")] == [2, 1]
 
     monkeypatch.undo()
     assert main(["train", "--out", str(run), "--resume"]) == 0
     out = capsys.readouterr().out
     # The resumed run starts at epoch 3 of 4, with the optimizer's 2 epochs of steps.
-    assert f"Resuming from the backup: epoch 3/4, optimizer step {2 * steps_per_epoch}." in out
+    newest = run / "backup" / "epoch-0002"
+    assert (
+        f"Resuming from the backup '{newest}' (2 epochs done): epoch 3/4, optimizer step "
+        f"{2 * steps_per_epoch}." in out
+    )
     assert "Epoch 1/4" not in out and "Epoch 3/4" in out
     with open(run / "log.csv", newline="") as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [0, 1, 2, 3]
@@ -666,7 +669,9 @@ def test_user_mistakes_print_one_line_and_exit_non_zero(case, bad_files, capsys)
 def test_train_refuses_to_overwrite_a_run(trained_run, data_dir, capsys):
     before = (trained_run / "model.keras").stat().st_mtime_ns
     assert main(["train", "--data", data_dir, "--out", str(trained_run)]) == 1
-    assert "already holds a training run (config.json); pass --resume" in _error_line(capsys)
+    assert "already holds a training run (config.json); pass --resume to continue it, " in (
+        _error_line(capsys)
+    )
     assert (trained_run / "model.keras").stat().st_mtime_ns == before
 
 

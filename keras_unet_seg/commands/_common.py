@@ -263,6 +263,10 @@ def read_json(path, what):
     return data
 
 
+# Options that act on the command line only, never read from a config file.
+_COMMAND_LINE_ONLY = ("config", "resume", "overwrite")
+
+
 def config_defaults(parser, config, source, ignore=()):
     """Checks and converts a config dict against `parser`'s options.
 
@@ -278,8 +282,8 @@ def config_defaults(parser, config, source, ignore=()):
         if dest in ignore:
             continue
         action = actions.get(dest)
-        if action is None or dest in ("config", "resume"):
-            known = ", ".join(sorted(d for d in actions if d not in ("config", "resume")))
+        if action is None or dest in _COMMAND_LINE_ONLY:
+            known = ", ".join(sorted(d for d in actions if d not in _COMMAND_LINE_ONLY))
             raise UsageError(f"{source}: unknown option {key!r}. Known options: {known}.")
         converted[dest] = _convert(action, value, f"{source}: option {key!r}")
     return converted
