@@ -562,6 +562,19 @@ USER_MISTAKES = {
         2,
         "train: --jit-compile on cannot run under --strategy mirrored",
     ),
+    "depth beyond the image size": (
+        ["train", "--data", "{empty}", "--out", "{run}", "--depth", "40"],
+        2,
+        "train: --depth 40 halves the 128x128 training images 40 times, more than their "
+        "128-pixel side allows: use --depth 7 or less (2**7 = 128), or a larger --image-size.",
+    ),
+    "model beyond memory": (
+        ["train", "--data", "{empty}", "--out", "{run}", "--base-filters", "100000"],
+        2,
+        "train: --base-filters 100000 with --depth 4 makes a model of about 7.57e+13 "
+        "parameters, and a training step on batches of 8 128x128 images needs about 1.21 PB, "
+        "more than this machine's ",
+    ),
     "missing data folder": (
         ["train", "--data", "{missing}", "--out", "{run}"],
         1,
@@ -664,6 +677,31 @@ def test_user_mistakes_print_one_line_and_exit_non_zero(case, bad_files, capsys)
     line = _error_line(capsys)
     assert expected.format(**bad_files) in line
     assert not os.path.exists(bad_files["run"])  # nothing written
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"base_filters": 8, "depth": 2},
+        {"base_filters": 16, "depth": 4, "channels": 1, "num_classes": 3},
+        {"base_filters": 8, "depth": 3, "upsampling": "bilinear"},
+    ],
+)
+def test_parameter_estimate_is_within_3_percent_of_the_model(options):
+    from keras_unet_seg import UNet
+    from keras_unet_seg.commands._model_size import estimate_parameters
+
+    channels, num_classes = options.pop("channels", 3), options.pop("num_classes", 1)
+    model = UNet(num_classes=num_classes, **options)
+    model.build((None, None, None, channels))
+    estimate = estimate_parameters(
+        channels,
+        options["base_filters"],
+        options["depth"],
+        num_classes,
+        options.get("upsampling", "transpose"),
+    )
+    assert estimate == pytest.approx(model.count_params(), rel=0.03)
 
 
 def test_train_refuses_to_overwrite_a_run(trained_run, data_dir, capsys):

@@ -23,7 +23,7 @@ import shutil
 import keras
 
 from keras_unet_seg import _io, performance
-from keras_unet_seg.commands import _common, _run_state
+from keras_unet_seg.commands import _common, _model_size, _run_state
 from keras_unet_seg.commands._common import CommandError, Interrupted, UsageError
 
 NAME = "train"
@@ -428,6 +428,7 @@ def train(options, verbose=1):
 
     # The devices, the model and its loss and metrics first: they check the options
     # before any file is read or written.
+    _model_size.check_model_fits(options)
     dist, policy, jit_compile = set_up_devices(options)
     keras.utils.set_random_seed(options.seed)
     with dist.scope():
