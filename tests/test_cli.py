@@ -477,6 +477,17 @@ def bad_files(tmp_path):
     bad_type.write_text('{"epochs": "ten"}')
     null_precision = tmp_path / "null_precision.json"
     null_precision.write_text('{"precision": null}')
+    upper_model = tmp_path / "model.KERAS"
+    shutil.copy(zip_model, upper_model)
+    os.mkfifo(tmp_path / "pipe.keras")
+    os.mkfifo(tmp_path / "pipe.png")
+    odd_data = tmp_path / "odd_data"
+    for subset in ("train", "val"):
+        for kind in ("images", "masks"):
+            folder = odd_data / subset / kind
+            folder.mkdir(parents=True)
+            name = os.fsdecode(b"\xffbad.png") if subset == "train" else "ok.png"
+            Image.fromarray(np.zeros((32, 32), np.uint8)).save(folder / name)
     return {
         "text_model": str(text_model),
         "zip_model": str(zip_model),
@@ -489,6 +500,10 @@ def bad_files(tmp_path):
         "null_precision": str(null_precision),
         "missing": str(tmp_path / "missing"),
         "run": str(tmp_path / "run"),
+        "upper_model": str(upper_model),
+        "fifo_model": str(tmp_path / "pipe.keras"),
+        "fifo_image": str(tmp_path / "pipe.png"),
+        "odd_data": str(odd_data),
     }
 
 
@@ -635,6 +650,29 @@ USER_MISTAKES = {
         ["evaluate", "--model", "{zip_model}", "--data", "{empty}"],
         1,
         "model file '{zip_model}' cannot be loaded",
+    ),
+    "pipe as model": (
+        ["predict", "--model", "{fifo_model}", "{corrupt}", "--out", "{run}"],
+        1,
+        "model file '{fifo_model}' is not a regular file (a pipe, socket or device): "
+        "expected a .keras file.",
+    ),
+    "upper-case model extension": (
+        ["evaluate", "--model", "{upper_model}", "--data", "{empty}"],
+        1,
+        "model file '{upper_model}' ends in '.KERAS': Keras reads only the lower-case "
+        "extension, so rename it to",
+    ),
+    "pipe as image": (
+        ["predict", "--model", "{zip_model}", "{fifo_image}", "--out", "{run}"],
+        1,
+        "input '{fifo_image}' is not a regular file (a pipe, socket or device).",
+    ),
+    "file name not UTF-8": (
+        ["train", "--data", "{odd_data}", "--out", "{run}", *SMALL_MODEL],
+        1,
+        "training file '{odd_data}/train/images/\\udcffbad.png' has a name that is not "
+        "valid UTF-8 (shown with \\udcXX escapes), which TensorFlow cannot read; rename it.",
     ),
     "missing input": (
         ["predict", "--model", "{zip_model}", "{missing}", "--out", "{run}"],

@@ -325,6 +325,30 @@ def require_folder(path, what):
         raise CommandError(f"{what} '{path}' is not a folder.")
 
 
+def check_data_files(folder, what):
+    """Raises `CommandError` for a file in `folder` that the data pipeline cannot read.
+
+    A name that is not valid UTF-8 cannot become a TensorFlow string, and reading a
+    pipe (or a socket, a device) would block or read nothing: both are named here,
+    before any data is read.
+    """
+    for root, folders, files in os.walk(folder):
+        folders.sort()
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                raise CommandError(
+                    f"{what} file {path!r} has a name that is not valid UTF-8 (shown with "
+                    "\\udcXX escapes), which TensorFlow cannot read; rename it."
+                ) from None
+            if os.path.exists(path) and not os.path.isfile(path):
+                raise CommandError(
+                    f"{what} file '{path}' is not a regular file (a pipe, socket or device)."
+                )
+
+
 def check_model_file(path):
     """Raises `CommandError` unless `path` looks like a `.keras` file (cheap, no loading)."""
     import zipfile
@@ -333,6 +357,17 @@ def check_model_file(path):
         raise CommandError(f"model file '{path}' does not exist.")
     if os.path.isdir(path):
         raise CommandError(f"model file '{path}' is a folder, not a .keras file.")
+    if not os.path.isfile(path):  # reading a FIFO would wait for a writer forever
+        raise CommandError(
+            f"model file '{path}' is not a regular file (a pipe, socket or device): "
+            "expected a .keras file."
+        )
+    stem, extension = os.path.splitext(path)
+    if extension.lower() == ".keras" and extension != ".keras":
+        raise CommandError(
+            f"model file '{path}' ends in '{extension}': Keras reads only the lower-case "
+            f"extension, so rename it to '{stem}.keras'."
+        )
     if not path.endswith(".keras") or not zipfile.is_zipfile(path):
         raise CommandError(
             f"model file '{path}' is not a Keras model: expected a .keras file written "

@@ -247,6 +247,14 @@ def prune(backup_dir):
     remove_partial(backup_dir)
 
 
+def remove_temporary_files(out):
+    """Deletes the temporary files (`_io.temporary_name`) an interruption left in `out`."""
+    for name in os.listdir(out):
+        if _io.is_temporary_name(name):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(out, name))
+
+
 def remove_partial(backup_dir):
     """Deletes the partial backups an interruption left."""
     if not os.path.isdir(backup_dir):

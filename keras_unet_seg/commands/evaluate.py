@@ -98,6 +98,7 @@ def evaluate(model, args, verbose=1, keep_predictions=False):
     subset = _subset(args.data, args.subset)
     num_classes = num_classes_of(model)
     color_mode = args.color_mode or _common.color_mode_for(_common.input_channels(model))
+    _common.check_data_files(os.path.join(args.data, subset or ""), "evaluation")
     try:
         dataset = SegmentationDataset.from_directory(
             args.data,

@@ -351,6 +351,7 @@ def load_datasets(options, dist):
         ("training", options.train_subset, {"shuffle": True, "augment": options.augment or None}),
         ("validation", options.val_subset, {"shuffle": False}),
     ):
+        _common.check_data_files(os.path.join(options.data, subset), role)
         try:
             datasets.append(
                 SegmentationDataset.from_directory(options.data, subset=subset, **extra, **common)
@@ -437,6 +438,7 @@ def train(options, verbose=1):
     train_data, val_data = load_datasets(options, dist)
 
     _write(lambda: os.makedirs(out, exist_ok=True), out)
+    _run_state.remove_temporary_files(out)
     _write(lambda: _io.write_json(config_path, run_config(options)), config_path)
     restored = None
     if options.resume:
