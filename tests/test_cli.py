@@ -488,6 +488,9 @@ def bad_files(tmp_path):
             folder.mkdir(parents=True)
             name = os.fsdecode(b"\xffbad.png") if subset == "train" else "ok.png"
             Image.fromarray(np.zeros((32, 32), np.uint8)).save(folder / name)
+    pipe_data = tmp_path / "pipe_data"
+    (pipe_data / "train" / "images").mkdir(parents=True)
+    os.mkfifo(pipe_data / "train" / "images" / "a.png")
     return {
         "text_model": str(text_model),
         "zip_model": str(zip_model),
@@ -504,6 +507,7 @@ def bad_files(tmp_path):
         "fifo_model": str(tmp_path / "pipe.keras"),
         "fifo_image": str(tmp_path / "pipe.png"),
         "odd_data": str(odd_data),
+        "pipe_data": str(pipe_data),
     }
 
 
@@ -673,6 +677,12 @@ USER_MISTAKES = {
         1,
         "training file '{odd_data}/train/images/\\udcffbad.png' has a name that is not "
         "valid UTF-8 (shown with \\udcXX escapes), which TensorFlow cannot read; rename it.",
+    ),
+    "pipe in a data folder": (
+        ["train", "--data", "{pipe_data}", "--out", "{run}", *SMALL_MODEL],
+        1,
+        "training file '{pipe_data}/train/images/a.png' is not a regular file (a pipe, "
+        "socket or device).",
     ),
     "missing input": (
         ["predict", "--model", "{zip_model}", "{missing}", "--out", "{run}"],
