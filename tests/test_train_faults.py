@@ -182,6 +182,14 @@ def test_resume_falls_back_to_the_previous_backup_and_says_which(
     assert _logged_epochs(run) == [0, 1, 2]
     assert _leftovers(run) == []
 
+    # With every backup damaged there is nothing to resume from: said, not guessed.
+    for _, path in _run_state.backups(run / "backup"):
+        open(os.path.join(path, _run_state.WEIGHTS_FILE), "w").close()
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "4"]) == 1
+    line = _error_line(capsys)
+    assert f"run '{run}' cannot be resumed: no backup can be restored ('" in line
+    assert line.endswith("Start it over with --overwrite.")
+
 
 @pytest.mark.slow
 def test_a_full_disk_ends_in_one_line_and_the_run_resumes(data_dir, tmp_path):

@@ -443,7 +443,7 @@ def train(options, verbose=1):
     restored = None
     if options.resume:
         with dist.scope():
-            restored = _restore(model, out, backup_dir, best_path, monitor, options, verbose)
+            restored = _restore(model, out, backup_dir, best_path, options, verbose)
     else:
         _run_state.remove_partial(backup_dir)
     start = restored.epoch if restored else 0
@@ -558,7 +558,7 @@ def _is_stale(final_path, backup_dir):
     return newest is not None and os.path.getmtime(final_path) < os.path.getmtime(newest)
 
 
-def _restore(model, out, backup_dir, best_path, monitor, options, verbose):
+def _restore(model, out, backup_dir, best_path, options, verbose):
     """Loads the newest complete backup; rewrites the log and best model to match it."""
     try:
         restored = _run_state.restore(model, backup_dir)
@@ -569,19 +569,18 @@ def _restore(model, out, backup_dir, best_path, monitor, options, verbose):
     if verbose:
         for path, reason in restored.skipped if restored else ():
             print(f"Skipped the backup '{path}': {reason}.")
-    if restored is None:
-        if verbose:
-            print(f"No backup in '{out}' yet: training starts at epoch 1.")
-        _write(lambda: _run_state.write_log(os.path.join(out, LOG_FILE), []), out)
-        return None
+    if restored is None and verbose:
+        print(f"No backup in '{out}' yet: training starts at epoch 1.")
     try:
-        _run_state.write_log(os.path.join(out, LOG_FILE), restored.rows)
-        best = restored.best
+        _run_state.write_log(os.path.join(out, LOG_FILE), restored.rows if restored else [])
+        best = restored.best if restored else None
         # The best model is saved after its backup: an interruption in between is made up.
         if best is not None and best["epoch"] == restored.epoch - 1:
             _run_state.save_model(model, best_path)
     except _run_state.WriteError as error:
         raise CommandError(f"{error}.") from None
+    if restored is None:
+        return None
     if verbose:
         step = int(model.optimizer.iterations)
         print(
