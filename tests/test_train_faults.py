@@ -135,8 +135,10 @@ def test_train_killed_at_random_moments_resumes_to_the_uninterrupted_result(data
     assert _logged_epochs(run) == list(range(epochs))
     assert len(_run_state.backups(run / "backup")) <= 2 and _leftovers(run) == []
     # Each resumption restarts the training data's shuffling, so the order of the 4
-    # images inside the one batch of a resumed epoch may differ from the uninterrupted
-    # run's: only the rounding of the batch's sums changes.
+    # images inside the one batch of a resumed epoch differs from the uninterrupted
+    # run's: the rounding of the batch's sums changes, and Adam amplifies it over the
+    # epochs (20 kills, 40 epochs: 0.024). With the same order a resumed run is bit
+    # for bit the uninterrupted one (the test below).
     differences = [
         float(np.max(np.abs(resumed - uninterrupted)))
         for resumed, uninterrupted in zip(
@@ -144,7 +146,41 @@ def test_train_killed_at_random_moments_resumes_to_the_uninterrupted_result(data
         )
     ]
     print(f"largest weight difference from the uninterrupted run: {max(differences):.3g}")
-    assert max(differences) < 1e-3
+    assert max(differences) < 0.05
+
+
+def test_a_restored_backup_continues_exactly_as_the_uninterrupted_training(tmp_path):
+    """With the same batches in the same order, a resumed run is bit for bit the same."""
+    from keras_unet_seg import UNet
+    from keras_unet_seg.losses import BCEDiceLoss
+
+    rng = np.random.default_rng(0)
+    images = rng.random((4, 16, 16, 3), dtype="float32")
+    masks = (images[..., :1] > 0.5).astype("float32")
+
+    def fit(model, callbacks=(), **kwargs):
+        model.fit(
+            images, masks, batch_size=2, shuffle=False, verbose=0, callbacks=[*callbacks], **kwargs
+        )
+
+    def make():
+        keras.utils.set_random_seed(0)
+        model = UNet(base_filters=4, depth=2)
+        model.build((None, None, None, 3))
+        model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=BCEDiceLoss())
+        return model
+
+    straight = make()
+    fit(straight, epochs=4)
+    first = make()
+    paths = {"log_path": str(tmp_path / "log.csv"), "best_path": str(tmp_path / "best.keras")}
+    fit(first, [_run_state.RunState(str(tmp_path), "val_loss", **paths)], epochs=2)
+    second = make()
+    restored = _run_state.restore(second, str(tmp_path / "backup"))
+    assert restored.epoch == 2 and int(second.optimizer.iterations) == 4
+    fit(second, epochs=4, initial_epoch=2)
+    for resumed, uninterrupted in zip(second.get_weights(), straight.get_weights(), strict=True):
+        np.testing.assert_array_equal(resumed, uninterrupted)
 
 
 # --------------------------------------------------------------------------- #
