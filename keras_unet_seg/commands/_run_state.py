@@ -47,7 +47,6 @@ class NonFiniteLoss(Exception):
     def __init__(self, name, value, epoch, batch=None):
         where = f"epoch {epoch + 1}" + ("" if batch is None else f", batch {batch + 1}")
         super().__init__(f"the {name} is {value} at {where}")
-        self.epoch = epoch
 
 
 class WriteError(Exception):
@@ -315,7 +314,8 @@ def read_state(path):
         raise ValueError(
             f"{STATE_FILE} lacks the epoch, the log or the weights' checksum"
         ) from None
-    if len(rows) != epoch or [row.get("epoch") for row in rows] != list(range(epoch)):
+    epochs = [row.get("epoch") if isinstance(row, dict) else None for row in rows]
+    if epochs != list(range(epoch)):
         raise ValueError(f"{STATE_FILE} does not log each of its {epoch} epochs once")
     weights = os.path.join(path, WEIGHTS_FILE)
     actual = os.path.getsize(weights) if os.path.isfile(weights) else None
