@@ -189,39 +189,43 @@ def test_a_restored_backup_continues_exactly_as_the_uninterrupted_training(tmp_p
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("damage", ["empty weights", "truncated state"])
 def test_resume_falls_back_to_the_previous_backup_and_says_which(
-    damage, data_dir, tmp_path, monkeypatch, capsys
+    data_dir, tmp_path, monkeypatch, capsys
 ):
     run = tmp_path / "run"
     monkeypatch.setattr(_run_state, "RunState", _InterruptAtEpoch)
     argv = ["train", "--data", data_dir, "--out", str(run), *SMALL, "--epochs", "3"]
     assert main(argv) == 130
     monkeypatch.undo()
-    newest, previous = (path for _, path in _run_state.backups(run / "backup"))
-    if damage == "empty weights":
-        weights = os.path.join(newest, _run_state.WEIGHTS_FILE)
-        size = os.path.getsize(weights)
-        open(weights, "w").close()
-        reason = f"the weights file is incomplete (0 bytes, expected {size} bytes)"
-    else:
-        state = os.path.join(newest, _run_state.STATE_FILE)
-        with open(state, "r+b") as f:
-            f.truncate(40)
-        reason = "state.json is unreadable (Unterminated string"
-    capsys.readouterr()
 
+    # An empty weights file (the issue's zero-byte backup).
+    newest, previous = (path for _, path in _run_state.backups(run / "backup"))
+    weights = os.path.join(newest, _run_state.WEIGHTS_FILE)
+    size = os.path.getsize(weights)
+    open(weights, "w").close()
+    capsys.readouterr()
     assert main(["train", "--out", str(run), "--resume"]) == 0
     out = capsys.readouterr().out
-    assert f"Skipped the backup '{newest}': {reason}" in out
+    reason = f"the weights file is incomplete (0 bytes, expected {size} bytes)"
+    assert f"Skipped the backup '{newest}': {reason}." in out
     assert f"Resuming from the backup '{previous}' (1 epochs done): epoch 2/3" in out
     assert _logged_epochs(run) == [0, 1, 2]
+
+    # A truncated state.json (the issue's truncated training_metadata.json).
+    newest, previous = (path for _, path in _run_state.backups(run / "backup"))
+    with open(os.path.join(newest, _run_state.STATE_FILE), "r+b") as f:
+        f.truncate(40)
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "4"]) == 0
+    out = capsys.readouterr().out
+    assert f"Skipped the backup '{newest}': state.json is unreadable (Unterminated string" in out
+    assert f"Resuming from the backup '{previous}' (2 epochs done): epoch 3/4" in out
+    assert _logged_epochs(run) == [0, 1, 2, 3]
     assert _leftovers(run) == []
 
     # With every backup damaged there is nothing to resume from: said, not guessed.
     for _, path in _run_state.backups(run / "backup"):
         open(os.path.join(path, _run_state.WEIGHTS_FILE), "w").close()
-    assert main(["train", "--out", str(run), "--resume", "--epochs", "4"]) == 1
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "5"]) == 1
     line = _error_line(capsys)
     assert f"run '{run}' cannot be resumed: no backup can be restored ('" in line
     assert line.endswith("Start it over with --overwrite.")
