@@ -8,6 +8,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import secrets
 
 
@@ -16,6 +17,11 @@ def temporary_name(path):
     directory, name = os.path.split(os.path.abspath(path))
     stem, extension = os.path.splitext(name)
     return os.path.join(directory, f".{stem}.{secrets.token_hex(4)}.tmp{extension}")
+
+
+def is_temporary_name(name):
+    """Whether a file name is one `temporary_name` makes (left by an interruption)."""
+    return re.fullmatch(r"\..*\.[0-9a-f]{8}\.tmp(\.[^.]*)?", name) is not None
 
 
 @contextlib.contextmanager

@@ -17,6 +17,10 @@ import numpy as np
 _BLEND_MODES = ("gaussian", "constant")
 _PADDING_MODES = ("constant", "reflect", "symmetric", "edge")
 _FLIPS = {"horizontal": (2,), "vertical": (1,), "both": (1, 2)}
+# An overlap may make at most this many times the tiles of no overlap.
+_MAX_TILE_FACTOR = 100
+# verbose="auto" shows a progress bar past this many model calls.
+_PROGRESS_MIN_CALLS = 100
 
 
 def predict_tiled(
@@ -31,6 +35,7 @@ def predict_tiled(
     preprocess=None,
     padding_mode="constant",
     padding_value=0.0,
+    verbose="auto",
 ):
     """Predicts a segmentation map of an image of any size, tile by tile.
 
@@ -39,8 +44,12 @@ def predict_tiled(
     position that aligns with the bottom or right border, so every pixel is
     covered, the last tile ends exactly at the border, and neighbouring
     tiles overlap by at least `overlap`. A side shorter than the tile is
-    padded up to the tile (with `padding_mode`) and the padding is cropped
-    from the result. Tiles go through the model in batches of `batch_size`
+    given to the model as it is (the tile shrinks to it) when the model
+    takes inputs of any size, as a `UNet` does (it pads to a multiple of
+    `2**depth` itself), so an image that fits in one tile is predicted
+    exactly as `model.predict` would; for a model with a fixed input size
+    it is padded up to the tile (with `padding_mode`) and the padding is
+    cropped from the result. Tiles go through the model in batches of `batch_size`
     (with `model.predict_on_batch`, which runs without gradients and is
     compiled on every backend; a plain callable is called instead). The
     predictions of overlapping tiles are blended with a weight map (a
@@ -57,7 +66,9 @@ def predict_tiled(
     time (times one pass per flip with `tta`), the output and one weight
     accumulator of the padded image's size are kept on the host. The last
     batch is filled up to the batch size so that the model always sees the
-    same input shape (no retracing or recompilation between batches).
+    same input shape (no retracing or recompilation between batches). An
+    `overlap` that would predict each pixel more than 100 times as often as
+    tiles without overlap is refused rather than run for hours.
 
     Args:
         model: a Keras model (or any callable) mapping `(n, h, w, channels)`
@@ -65,7 +76,8 @@ def predict_tiled(
             width, such as `keras_unet_seg.UNet`.
         image: one image `(height, width, channels)` or a batch
             `(batch, height, width, channels)`, a NumPy array or a backend
-            tensor, of any height and width.
+            tensor, of any height and width. The images of a batch share
+            one size; predict images of different sizes one at a time.
         tile_size: int or tuple of two ints `(tile_height, tile_width)`, the
             size of the tiles given to the model.
         overlap: float in `[0, 1)`, the minimum fraction of a tile shared
@@ -94,6 +106,9 @@ def predict_tiled(
             `preprocess`. Defaults to `"constant"`.
         padding_value: float, the value of `"constant"` padding. Defaults
             to `0.0`.
+        verbose: `"auto"`, `0` or `1`: a progress bar of the tiles (`1`),
+            none (`0`), or one only for predictions of more than 100 model
+            calls (`"auto"`). Defaults to `"auto"`.
 
     Returns:
         A float32 NumPy array of probabilities of the image's own height and
@@ -101,10 +116,12 @@ def predict_tiled(
         `(batch, height, width, num_classes)` for a batch.
 
     Raises:
-        ValueError: if an argument is invalid (tile size, overlap, batch
-            size, blend, sigma, TTA, padding mode, the image's rank or an
-            integer image without `preprocess`), or if the model's output
-            does not have the tiles' batch size, height and width.
+        ValueError: if an argument is invalid (tile size, overlap or the
+            number of tiles it makes, batch size, blend, sigma, TTA, padding
+            mode, the image's rank, a list of images of different sizes, an
+            image whose channels are not the model's, or an integer image
+            without `preprocess`), or if the model's output does not have the
+            tiles' batch size, height and width.
 
     Example:
 
@@ -170,7 +187,13 @@ def predict_tiled(
             f"Received: padding_mode={padding_mode!r}"
         )
 
-    images = _to_numpy(image)
+    if verbose not in ("auto", 0, 1):
+        raise ValueError(
+            "Invalid value for argument `verbose`. Expected 'auto', 0 or 1. "
+            f"Received: verbose={verbose!r}"
+        )
+
+    images = _images_to_numpy(image)
     if images.ndim not in (3, 4) or min(images.shape) < 1:
         raise ValueError(
             "Invalid value for argument `image`. Expected one image of shape "
@@ -197,6 +220,19 @@ def predict_tiled(
         )
 
     num_images, height, width, channels = images.shape
+    required_h, required_w, required_channels = _model_input_shape(model)
+    if required_channels is not None and channels != required_channels:
+        shape = images.shape[1:] if single else images.shape
+        raise ValueError(
+            "Invalid value for argument `image`. Expected the model's "
+            f"{required_channels} input channels (convert a grayscale image to RGB, or "
+            f"read it in the model's color mode). Received: image.shape={shape}"
+        )
+    # A side shorter than the tile is given as it is to a model that takes any size.
+    if height < tile_h and required_h is None:
+        tile_h = height
+    if width < tile_w and required_w is None:
+        tile_w = width
     padded_h, padded_w = max(height, tile_h), max(width, tile_w)
     if (padded_h, padded_w) != (height, width):
         pad = [(0, 0), (0, padded_h - height), (0, padded_w - width), (0, 0)]
@@ -207,6 +243,14 @@ def predict_tiled(
 
     starts_y = _tile_starts(padded_h, tile_h, overlap)
     starts_x = _tile_starts(padded_w, tile_w, overlap)
+    without_overlap = -(-padded_h // tile_h) * -(-padded_w // tile_w)
+    if len(starts_y) * len(starts_x) > _MAX_TILE_FACTOR * without_overlap:
+        raise ValueError(
+            "Invalid value for argument `overlap`. Expected an overlap that needs at most "
+            f"{_MAX_TILE_FACTOR} times the tiles of no overlap ({without_overlap} tiles of "
+            f"{tile_h}x{tile_w} for a {height}x{width} image), such as 0.25 or 0.5. "
+            f"Received: overlap={overlap!r}, which needs {len(starts_y) * len(starts_x)} tiles"
+        )
     tiles = [(b, y, x) for b in range(num_images) for y in starts_y for x in starts_x]
     weights = _weight_map(tile_h, tile_w, blend, sigma_scale)
     weight_sum = np.zeros((padded_h, padded_w), dtype="float32")
@@ -215,6 +259,9 @@ def predict_tiled(
             weight_sum[y : y + tile_h, x : x + tile_w] += weights
 
     model_batch = min(int(batch_size), len(tiles))
+    calls = -(-len(tiles) // model_batch)
+    show = verbose == 1 or (verbose == "auto" and calls > _PROGRESS_MIN_CALLS)
+    progress = keras.utils.Progbar(len(tiles), unit_name="tile") if show else None
     output = None
     for first in range(0, len(tiles), model_batch):
         chunk = tiles[first : first + model_batch]
@@ -228,6 +275,8 @@ def predict_tiled(
             output = np.zeros((num_images, padded_h, padded_w, probs.shape[-1]), dtype="float32")
         for (b, y, x), prob in zip(chunk, probs[: len(chunk)], strict=True):
             output[b, y : y + tile_h, x : x + tile_w] += prob * weights[..., None]
+        if progress is not None:
+            progress.update(first + len(chunk))
 
     output /= weight_sum[None, :, :, None]
     output = output[:, :height, :width]
@@ -268,6 +317,37 @@ def _to_numpy(x):
     if keras.ops.is_tensor(x):
         return keras.ops.convert_to_numpy(x)
     return np.asarray(x)
+
+
+def _images_to_numpy(image):
+    """The image (or batch, or list of same-size images) as one NumPy array."""
+    if isinstance(image, (list, tuple)):
+        shapes = [tuple(np.shape(item)) for item in image]
+        if len(set(shapes)) > 1:
+            raise ValueError(
+                "Invalid value for argument `image`. Expected one image, a batch, or a list "
+                "of images of one size (call predict_tiled on each image of another size). "
+                f"Received: a list of {len(shapes)} images of shapes {shapes}"
+            )
+    return _to_numpy(image)
+
+
+def _model_input_shape(model):
+    """`(height, width, channels)` the model requires: `None` for any (or unknown)."""
+    try:
+        shape = model.input_shape
+    except (AttributeError, ValueError):
+        shape = None
+    if (
+        isinstance(shape, tuple)
+        and len(shape) == 4
+        and all(d is None or isinstance(d, int) for d in shape)
+    ):
+        return shape[1:]
+    for weight in getattr(model, "weights", None) or ():  # a convolutional model's first kernel
+        if len(weight.shape) == 4:
+            return None, None, int(weight.shape[2])
+    return None, None, None
 
 
 def _tile_starts(length, tile, overlap):

@@ -24,6 +24,13 @@ Conventions shared by every loss here:
   are averaged (weighted by `class_weights`); `include_background=False`
   leaves channel 0 out of that average, and `ignore_class` leaves out both
   the pixels labelled with it and, when it is a channel, that channel.
+- `y_true` and `y_pred` must agree in batch and spatial size (a `ValueError`
+  names both shapes; checked where the shapes are known, so always in eager
+  mode).
+- A NaN prediction, or an infinite probability, makes the loss NaN (it never
+  scores as perfect, and `keras.callbacks.TerminateOnNaN` sees it). Infinite
+  logits are saturated probabilities: logits are clipped to `[-1e4, 1e4]`, so
+  the loss stays finite.
 """
 
 import math
@@ -51,6 +58,9 @@ _PACKAGE = "keras_unet_seg"
 # Probabilities are clipped to [_EPSILON, 1 - _EPSILON] before a log (as Keras
 # does), and a zero denominator (possible only with smooth=0) is floored to it.
 _EPSILON = 1e-7
+# Logits are clipped to [-_LOGIT_LIMIT, _LOGIT_LIMIT]: an infinite logit is a saturated
+# probability, and gives a finite loss (inf - inf would be NaN).
+_LOGIT_LIMIT = 1e4
 
 
 # --------------------------------------------------------------------------- #
@@ -164,6 +174,7 @@ def _standardize_y_true(y_true, y_pred, sparse_y_true):
             f"{tuple(y_pred.shape)}",
             _Shaped(y_true),
         )
+    _check_same_size(y_true, y_pred)
     last = y_true.shape[-1]
     if num_channels == 1:
         sparse = False
@@ -184,6 +195,29 @@ def _standardize_y_true(y_true, y_pred, sparse_y_true):
                 _Shaped(y_true),
             )
     return y_true, sparse
+
+
+def _check_same_size(y_true, y_pred):
+    """Batch and spatial sizes must agree (where both are known): no silent broadcasting."""
+    pairs = zip(y_true.shape[:-1], y_pred.shape[:-1], strict=True)
+    if any(a is not None and b is not None and a != b for a, b in pairs):
+        raise ValueError(
+            "Invalid value for argument `y_true`. Expected the batch and spatial size of "
+            f"`y_pred`, whose shape is {tuple(y_pred.shape)} (every axis but the last must "
+            f"agree). Received: y_true.shape={tuple(y_true.shape)}"
+        )
+
+
+def _non_finite_penalty(y_pred, from_logits, axes):
+    """0, or NaN where `y_pred` holds an invalid value, summed over `axes`.
+
+    Added to a loss or to counts, it makes them NaN for a NaN prediction (and an
+    infinite probability) instead of letting a comparison or a clip hide it; its
+    gradient is zero.
+    """
+    y_pred = ops.cast(y_pred, "float32")
+    invalid = ops.isnan(y_pred) if from_logits else ops.logical_not(ops.isfinite(y_pred))
+    return ops.sum(ops.where(invalid, float("nan"), 0.0), axis=axes)
 
 
 def _targets_and_valid(y_true, y_pred, sparse_y_true, ignore_class):
@@ -239,6 +273,7 @@ def _probabilities(y_pred, from_logits):
     y_pred = ops.cast(y_pred, "float32")
     if not from_logits:
         return y_pred, None
+    y_pred = ops.clip(y_pred, -_LOGIT_LIMIT, _LOGIT_LIMIT)
     if _channels(y_pred) > 1:
         return ops.softmax(y_pred, axis=-1), None
     # A sigmoid written with exp(-|z|): never overflows, and its gradient stays
@@ -316,8 +351,12 @@ def _overlap_loss(y_true, y_pred, options, score_fn, with_cross_entropy=False, p
     true_pos, false_pos, false_neg = _confusion_sums(target, probs, axes, pixel_weight)
     class_loss = score_fn(true_pos, false_pos, false_neg, options["smooth"])
     loss = _class_average(class_loss, classes, options["class_weights"], num_channels)
+    channel_axis = len(y_pred.shape) - 1
+    loss = loss + _non_finite_penalty(y_pred, options["from_logits"], (*axes, channel_axis))
     if not with_cross_entropy:
         return loss
+    if options["from_logits"]:
+        logits = ops.clip(logits, -_LOGIT_LIMIT, _LOGIT_LIMIT)
     if pixel_weight is not None:
         valid = pixel_weight if valid is None else valid * pixel_weight
     cross_entropy = _cross_entropy(

@@ -22,6 +22,10 @@ Conventions shared by every metric here:
   otherwise (precision of an empty prediction of a non-empty mask). In
   multi-class averages, a class absent from both labels and predictions is
   left out; when every class is, the score is 1.
+- A NaN prediction (or, with `from_logits=False`, an infinite one) makes the
+  score NaN: it is never hidden by the threshold as a negative pixel.
+- `y_true` and `y_pred` must agree in batch and spatial size (a `ValueError`
+  names both shapes where they are known).
 - Counts are float32: exact up to 2**24 (about 16.7 million) pixels per class,
   and within about 1e-7 relative beyond.
 """
@@ -38,6 +42,7 @@ from keras_unet_seg.losses import (
     _check_optional_bool,
     _invalid,
     _is_real,
+    _non_finite_penalty,
     _scored_classes,
     _Shaped,
     _targets_and_valid,
@@ -150,7 +155,11 @@ class _ConfusionMetric(keras.metrics.Metric):
         return ops.where(positive, ratio, no_error)
 
     def _score_counts(self, true_pos, false_pos, false_neg):
-        """Scores counts of shape (..., num_classes) into shape (...)."""
+        """Scores counts of shape (..., num_classes) into shape (...); NaN counts give NaN."""
+        nan_guard = ops.sum(true_pos, axis=-1) * 0.0
+        return self._score_finite_counts(true_pos, false_pos, false_neg) + nan_guard
+
+    def _score_finite_counts(self, true_pos, false_pos, false_neg):
         if len(self._classes) != self.num_classes:
             true_pos = ops.take(true_pos, self._classes, axis=-1)
             false_pos = ops.take(false_pos, self._classes, axis=-1)
@@ -244,7 +253,13 @@ class _ConfusionMetric(keras.metrics.Metric):
             overlap = ops.reshape(overlap, flat)
             false_pos = ops.reshape(false_pos, flat)
             false_neg = ops.reshape(false_neg, flat)
+        # NaN where a prediction is NaN, which `>=` and argmax would hide.
+        # (batch, 1): an empty replica batch may have a wrong channel count (see above).
+        penalty = ops.expand_dims(
+            _non_finite_penalty(y_pred, self.from_logits, tuple(range(1, rank))), -1
+        )
         true_pos = ops.sum(overlap, axis=axes)
+        true_pos = true_pos + (penalty if self.per_image else ops.sum(penalty))
         false_pos = ops.sum(false_pos, axis=axes)
         false_neg = ops.sum(false_neg, axis=axes)
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 from keras_unet_seg import _io
 from keras_unet_seg.cli import main
-from keras_unet_seg.commands import train
+from keras_unet_seg.commands import _run_state, train
 from keras_unet_seg.data import make_synthetic_dataset
 
 SMALL_MODEL = ["--base-filters", "4", "--depth", "2", "--image-size", "32", "--batch-size", "4"]
@@ -112,7 +112,7 @@ def _train_namespace(argv):
     return args
 
 
-class _InterruptAtEpoch(train._ResumeReport):
+class _InterruptAtEpoch(_run_state.RunState):
     """Simulates Ctrl-C at the start of epoch 3 (after the backup of epoch 2)."""
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -130,20 +130,23 @@ def test_resume_continues_from_the_saved_epoch_and_optimizer_state(
     argv += ["--no-augment"]  # the backup holds the optimizer whatever the pipeline
     steps_per_epoch = 2  # 8 training images, batches of 4
 
-    monkeypatch.setattr(train, "_ResumeReport", _InterruptAtEpoch)
+    monkeypatch.setattr(_run_state, "RunState", _InterruptAtEpoch)
     assert main(argv) == 130
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert f"continue it with `keras-unet-seg train --out {run} --resume`" in err
     assert not (run / "model.keras").exists()
-    with open(run / "backup" / "training_metadata.json") as f:
-        assert json.load(f)["epoch"] == 2
+    assert [epoch for epoch, _ in _run_state.backups(run / "backup")] == [2, 1]
 
     monkeypatch.undo()
     assert main(["train", "--out", str(run), "--resume"]) == 0
     out = capsys.readouterr().out
     # The resumed run starts at epoch 3 of 4, with the optimizer's 2 epochs of steps.
-    assert f"Resuming from the backup: epoch 3/4, optimizer step {2 * steps_per_epoch}." in out
+    newest = run / "backup" / "epoch-0002"
+    assert (
+        f"Resuming from the backup '{newest}' (2 epochs done): epoch 3/4, optimizer step "
+        f"{2 * steps_per_epoch}." in out
+    )
     assert "Epoch 1/4" not in out and "Epoch 3/4" in out
     with open(run / "log.csv", newline="") as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [0, 1, 2, 3]
@@ -474,6 +477,20 @@ def bad_files(tmp_path):
     bad_type.write_text('{"epochs": "ten"}')
     null_precision = tmp_path / "null_precision.json"
     null_precision.write_text('{"precision": null}')
+    upper_model = tmp_path / "model.KERAS"
+    shutil.copy(zip_model, upper_model)
+    os.mkfifo(tmp_path / "pipe.keras")
+    os.mkfifo(tmp_path / "pipe.png")
+    odd_data = tmp_path / "odd_data"
+    for subset in ("train", "val"):
+        for kind in ("images", "masks"):
+            folder = odd_data / subset / kind
+            folder.mkdir(parents=True)
+            name = os.fsdecode(b"\xffbad.png") if subset == "train" else "ok.png"
+            Image.fromarray(np.zeros((32, 32), np.uint8)).save(folder / name)
+    pipe_data = tmp_path / "pipe_data"
+    (pipe_data / "train" / "images").mkdir(parents=True)
+    os.mkfifo(pipe_data / "train" / "images" / "a.png")
     return {
         "text_model": str(text_model),
         "zip_model": str(zip_model),
@@ -486,6 +503,11 @@ def bad_files(tmp_path):
         "null_precision": str(null_precision),
         "missing": str(tmp_path / "missing"),
         "run": str(tmp_path / "run"),
+        "upper_model": str(upper_model),
+        "fifo_model": str(tmp_path / "pipe.keras"),
+        "fifo_image": str(tmp_path / "pipe.png"),
+        "odd_data": str(odd_data),
+        "pipe_data": str(pipe_data),
     }
 
 
@@ -559,6 +581,19 @@ USER_MISTAKES = {
         2,
         "train: --jit-compile on cannot run under --strategy mirrored",
     ),
+    "depth beyond the image size": (
+        ["train", "--data", "{empty}", "--out", "{run}", "--depth", "40"],
+        2,
+        "train: --depth 40 halves the 128x128 training images 40 times, more than their "
+        "128-pixel side allows: use --depth 7 or less (2**7 = 128), or a larger --image-size.",
+    ),
+    "model beyond memory": (
+        ["train", "--data", "{empty}", "--out", "{run}", "--base-filters", "100000"],
+        2,
+        "train: --base-filters 100000 with --depth 4 makes a model of about 7.57e+13 "
+        "parameters, and a training step on batches of 8 128x128 images needs about 1.21 PB, "
+        "more than this machine's ",
+    ),
     "missing data folder": (
         ["train", "--data", "{missing}", "--out", "{run}"],
         1,
@@ -620,6 +655,36 @@ USER_MISTAKES = {
         1,
         "model file '{zip_model}' cannot be loaded",
     ),
+    "pipe as model": (
+        ["predict", "--model", "{fifo_model}", "{corrupt}", "--out", "{run}"],
+        1,
+        "model file '{fifo_model}' is not a regular file (a pipe, socket or device): "
+        "expected a .keras file.",
+    ),
+    "upper-case model extension": (
+        ["evaluate", "--model", "{upper_model}", "--data", "{empty}"],
+        1,
+        "model file '{upper_model}' ends in '.KERAS': Keras reads only the lower-case "
+        "extension, so rename it to",
+    ),
+    "pipe as image": (
+        ["predict", "--model", "{zip_model}", "{fifo_image}", "--out", "{run}"],
+        1,
+        "input '{fifo_image}' is not a regular file (a pipe, socket or device).",
+    ),
+    "file name not UTF-8": (
+        ["train", "--data", "{odd_data}", "--out", "{run}", *SMALL_MODEL],
+        1,
+        "cannot read the training data (--data {odd_data}, --train-subset train): File "
+        "'{odd_data}/train/images/\\udcffbad.png' has a name that is not valid UTF-8 (shown "
+        "with \\udcXX escapes), which the tf.data pipeline cannot read; rename it.",
+    ),
+    "pipe in a data folder": (
+        ["train", "--data", "{pipe_data}", "--out", "{run}", *SMALL_MODEL],
+        1,
+        "cannot read the training data (--data {pipe_data}, --train-subset train): "
+        "'{pipe_data}/train/images/a.png' is not a regular file (a pipe or a device?).",
+    ),
     "missing input": (
         ["predict", "--model", "{zip_model}", "{missing}", "--out", "{run}"],
         1,
@@ -663,10 +728,37 @@ def test_user_mistakes_print_one_line_and_exit_non_zero(case, bad_files, capsys)
     assert not os.path.exists(bad_files["run"])  # nothing written
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"base_filters": 8, "depth": 2},
+        {"base_filters": 16, "depth": 4, "channels": 1, "num_classes": 3},
+        {"base_filters": 8, "depth": 3, "upsampling": "bilinear"},
+    ],
+)
+def test_parameter_estimate_is_within_3_percent_of_the_model(options):
+    from keras_unet_seg import UNet
+    from keras_unet_seg.commands._model_size import estimate_parameters
+
+    channels, num_classes = options.pop("channels", 3), options.pop("num_classes", 1)
+    model = UNet(num_classes=num_classes, **options)
+    model.build((None, None, None, channels))
+    estimate = estimate_parameters(
+        channels,
+        options["base_filters"],
+        options["depth"],
+        num_classes,
+        options.get("upsampling", "transpose"),
+    )
+    assert estimate == pytest.approx(model.count_params(), rel=0.03)
+
+
 def test_train_refuses_to_overwrite_a_run(trained_run, data_dir, capsys):
     before = (trained_run / "model.keras").stat().st_mtime_ns
     assert main(["train", "--data", data_dir, "--out", str(trained_run)]) == 1
-    assert "already holds a training run (config.json); pass --resume" in _error_line(capsys)
+    assert "already holds a training run (config.json); pass --resume to continue it, " in (
+        _error_line(capsys)
+    )
     assert (trained_run / "model.keras").stat().st_mtime_ns == before
 
 

@@ -1,11 +1,13 @@
 """Tests for `keras_unet_seg.inference.predict_tiled`."""
 
 import itertools
+import re
 
 import keras
 import numpy as np
 import pytest
 
+from keras_unet_seg import UNet
 from keras_unet_seg.inference import _tile_starts, _weight_map, predict_tiled
 
 
@@ -301,3 +303,76 @@ def test_model_changing_tile_size_is_refused():
         predict_tiled(Cropping(), _image((40, 40, 3)), 32, batch_size=2)
     assert "Expected the model to keep the tiles' batch size, height and width" in str(info.value)
     assert "Received: output.shape=(2, 28, 28, 1)" in str(info.value)
+
+
+# --- faithful to the model, bounded work, clear errors -----------------------
+
+
+@pytest.mark.parametrize("size", [(64, 64), (45, 70)])
+def test_image_that_fits_in_one_tile_is_predicted_as_the_model_predicts_it(size):
+    """No padding to the tile: padding changes a UNet's output near the border."""
+    keras.utils.set_random_seed(0)
+    model = UNet(base_filters=8, depth=2)
+    model.build((None, None, None, 3))
+    image = _image((*size, 3))
+    expected = keras.ops.convert_to_numpy(model.predict_on_batch(image[None]))[0]
+    tiled = predict_tiled(model, image, tile_size=256)
+    np.testing.assert_allclose(tiled, expected, atol=1e-6)
+    recording = _RecordingModel()
+    predict_tiled(recording, image, 256)
+    assert recording.shapes == [(1, *size, 3)]
+
+
+def test_a_fixed_size_model_gets_the_image_padded_to_its_size():
+    inputs = keras.Input((32, 32, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same")(inputs))
+    assert predict_tiled(model, _image((20, 24, 3)), 32).shape == (20, 24, 1)
+
+
+def test_an_image_with_other_channels_than_the_model_is_refused():
+    model = _conv_model(channels=3)
+    message = (
+        "Invalid value for argument `image`. Expected the model's 3 input channels "
+        "(convert a grayscale image to RGB, or read it in the model's color mode). "
+        "Received: image.shape=(40, 30, 1)"
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        predict_tiled(model, _image((40, 30, 1)), 32)
+
+
+def test_a_list_of_images_of_different_sizes_is_refused_and_of_one_size_taken():
+    images = [_image((40, 30, 3)), _image((20, 30, 3))]
+    message = (
+        "Expected one image, a batch, or a list of images of one size (call predict_tiled on "
+        "each image of another size). Received: a list of 2 images of shapes "
+        "[(40, 30, 3), (20, 30, 3)]"
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        predict_tiled(_RecordingModel(), images, 32)
+    same = [_image((20, 30, 3), seed) for seed in range(2)]
+    np.testing.assert_allclose(
+        predict_tiled(_RecordingModel(), same, 32), np.stack(same), atol=1e-6
+    )
+
+
+def test_an_overlap_that_multiplies_the_tiles_is_refused_before_any_prediction():
+    model = _RecordingModel()
+    with pytest.raises(ValueError) as info:
+        predict_tiled(model, np.zeros((300, 5000, 3), "float32"), 256, overlap=0.99)
+    assert str(info.value) == (
+        "Invalid value for argument `overlap`. Expected an overlap that needs at most 100 "
+        "times the tiles of no overlap (40 tiles of 256x256 for a 300x5000 image), such as "
+        "0.25 or 0.5. Received: overlap=0.99, which needs 54579 tiles"
+    )
+    assert model.shapes == []
+    predict_tiled(model, np.zeros((300, 1000, 3), "float32"), 256, overlap=0.75)  # 16x: runs
+
+
+def test_long_predictions_show_a_progress_bar(capsys):
+    image = _image((96, 96, 3))
+    predict_tiled(_RecordingModel(), image, 32, overlap=0, batch_size=1)  # 9 calls
+    assert capsys.readouterr().out == ""
+    predict_tiled(_RecordingModel(), image, 32, overlap=0, batch_size=1, verbose=1)
+    assert "9/9" in capsys.readouterr().out
+    predict_tiled(_RecordingModel(), _image((352, 320, 3)), 32, overlap=0, batch_size=1)
+    assert "110/110" in capsys.readouterr().out  # "auto": more than 100 calls

@@ -231,6 +231,65 @@ def test_no_nan_or_inf_at_extremes(name, dtype):
             assert math.isfinite(result), (y_true.mean(), from_logits, kwargs)
 
 
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_infinite_logits_give_a_finite_loss_and_gradient(name):
+    y_true = np.concatenate([np.zeros((2, 4, 8, 1)), np.ones((2, 4, 8, 1))], axis=1)
+    for logits in (np.inf * (2 * y_true - 1), -np.inf * (2 * y_true - 1)):
+        logits = logits.astype("float32")
+        loss = ALL[name](from_logits=True)
+        assert math.isfinite(value(loss, y_true, logits)), logits[0, 0, 0]
+        assert np.isfinite(gradient(lambda x, loss=loss: loss(y_true, x), logits)).all()
+    right = np.where(y_true > 0, np.inf, -np.inf).astype("float32")
+    assert value(ALL[name](from_logits=True), y_true, right) == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_nan_or_infinite_probability_is_never_a_perfect_score(name, bad):
+    """An empty mask scored by an all-bad prediction: NaN, whatever the reduction."""
+    y_true = np.zeros((2, 4, 4, 1), "float32")
+    y_pred = np.zeros((2, 4, 4, 1), "float32")
+    y_pred[1, 2, 3, 0] = bad  # one bad pixel in the second image
+    for kwargs in ({}, {"per_image": False}):
+        assert math.isnan(value(ALL[name](**kwargs), y_true, y_pred)), kwargs
+    per_image = to_numpy(ALL[name](reduction=None)(y_true, y_pred))
+    assert per_image[0] == pytest.approx(0.0, abs=1e-6) and math.isnan(per_image[1])
+    if np.isnan(bad):  # a NaN logit too; an infinite one is a saturated probability
+        assert math.isnan(value(ALL[name](from_logits=True), y_true, y_pred))
+
+
+def test_terminate_on_nan_sees_a_nan_prediction():
+    """A model whose output turns NaN stops `fit` (the loss no longer hides it)."""
+    inputs = keras.Input((4, 4, 1))
+    outputs = keras.layers.Lambda(lambda x: x * np.float32("nan"))(inputs)
+    model = keras.Model(inputs, outputs)
+    model.compile(loss=FocalTverskyLoss())
+    history = model.fit(
+        np.ones((4, 4, 4, 1), "float32"),
+        np.zeros((4, 4, 4, 1), "float32"),
+        batch_size=2,
+        epochs=3,
+        verbose=0,
+        callbacks=[keras.callbacks.TerminateOnNaN()],
+    )
+    assert len(history.history["loss"]) == 1 and math.isnan(history.history["loss"][0])
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+@pytest.mark.parametrize(
+    "true_shape, pred_shape",
+    [((2, 4, 4, 1), (1, 4, 4, 1)), ((1, 4, 4, 1), (2, 4, 4, 1)), ((2, 4, 4, 1), (2, 4, 5, 1))],
+)
+def test_batch_or_spatial_mismatch_names_both_shapes(name, true_shape, pred_shape):
+    message = (
+        "Invalid value for argument `y_true`. Expected the batch and spatial size of "
+        f"`y_pred`, whose shape is {pred_shape} (every axis but the last must agree). "
+        f"Received: y_true.shape={true_shape}"
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ALL[name]()(np.zeros(true_shape), np.zeros(pred_shape))
+
+
 @pytest.mark.parametrize(
     "fn", [losses.dice_loss, losses.jaccard_loss, losses.tversky_loss, losses.focal_tversky_loss]
 )

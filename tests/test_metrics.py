@@ -576,3 +576,30 @@ def test_mirrored_strategy_matches_single_device():
             assert result["mirrored_eval"]["iou_score"] == pytest.approx(
                 result["exact_iou"], abs=1e-6
             )
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+@pytest.mark.parametrize("per_image", [False, True])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_nan_or_infinite_probability_is_never_a_perfect_score(cls, per_image, bad):
+    y_true = np.zeros((2, 4, 4, 1), "float32")
+    y_pred = np.zeros((2, 4, 4, 1), "float32")
+    y_pred[1, 0, 0, 0] = bad
+    assert math.isnan(score(cls(per_image=per_image), y_true, y_pred))
+    # A NaN softmax output too; an infinite logit is a saturated probability.
+    probs = np.full((2, 4, 4, 3), 1 / 3, "float32")
+    probs[0, 1, 1] = np.nan
+    assert math.isnan(score(cls(num_classes=3, per_image=per_image), y_true, probs))
+    assert score(cls(from_logits=True), np.ones_like(y_true), np.full_like(y_pred, np.inf)) == 1
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_batch_or_spatial_mismatch_names_both_shapes(cls):
+    for true_shape, pred_shape in (((2, 4, 4, 1), (1, 4, 4, 1)), ((2, 4, 4, 1), (2, 5, 4, 1))):
+        message = (
+            "Invalid value for argument `y_true`. Expected the batch and spatial size of "
+            f"`y_pred`, whose shape is {pred_shape} (every axis but the last must agree). "
+            f"Received: y_true.shape={true_shape}"
+        )
+        with pytest.raises(ValueError, match=re.escape(message)):
+            cls().update_state(np.zeros(true_shape), np.zeros(pred_shape))

@@ -316,6 +316,10 @@ def read_json(path, what):
     return data
 
 
+# Options that act on the command line only, never read from a config file.
+_COMMAND_LINE_ONLY = ("config", "resume", "overwrite")
+
+
 def config_defaults(parser, config, source, ignore=()):
     """Checks and converts a config dict against `parser`'s options.
 
@@ -331,8 +335,8 @@ def config_defaults(parser, config, source, ignore=()):
         if dest in ignore:
             continue
         action = actions.get(dest)
-        if action is None or dest in ("config", "resume"):
-            known = ", ".join(sorted(d for d in actions if d not in ("config", "resume")))
+        if action is None or dest in _COMMAND_LINE_ONLY:
+            known = ", ".join(sorted(d for d in actions if d not in _COMMAND_LINE_ONLY))
             raise UsageError(f"{source}: unknown option {key!r}. Known options: {known}.")
         converted[dest] = _convert(action, value, f"{source}: option {key!r}")
     return converted
@@ -382,6 +386,17 @@ def check_model_file(path):
         raise CommandError(f"model file '{path}' does not exist.")
     if os.path.isdir(path):
         raise CommandError(f"model file '{path}' is a folder, not a .keras file.")
+    if not os.path.isfile(path):  # reading a FIFO would wait for a writer forever
+        raise CommandError(
+            f"model file '{path}' is not a regular file (a pipe, socket or device): "
+            "expected a .keras file."
+        )
+    stem, extension = os.path.splitext(path)
+    if extension.lower() == ".keras" and extension != ".keras":
+        raise CommandError(
+            f"model file '{path}' ends in '{extension}': Keras reads only the lower-case "
+            f"extension, so rename it to '{stem}.keras'."
+        )
     if not path.endswith(".keras") or not zipfile.is_zipfile(path):
         raise CommandError(
             f"model file '{path}' is not a Keras model: expected a .keras file written "

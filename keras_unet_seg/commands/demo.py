@@ -13,7 +13,6 @@ images, masks, predictions and overlays), `curves.png`, `log.csv` and `config.js
 """
 
 import os
-import shutil
 import sys
 import time
 
@@ -92,7 +91,6 @@ def run(args):
 
     print(f"Training a UNet (base_filters={args.base_filters}, depth=3) for {args.epochs} epochs.")
     options = _train_options(data_dir, out, args)
-    _clear_previous_run(out)
     trained = train.train(options, verbose=1)
     train_seconds = time.perf_counter() - start
 
@@ -196,17 +194,11 @@ def _train_options(data_dir, out, args):
         "--learning-rate", "3e-3",
         "--seed", str(args.seed),
         "--num-classes", str(args.num_classes),
+        # A demo folder is the demo's own (it holds data/): a previous demo's run
+        # files are replaced.
+        "--overwrite",
     ]  # fmt: skip
     return _sub_args(train, argv)
-
-
-def _clear_previous_run(out):
-    """A demo folder is the demo's own: a previous demo's run files are replaced."""
-    for name in (train.CONFIG_FILE, train.LOG_FILE):
-        path = os.path.join(out, name)
-        if os.path.isfile(path):
-            os.remove(path)
-    shutil.rmtree(os.path.join(out, train.BACKUP_FOLDER), ignore_errors=True)
 
 
 def _write_overlays(out, names, predictions):

@@ -165,6 +165,8 @@ def collect_inputs(inputs):
         seen[name] = path
     unique = list({os.path.abspath(path): (path, name) for path, name in found}.values())
     for path, _ in unique:
+        if not os.path.isfile(path):  # a FIFO would read as empty, or block
+            raise CommandError(f"input '{path}' is not a regular file (a pipe, socket or device).")
         read_header(path)
     return unique
 

@@ -6,20 +6,24 @@ come from the command line or from a JSON file (`--config`) whose keys are the
 options' names (`{"base_filters": 16, "loss": "dice"}`); the command line wins. The
 run folder receives `config.json` (every option, reusable as `--config`),
 `best.keras` (best epoch by the first metric on the validation set), `model.keras`
-(the last epoch), `log.csv`, `curves.png` and `backup/` (the last epoch's weights and
-optimizer state). An interrupted run continues from its last completed epoch,
-weights and optimizer state included, with `keras-unet-seg train --out RUN --resume`;
-add `--epochs N` to train a finished run longer.
+(the last epoch), `log.csv`, `curves.png` and `backup/` (the weights and optimizer
+state of the last two epochs, each written whole before it replaces the older one).
+--out must be a new or empty folder, unless --overwrite replaces a run's files there.
+An interrupted run (Ctrl-C, a kill, a full disk) continues from its newest complete
+backup, weights and optimizer state included, with `keras-unet-seg train --out RUN
+--resume`; add `--epochs N` to train a finished run longer. Training stops with an
+error when the loss becomes NaN or infinite, and keeps the last good backup.
 """
 
 import argparse
 import csv
 import os
+import shutil
 
 import keras
 
 from keras_unet_seg import _io, performance
-from keras_unet_seg.commands import _common
+from keras_unet_seg.commands import _common, _model_size, _run_state
 from keras_unet_seg.commands._common import CommandError, Interrupted, UsageError
 
 NAME = "train"
@@ -39,7 +43,7 @@ MODEL_OPTIONS = (
     "attention",
 )
 # Options that are not part of a run's saved config.
-_CONTROL_OPTIONS = ("config", "resume", "out", "verbose")
+_CONTROL_OPTIONS = ("config", "resume", "overwrite", "out", "verbose")
 # What config.json records besides the options: found in the data, not chosen.
 _RECORDED = ("input_channels", "training_scale", "mask_palette")
 
@@ -48,7 +52,7 @@ BEST_MODEL_FILE = "best.keras"
 FINAL_MODEL_FILE = "model.keras"
 LOG_FILE = "log.csv"
 CURVES_FILE = "curves.png"
-BACKUP_FOLDER = "backup"
+BACKUP_FOLDER = _run_state.BACKUP_FOLDER
 
 
 def add_arguments(parser):
@@ -66,6 +70,12 @@ def add_arguments(parser):
         action="store_true",
         help="continue the interrupted run in --out from its last completed epoch "
         "(weights and optimizer state); its config.json gives the options",
+    )
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="train in an --out folder that is not empty: a run's own files there and "
+        "its backup/ are replaced (other files are kept)",
     )
 
     data = parser.add_argument_group("data")
@@ -281,6 +291,11 @@ def resolve_options(args):
     if args.resume:
         if args.out is None:
             raise UsageError("train: --resume needs --out RUN, the run folder to continue.")
+        if args.overwrite:
+            raise UsageError(
+                "train: --resume continues the run in --out and --overwrite starts it over; "
+                "give one of them."
+            )
         config_path = os.path.join(args.out, CONFIG_FILE)
         if not os.path.isdir(args.out):
             raise CommandError(f"run folder '{args.out}' does not exist: nothing to resume.")
@@ -564,20 +579,18 @@ def train(options, verbose=1):
     """
     out = options.out
     _common.require_folder(options.data, "data folder")
-    config_path = os.path.join(out, CONFIG_FILE)
-    if not options.resume and os.path.exists(config_path):
-        raise CommandError(
-            f"run folder '{out}' already holds a training run ({CONFIG_FILE}); pass --resume "
-            "to continue it, or choose another --out."
-        )
     if os.path.exists(out) and not os.path.isdir(out):
         raise CommandError(f"run folder '{out}' is a file, not a folder.")
+    if not options.resume:
+        _claim_run_folder(out, options.overwrite, verbose)
+    config_path = os.path.join(out, CONFIG_FILE)
     log_path = os.path.join(out, LOG_FILE)
     backup_dir = os.path.join(out, BACKUP_FOLDER)
     best_path = os.path.join(out, BEST_MODEL_FILE)
-    resuming = bool(options.resume) and os.path.isdir(backup_dir)
-    completed = _backup_epoch(backup_dir) if resuming else 0
-    if resuming and completed >= options.epochs:
+    final_path = os.path.join(out, FINAL_MODEL_FILE)
+    completed = _run_state.latest_epoch(backup_dir) if options.resume else 0
+    finished = completed >= options.epochs
+    if finished and not _is_stale(final_path, backup_dir):
         raise CommandError(
             f"run '{out}' has already trained {completed} epochs (--epochs {options.epochs}); "
             f"to train longer, pass --resume with --epochs greater than {completed}."
@@ -585,6 +598,7 @@ def train(options, verbose=1):
 
     # The devices, the model and its loss and metrics first: they check the options
     # before any file is read or written.
+    _model_size.check_model_fits(options)
     dist, policy, jit_compile = set_up_devices(options)
     keras.utils.set_random_seed(options.seed)
     with dist.scope():
@@ -595,51 +609,48 @@ def train(options, verbose=1):
         with dist.scope():
             model.build((None, None, None, facts["input_channels"]))
 
-    os.makedirs(out, exist_ok=True)
-    _io.write_json(config_path, {**run_config(options), **facts})
-    best_so_far = None
-    if resuming:
-        best_so_far = _trim_log(log_path, completed, monitor)
-    elif os.path.exists(log_path):
-        os.remove(log_path)  # a run interrupted before its first epoch ended
-    callbacks = [
-        # First, so that the rate they set is in the logs the logger writes.
-        *schedule_callbacks(options, monitor),
-        keras.callbacks.CSVLogger(log_path, append=resuming),
-        _AtomicModelCheckpoint(
-            best_path,
-            monitor=monitor,
-            mode="max",
-            save_best_only=True,
-            initial_value_threshold=best_so_far,
-            verbose=0,
-        ),
-        _ResumeReport(options.epochs) if verbose else keras.callbacks.Callback(),
-        # Last, so that a backup is the commit point of an epoch: an interruption
-        # before it re-runs the epoch, after it never does.
-        # The backup is kept after the last epoch, so that `--resume --epochs N` can
-        # train a finished run longer.
-        keras.callbacks.BackupAndRestore(
-            backup_dir, double_checkpoint=True, delete_checkpoint=False
-        ),
-    ]
+    _write(lambda: os.makedirs(out, exist_ok=True), out)
+    _run_state.remove_temporary_files(out)
+    _write(lambda: _io.write_json(config_path, {**run_config(options), **facts}), config_path)
+    restored = None
+    if options.resume:
+        with dist.scope():
+            restored = _restore(model, out, backup_dir, best_path, options, verbose)
+    else:
+        _run_state.remove_partial(backup_dir)
+    start = restored.epoch if restored else 0
+    state = _run_state.RunState(out, monitor, log_path, best_path, restored)
     if verbose:
         batch = dist.global_batch_size(options.batch_size)
         print(
             f"Training in {_common.speed_summary(policy, jit_compile, dist.num_replicas)} "
             f"(batches of {batch})."
         )
-    with dist.scope():
-        model.fit(
-            train_data,
-            validation_data=val_data,
-            epochs=options.epochs,
-            callbacks=callbacks,
-            verbose=verbose,
-            shuffle=False,  # the dataset shuffles itself, with the run's seed
-        )
-    final_path = os.path.join(out, FINAL_MODEL_FILE)
-    _io.save_model(model, final_path)
+    try:
+        if start < options.epochs:
+            with dist.scope():
+                model.fit(
+                    train_data,
+                    validation_data=val_data,
+                    epochs=options.epochs,
+                    initial_epoch=start,
+                    # The schedule first, so that the rate it sets is in the logged rows.
+                    callbacks=[*schedule_callbacks(options, monitor), state],
+                    verbose=verbose,
+                    shuffle=False,  # the dataset shuffles itself, with the run's seed
+                )
+        _run_state.save_model(model, final_path)
+    except _run_state.NonFiniteLoss as error:
+        kept = _kept(state.rows)
+        raise CommandError(
+            f"training stopped: {error}, so the model diverged. {kept} Try a lower "
+            "--learning-rate in a new run."
+        ) from None
+    except _run_state.WriteError as error:
+        raise CommandError(
+            f"{error}. {_kept(state.rows)} Free some space (or make the folder writable) "
+            f"and continue with `{_common.PROG} train --out {out} --resume`."
+        ) from None
     written = {"config": config_path, "model": final_path, "log": log_path}
     if os.path.exists(best_path):
         written["best_model"] = best_path
@@ -663,50 +674,99 @@ def train(options, verbose=1):
     }
 
 
-class _AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
-    """`ModelCheckpoint` that writes a hidden file, then replaces the target in one step.
-
-    An interruption while saving leaves the previous best model whole.
-    """
-
-    def __init__(self, filepath, **kwargs):
-        self.final_path = filepath
-        directory, name = os.path.split(os.path.abspath(filepath))
-        self.partial_path = os.path.join(directory, f".{os.path.splitext(name)[0]}.tmp.keras")
-        super().__init__(self.partial_path, **kwargs)
-
-    def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)
-        if os.path.exists(self.partial_path):
-            os.replace(self.partial_path, self.final_path)
+# The files a run writes; `--overwrite` replaces them (and the backups) in a folder.
+RUN_FILES = (CONFIG_FILE, BEST_MODEL_FILE, FINAL_MODEL_FILE, LOG_FILE, CURVES_FILE)
 
 
-class _ResumeReport(keras.callbacks.Callback):
-    """Says where a resumed run starts (epoch and optimizer step)."""
-
-    def __init__(self, epochs):
-        super().__init__()
-        self.epochs = epochs
-        self.first = True
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if self.first and epoch > 0:
-            step = int(self.model.optimizer.iterations)
-            print(
-                f"Resuming from the backup: epoch {epoch + 1}/{self.epochs}, optimizer step {step}."
+def _claim_run_folder(out, overwrite, verbose):
+    """Refuses a folder holding files (not written by this command) unless `overwrite`."""
+    if not os.path.isdir(out):
+        return
+    found = sorted(name for name in os.listdir(out) if not _io.is_temporary_name(name))
+    if not found:
+        return
+    if not overwrite:
+        if CONFIG_FILE in found:
+            raise CommandError(
+                f"run folder '{out}' already holds a training run ({CONFIG_FILE}); pass "
+                "--resume to continue it, --overwrite to start it over, or choose another "
+                "--out."
             )
-        self.first = False
+        shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+        raise CommandError(
+            f"run folder '{out}' is not empty and holds no training run (it holds {shown}); "
+            "choose another --out, or pass --overwrite to train there (a run's own files "
+            f"and {BACKUP_FOLDER}/ are then replaced, other files kept)."
+        )
+    removed = [name for name in (*RUN_FILES, BACKUP_FOLDER) if name in found]
+    for name in removed:
+        path = os.path.join(out, name)
+        _write(lambda path=path: _remove(path), path)
+    if verbose and removed:
+        print(f"--overwrite: removed {', '.join(removed)} from '{out}'.")
 
 
-def _backup_epoch(backup_dir):
-    """The number of completed epochs recorded by `BackupAndRestore` (0 if unknown)."""
-    import json
+def _remove(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        os.remove(path)
 
+
+def _write(action, path):
+    """Runs a file-system `action`; an `OSError` becomes a one-line `CommandError`."""
     try:
-        with open(os.path.join(backup_dir, "training_metadata.json"), encoding="utf-8") as f:
-            return int(json.load(f)["epoch"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0
+        return action()
+    except OSError as error:
+        reason = error.strerror or _common.one_line(error)
+        raise CommandError(f"cannot write '{path}': {reason}.") from None
+
+
+def _is_stale(final_path, backup_dir):
+    """Whether the final model is missing or older than the newest backup."""
+    if not os.path.exists(final_path):
+        return True
+    found = _run_state.backups(backup_dir)
+    newest = os.path.join(found[0][1], _run_state.STATE_FILE) if found else None
+    return newest is not None and os.path.getmtime(final_path) < os.path.getmtime(newest)
+
+
+def _restore(model, out, backup_dir, best_path, options, verbose):
+    """Loads the newest complete backup; rewrites the log and best model to match it."""
+    try:
+        restored = _run_state.restore(model, backup_dir)
+    except ValueError as error:
+        raise CommandError(
+            f"run '{out}' cannot be resumed: {error}. Start it over with --overwrite."
+        ) from None
+    if verbose:
+        for path, reason in restored.skipped if restored else ():
+            print(f"Skipped the backup '{path}': {reason}.")
+    if restored is None and verbose:
+        print(f"No backup in '{out}' yet: training starts at epoch 1.")
+    try:
+        _run_state.write_log(os.path.join(out, LOG_FILE), restored.rows if restored else [])
+        best = restored.best if restored else None
+        # The best model is saved after its backup: an interruption in between is made up.
+        if best is not None and best["epoch"] == restored.epoch - 1:
+            _run_state.save_model(model, best_path)
+    except _run_state.WriteError as error:
+        raise CommandError(f"{error}.") from None
+    if restored is None:
+        return None
+    if verbose:
+        step = int(model.optimizer.iterations)
+        print(
+            f"Resuming from the backup '{restored.path}' ({restored.epoch} epochs done): "
+            f"epoch {restored.epoch + 1}/{options.epochs}, optimizer step {step}."
+        )
+    return restored
+
+
+def _kept(rows):
+    if not rows:
+        return "No epoch was completed, so nothing was kept."
+    return f"The run keeps its backup of epoch {len(rows)}."
 
 
 def _read_log(log_path):
@@ -715,26 +775,6 @@ def _read_log(log_path):
     with open(log_path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         return list(reader.fieldnames or []), list(reader)
-
-
-def _trim_log(log_path, completed_epochs, monitor):
-    """Keeps the log's rows of the completed epochs; returns the best `monitor` so far.
-
-    An epoch logged but interrupted before its backup is trained again after resuming;
-    its first row is dropped so that the log holds each epoch once.
-    """
-    fields, rows = _read_log(log_path)
-    kept = [row for row in rows if int(row["epoch"]) < completed_epochs]
-    if len(kept) != len(rows):
-        with (
-            _io.atomic_path(log_path) as temporary,
-            open(temporary, "w", newline="", encoding="utf-8") as f,
-        ):
-            writer = csv.DictWriter(f, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(kept)
-    values = [float(row[monitor]) for row in kept if row.get(monitor) not in (None, "")]
-    return max(values) if values else None
 
 
 def _best_epoch(log_path, monitor):

@@ -176,9 +176,21 @@ def pair_files(images_dir, masks_dir, mask_suffix=""):
         cannot be paired, and the number of distinct keys found in both folders, so
         that `len(samples) + len(problems) == num_found`.
     """
-    image_groups, _ = _group_by_key(images_dir, list_image_files(images_dir))
-    mask_groups, unsuffixed = _group_by_key(masks_dir, list_image_files(masks_dir), mask_suffix)
-    problems = []
+    images, masks = list_image_files(images_dir), list_image_files(masks_dir)
+    unreadable = [path for path in images + masks if not _is_utf8(path)]
+    problems = [
+        Problem(
+            "\0" + path,
+            path,
+            f"File {path!r} has a name that is not valid UTF-8 (shown with \\udcXX "
+            "escapes), which the tf.data pipeline cannot read; rename it.",
+        )
+        for path in unreadable
+    ]
+    images = [p for p in images if _is_utf8(p)]
+    masks = [p for p in masks if _is_utf8(p)]
+    image_groups, _ = _group_by_key(images_dir, images)
+    mask_groups, unsuffixed = _group_by_key(masks_dir, masks, mask_suffix)
     for key, path in unsuffixed:
         # A mask whose name lacks the suffix pairs with nothing: report it under its own
         # name, prefixed so that it cannot collide with the key of a real pair.
@@ -230,7 +242,16 @@ def pair_files(images_dir, masks_dir, mask_suffix=""):
         else:
             samples.append(Sample(key, images[0], masks[0]))
     num_found = len(set(image_groups) | set(mask_groups)) + len(unsuffixed)
+    num_found += len(unreadable)
     return samples, problems, num_found
+
+
+def _is_utf8(path):
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def import_tf():
