@@ -491,6 +491,8 @@ def bad_files(tmp_path):
     pipe_data = tmp_path / "pipe_data"
     (pipe_data / "train" / "images").mkdir(parents=True)
     os.mkfifo(pipe_data / "train" / "images" / "a.png")
+    (pipe_data / "train" / "masks").mkdir()
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(pipe_data / "train" / "masks" / "a.png")
     return {
         "text_model": str(text_model),
         "zip_model": str(zip_model),

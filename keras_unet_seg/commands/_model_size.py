@@ -73,7 +73,8 @@ def check_model_fits(options, memory=None):
             f"{options.depth} times, more than their {smallest}-pixel side allows: use "
             f"--depth {most} or less (2**{most} = {2**most}), or a larger --image-size."
         )
-    channels = {"grayscale": 1, "rgb": 3, "rgba": 4}[options.color_mode]
+    # "native" channels are only known from the files; a few more change little.
+    channels = {"grayscale": 1, "rgb": 3, "rgba": 4}.get(options.color_mode, 4)
     parameters = estimate_parameters(
         channels, options.base_filters, options.depth, options.num_classes, options.upsampling
     )

@@ -304,7 +304,7 @@ def predict_files(model, files, args, reading, verbose=1):
             mode=args.overlay_mode,
             alpha=1.0 if args.overlay_mode == "contour" else 0.5,
             color_mapping={k: c for k, c in colors.items() if k > 0},
-            legend=class_names(num_classes, reading),
+            legend=class_names(num_classes, reading) if multiclass else None,
         )
         progress.update(index + 1)
     if verbose:
