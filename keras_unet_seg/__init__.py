@@ -1,9 +1,16 @@
 """keras-unet-seg: composable U-Net semantic segmentation for Keras 3."""
 
-from keras_unet_seg import losses, metrics
+from keras_unet_seg import encoders, losses, metrics
 from keras_unet_seg.data import JointAugmentation, SegmentationDataset, make_synthetic_dataset
 from keras_unet_seg.inference import predict_tiled
-from keras_unet_seg.layers import AttentionDecoderStage, ConvBlock, DecoderStage, EncoderStage
+from keras_unet_seg.layers import (
+    AttentionDecoderStage,
+    ConvBlock,
+    DecoderStage,
+    EncoderStage,
+    NestedDecoder,
+    UNetDecoder,
+)
 from keras_unet_seg.losses import (
     BCEDiceLoss,
     CombinedLoss,
@@ -13,7 +20,7 @@ from keras_unet_seg.losses import (
     TverskyLoss,
 )
 from keras_unet_seg.metrics import DiceCoefficient, IoUScore, Precision, Recall
-from keras_unet_seg.models import UNet
+from keras_unet_seg.models import UNet, UNetPlusPlus
 from keras_unet_seg.viz import overlay_mask, plot_history, plot_predictions, save_overlays
 
 __version__ = "0.1.0.dev0"
@@ -31,11 +38,15 @@ __all__ = [
     "IoUScore",
     "JaccardLoss",
     "JointAugmentation",
+    "NestedDecoder",
     "Precision",
     "Recall",
     "SegmentationDataset",
     "TverskyLoss",
     "UNet",
+    "UNetDecoder",
+    "UNetPlusPlus",
+    "encoders",
     "losses",
     "make_synthetic_dataset",
     "metrics",

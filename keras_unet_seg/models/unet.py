@@ -1,5 +1,7 @@
 """`UNet`: the subclassed Keras model that stacks injected stages."""
 
+import itertools
+
 import keras
 from keras import ops
 
@@ -266,34 +268,39 @@ class UNet(keras.Model):
                     "decoder", "None or a Keras layer taking the list of feature maps", decoder
                 )
             self.decoder = decoder
-        elif self.encoder is not None:
-            self.decoder = UNetDecoder(
-                filters=self.level_filters[:depth],
-                decoder_stage=self.decoder_stage,
-                upsampling=upsampling,
-                conv_block=self.conv_block,
-                block_kwargs=[level_block_kwargs(level) for level in range(depth)],
-                name="decoder",
-                dtype=policy,
-            )
         else:
-            # Today's layout, attribute for attribute, so that saved models still load.
-            self.decoders = [
-                self.decoder_stage(
-                    filters=self.level_filters[level],
-                    upsampling=upsampling,
-                    conv_block=self.conv_block,
-                    block_kwargs=level_block_kwargs(level),
-                    name=f"decoder_{level}",
-                    dtype=policy,
-                )
-                for level in reversed(range(depth))
-            ]
+            self._make_decoder([level_block_kwargs(level) for level in range(depth)])
         self.head = keras.layers.Conv2D(num_classes, 1, name="head", dtype=policy)
         # Float32 whatever the policy, so losses and metrics never see float16.
         self.output_layer = keras.layers.Activation(
             self._resolved_output_activation(), name="output_activation", dtype="float32"
         )
+
+    def _make_decoder(self, block_kwargs):
+        """Creates the default decoder; `block_kwargs` has one dict a level, finest first."""
+        if self.encoder is not None:
+            self.decoder = UNetDecoder(
+                filters=self.level_filters[: self.depth],
+                decoder_stage=self.decoder_stage,
+                upsampling=self.upsampling,
+                conv_block=self.conv_block,
+                block_kwargs=block_kwargs,
+                name="decoder",
+                dtype=self.dtype_policy,
+            )
+            return
+        # Today's layout, attribute for attribute, so that saved models still load.
+        self.decoders = [
+            self.decoder_stage(
+                filters=self.level_filters[level],
+                upsampling=self.upsampling,
+                conv_block=self.conv_block,
+                block_kwargs=block_kwargs[level],
+                name=f"decoder_{level}",
+                dtype=self.dtype_policy,
+            )
+            for level in reversed(range(self.depth))
+        ]
 
     def _resolved_output_activation(self):
         if self.output_activation == "auto":
@@ -479,7 +486,7 @@ def _feature_strides(encoder):
     strides = list(strides)
     first = strides[0] if strides else 0
     valid = first >= 1 and first & (first - 1) == 0
-    valid = valid and all(b == 2 * a for a, b in zip(strides, strides[1:], strict=False))
+    valid = valid and all(b == 2 * a for a, b in itertools.pairwise(strides))
     if not valid or len(strides) < 2:
         raise ValueError(
             "Invalid value for argument `encoder`. Expected feature maps finest first, "
