@@ -29,7 +29,7 @@ def available():
     >>> info["features"][32]
     'conv5_block3_out'
     >>> len(available())
-    35
+    34
     """
     return {
         name: {

@@ -160,8 +160,8 @@ def _transfer_weights(source, target):
 def _adapt(value, shape):
     if value.shape == shape:
         return value
-    channels = shape[-2]
     if value.ndim == 4 and value.shape[:2] + value.shape[3:] == shape[:2] + shape[3:]:
+        channels = shape[2]
         if channels == 1:
             return value.sum(axis=2, keepdims=True)
         index = [i % value.shape[2] for i in range(channels)]

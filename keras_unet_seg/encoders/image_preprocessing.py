@@ -70,23 +70,17 @@ class ImagePreprocessing(keras.layers.Layer):
         _options.check_choice("mode", mode, tuple(MODES))
         self.mode = mode
 
-    def build(self, input_shape):
-        channels = input_shape[-1]
-        spec = MODES[self.mode]
-        mean, std = (_per_channel(spec[k], channels) for k in ("mean", "std"))
-        self._scale, self._offset = spec["scale"], spec["offset"]
-        self._mean = None if mean is None else ops.convert_to_tensor(mean, dtype=self.compute_dtype)
-        self._std = None if std is None else ops.convert_to_tensor(std, dtype=self.compute_dtype)
-        self._to_bgr = self.mode == "caffe" and channels == 3
-
     def call(self, inputs):
-        x = ops.cast(inputs, self.compute_dtype) * self._scale + self._offset
-        if self._mean is not None:
-            x = x - self._mean
-        if self._std is not None:
-            x = x / self._std
-        if self._to_bgr:
-            x = ops.flip(x, axis=-1)
+        channels = inputs.shape[-1]
+        spec = MODES[self.mode]
+        x = ops.cast(inputs, self.compute_dtype) * spec["scale"] + spec["offset"]
+        mean, std = (_per_channel(spec[key], channels) for key in ("mean", "std"))
+        if mean is not None:
+            x = x - ops.convert_to_tensor(mean, dtype=self.compute_dtype)
+        if std is not None:
+            x = x / ops.convert_to_tensor(std, dtype=self.compute_dtype)
+        if self.mode == "caffe" and channels == 3:
+            x = ops.flip(x, axis=-1)  # RGB to BGR
         return x
 
     def compute_output_shape(self, input_shape):

@@ -63,7 +63,7 @@ class PyramidEncoder(keras.layers.Layer):
         return self.pyramid(inputs, training=training)
 
     def compute_output_shape(self, input_shape):
-        return [tuple(s.shape) for s in self.pyramid.compute_output_spec(input_shape)]
+        return [tuple(shape) for shape in self.pyramid.compute_output_shape(input_shape)]
 
     def get_config(self):
         config = super().get_config()

@@ -317,7 +317,8 @@ class UNet(keras.Model):
         batch, height, width, channels = input_shape
         shape = (batch, self._padded_size(height), self._padded_size(width), channels)
         if self.encoder is not None:
-            self.encoder.build(shape)
+            if not self.encoder.built:  # a given model may come built
+                self.encoder.build(shape)
             features = [tuple(f) for f in self.encoder.compute_output_shape(shape)]
         else:
             features = []
