@@ -98,7 +98,7 @@ def test_invalid_encoder_arguments(kwargs, message):
 def test_weights_only_for_named_encoders(tmp_path):
     path = tmp_path / "w.weights.h5"
     path.write_bytes(b"")
-    with pytest.raises(ValueError, match="None unless `encoder` names a keras.applications"):
+    with pytest.raises(ValueError, match=r"None unless `encoder` names a keras\.applications"):
         UNet(encoder=_functional_encoder(), encoder_weights=str(path))
 
 
