@@ -19,7 +19,7 @@ import os
 import keras
 
 from keras_unet_seg import _io, performance
-from keras_unet_seg.commands import _common
+from keras_unet_seg.commands import _common, _encoder_options
 from keras_unet_seg.commands._common import CommandError, Interrupted, UsageError
 
 NAME = "train"
@@ -36,6 +36,7 @@ MODEL_OPTIONS = (
     "dropout",
     "residual",
     "attention",
+    *_encoder_options.MODEL_OPTIONS,
 )
 # Options that are not part of a run's saved config.
 _CONTROL_OPTIONS = ("config", "resume", "out")
@@ -174,6 +175,7 @@ def add_arguments(parser):
         default=0,
         help="seeds the weights, the shuffling and the augmentation",
     )
+    _encoder_options.add_arguments(model, training)
 
     speed = parser.add_argument_group("speed and devices")
     _common.add_speed_arguments(speed, training=True)
@@ -282,7 +284,7 @@ def build_model(options, dtype=None):
         model = UNet(
             num_classes=options.num_classes,
             base_filters=options.base_filters,
-            depth=options.depth,
+            **_encoder_options.model_kwargs(options),
             normalization=options.normalization,
             upsampling=options.upsampling,
             pooling=options.pooling,
@@ -420,6 +422,7 @@ def train(options, verbose=1):
     with dist.scope():
         model = build_model(options, dtype=policy)
         monitor = compile_model(model, options, jit_compile=jit_compile)
+        unfreeze = _encoder_options.freeze_callbacks(model, options)
     train_data, val_data = load_datasets(options, dist)
 
     os.makedirs(out, exist_ok=True)
@@ -430,6 +433,7 @@ def train(options, verbose=1):
     elif os.path.exists(log_path):
         os.remove(log_path)  # a run interrupted before its first epoch ended
     callbacks = [
+        *unfreeze,
         keras.callbacks.CSVLogger(log_path, append=resuming),
         _AtomicModelCheckpoint(
             best_path,

@@ -384,6 +384,17 @@ class UNet(keras.Model):
     def compute_output_shape(self, input_shape):
         return (*tuple(input_shape)[:-1], self.num_classes)
 
+    def freeze_encoder(self):
+        """Freezes the encoder: no trainable weights, batch normalization in inference mode.
+
+        The same as `encoder_trainable=False` at construction. Compile the
+        model again afterwards.
+
+        Raises:
+            ValueError: if the model has no `encoder`.
+        """
+        self._set_encoder_trainable(False)
+
     def unfreeze_encoder(self):
         """Makes the encoder trainable again, for the second phase of fine-tuning.
 
@@ -393,13 +404,16 @@ class UNet(keras.Model):
         Raises:
             ValueError: if the model has no `encoder` (its stages always train).
         """
+        self._set_encoder_trainable(True)
+
+    def _set_encoder_trainable(self, trainable):
         if self.encoder is None:
             raise ValueError(
-                "`unfreeze_encoder()` needs a model built with `encoder=...`; "
-                "this model's encoder stages are always trainable."
+                "Freezing and unfreezing need a model built with `encoder=...`; this "
+                "model's encoder stages always train."
             )
-        self.encoder.trainable = True
-        self.encoder_trainable = True
+        self.encoder.trainable = trainable
+        self.encoder_trainable = trainable
 
     def get_config(self):
         return {
