@@ -10,6 +10,8 @@ from keras_unet_seg.encoders._families import FAMILIES
 from keras_unet_seg.encoders.image_preprocessing import ImagePreprocessing
 from keras_unet_seg.layers import _options
 
+__all__ = ["ApplicationEncoder"]
+
 
 def check_weights(name, weights):
     """Checks `weights`: `None`, `"imagenet"` or the path of an existing file."""

@@ -5,6 +5,8 @@ from keras import ops
 
 from keras_unet_seg.layers import _options
 
+__all__ = ["ImagePreprocessing"]
+
 # What each keras.applications family expects, from images in [0, 1].
 MODES = {
     # "caffe": 0-255, BGR, ImageNet means subtracted (VGG, ResNet v1).

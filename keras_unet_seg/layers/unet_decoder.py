@@ -6,6 +6,8 @@ from keras_unet_seg.layers import _options
 from keras_unet_seg.layers.conv_block import ConvBlock
 from keras_unet_seg.layers.stages import DecoderStage
 
+__all__ = ["UNetDecoder"]
+
 
 def standardize_level_kwargs(name, value, levels):
     """Returns `value` (a dict, a list of dicts or `None`) as one dict per level."""
