@@ -100,7 +100,13 @@ class ApplicationEncoder(keras.layers.Layer):
         kwargs = {"include_top": False, "weights": weights, "input_shape": (None, None, channels)}
         if "include_preprocessing" in inspect.signature(application).parameters:
             kwargs["include_preprocessing"] = False  # `self.preprocessing` does it
-        return application(**kwargs)
+        # keras.applications layers take the global policy: make it this layer's.
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(self.dtype_policy)
+        try:
+            return application(**kwargs)
+        finally:
+            keras.config.set_dtype_policy(previous)
 
     def _make_backbone(self, channels):
         weights = self.weights_source

@@ -182,3 +182,11 @@ def test_application_encoder_config_never_names_weights(tmp_path):
     encoder = ApplicationEncoder("mobilenetv2", weights=None)
     assert encoder.get_config()["weights"] is None
     assert ApplicationEncoder.from_config(encoder.get_config()).network == "mobilenetv2"
+
+
+def test_mixed_precision_reaches_the_encoder_and_the_output_stays_float32():
+    model = UNet(encoder="mobilenetv2", dtype="mixed_float16", **LIGHT)
+    outputs = model(_images((1, 32, 32, 3)))
+    assert keras.backend.standardize_dtype(outputs.dtype) == "float32"
+    assert {layer.compute_dtype for layer in model.encoder.backbone.layers[1:]} == {"float16"}
+    assert all(w.dtype == "float32" for w in model.weights)
