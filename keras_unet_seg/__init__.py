@@ -4,10 +4,17 @@
 from keras_unet_seg import _startup  # noqa: F401
 
 # isort: split
-from keras_unet_seg import losses, metrics
+from keras_unet_seg import encoders, losses, metrics
 from keras_unet_seg.data import JointAugmentation, SegmentationDataset, make_synthetic_dataset
 from keras_unet_seg.inference import predict_tiled
-from keras_unet_seg.layers import AttentionDecoderStage, ConvBlock, DecoderStage, EncoderStage
+from keras_unet_seg.layers import (
+    AttentionDecoderStage,
+    ConvBlock,
+    DecoderStage,
+    EncoderStage,
+    NestedDecoder,
+    UNetDecoder,
+)
 from keras_unet_seg.losses import (
     BCEDiceLoss,
     CombinedLoss,
@@ -17,7 +24,7 @@ from keras_unet_seg.losses import (
     TverskyLoss,
 )
 from keras_unet_seg.metrics import DiceCoefficient, IoUScore, Precision, Recall
-from keras_unet_seg.models import UNet
+from keras_unet_seg.models import UNet, UNetPlusPlus
 from keras_unet_seg.viz import overlay_mask, plot_history, plot_predictions, save_overlays
 
 __version__ = "0.1.0.dev0"
@@ -35,11 +42,15 @@ __all__ = [
     "IoUScore",
     "JaccardLoss",
     "JointAugmentation",
+    "NestedDecoder",
     "Precision",
     "Recall",
     "SegmentationDataset",
     "TverskyLoss",
     "UNet",
+    "UNetDecoder",
+    "UNetPlusPlus",
+    "encoders",
     "losses",
     "make_synthetic_dataset",
     "metrics",

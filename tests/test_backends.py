@@ -22,9 +22,11 @@ REPO = Path(__file__).resolve().parents[1]
 BACKEND_TEST_FILES = [
     "tests/layers",
     "tests/models",
+    "tests/encoders/test_named_encoders.py",
     "tests/test_testing.py",
     "keras_unet_seg/layers",
     "keras_unet_seg/models",
+    "keras_unet_seg/encoders",
     "keras_unet_seg/testing",
     "tests/test_losses.py",
     "tests/test_metrics.py",

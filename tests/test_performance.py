@@ -302,3 +302,22 @@ def test_mixed_bfloat16_reaches_the_float32_validation_dice():
             scores[precision] = float(np.mean(history["val_dice"][-3:]))
     assert scores["float32"] > 0.85, scores
     assert abs(scores["mixed_bfloat16"] - scores["float32"]) < 0.01, scores
+
+
+def _strided_encoder(extra_layers):
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(4, 3, strides=2, padding="same")(inputs)
+    for layer in extra_layers:
+        x = layer(x)
+    y = keras.layers.Conv2D(8, 3, strides=2, padding="same")(x)
+    return keras.Model(inputs, [x, y])
+
+
+def test_estimate_flops_counts_depthwise_and_pointwise_dense_layers_inside_encoders():
+    # An encoder built for any size learns its layers' shapes from a symbolic pass.
+    extra = [keras.layers.DepthwiseConv2D(3, padding="same"), keras.layers.Dense(4)]
+    with_extra = UNet(encoder=_strided_encoder(extra), decoder_filters=[2, 2])
+    plain = UNet(encoder=_strided_encoder([]), decoder_filters=[2, 2])
+    difference = estimate_flops(with_extra, (1, 16, 16, 3)) - estimate_flops(plain, (1, 16, 16, 3))
+    # At 8x8: depthwise 3x3 on 4 channels, then Dense 4 -> 4 on every pixel.
+    assert difference == 2 * 9 * 4 * 64 + 2 * 4 * 4 * 64

@@ -25,6 +25,10 @@ EXCLUDED_MODULES = ("keras_unet_seg.cli", "keras_unet_seg.commands")
 # A subpackage not listed here still gets a section, after these.
 SECTIONS = {
     "models": ("Models", "The U-Net model, assembled from the layers below."),
+    "encoders": (
+        "Encoders",
+        "Pretrained encoders: keras.applications networks by name, keras-hub backbones.",
+    ),
     "layers": (
         "Layers",
         "The building blocks: subclass them, register the subclass, and pass it to `UNet`.",

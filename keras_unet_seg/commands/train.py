@@ -23,7 +23,7 @@ import shutil
 import keras
 
 from keras_unet_seg import _io, performance
-from keras_unet_seg.commands import _common, _model_size, _run_state
+from keras_unet_seg.commands import _common, _encoder_options, _model_size, _run_state
 from keras_unet_seg.commands._common import CommandError, Interrupted, UsageError
 
 NAME = "train"
@@ -41,6 +41,7 @@ MODEL_OPTIONS = (
     "dropout",
     "residual",
     "attention",
+    *_encoder_options.MODEL_OPTIONS,
 )
 # Options that are not part of a run's saved config.
 _CONTROL_OPTIONS = ("config", "resume", "overwrite", "out", "verbose")
@@ -256,6 +257,7 @@ def add_arguments(parser):
         default=0,
         help="seeds the weights, the shuffling and the augmentation",
     )
+    _encoder_options.add_arguments(model, training)
 
     speed = parser.add_argument_group("speed and devices")
     _common.add_speed_arguments(speed, training=True)
@@ -373,7 +375,7 @@ def build_model(options, dtype=None, channels=None):
         model = UNet(
             num_classes=options.num_classes,
             base_filters=options.base_filters,
-            depth=options.depth,
+            **_encoder_options.model_kwargs(options),
             normalization=options.normalization,
             upsampling=options.upsampling,
             pooling=options.pooling,
@@ -605,9 +607,10 @@ def train(options, verbose=1):
         model = build_model(options, dtype=policy)
         monitor = compile_model(model, options, jit_compile=jit_compile)
     train_data, val_data, facts = load_datasets(options, dist)
-    if not model.built:  # --color-mode native: as many channels as the files
-        with dist.scope():
+    with dist.scope():
+        if not model.built:  # --color-mode native: as many channels as the files
             model.build((None, None, None, facts["input_channels"]))
+        unfreeze = _encoder_options.freeze_callbacks(model, options)
 
     _write(lambda: os.makedirs(out, exist_ok=True), out)
     _run_state.remove_temporary_files(out)
@@ -635,7 +638,7 @@ def train(options, verbose=1):
                     epochs=options.epochs,
                     initial_epoch=start,
                     # The schedule first, so that the rate it sets is in the logged rows.
-                    callbacks=[*schedule_callbacks(options, monitor), state],
+                    callbacks=[*schedule_callbacks(options, monitor), *unfreeze, state],
                     verbose=verbose,
                     shuffle=False,  # the dataset shuffles itself, with the run's seed
                 )

@@ -18,6 +18,9 @@ class AttentionDecoderStage(DecoderStage):
     convolutions. Unlike the paper, the gating signal is taken after
     upsampling, so skip and gate share one resolution.
 
+    Without a skip (called on `[x]`) the stage has nothing to gate and
+    works as a `DecoderStage`.
+
     It is the shipped example of a variant made by overriding `fuse`: pass
     `UNet(decoder_stage=AttentionDecoderStage)` for an Attention U-Net.
 
@@ -66,6 +69,8 @@ class AttentionDecoderStage(DecoderStage):
     def build(self, input_shape):
         super().build(input_shape)
         x_shape, skip_shape = self._check_input_shape(input_shape)
+        if skip_shape is None:
+            return  # without a skip there is nothing to gate
         up_shape = self.upsample.compute_output_shape(x_shape)
         self.theta.build(skip_shape)
         self.phi.build(up_shape)

@@ -89,7 +89,9 @@ class DecoderStage(keras.layers.Layer):
 
     The skip is fused by concatenation in `fuse`; override `fuse` (and
     `build`, for new weights) to make a variant, as `AttentionDecoderStage`
-    does.
+    does. The skip may be missing (called on `[x]` or on `x`): the stage then
+    upsamples and runs its block, as the last stages of a decoder on an
+    encoder without stride-1 features do.
 
     Args:
         filters: int, output channels of the upsampling and of the block.
@@ -106,7 +108,8 @@ class DecoderStage(keras.layers.Layer):
     Call arguments:
         inputs: list `[x, skip]`: the deeper features
             `(batch, h, w, channels)` and the skip connection
-            `(batch, 2 * h, 2 * w, skip_channels)`.
+            `(batch, 2 * h, 2 * w, skip_channels)`; or `[x]` (or `x`) alone,
+            without a skip.
         training: bool, whether the block runs in training mode.
 
     Output shape:
@@ -117,6 +120,8 @@ class DecoderStage(keras.layers.Layer):
     >>> stage = DecoderStage(8)
     >>> x, skip = keras.ops.zeros((1, 8, 8, 16)), keras.ops.zeros((1, 16, 16, 8))
     >>> tuple(stage([x, skip]).shape)
+    (1, 16, 16, 8)
+    >>> tuple(DecoderStage(8)([x]).shape)
     (1, 16, 16, 8)
     """
 
@@ -137,12 +142,18 @@ class DecoderStage(keras.layers.Layer):
         self.block = _make_block(self.conv_block, filters, self.block_kwargs, self.dtype_policy)
 
     def _check_input_shape(self, input_shape):
-        if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 2:
+        """Returns `(x_shape, skip_shape)`, `skip_shape` being `None` without a skip."""
+        if _is_shape(input_shape):
+            input_shape = [input_shape]
+        if not isinstance(input_shape, (list, tuple)) or len(input_shape) not in (1, 2):
             raise ValueError(
-                f"`{type(self).__name__}` expects a list `[x, skip]` of two tensors. "
-                f"Received: input_shape={input_shape}"
+                f"`{type(self).__name__}` expects a list `[x, skip]` of two tensors, or "
+                f"`[x]` without a skip. Received: input_shape={input_shape}"
             )
-        x_shape, skip_shape = (tuple(s) for s in input_shape)
+        x_shape = tuple(input_shape[0])
+        if len(input_shape) == 1:
+            return x_shape, None
+        skip_shape = tuple(input_shape[1])
         for axis in (1, 2):
             h, s = x_shape[axis], skip_shape[axis]
             if h is not None and s is not None and 2 * h != s:
@@ -156,20 +167,35 @@ class DecoderStage(keras.layers.Layer):
         x_shape, skip_shape = self._check_input_shape(input_shape)
         self.upsample.build(x_shape)
         up_shape = self.upsample.compute_output_shape(x_shape)
+        if skip_shape is None:
+            self.block.build(up_shape)
+            return
         self.concat.build([up_shape, skip_shape])
         self.block.build(self.concat.compute_output_shape([up_shape, skip_shape]))
 
     def call(self, inputs, training=None):
-        x, skip = inputs
-        return self.block(self.fuse(self.upsample(x), skip), training=training)
+        if not isinstance(inputs, (list, tuple)):
+            inputs = [inputs]
+        upsampled = self.upsample(inputs[0])
+        if len(inputs) == 1:
+            return self.block(upsampled, training=training)
+        return self.block(self.fuse(upsampled, inputs[1]), training=training)
 
     def fuse(self, upsampled, skip):
         """Fuses the upsampled features with the skip connection."""
         return self.concat([upsampled, skip])
 
     def compute_output_shape(self, input_shape):
-        _, skip_shape = self._check_input_shape(input_shape)
-        return (*skip_shape[:-1], self.filters)
+        x_shape, skip_shape = self._check_input_shape(input_shape)
+        if skip_shape is not None:
+            return (*skip_shape[:-1], self.filters)
+        batch, height, width = x_shape[:3]
+        return (
+            batch,
+            None if height is None else 2 * height,
+            None if width is None else 2 * width,
+            self.filters,
+        )
 
     def get_config(self):
         config = super().get_config()
@@ -182,3 +208,12 @@ class DecoderStage(keras.layers.Layer):
             }
         )
         return config
+
+
+def _is_shape(value):
+    """Whether `value` is one shape (a tuple of ints or `None`), not a list of shapes."""
+    return (
+        isinstance(value, (list, tuple))
+        and bool(value)
+        and all(v is None or isinstance(v, int) for v in value)
+    )

@@ -1,11 +1,14 @@
 """`UNet`: the subclassed Keras model that stacks injected stages."""
 
+import itertools
+
 import keras
 from keras import ops
 
 from keras_unet_seg.layers import _options
 from keras_unet_seg.layers.conv_block import ConvBlock
 from keras_unet_seg.layers.stages import DecoderStage, EncoderStage
+from keras_unet_seg.layers.unet_decoder import UNetDecoder, check_filters
 
 _PER_LEVEL = ("filters", "num_convs", "dropout")
 
@@ -67,11 +70,38 @@ class UNet(keras.Model):
             conv_block=..., block_kwargs=...)`. Defaults to `DecoderStage`.
         block_kwargs: dict of extra constructor arguments for every block,
             for the options of a custom `conv_block`. Defaults to `None`.
+        encoder: `None` (the encoder stages above), the name of a
+            `keras.applications` network such as `"resnet50"` (see
+            `keras_unet_seg.encoders.available()`), a keras-hub
+            `FeaturePyramidBackbone`, or any Keras layer or functional model
+            mapping images to a list of feature maps, finest first, each 2x
+            coarser than the last (stride 1 optional). A layer that is not a
+            functional model must have a `feature_strides` attribute. With an
+            encoder, `base_filters`, `filters`, `depth`, `pooling` and
+            `encoder_stage` are unused, and the model pads to the encoder's
+            deepest stride. Defaults to `None`.
+        encoder_weights: weights of a named encoder: `None` (random),
+            `"imagenet"` (downloaded by `keras.applications` on first use) or
+            the path of a weights file. Defaults to `None`.
+        encoder_trainable: bool, `False` freezes the encoder (its batch
+            normalization then runs in inference mode); see
+            `unfreeze_encoder`. Defaults to `True`.
+        decoder: `None` (a `UNetDecoder` of `decoder_stage` stages) or a
+            decoder layer taking the list of feature maps and returning the
+            stride-1 features, such as a `NestedDecoder`. Defaults to `None`.
+        decoder_filters: list of ints, filters of the decoder stages when an
+            encoder is given, finest first, one a stride from 1 to half the
+            deepest. Defaults to `None`: `16, 32, 64, ...`, segmentation_models'
+            choice.
         **kwargs: base model arguments (`name`, `dtype`, ...).
 
     Injected classes must be registered with
     `keras.saving.register_keras_serializable` so that a saved model finds
-    them again; the config stores their registered names.
+    them again; the config stores their registered names. An encoder or
+    decoder object is stored in the config as a nested Keras object.
+
+    With an encoder, per-level `num_convs` and `dropout` lists have one value
+    a decoder stage, finest first.
 
     Call arguments:
         inputs: tensor of shape `(batch, height, width, channels)`.
@@ -111,10 +141,17 @@ class UNet(keras.Model):
         encoder_stage=EncoderStage,
         decoder_stage=DecoderStage,
         block_kwargs=None,
+        encoder=None,
+        encoder_weights=None,
+        encoder_trainable=True,
+        decoder=None,
+        decoder_filters=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         _options.check_positive_int("num_classes", num_classes)
+        if not isinstance(encoder_trainable, bool):
+            raise _options.invalid_value("encoder_trainable", "a bool", encoder_trainable)
         _options.check_positive_int("base_filters", base_filters)
         if depth is not None:
             _options.check_positive_int("depth", depth)
@@ -126,14 +163,43 @@ class UNet(keras.Model):
         if output_activation not in (None, "auto"):
             _options.check_activation("output_activation", output_activation)
 
-        if filters is not None:
-            filters = list(filters)
-            if depth is None:
-                depth = len(filters) - 1
-        depth = 4 if depth is None else depth
-        per_level = _per_level_values(depth, filters=filters, num_convs=num_convs, dropout=dropout)
-        if filters is None:
-            per_level["filters"] = [base_filters * 2**level for level in range(depth + 1)]
+        self.encoder = _resolve_encoder(encoder, encoder_weights, self.dtype_policy)
+        if self.encoder is None:
+            if not encoder_trainable:
+                raise _options.invalid_value(
+                    "encoder_trainable", "True without an `encoder`", encoder_trainable
+                )
+            if decoder_filters is not None:
+                raise _options.invalid_value(
+                    "decoder_filters", "None without an `encoder` (use `filters`)", decoder_filters
+                )
+            if filters is not None:
+                filters = list(filters)
+                if depth is None:
+                    depth = len(filters) - 1
+            depth = 4 if depth is None else depth
+            per_level = _per_level_values(
+                depth, filters=filters, num_convs=num_convs, dropout=dropout
+            )
+            if filters is None:
+                per_level["filters"] = [base_filters * 2**level for level in range(depth + 1)]
+        else:
+            self.feature_strides = _feature_strides(self.encoder)
+            encoder_depth = self.feature_strides[-1].bit_length() - 1
+            if depth is not None and depth != encoder_depth:
+                raise _options.invalid_value(
+                    "depth",
+                    f"None or the encoder's depth, {encoder_depth} (deepest stride "
+                    f"{self.feature_strides[-1]})",
+                    depth,
+                )
+            depth = encoder_depth
+            if decoder_filters is not None:
+                decoder_filters = check_filters("decoder_filters", decoder_filters)
+            per_level = _per_level_values(
+                depth - 1, filters=decoder_filters, num_convs=num_convs, dropout=dropout
+            )
+            per_level.setdefault("filters", [16 * 2**level for level in range(depth)])
         for value in per_level["filters"]:
             _options.check_positive_int("filters", value)
         for value in per_level["num_convs"]:
@@ -159,6 +225,9 @@ class UNet(keras.Model):
         self.decoder_stage = _options.resolve_registered("decoder_stage", decoder_stage)
         self.block_kwargs = dict(block_kwargs or {})
         self.level_filters = per_level["filters"]
+        self.encoder_trainable = encoder_trainable
+        self.decoder_filters = decoder_filters
+        self._decoder_given = decoder is not None
 
         def level_block_kwargs(level):
             return {
@@ -173,39 +242,65 @@ class UNet(keras.Model):
 
         # === Layers ===
         policy = self.dtype_policy
-        self.encoders = [
-            self.encoder_stage(
-                filters=self.level_filters[level],
-                pooling=pooling,
-                conv_block=self.conv_block,
-                block_kwargs=level_block_kwargs(level),
-                name=f"encoder_{level}",
+        if self.encoder is None:
+            self.encoders = [
+                self.encoder_stage(
+                    filters=self.level_filters[level],
+                    pooling=pooling,
+                    conv_block=self.conv_block,
+                    block_kwargs=level_block_kwargs(level),
+                    name=f"encoder_{level}",
+                    dtype=policy,
+                )
+                for level in range(depth)
+            ]
+            self.bottleneck = self.conv_block(
+                filters=self.level_filters[depth],
+                **level_block_kwargs(depth),
+                name="bottleneck",
                 dtype=policy,
             )
-            for level in range(depth)
-        ]
-        self.bottleneck = self.conv_block(
-            filters=self.level_filters[depth],
-            **level_block_kwargs(depth),
-            name="bottleneck",
-            dtype=policy,
-        )
-        self.decoders = [
-            self.decoder_stage(
-                filters=self.level_filters[level],
-                upsampling=upsampling,
-                conv_block=self.conv_block,
-                block_kwargs=level_block_kwargs(level),
-                name=f"decoder_{level}",
-                dtype=policy,
-            )
-            for level in reversed(range(depth))
-        ]
+        else:
+            self.encoder.trainable = encoder_trainable
+        if decoder is not None:
+            if not isinstance(decoder, keras.layers.Layer):
+                raise _options.invalid_value(
+                    "decoder", "None or a Keras layer taking the list of feature maps", decoder
+                )
+            self.decoder = decoder
+        else:
+            self._make_decoder([level_block_kwargs(level) for level in range(depth)])
         self.head = keras.layers.Conv2D(num_classes, 1, name="head", dtype=policy)
         # Float32 whatever the policy, so losses and metrics never see float16.
         self.output_layer = keras.layers.Activation(
             self._resolved_output_activation(), name="output_activation", dtype="float32"
         )
+
+    def _make_decoder(self, block_kwargs):
+        """Creates the default decoder; `block_kwargs` has one dict a level, finest first."""
+        if self.encoder is not None:
+            self.decoder = UNetDecoder(
+                filters=self.level_filters[: self.depth],
+                decoder_stage=self.decoder_stage,
+                upsampling=self.upsampling,
+                conv_block=self.conv_block,
+                block_kwargs=block_kwargs,
+                name="decoder",
+                dtype=self.dtype_policy,
+            )
+            return
+        # Today's layout, attribute for attribute, so that saved models still load.
+        self.decoders = [
+            self.decoder_stage(
+                filters=self.level_filters[level],
+                upsampling=self.upsampling,
+                conv_block=self.conv_block,
+                block_kwargs=block_kwargs[level],
+                name=f"decoder_{level}",
+                dtype=self.dtype_policy,
+            )
+            for level in reversed(range(self.depth))
+        ]
 
     def _resolved_output_activation(self):
         if self.output_activation == "auto":
@@ -221,18 +316,54 @@ class UNet(keras.Model):
     def build(self, input_shape):
         batch, height, width, channels = input_shape
         shape = (batch, self._padded_size(height), self._padded_size(width), channels)
-        skip_shapes = []
-        for encoder in self.encoders:
-            encoder.build(shape)
-            shape, skip_shape = encoder.compute_output_shape(shape)
-            skip_shapes.append(skip_shape)
-        self.bottleneck.build(shape)
-        shape = self.bottleneck.compute_output_shape(shape)
-        for decoder, skip_shape in zip(self.decoders, reversed(skip_shapes), strict=True):
-            decoder.build([shape, skip_shape])
-            shape = decoder.compute_output_shape([shape, skip_shape])
+        if self.encoder is not None:
+            if not self.encoder.built:  # a given model may come built
+                self.encoder.build(shape)
+            features = [tuple(f) for f in self.encoder.compute_output_shape(shape)]
+        else:
+            features = []
+            for encoder in self.encoders:
+                encoder.build(shape)
+                shape, skip_shape = encoder.compute_output_shape(shape)
+                features.append(skip_shape)
+            self.bottleneck.build(shape)
+            features.append(self.bottleneck.compute_output_shape(shape))
+        if hasattr(self, "decoders"):
+            shape = features.pop()
+            for decoder, skip_shape in zip(self.decoders, reversed(features), strict=True):
+                decoder.build([shape, skip_shape])
+                shape = decoder.compute_output_shape([shape, skip_shape])
+        else:
+            self.decoder.build(features)
+            shape = self.decoder.compute_output_shape(features)
+        self._build_heads(shape)
+
+    def _build_heads(self, shape):
         self.head.build(shape)
         self.output_layer.build(self.head.compute_output_shape(shape))
+
+    def _features(self, x, training):
+        """The encoder's feature maps, finest first, the deepest last."""
+        if self.encoder is not None:
+            return list(self.encoder(x, training=training))
+        features = []
+        for encoder in self.encoders:
+            x, skip = encoder(x, training=training)
+            features.append(skip)
+        features.append(self.bottleneck(x, training=training))
+        return features
+
+    def _decode(self, features, training):
+        if not hasattr(self, "decoders"):
+            return self.decoder(features, training=training)
+        x = features.pop()
+        for decoder, skip in zip(self.decoders, reversed(features), strict=True):
+            x = decoder([x, skip], training=training)
+        return x
+
+    def _heads(self, x):
+        """The output of the decoder's features: one tensor (a list for several maps)."""
+        return self.output_layer(self.head(x))
 
     def call(self, inputs, training=None):
         shape = ops.shape(inputs)
@@ -244,21 +375,45 @@ class UNet(keras.Model):
         if needs_padding:
             x = ops.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]])
 
-        skips = []
-        for encoder in self.encoders:
-            x, skip = encoder(x, training=training)
-            skips.append(skip)
-        x = self.bottleneck(x, training=training)
-        for decoder, skip in zip(self.decoders, reversed(skips), strict=True):
-            x = decoder([x, skip], training=training)
-        x = self.output_layer(self.head(x))
+        outputs = self._heads(self._decode(self._features(x, training), training))
 
         if needs_padding:
-            x = x[:, :height, :width, :]
-        return x
+            outputs = keras.tree.map_structure(lambda y: y[:, :height, :width, :], outputs)
+        return outputs
 
     def compute_output_shape(self, input_shape):
         return (*tuple(input_shape)[:-1], self.num_classes)
+
+    def freeze_encoder(self):
+        """Freezes the encoder: no trainable weights, batch normalization in inference mode.
+
+        The same as `encoder_trainable=False` at construction. Compile the
+        model again afterwards.
+
+        Raises:
+            ValueError: if the model has no `encoder`.
+        """
+        self._set_encoder_trainable(False)
+
+    def unfreeze_encoder(self):
+        """Makes the encoder trainable again, for the second phase of fine-tuning.
+
+        Compile the model again afterwards (with a smaller learning rate, as
+        a rule) so that training updates the encoder's weights.
+
+        Raises:
+            ValueError: if the model has no `encoder` (its stages always train).
+        """
+        self._set_encoder_trainable(True)
+
+    def _set_encoder_trainable(self, trainable):
+        if self.encoder is None:
+            raise ValueError(
+                "Freezing and unfreezing need a model built with `encoder=...`; this "
+                "model's encoder stages always train."
+            )
+        self.encoder.trainable = trainable
+        self.encoder_trainable = trainable
 
     def get_config(self):
         return {
@@ -282,14 +437,78 @@ class UNet(keras.Model):
             "encoder_stage": _options.registered_name(self.encoder_stage),
             "decoder_stage": _options.registered_name(self.decoder_stage),
             "block_kwargs": dict(self.block_kwargs),
+            "encoder": _serialize(self.encoder),
+            # A saved model holds the encoder's weights: a config never downloads them.
+            "encoder_weights": None,
+            "encoder_trainable": self.encoder_trainable,
+            "decoder": _serialize(self.decoder) if self._decoder_given else None,
+            "decoder_filters": self.decoder_filters,
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
+        for key in ("dtype", "encoder", "decoder"):
+            if isinstance(config.get(key), dict):
+                config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+
+def _serialize(layer):
+    return None if layer is None else keras.saving.serialize_keras_object(layer)
+
+
+def _resolve_encoder(encoder, weights, dtype):
+    """The encoder layer of the `encoder` argument, or `None` for the stages."""
+    from keras_unet_seg.encoders import ApplicationEncoder, PyramidEncoder
+    from keras_unet_seg.encoders.application_encoder import check_weights
+
+    check_weights("encoder_weights", weights)
+    if isinstance(encoder, str):
+        return ApplicationEncoder(encoder, weights=weights, name="encoder", dtype=dtype)
+    if weights is not None:
+        raise _options.invalid_value(
+            "encoder_weights", "None unless `encoder` names a keras.applications network", weights
+        )
+    if encoder is None or isinstance(encoder, (ApplicationEncoder, PyramidEncoder)):
+        return encoder
+    if hasattr(encoder, "pyramid_outputs"):  # a keras-hub FeaturePyramidBackbone
+        return PyramidEncoder(encoder, name="encoder", dtype=dtype)
+    if isinstance(encoder, keras.layers.Layer):
+        return encoder
+    raise _options.invalid_value(
+        "encoder",
+        "None, the name of a keras.applications network (see encoders.available()), a "
+        "keras-hub FeaturePyramidBackbone, or a Keras layer returning feature maps",
+        encoder,
+    )
+
+
+def _feature_strides(encoder):
+    """The strides of the encoder's feature maps, checked: each 2x the last."""
+    strides = getattr(encoder, "feature_strides", None)
+    if strides is None:
+        inputs = getattr(encoder, "inputs", None)
+        if not inputs:
+            raise ValueError(
+                "Invalid value for argument `encoder`. Expected a functional model or a "
+                f"layer with a `feature_strides` attribute. Received: encoder={encoder!r}"
+            )
+        _, height, width, channels = inputs[0].shape
+        probe = (1, height or 1024, width or 1024, channels)
+        outputs = keras.tree.flatten(encoder.compute_output_spec(keras.KerasTensor(probe)))
+        strides = [probe[1] // output.shape[1] for output in outputs]
+    strides = list(strides)
+    first = strides[0] if strides else 0
+    valid = first >= 1 and first & (first - 1) == 0
+    valid = valid and all(b == 2 * a for a, b in itertools.pairwise(strides))
+    if not valid or len(strides) < 2:
+        raise ValueError(
+            "Invalid value for argument `encoder`. Expected feature maps finest first, "
+            "each 2x coarser than the last, at least two, the first at stride 1, 2, 4, ... "
+            f"Received: feature strides {strides}"
+        )
+    return strides
 
 
 def _per_level_values(depth, **values):

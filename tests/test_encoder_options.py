@@ -1,0 +1,77 @@
+"""`train --encoder`, `--encoder-weights` and `--freeze-encoder-epochs`, and `UnfreezeEncoder`."""
+
+import csv
+
+import keras
+import numpy as np
+import pytest
+
+from keras_unet_seg import UNet
+from keras_unet_seg.cli import main
+from keras_unet_seg.commands._encoder_options import UnfreezeEncoder
+from keras_unet_seg.data import make_synthetic_dataset
+
+
+def _weights(layer):
+    return [keras.ops.convert_to_numpy(w) for w in layer.weights]
+
+
+def _same(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_unfreeze_encoder_callback_trains_the_encoder_from_its_epoch():
+    model = UNet(encoder="mobilenetv2", decoder_filters=[4, 4, 8, 8, 8])
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy", run_eagerly=True
+    )
+    model.build((None, 32, 32, 3))
+    model.optimizer.build(model.trainable_variables)  # every weight, as the command does
+    model.freeze_encoder()
+    images = np.random.default_rng(0).random((4, 32, 32, 3)).astype("float32")
+    masks = (images[..., :1] > 0.5).astype("float32")
+    snapshots = [_weights(model.encoder)]
+
+    class Snapshot(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            snapshots.append(_weights(model.encoder))
+
+    callbacks = [UnfreezeEncoder(1, 1e-4), Snapshot()]
+    model.fit(images, masks, epochs=2, batch_size=2, verbose=0, callbacks=callbacks)
+    assert _same(snapshots[0], snapshots[1])  # epoch 0: frozen, statistics included
+    assert not _same(snapshots[1], snapshots[2])  # epoch 1: the encoder trains
+    assert model.encoder_trainable
+    np.testing.assert_allclose(float(model.optimizer.learning_rate), 1e-4, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--encoder-weights", "imagenet"], "train: --encoder-weights needs --encoder NAME."),
+        (["--freeze-encoder-epochs", "1"], "train: --freeze-encoder-epochs needs --encoder NAME."),
+        (["--encoder", "resnet51"], "Received: network='resnet51'"),
+    ],
+)
+def test_encoder_options_without_an_encoder_are_usage_errors(tmp_path, capsys, options, message):
+    data = make_synthetic_dataset(tmp_path / "d", num_train=2, num_val=1, image_size=(16, 16))
+    code = main(["train", "--data", data, "--out", str(tmp_path / "run"), *options])
+    assert code != 0
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_train_with_a_frozen_then_unfrozen_encoder(tmp_path):
+    data = make_synthetic_dataset(tmp_path / "d", num_train=4, num_val=2, image_size=(32, 32))
+    run = tmp_path / "run"
+    code = main(
+        [
+            *("train", "--data", data, "--out", str(run), "--image-size", "32"),
+            *("--batch-size", "2", "--epochs", "2", "--no-augment"),
+            *("--encoder", "mobilenetv2", "--freeze-encoder-epochs", "1"),
+        ]
+    )
+    assert code == 0
+    with open(run / "log.csv", newline="") as f:
+        assert [int(row["epoch"]) for row in csv.DictReader(f)] == [0, 1]
+    model = keras.models.load_model(run / "model.keras", safe_mode=True)
+    assert model.encoder.network == "mobilenetv2" and model.encoder_trainable
