@@ -238,7 +238,11 @@ class UNet(keras.Model):
         shape = ops.shape(inputs)
         height, width = shape[1], shape[2]
         factor = 2**self.depth
-        pad_h, pad_w = (-height) % factor, (-width) % factor
+        # Not `(-height) % factor`: tf2onnx lowers a floor modulo of int32 tensors to
+        # `x - (x / y) * y` with ONNX's truncating division, which is negative for a
+        # negative `x`, so an exported model cropped 100x75 to 96x72. Every operand
+        # here is non-negative, where truncating and floor modulo agree.
+        pad_h, pad_w = (factor - height % factor) % factor, (factor - width % factor) % factor
         x = inputs
         needs_padding = not (isinstance(pad_h, int) and isinstance(pad_w, int)) or pad_h or pad_w
         if needs_padding:
