@@ -247,6 +247,11 @@ class UNet(keras.Model):
         needs_padding = not (isinstance(pad_h, int) and isinstance(pad_w, int)) or pad_h or pad_w
         if needs_padding:
             x = ops.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]])
+            if inputs.shape[-1] is not None:
+                # A pad by traced amounts loses the static channel count in a TensorFlow
+                # graph, and LiteRT then runs the first convolution as a TensorFlow op
+                # its interpreter lacks; the reshape restores it.
+                x = ops.reshape(x, (-1, height + pad_h, width + pad_w, inputs.shape[-1]))
 
         skips = []
         for encoder in self.encoders:
