@@ -582,11 +582,17 @@ def _check_batches(check_images, image_size, channels):
         return [rng.random((2, h, w, channels), dtype=np.float32) for h, w in sizes]
     batches = [check_images] if isinstance(check_images, np.ndarray) else list(check_images)
     batches = [np.asarray(batch, dtype=np.float32) for batch in batches]
+    height, width = image_size or (None, None)
     for batch in batches:
-        if batch.ndim != 4 or batch.shape[-1] != channels:
+        if (
+            batch.ndim != 4
+            or batch.shape[-1] != channels
+            or (image_size and batch.shape[1:3] != image_size)
+        ):
             raise ValueError(
                 "Invalid value for argument `check_images`. Expected float arrays "
-                f"(n, height, width, {channels}). Received: an array of shape {batch.shape}"
+                f"(n, {height or 'height'}, {width or 'width'}, {channels}). Received: an "
+                f"array of shape {batch.shape}"
             )
     return batches
 
@@ -693,7 +699,8 @@ def _metadata(
         "tiling": (
             "`keras-unet-seg predict` runs tiles of 256x256 (overlap 0.25, Gaussian "
             "blending with sigma 0.125 x tile) to bound memory; the model takes any size, "
-            "so a whole image gives the same masks away from the tiles' seams"
+            "and a whole image in one call gives nearly the same masks (they can differ "
+            "near tile seams and borders)"
         ),
         "classes": [
             {"id": i, "name": name, "color": [int(c) for c in color]}
