@@ -103,19 +103,19 @@ def fold_batch_normalization(model):
             f"or `build` it first). Received: model={model.name!r} (not built)"
         )
     build_config = model.get_build_config()
-    pairs = _conv_norm_pairs(model, _sample_input(build_config))
+    pairs = _conv_norm_pairs(model, _sample_input(model))
 
     config = keras.saving.serialize_keras_object(model)
     folded = keras.saving.deserialize_keras_object(_without_batch_normalization(config))
     if not folded.built:
         folded.build_from_config(build_config)
 
-    old = {_relative_path(v.path): v for v in model.weights}
-    new = {_relative_path(v.path): v for v in folded.weights}
+    old = {_relative_path(v.path, model): v for v in model.weights}
+    new = {_relative_path(v.path, folded): v for v in folded.weights}
     # The pairs whose normalization the rebuilt model no longer has, by its path.
     folded_pairs = {
         path: pair
-        for path, pair in ((_relative_path(norm.path), (conv, norm)) for conv, norm in pairs)
+        for path, pair in ((_relative_path(norm.path, model), (conv, norm)) for conv, norm in pairs)
         if not any(p.startswith(path + "/") for p in new)
     }
     for path in sorted(set(old) - set(new)):
@@ -130,7 +130,7 @@ def fold_batch_normalization(model):
         if path in old:
             variable.assign(old[path])
     for conv, norm in folded_pairs.values():
-        conv_path = _relative_path(conv.path)
+        conv_path = _relative_path(conv.path, model)
         if conv_path + "/bias" not in new:
             raise ValueError(
                 "Invalid value for argument `model`. Expected the convolution before a "
@@ -143,15 +143,25 @@ def fold_batch_normalization(model):
     return folded
 
 
-def _sample_input(build_config):
-    """A small batch of one image of the build shape (64 pixels where it is unknown)."""
-    shape = (build_config or {}).get("input_shape")
-    if shape is None or len(shape) != 4 or shape[-1] is None:
+def _input_shape(model):
+    """The `(batch, height, width, channels)` a built model was built for."""
+    shape = (model.get_build_config() or {}).get("input_shape")
+    if shape is None:
+        try:
+            shape = model.input_shape
+        except (AttributeError, ValueError):
+            shape = None
+    if not isinstance(shape, (tuple, list)) or len(shape) != 4 or shape[-1] is None:
         raise ValueError(
             "Invalid value for argument `model`. Expected a model built on images "
-            f"(batch, height, width, channels). Received: build config {build_config!r}"
+            f"(batch, height, width, channels). Received: a model built on {shape!r}"
         )
-    _, height, width, channels = shape
+    return tuple(shape)
+
+
+def _sample_input(model):
+    """A batch of one image of the build shape (64 pixels where it is unknown)."""
+    _, height, width, channels = _input_shape(model)
     shape = (1, height or 64, width or 64, channels)
     return np.random.default_rng(0).random(shape, dtype="float32")
 
@@ -260,9 +270,10 @@ def _without_batch_normalization(config):
     return config
 
 
-def _relative_path(path):
+def _relative_path(path, model):
     """A variable's or layer's path without the model's own name in front."""
-    return path.split("/", 1)[1] if "/" in path else ""
+    prefix = model.name + "/"
+    return path[len(prefix) :] if path.startswith(prefix) else path
 
 
 # ----------------------------------------------------------------------------- export
@@ -395,8 +406,9 @@ def export_model(
 
     reference = _float32(model)
     exported = fold_batch_normalization(reference) if fold else reference
-    channels = reference.get_build_config()["input_shape"][-1]
+    channels = _input_shape(reference)[-1]
     height, width = image_size or (None, None)
+    images = _check_batches(check_images, image_size, channels)
     signature = [keras.InputSpec(shape=(None, height, width, channels), dtype="float32")]
     filepath = os.fspath(filepath)
     exported.export(
@@ -407,7 +419,6 @@ def export_model(
         **_precision_kwargs(format, precision),
     )
 
-    images = _check_batches(check_images, image_size, channels)
     expected = [np.asarray(reference(batch, training=False), dtype=np.float32) for batch in images]
     runner = load_exported(filepath, format)
     received = [runner(batch) for batch in images]
