@@ -90,9 +90,8 @@ def fold_batch_normalization(model):
     >>> model = UNet(base_filters=4, depth=2)
     >>> model.build((None, None, None, 3))
     >>> folded = fold_batch_normalization(model)
-    >>> any(isinstance(layer, keras.layers.BatchNormalization)
-    ...     for layer in folded._flatten_layers())
-    False
+    >>> print(folded.normalization)  # biased convolutions, no normalization layers
+    None
     >>> x = np.random.default_rng(0).random((1, 36, 20, 3), dtype="float32")
     >>> bool(np.allclose(model(x), folded(x), atol=1e-5))
     True
@@ -126,17 +125,22 @@ def fold_batch_normalization(model):
                 f"Conv2DTranspose whose output feeds only it. Received: model={model.name!r}, "
                 f"whose weight '{path}' has no place in the folded model"
             )
+    conv_paths = {
+        _relative_path(conv.path, model): (conv, norm) for conv, norm in folded_pairs.values()
+    }
+    unexpected = sorted(set(new) - set(old) - {path + "/bias" for path in conv_paths})
+    missing = sorted(path for path in conv_paths if path + "/bias" not in new)
+    if unexpected or missing:
+        raise ValueError(
+            "Invalid value for argument `model`. Expected the folded model to differ from "
+            "it only by biases of the convolutions before folded batch normalizations. "
+            f"Received: model={model.name!r}, whose folded copy has the new weights "
+            f"{unexpected} and no bias in the convolutions {missing}"
+        )
     for path, variable in new.items():
         if path in old:
             variable.assign(old[path])
-    for conv, norm in folded_pairs.values():
-        conv_path = _relative_path(conv.path, model)
-        if conv_path + "/bias" not in new:
-            raise ValueError(
-                "Invalid value for argument `model`. Expected the convolution before a "
-                "folded batch normalization to gain a bias in the folded model. Received: "
-                f"model={model.name!r}, convolution '{conv_path}'"
-            )
+    for conv_path, (conv, norm) in conv_paths.items():
         kernel, bias = _folded_kernel_and_bias(conv, norm)
         new[conv_path + "/kernel"].assign(kernel)
         new[conv_path + "/bias"].assign(bias)

@@ -301,3 +301,17 @@ def test_deploying_page_example_runs_without_keras(exported_run):
     assert mask.shape == (75, 100)
     np.testing.assert_array_equal(mask == 255, expected)
     assert 0 < expected.mean() < 1  # both values occur: the comparison means something
+
+
+def test_predict_folds_by_default_and_no_fold_gives_the_same_masks(exported_run, capsys):
+    masks = {}
+    for flags in ([], ["--no-fold"]):
+        out = exported_run / ("unfolded" if flags else "folded")
+        argv = ["predict", str(exported_run / "photo.png"), "--model"]
+        code = main([*argv, str(exported_run / "best.keras"), "--out", str(out), *flags])
+        assert code == 0
+        folded_line = "Batch normalization folded into the convolutions" in capsys.readouterr().out
+        assert folded_line is not bool(flags)
+        masks[bool(flags)] = np.asarray(Image.open(out / "masks" / "photo.png"))
+    np.testing.assert_array_equal(masks[False], masks[True])
+    assert 0 < np.mean(masks[False] == 255) < 1
