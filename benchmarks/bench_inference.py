@@ -10,8 +10,9 @@ folded (`keras_unet_seg.export.fold_batch_normalization`), and the folded
 float32 model exported to ONNX and run by ONNX Runtime on the CPU. For each it
 reports images per second on batches of 256x256 images
 (`model.predict_on_batch`, as `predict_tiled` calls it; the best of
-`--repeats`) and the speed-up over its baseline (the unfolded Keras model of
-the same precision; float32 for ONNX Runtime), the seconds `predict_tiled`
+`--repeats` rounds, each of which runs every variant once) and the speed-up
+over its baseline (the unfolded Keras model of the same precision; float32
+for ONNX Runtime), the seconds `predict_tiled`
 takes on a 2048x2048 image (256x256 tiles, overlap 0.25, batches of
 `--batch-size`), the largest difference of the probabilities from float32
 with batch normalization, and the mask pixels (threshold 0.5, on the batch and
@@ -78,7 +79,7 @@ def compare_variants(args):
     }
     rng = np.random.default_rng(1)
     batch = rng.random((args.batch_size, args.tile, args.tile, 3), dtype="float32")
-    image = rng.random((args.size, args.size, 3), dtype="float32")
+    image = rng.random((args.size, args.size, 3), dtype="float32") if args.size else None
     print(
         f"backend={keras.backend.backend()} UNet(base_filters={args.base_filters}, "
         f"depth={args.depth}) batch={args.batch_size}x{args.tile}x{args.tile} "
@@ -96,13 +97,25 @@ def compare_variants(args):
             "mask px differing from its baseline",
         )
     ]
+    # Interleaved rounds, so that drift on the machine hits every variant alike.
+    for run, _ in variants.values():
+        run(batch)  # warm-up: tracing / compilation
+    times = {name: [] for name in variants}
+    for _ in range(args.repeats):
+        for name, (run, _) in variants.items():
+            start = time.perf_counter()
+            run(batch)
+            times[name].append(time.perf_counter() - start)
     results = {}
     for name, (run, baseline) in variants.items():
-        seconds = _timed(lambda run=run: run(batch), args.repeats)
-        start = time.perf_counter()
-        tiled = predict_tiled(run, image, args.tile, 0.25, batch_size=args.batch_size)
-        tiled_seconds = time.perf_counter() - start
-        outputs = (np.asarray(run(batch), dtype=np.float32), tiled)
+        seconds = min(times[name])
+        tiled_seconds = float("nan")
+        outputs = (np.asarray(run(batch), dtype=np.float32),)
+        if args.size:
+            start = time.perf_counter()
+            tiled = predict_tiled(run, image, args.tile, 0.25, batch_size=args.batch_size)
+            tiled_seconds = time.perf_counter() - start
+            outputs += (tiled,)
         results[name] = (args.batch_size / seconds, outputs)
         reference = results["Keras float32"][1]
         base_speed, base_outputs = results[baseline] if baseline else (None, None)
@@ -111,7 +124,7 @@ def compare_variants(args):
                 name,
                 f"{args.batch_size / seconds:.2f}",
                 f"{args.batch_size / seconds / base_speed:.2f}x" if baseline else "",
-                f"{tiled_seconds:.1f}",
+                f"{tiled_seconds:.1f}" if args.size else "-",
                 f"{max(np.abs(a - b).max() for a, b in zip(outputs, reference, strict=True)):.1e}",
                 str(_mask_differences(outputs, reference)),
                 str(_mask_differences(outputs, base_outputs)) if baseline else "",
@@ -160,7 +173,9 @@ def compare_tiling_calls(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=2048, help="side of the tiled image")
+    parser.add_argument(
+        "--size", type=int, default=2048, help="side of the tiled image (0: no tiled image)"
+    )
     parser.add_argument("--tile", type=int, default=256, help="side of the images and tiles")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--base-filters", type=int, default=64)
