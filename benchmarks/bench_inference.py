@@ -91,7 +91,7 @@ def compare_variants(args):
             "variant",
             f"{args.tile}x{args.tile} img/s",
             "speed-up",
-            f"{args.size}x{args.size} tiled s",
+            f"{args.size}x{args.size} tiled s" if args.size else "tiled s",
             "max abs diff from float32",
             "mask px differing from float32",
             "mask px differing from its baseline",
