@@ -1,4 +1,4 @@
-"""The `keras-unet-seg` command: `demo`, `train`, `predict`, `evaluate`.
+"""The `keras-unet-seg` command: `demo`, `train`, `predict`, `evaluate`, `export`.
 
 Each subcommand lives in `keras_unet_seg.commands.<name>` as two functions:
 `add_arguments(parser)` builds its options and `run(args)` does the work. User
@@ -15,6 +15,7 @@ Example:
     keras-unet-seg train --out runs/a --resume
     keras-unet-seg predict --model runs/a/model.keras photos/ --out predictions
     keras-unet-seg evaluate --model runs/a/model.keras --data data --json scores.json
+    keras-unet-seg export --model runs/a/best.keras --format onnx --out model.onnx
 """
 
 import sys

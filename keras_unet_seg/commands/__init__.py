@@ -1,5 +1,5 @@
 """The subcommands of `keras-unet-seg`, one module each (see `keras_unet_seg.cli`)."""
 
-from keras_unet_seg.commands import demo, evaluate, predict, train
+from keras_unet_seg.commands import demo, evaluate, export, predict, train
 
-COMMANDS = (demo, train, predict, evaluate)
+COMMANDS = (demo, train, predict, evaluate, export)

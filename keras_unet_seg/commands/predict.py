@@ -87,16 +87,27 @@ def add_inference_arguments(parser):
         "--model; else auto)",
     )
     _common.add_speed_arguments(group, training=False)
+    group.add_argument(
+        "--no-fold",
+        dest="fold",
+        action="store_false",
+        help="keep batch normalization as separate layers (by default it is folded into "
+        "the convolutions, which is faster and gives the same masks)",
+    )
     return group
 
 
 def inference_model(model, args, verbose=1):
-    """`model` under `--precision` (same weights) with `--jit-compile` applied.
+    """`model` under `--precision` (same weights), batch normalization folded unless
+    `--no-fold`, with `--jit-compile` applied.
 
     Only a `UNet` is rebuilt under another precision; other models keep their own
     under `auto`, and an explicit other precision is refused.
     """
+    import keras
+
     from keras_unet_seg import UNet, performance
+    from keras_unet_seg.export import fold_batch_normalization
 
     if isinstance(model, UNet):
         model = performance.with_precision(model, args.precision, training=False)
@@ -106,10 +117,20 @@ def inference_model(model, args, verbose=1):
             f"{type(model).__name__} and computes in {model.dtype_policy.name}: use "
             "--precision auto."
         )
+    folded = getattr(args, "fold", True) and any(
+        isinstance(layer, keras.layers.BatchNormalization) for layer in model._flatten_layers()
+    )
+    if folded:
+        try:
+            model = fold_batch_normalization(model)
+        except ValueError as error:
+            raise CommandError(f"{error}; use --no-fold to predict without folding.") from None
     model.jit_compile = performance.resolve_jit_compile(args.jit_compile, training=False)
     if verbose:
         summary = _common.speed_summary(model.dtype_policy.name, model.jit_compile)
         print(f"Predicting in {summary}.")
+        if folded:
+            print("Batch normalization folded into the convolutions (--no-fold keeps it).")
     return model
 
 

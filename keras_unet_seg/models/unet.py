@@ -369,11 +369,20 @@ class UNet(keras.Model):
         shape = ops.shape(inputs)
         height, width = shape[1], shape[2]
         factor = 2**self.depth
-        pad_h, pad_w = (-height) % factor, (-width) % factor
+        # Not `(-height) % factor`: tf2onnx lowers a floor modulo of int32 tensors to
+        # `x - (x / y) * y` with ONNX's truncating division, which is negative for a
+        # negative `x`, so an exported model cropped 100x75 to 96x72. Every operand
+        # here is non-negative, where truncating and floor modulo agree.
+        pad_h, pad_w = (factor - height % factor) % factor, (factor - width % factor) % factor
         x = inputs
         needs_padding = not (isinstance(pad_h, int) and isinstance(pad_w, int)) or pad_h or pad_w
         if needs_padding:
             x = ops.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]])
+            if inputs.shape[-1] is not None:
+                # A pad by traced amounts loses the static channel count in a TensorFlow
+                # graph, and LiteRT then runs the first convolution as a TensorFlow op
+                # its interpreter lacks; the reshape restores it.
+                x = ops.reshape(x, (-1, height + pad_h, width + pad_w, inputs.shape[-1]))
 
         outputs = self._heads(self._decode(self._features(x, training), training))
 

@@ -1,0 +1,114 @@
+"""Export a trained model to ONNX, LiteRT, SavedModel or OpenVINO, checked in its runtime.
+
+The model is folded (batch normalization into the convolutions, unless --no-fold)
+and written by Keras' own exporter with any height and width (or --image-size).
+The written file is then run with its runtime (ONNX Runtime, the LiteRT
+interpreter, TensorFlow, OpenVINO) on sample images (--images, read as predict
+reads them; else random images of 64x64 and 100x75), the largest difference from
+the Keras model is printed, and the command fails if a mask differs. Beside it,
+PATH.json records the input normalization (the run's config.json), the output,
+the threshold, class names and colours: what a program in another language needs
+to reproduce `predict`.
+"""
+
+from keras_unet_seg.commands import _common
+from keras_unet_seg.commands._common import CommandError
+
+NAME = "export"
+
+
+def add_arguments(parser):
+    from keras_unet_seg.export import EXPORT_FORMATS
+
+    parser.add_argument(
+        "--model", required=True, metavar="FILE", help=".keras model, such as RUN/best.keras"
+    )
+    parser.add_argument(
+        "--format", required=True, choices=EXPORT_FORMATS, help="the format to write"
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="PATH",
+        help="file to write (model.onnx, model.tflite, model.xml) or SavedModel folder",
+    )
+    parser.add_argument(
+        "--no-fold",
+        dest="fold",
+        action="store_false",
+        help="keep batch normalization as separate layers (to compare)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("float32", "float16"),
+        default="float32",
+        help="weights of the export; float16 for litert only",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=_common.image_size,
+        default=None,
+        metavar="N|HxW",
+        help="fix the input size in the exported graph (default: any height and width)",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=_common.probability,
+        default=0.5,
+        help="probability at or above which a pixel is foreground, recorded in PATH.json",
+    )
+    parser.add_argument(
+        "--images",
+        nargs="+",
+        default=None,
+        metavar="IMAGE",
+        help="image files or folders to check the export on (default: random images)",
+    )
+    parser.add_argument(
+        "--color-mode",
+        choices=("rgb", "grayscale", "rgba", "native"),
+        default=None,
+        help="how images are read (default: the run's config.json beside --model)",
+    )
+    parser.add_argument(
+        "--intensity",
+        type=_common.intensity_choice,
+        default=None,
+        metavar="MODE",
+        help="intensity normalization (default: the run's config.json beside --model)",
+    )
+    return parser
+
+
+def run(args):
+    from keras_unet_seg import export
+    from keras_unet_seg.commands import predict
+
+    _common.check_model_file(args.model)
+    files = predict.collect_inputs(args.images) if args.images else []
+    model = _common.load_model(args.model)
+    reading = _common.image_reading(args, model)
+    color_mode, intensity = reading.color_mode, reading.intensity
+    check_images = None
+    if files:
+        check_images = [predict.read_image(path, reading)[None] for path, _ in files]
+    try:
+        export.export_model(
+            model,
+            args.out,
+            args.format,
+            fold=args.fold,
+            precision=args.precision,
+            image_size=args.image_size,
+            intensity=intensity,
+            color_mode=color_mode,
+            threshold=args.threshold,
+            class_names=reading.class_names,
+            class_colors=reading.palette,
+            check_images=check_images,
+        )
+    except ImportError as error:
+        raise CommandError(str(error)) from None
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    return 0
