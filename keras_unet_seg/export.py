@@ -18,7 +18,7 @@ import os
 import keras
 import numpy as np
 
-__all__ = ["EXPORT_FORMATS", "export_model", "fold_batch_normalization", "load_exported"]
+__all__ = ["export_model", "fold_batch_normalization", "load_exported"]
 
 EXPORT_FORMATS = ("onnx", "litert", "saved_model", "openvino")
 _KERAS_FORMATS = {

@@ -11,7 +11,6 @@ from keras_unet_seg.data.intensity import INTENSITY_MODES, intensity_spec, norma
 from keras_unet_seg.data.synthetic import make_synthetic_dataset
 
 __all__ = [
-    "INTENSITY_MODES",
     "InvalidFileError",
     "JointAugmentation",
     "SegmentationDataset",

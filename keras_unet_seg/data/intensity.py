@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["INTENSITY_MODES", "intensity_spec", "normalize_image"]
+__all__ = ["intensity_spec", "normalize_image"]
 
 INTENSITY_MODES = ("auto", "scale", "percentile", "minmax", "standardize", None)
 _OPTIONS = ("mode", "low", "high", "per_channel", "epsilon")
