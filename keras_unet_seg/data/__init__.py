@@ -7,7 +7,7 @@ need Keras alone), and only when a dataset or an augmentation is built.
 from keras_unet_seg.data._io import InvalidFileError, read_image
 from keras_unet_seg.data.augment import JointAugmentation
 from keras_unet_seg.data.dataset import SegmentationDataset
-from keras_unet_seg.data.intensity import INTENSITY_MODES, intensity_spec, normalize_image
+from keras_unet_seg.data.intensity import intensity_spec, normalize_image
 from keras_unet_seg.data.synthetic import make_synthetic_dataset
 
 __all__ = [
