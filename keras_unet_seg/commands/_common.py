@@ -290,6 +290,26 @@ def add_speed_arguments(group, training):
     )
 
 
+def add_reading_arguments(group):
+    """Adds `--color-mode` and `--intensity`: how `image_reading` reads images."""
+    group.add_argument(
+        "--color-mode",
+        choices=("rgb", "grayscale", "rgba", "native"),
+        default=None,
+        help="how images are read (default: the run's config.json beside --model, else "
+        "from the model's input channels)",
+    )
+    group.add_argument(
+        "--intensity",
+        type=intensity_choice,
+        default=None,
+        metavar="MODE",
+        help="intensity normalization: auto, scale, percentile, minmax, standardize or none "
+        "(default: the one the model was trained with, from the run's config.json beside "
+        "--model; else auto)",
+    )
+
+
 def speed_summary(policy, jit_compile, num_replicas=1):
     """One line that says how a command computes, such as `float32, XLA off, 1 device`."""
     devices = "1 device" if num_replicas == 1 else f"{num_replicas} devices"

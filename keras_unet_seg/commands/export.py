@@ -64,19 +64,7 @@ def add_arguments(parser):
         metavar="IMAGE",
         help="image files or folders to check the export on (default: random images)",
     )
-    parser.add_argument(
-        "--color-mode",
-        choices=("rgb", "grayscale", "rgba", "native"),
-        default=None,
-        help="how images are read (default: the run's config.json beside --model)",
-    )
-    parser.add_argument(
-        "--intensity",
-        type=_common.intensity_choice,
-        default=None,
-        metavar="MODE",
-        help="intensity normalization (default: the run's config.json beside --model)",
-    )
+    _common.add_reading_arguments(parser)
     return parser
 
 

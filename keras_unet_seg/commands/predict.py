@@ -62,13 +62,6 @@ def add_inference_arguments(parser):
         "--tta", action="store_true", help="average the predictions of the flipped images"
     )
     group.add_argument(
-        "--color-mode",
-        choices=("rgb", "grayscale", "rgba", "native"),
-        default=None,
-        help="how images are read (default: the run's config.json beside --model, else "
-        "from the model's input channels)",
-    )
-    group.add_argument(
         "--scale",
         type=_common.scale_choice,
         default="auto",
@@ -77,22 +70,14 @@ def add_inference_arguments(parser):
         "back); auto: the run's training scale, from --image-size and the training images' "
         "size on disk (config.json beside --model), native: the files' own size",
     )
-    group.add_argument(
-        "--intensity",
-        type=_common.intensity_choice,
-        default=None,
-        metavar="MODE",
-        help="intensity normalization: auto, scale, percentile, minmax, standardize or none "
-        "(default: the one the model was trained with, from the run's config.json beside "
-        "--model; else auto)",
-    )
+    _common.add_reading_arguments(group)
     _common.add_speed_arguments(group, training=False)
     group.add_argument(
         "--no-fold",
         dest="fold",
         action="store_false",
         help="keep batch normalization as separate layers (by default it is folded into "
-        "the convolutions, which is faster and gives the same masks)",
+        "the convolutions: faster, and the same masks in float32)",
     )
     return group
 

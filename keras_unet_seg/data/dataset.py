@@ -159,10 +159,12 @@ def _fit_to_size(image, mask, image_size, interpolation, crop, pad, mask_fill):
             paddings = [[top, box_h - height - top], [left, box_w - width - left], [0, 0]]
             image = tf.pad(image, paddings)
             mask = tf.pad(mask, paddings, constant_values=tf.cast(mask_fill, mask.dtype))
-    low, high = tf.reduce_min(image), tf.reduce_max(image)
-    image = tf.image.resize(image, (target_h, target_w), method=interpolation)
-    if interpolation not in ("bilinear", "nearest", "area"):
-        image = tf.clip_by_value(image, low, high)  # overshoot of cubic/lanczos kernels
+    if interpolation in ("bilinear", "nearest", "area"):
+        image = tf.image.resize(image, (target_h, target_w), method=interpolation)
+    else:  # cubic and lanczos kernels overshoot: clip to the image's own range
+        low, high = tf.reduce_min(image), tf.reduce_max(image)
+        image = tf.image.resize(image, (target_h, target_w), method=interpolation)
+        image = tf.clip_by_value(image, low, high)
     mask = tf.image.resize(mask, (target_h, target_w), method="nearest")
     return image, mask
 
