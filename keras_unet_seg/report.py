@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from keras_unet_seg import _io
+from keras_unet_seg import _atomic
 from keras_unet_seg.evaluation import METRICS
 
 __all__ = ["write_report"]
@@ -201,7 +201,7 @@ def write_report(
     }
 
     with (
-        _io.atomic_path(paths["csv"]) as temporary,
+        _atomic.atomic_path(paths["csv"]) as temporary,
         open(temporary, "w", newline="", encoding="utf-8") as f,
     ):
         writer = csv.writer(f)
@@ -222,7 +222,7 @@ def write_report(
         "class_names": list(class_names),
         "num_images": len(records),
     }
-    _io.write_json(paths["json"], document)
+    _atomic.write_json(paths["json"], document)
 
     summary_rows = "".join(
         f"<tr><th>{html.escape(class_names[c])}</th>"
@@ -287,7 +287,10 @@ Classes:{legend}. Click a column to sort; worst Dice first.</p>
 <script>{_SCRIPT}</script>
 </body></html>
 """
-    with _io.atomic_path(paths["html"]) as temporary, open(temporary, "w", encoding="utf-8") as f:
+    with (
+        _atomic.atomic_path(paths["html"]) as temporary,
+        open(temporary, "w", encoding="utf-8") as f,
+    ):
         f.write(page)
     return paths
 

@@ -23,7 +23,7 @@ import os
 import keras
 import numpy as np
 
-from keras_unet_seg import _io
+from keras_unet_seg import _atomic
 
 _MODES = ("fill", "contour")
 
@@ -453,7 +453,7 @@ def save_overlays(
     paths = []
     for overlay, file_name in zip(overlays, file_names, strict=True):
         path = os.path.join(os.fspath(out_dir), file_name)
-        _io.save_png(path, overlay)
+        _atomic.save_png(path, overlay)
         paths.append(path)
     return paths
 
@@ -539,7 +539,7 @@ def plot_history(history, metrics=None, figsize=None, filepath=None):
         ax.grid(alpha=0.3)
         ax.legend()
     if filepath is not None:
-        _io.save_figure(os.fspath(filepath), figure)
+        _atomic.save_figure(os.fspath(filepath), figure)
     return figure
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_unet_seg import _io
+from keras_unet_seg import _atomic
 from keras_unet_seg.cli import main
 from keras_unet_seg.commands import _run_state, train
 from keras_unet_seg.data import make_synthetic_dataset
@@ -815,20 +815,20 @@ def test_entry_point_reports_a_user_mistake_without_traceback(tmp_path):
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     path = tmp_path / "metrics.json"
-    _io.write_json(path, {"dice": 0.5})
+    _atomic.write_json(path, {"dice": 0.5})
 
     class Unserialisable:
         pass
 
     with pytest.raises(TypeError):
-        _io.write_json(path, {"dice": Unserialisable()})  # fails half-way through
+        _atomic.write_json(path, {"dice": Unserialisable()})  # fails half-way through
     assert json.loads(path.read_text()) == {"dice": 0.5}
     assert os.listdir(tmp_path) == ["metrics.json"]
 
 
 def test_atomic_model_save_leaves_no_temporary_file(tmp_path):
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
-    _io.save_model(model, tmp_path / "m.keras")
+    _atomic.save_model(model, tmp_path / "m.keras")
     assert os.listdir(tmp_path) == ["m.keras"]
     assert (os.stat(tmp_path / "m.keras").st_mode & 0o777) == (
         0o666 & ~_umask()

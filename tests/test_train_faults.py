@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_unet_seg import _io
+from keras_unet_seg import _atomic
 from keras_unet_seg.cli import main
 from keras_unet_seg.commands import _run_state
 from keras_unet_seg.data import make_synthetic_dataset
@@ -273,7 +273,7 @@ def test_a_read_only_run_folder_ends_in_one_line(data_dir, tmp_path, monkeypatch
     def refuse(path):
         raise PermissionError(13, "Permission denied", path)
 
-    monkeypatch.setattr(_io, "atomic_path", refuse)
+    monkeypatch.setattr(_atomic, "atomic_path", refuse)
     run = tmp_path / "run"
     argv = ["train", "--data", data_dir, "--out", str(run), *SMALL, "--epochs", "1"]
     assert main(argv) == 1

@@ -31,7 +31,7 @@ import shutil
 import keras
 import numpy as np
 
-from keras_unet_seg import _io
+from keras_unet_seg import _atomic
 
 BACKUP_FOLDER = "backup"
 WEIGHTS_FILE = "weights.npz"
@@ -221,7 +221,7 @@ def write_log(path, rows):
     fields = ["epoch", *sorted({name for row in rows for name in row} - {"epoch"})]
     try:
         with (
-            _io.atomic_path(path) as temporary,
+            _atomic.atomic_path(path) as temporary,
             open(temporary, "w", newline="", encoding="utf-8") as f,
         ):
             writer = csv.DictWriter(f, fieldnames=fields)
@@ -234,7 +234,7 @@ def write_log(path, rows):
 def save_model(model, path):
     """`model.save` to `path` atomically; a write failure raises `WriteError`."""
     try:
-        _io.save_model(model, path)
+        _atomic.save_model(model, path)
     except (OSError, RuntimeError) as error:
         raise WriteError(f"cannot write the model '{path}': {_reason(error)}") from None
 
@@ -247,9 +247,9 @@ def prune(backup_dir):
 
 
 def remove_temporary_files(out):
-    """Deletes the temporary files (`_io.temporary_name`) an interruption left in `out`."""
+    """Deletes the temporary files (`_atomic.temporary_name`) an interruption left in `out`."""
     for name in os.listdir(out):
-        if _io.is_temporary_name(name):
+        if _atomic.is_temporary_name(name):
             with contextlib.suppress(OSError):
                 os.remove(os.path.join(out, name))
 

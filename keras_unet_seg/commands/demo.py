@@ -16,7 +16,7 @@ import os
 import sys
 import time
 
-from keras_unet_seg import _io
+from keras_unet_seg import _atomic
 from keras_unet_seg.commands import _common, evaluate, train
 
 NAME = "demo"
@@ -124,7 +124,7 @@ def run(args):
 
     metrics_path = os.path.join(out, "metrics.json")
     overall = report["overall"]
-    _io.write_json(
+    _atomic.write_json(
         metrics_path,
         {
             "model": best_path,
@@ -236,5 +236,5 @@ def _write_grid(out, predictions, count=4):
         alpha=1.0,
     )
     path = os.path.join(out, "predictions.png")
-    _io.save_figure(path, figure)
+    _atomic.save_figure(path, figure)
     return path

@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from keras_unet_seg import _io
+from keras_unet_seg import _atomic
 from keras_unet_seg.commands import _common, predict
 from keras_unet_seg.commands._common import CommandError
 
@@ -91,7 +91,7 @@ def run(args):
         print(f"Report written to '{paths['html']}'.")
     if args.json:
         kept = ("predictions", "records", "confusion")
-        _io.write_json(args.json, {k: v for k, v in report.items() if k not in kept})
+        _atomic.write_json(args.json, {k: v for k, v in report.items() if k not in kept})
         print(f"Scores written to '{args.json}'.")
     return 0
 

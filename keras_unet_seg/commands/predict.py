@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from keras_unet_seg import _io
+from keras_unet_seg import _atomic, data
 from keras_unet_seg.commands import _common
 from keras_unet_seg.commands._common import CommandError
 
@@ -134,7 +134,6 @@ def collect_inputs(inputs):
     the folder, without extension. A dataset folder (holding `images/` and `masks/`)
     gives its images only. Two inputs with the same name are refused.
     """
-    from keras_unet_seg.data import _io as data_io
 
     found = []
     for item in inputs:
@@ -144,21 +143,21 @@ def collect_inputs(inputs):
             if all(os.path.isdir(os.path.join(item, kind)) for kind in ("images", "masks")):
                 print(f"'{item}' is a dataset folder: predicting its images/, not its masks/.")
                 item = os.path.join(item, "images")
-            paths = data_io.list_image_files(item)
+            paths = data.list_image_files(item)
             if not paths:
                 raise CommandError(
                     f"input folder '{item}' holds no image files (extensions "
-                    f"{', '.join(data_io.IMAGE_EXTENSIONS)})."
+                    f"{', '.join(data.IMAGE_EXTENSIONS)})."
                 )
             for path in paths:
                 name = os.path.splitext(os.path.relpath(path, item))[0]
                 found.append((path, name.replace(os.sep, "/")))
         else:
             extension = os.path.splitext(item)[1].lower()
-            if extension not in data_io.IMAGE_EXTENSIONS:
+            if extension not in data.IMAGE_EXTENSIONS:
                 raise CommandError(
                     f"input '{item}' is not an image file: expected one of the extensions "
-                    f"{', '.join(data_io.IMAGE_EXTENSIONS)}."
+                    f"{', '.join(data.IMAGE_EXTENSIONS)}."
                 )
             found.append((item, os.path.splitext(os.path.basename(item))[0]))
     seen = {}
@@ -178,11 +177,10 @@ def collect_inputs(inputs):
 
 
 def read_header(path):
-    from keras_unet_seg.data import _io as data_io
 
     try:
-        return data_io.read_header(path)
-    except data_io.InvalidFileError as error:
+        return data.read_header(path)
+    except data.InvalidFileError as error:
         raise CommandError(str(error)) from None
 
 
@@ -260,14 +258,14 @@ def save_mask(path, mask, colors):
     from PIL import Image
 
     if not colors or mask.dtype != np.uint8:  # binary, or more than 256 classes
-        _io.save_png(path, mask)
+        _atomic.save_png(path, mask)
         return
     image = Image.fromarray(mask, mode="L").convert("P")
     flat = [0, 0, 0] * 256
     for class_id, rgb in colors.items():
         flat[3 * class_id : 3 * class_id + 3] = [int(c) for c in rgb]
     image.putpalette(flat)
-    with _io.atomic_path(path) as temporary:
+    with _atomic.atomic_path(path) as temporary:
         image.save(temporary, format="PNG")
 
 

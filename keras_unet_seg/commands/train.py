@@ -22,7 +22,7 @@ import shutil
 
 import keras
 
-from keras_unet_seg import _io, performance
+from keras_unet_seg import _atomic, performance
 from keras_unet_seg.commands import _common, _encoder_options, _model_size, _run_state
 from keras_unet_seg.commands._common import CommandError, Interrupted, UsageError
 
@@ -614,7 +614,7 @@ def train(options, verbose=1):
 
     _write(lambda: os.makedirs(out, exist_ok=True), out)
     _run_state.remove_temporary_files(out)
-    _write(lambda: _io.write_json(config_path, {**run_config(options), **facts}), config_path)
+    _write(lambda: _atomic.write_json(config_path, {**run_config(options), **facts}), config_path)
     restored = None
     if options.resume:
         with dist.scope():
@@ -685,7 +685,7 @@ def _claim_run_folder(out, overwrite, verbose):
     """Refuses a folder holding files (not written by this command) unless `overwrite`."""
     if not os.path.isdir(out):
         return
-    found = sorted(name for name in os.listdir(out) if not _io.is_temporary_name(name))
+    found = sorted(name for name in os.listdir(out) if not _atomic.is_temporary_name(name))
     if not found:
         return
     if not overwrite:

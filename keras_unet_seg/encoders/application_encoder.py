@@ -6,9 +6,9 @@ import os
 import keras
 import numpy as np
 
+from keras_unet_seg import _validation
 from keras_unet_seg.encoders._families import FAMILIES
 from keras_unet_seg.encoders.image_preprocessing import ImagePreprocessing
-from keras_unet_seg.layers import _options
 
 __all__ = ["ApplicationEncoder"]
 
@@ -18,7 +18,7 @@ def check_weights(name, weights):
     if weights is None or weights == "imagenet":
         return
     if not isinstance(weights, (str, os.PathLike)) or not os.path.isfile(weights):
-        raise _options.invalid_value(
+        raise _validation.invalid_value(
             name, "None, 'imagenet' or the path of an existing weights file", weights
         )
 
@@ -74,7 +74,7 @@ class ApplicationEncoder(keras.layers.Layer):
 
     def __init__(self, network, weights=None, **kwargs):
         super().__init__(**kwargs)
-        _options.check_choice("network", network, tuple(FAMILIES))
+        _validation.check_choice("network", network, tuple(FAMILIES))
         check_weights("weights", weights)
         self.network = network
         self.weights_source = None if weights is None else os.fspath(weights)

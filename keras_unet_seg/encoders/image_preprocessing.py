@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_unet_seg.layers import _options
+from keras_unet_seg import _validation
 
 __all__ = ["ImagePreprocessing"]
 
@@ -69,7 +69,7 @@ class ImagePreprocessing(keras.layers.Layer):
 
     def __init__(self, mode, **kwargs):
         super().__init__(**kwargs)
-        _options.check_choice("mode", mode, tuple(MODES))
+        _validation.check_choice("mode", mode, tuple(MODES))
         self.mode = mode
 
     def call(self, inputs):

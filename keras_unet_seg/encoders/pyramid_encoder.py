@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_unet_seg.layers import _options
+from keras_unet_seg import _validation
 
 
 @keras.saving.register_keras_serializable(package="keras_unet_seg")
@@ -41,7 +41,7 @@ class PyramidEncoder(keras.layers.Layer):
             backbone = keras.saving.deserialize_keras_object(backbone)
         levels = getattr(backbone, "pyramid_outputs", None)
         if not isinstance(backbone, keras.Model) or not levels:
-            raise _options.invalid_value(
+            raise _validation.invalid_value(
                 "backbone", "a keras-hub FeaturePyramidBackbone with pyramid_outputs", backbone
             )
         self.levels = sorted(levels, key=lambda level: int(level[1:]))

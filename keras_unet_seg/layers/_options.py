@@ -9,6 +9,8 @@ import math
 
 import keras
 
+from keras_unet_seg._validation import invalid_value
+
 NORMALIZATIONS = ("batch", "group", "instance", "layer")
 POOLINGS = ("max", "avg", "conv")
 UPSAMPLINGS = ("transpose", "bilinear", "nearest")
@@ -27,29 +29,6 @@ _NORMALIZATION_KEYS = {
     "instance": {"epsilon"},
     "layer": {"epsilon"},
 }
-
-
-def invalid_value(name, expected, value):
-    """Returns the `ValueError` worded the way Keras words it."""
-    return ValueError(
-        f"Invalid value for argument `{name}`. Expected {expected}. Received: {name}={value!r}"
-    )
-
-
-def check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise invalid_value(name, "a positive integer", value)
-
-
-def check_rate(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise invalid_value(name, "a float in [0, 1)", value)
-
-
-def check_choice(name, value, choices):
-    if value not in choices:
-        expected = "one of " + ", ".join(repr(c) for c in choices)
-        raise invalid_value(name, expected, value)
 
 
 def standardize_normalization(normalization):

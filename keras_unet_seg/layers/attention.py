@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_unet_seg.layers import _options
+from keras_unet_seg import _validation
 from keras_unet_seg.layers.stages import DecoderStage
 
 
@@ -54,7 +54,7 @@ class AttentionDecoderStage(DecoderStage):
     def __init__(self, filters, inter_filters=None, **kwargs):
         super().__init__(filters, **kwargs)
         if inter_filters is not None:
-            _options.check_positive_int("inter_filters", inter_filters)
+            _validation.check_positive_int("inter_filters", inter_filters)
         self.inter_filters = inter_filters
         inter = inter_filters or max(1, filters // 2)
 

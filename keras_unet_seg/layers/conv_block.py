@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_unet_seg import _validation
 from keras_unet_seg.layers import _options
 
 
@@ -77,14 +78,13 @@ class ConvBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _options.check_positive_int("filters", filters)
-        _options.check_positive_int("num_convs", num_convs)
-        _options.check_positive_int("kernel_size", kernel_size)
+        _validation.check_positive_int("filters", filters)
+        _validation.check_positive_int("num_convs", num_convs)
+        _validation.check_positive_int("kernel_size", kernel_size)
         norm_spec = _options.standardize_normalization(normalization)
         _options.check_activation("activation", activation)
-        _options.check_rate("dropout", dropout)
-        if not isinstance(residual, bool):
-            raise _options.invalid_value("residual", "a bool", residual)
+        _validation.check_rate("dropout", dropout)
+        _validation.check_bool("residual", residual)
 
         self.filters = filters
         self.num_convs = num_convs

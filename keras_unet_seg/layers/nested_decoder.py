@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_unet_seg.layers import _options
+from keras_unet_seg import _validation
 from keras_unet_seg.layers.conv_block import ConvBlock
 from keras_unet_seg.layers.stages import DecoderStage
 from keras_unet_seg.layers.unet_decoder import UNetDecoder, split_features
@@ -71,8 +71,7 @@ class NestedDecoder(UNetDecoder):
         block_kwargs=None,
         **kwargs,
     ):
-        if not isinstance(deep_supervision, bool):
-            raise _options.invalid_value("deep_supervision", "a bool", deep_supervision)
+        _validation.check_bool("deep_supervision", deep_supervision)
         super().__init__(
             filters,
             decoder_stage=decoder_stage,

@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_unet_seg import _validation
 from keras_unet_seg.layers import _options
 from keras_unet_seg.layers.conv_block import ConvBlock
 
@@ -45,8 +46,8 @@ class EncoderStage(keras.layers.Layer):
 
     def __init__(self, filters, pooling="max", conv_block=ConvBlock, block_kwargs=None, **kwargs):
         super().__init__(**kwargs)
-        _options.check_positive_int("filters", filters)
-        _options.check_choice("pooling", pooling, _options.POOLINGS)
+        _validation.check_positive_int("filters", filters)
+        _validation.check_choice("pooling", pooling, _options.POOLINGS)
         self.filters = filters
         self.pooling = pooling
         self.conv_block = _options.resolve_registered("conv_block", conv_block)
@@ -129,8 +130,8 @@ class DecoderStage(keras.layers.Layer):
         self, filters, upsampling="transpose", conv_block=ConvBlock, block_kwargs=None, **kwargs
     ):
         super().__init__(**kwargs)
-        _options.check_positive_int("filters", filters)
-        _options.check_choice("upsampling", upsampling, _options.UPSAMPLINGS)
+        _validation.check_positive_int("filters", filters)
+        _validation.check_choice("upsampling", upsampling, _options.UPSAMPLINGS)
         self.filters = filters
         self.upsampling = upsampling
         self.conv_block = _options.resolve_registered("conv_block", conv_block)

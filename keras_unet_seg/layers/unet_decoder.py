@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_unet_seg import _validation
 from keras_unet_seg.layers import _options
 from keras_unet_seg.layers.conv_block import ConvBlock
 from keras_unet_seg.layers.stages import DecoderStage
@@ -16,16 +17,18 @@ def standardize_level_kwargs(name, value, levels):
     if isinstance(value, (list, tuple)) and len(value) == levels:
         if all(isinstance(v, dict) for v in value):
             return [dict(v) for v in value]
-    raise _options.invalid_value(name, f"a dict or a list of {levels} dicts (one a level)", value)
+    raise _validation.invalid_value(
+        name, f"a dict or a list of {levels} dicts (one a level)", value
+    )
 
 
 def check_filters(name, filters):
     """Checks a non-empty list of positive ints and returns it as a list."""
     if not isinstance(filters, (list, tuple)) or not filters:
-        raise _options.invalid_value(name, "a non-empty list of positive integers", filters)
+        raise _validation.invalid_value(name, "a non-empty list of positive integers", filters)
     for value in filters:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise _options.invalid_value(name, "a non-empty list of positive integers", filters)
+            raise _validation.invalid_value(name, "a non-empty list of positive integers", filters)
     return list(filters)
 
 
@@ -103,7 +106,7 @@ class UNetDecoder(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.filters = check_filters("filters", filters)
-        _options.check_choice("upsampling", upsampling, _options.UPSAMPLINGS)
+        _validation.check_choice("upsampling", upsampling, _options.UPSAMPLINGS)
         self.decoder_stage = _options.resolve_registered("decoder_stage", decoder_stage)
         self.conv_block = _options.resolve_registered("conv_block", conv_block)
         self.upsampling = upsampling

@@ -5,6 +5,7 @@ import itertools
 import keras
 from keras import ops
 
+from keras_unet_seg import _validation
 from keras_unet_seg.layers import _options
 from keras_unet_seg.layers.conv_block import ConvBlock
 from keras_unet_seg.layers.stages import DecoderStage, EncoderStage
@@ -149,15 +150,14 @@ class UNet(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _options.check_positive_int("num_classes", num_classes)
-        if not isinstance(encoder_trainable, bool):
-            raise _options.invalid_value("encoder_trainable", "a bool", encoder_trainable)
-        _options.check_positive_int("base_filters", base_filters)
+        _validation.check_positive_int("num_classes", num_classes)
+        _validation.check_bool("encoder_trainable", encoder_trainable)
+        _validation.check_positive_int("base_filters", base_filters)
         if depth is not None:
-            _options.check_positive_int("depth", depth)
-        _options.check_positive_int("kernel_size", kernel_size)
-        _options.check_choice("pooling", pooling, _options.POOLINGS)
-        _options.check_choice("upsampling", upsampling, _options.UPSAMPLINGS)
+            _validation.check_positive_int("depth", depth)
+        _validation.check_positive_int("kernel_size", kernel_size)
+        _validation.check_choice("pooling", pooling, _options.POOLINGS)
+        _validation.check_choice("upsampling", upsampling, _options.UPSAMPLINGS)
         _options.standardize_normalization(normalization)
         _options.check_activation("activation", activation)
         if output_activation not in (None, "auto"):
@@ -166,11 +166,11 @@ class UNet(keras.Model):
         self.encoder = _resolve_encoder(encoder, encoder_weights, self.dtype_policy)
         if self.encoder is None:
             if not encoder_trainable:
-                raise _options.invalid_value(
+                raise _validation.invalid_value(
                     "encoder_trainable", "True without an `encoder`", encoder_trainable
                 )
             if decoder_filters is not None:
-                raise _options.invalid_value(
+                raise _validation.invalid_value(
                     "decoder_filters", "None without an `encoder` (use `filters`)", decoder_filters
                 )
             if filters is not None:
@@ -187,7 +187,7 @@ class UNet(keras.Model):
             self.feature_strides = _feature_strides(self.encoder)
             encoder_depth = self.feature_strides[-1].bit_length() - 1
             if depth is not None and depth != encoder_depth:
-                raise _options.invalid_value(
+                raise _validation.invalid_value(
                     "depth",
                     f"None or the encoder's depth, {encoder_depth} (deepest stride "
                     f"{self.feature_strides[-1]})",
@@ -201,11 +201,11 @@ class UNet(keras.Model):
             )
             per_level.setdefault("filters", [16 * 2**level for level in range(depth)])
         for value in per_level["filters"]:
-            _options.check_positive_int("filters", value)
+            _validation.check_positive_int("filters", value)
         for value in per_level["num_convs"]:
-            _options.check_positive_int("num_convs", value)
+            _validation.check_positive_int("num_convs", value)
         for value in per_level["dropout"]:
-            _options.check_rate("dropout", value)
+            _validation.check_rate("dropout", value)
 
         self.num_classes = num_classes
         self.base_filters = base_filters
@@ -264,7 +264,7 @@ class UNet(keras.Model):
             self.encoder.trainable = encoder_trainable
         if decoder is not None:
             if not isinstance(decoder, keras.layers.Layer):
-                raise _options.invalid_value(
+                raise _validation.invalid_value(
                     "decoder", "None or a Keras layer taking the list of feature maps", decoder
                 )
             self.decoder = decoder
@@ -476,7 +476,7 @@ def _resolve_encoder(encoder, weights, dtype):
     if isinstance(encoder, str):
         return ApplicationEncoder(encoder, weights=weights, name="encoder", dtype=dtype)
     if weights is not None:
-        raise _options.invalid_value(
+        raise _validation.invalid_value(
             "encoder_weights", "None unless `encoder` names a keras.applications network", weights
         )
     if encoder is None or isinstance(encoder, (ApplicationEncoder, PyramidEncoder)):
@@ -485,7 +485,7 @@ def _resolve_encoder(encoder, weights, dtype):
         return PyramidEncoder(encoder, name="encoder", dtype=dtype)
     if isinstance(encoder, keras.layers.Layer):
         return encoder
-    raise _options.invalid_value(
+    raise _validation.invalid_value(
         "encoder",
         "None, the name of a keras.applications network (see encoders.available()), a "
         "keras-hub FeaturePyramidBackbone, or a Keras layer returning feature maps",

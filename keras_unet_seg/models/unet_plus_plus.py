@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_unet_seg.layers import _options
+from keras_unet_seg import _validation
 from keras_unet_seg.layers.nested_decoder import NestedDecoder
 from keras_unet_seg.models.unet import UNet
 
@@ -50,11 +50,10 @@ class UNetPlusPlus(UNet):
 
     def __init__(self, deep_supervision=False, **kwargs):
         if kwargs.get("decoder") is not None:
-            raise _options.invalid_value(
+            raise _validation.invalid_value(
                 "decoder", "None (UNetPlusPlus builds its NestedDecoder)", kwargs["decoder"]
             )
-        if not isinstance(deep_supervision, bool):
-            raise _options.invalid_value("deep_supervision", "a bool", deep_supervision)
+        _validation.check_bool("deep_supervision", deep_supervision)
         # Read by `_make_decoder`, which `UNet.__init__` calls.
         self.deep_supervision = deep_supervision
         super().__init__(**kwargs)

@@ -3,7 +3,7 @@ import os
 import numpy as np
 import pytest
 
-from keras_unet_seg import _io, save_overlays
+from keras_unet_seg import _atomic, save_overlays
 
 
 def test_written_files_follow_the_umask(tmp_path):
@@ -15,8 +15,8 @@ def test_written_files_follow_the_umask(tmp_path):
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     target = tmp_path / "metrics.json"
-    _io.write_json(target, {"dice": 1.0})
-    with pytest.raises(RuntimeError), _io.atomic_path(target) as temporary:
+    _atomic.write_json(target, {"dice": 1.0})
+    with pytest.raises(RuntimeError), _atomic.atomic_path(target) as temporary:
         with open(temporary, "w") as f:
             f.write("{half")
         raise RuntimeError("interrupted")

@@ -1,0 +1,112 @@
+"""Argument checks of the whole package, and their one message format.
+
+Every refused argument raises the `ValueError` that Keras raises:
+"Invalid value for argument `name`. Expected <what>. Received: name=<value>".
+The checks return the value they accept, standardized where they say so, so a
+constructor reads `self.smooth = check_non_negative("smooth", smooth)`.
+"""
+
+import math
+import numbers
+
+
+def invalid_value(name, expected, value):
+    """Returns the `ValueError` for argument `name`, worded the way Keras words it."""
+    return ValueError(
+        f"Invalid value for argument `{name}`. Expected {expected}. Received: {name}={value!r}"
+    )
+
+
+class Shaped:
+    """Shows a tensor in an error message by its shape: `<tensor of shape (2, 8)>`."""
+
+    def __init__(self, tensor):
+        self.shape = tuple(tensor.shape)
+
+    def __repr__(self):
+        return f"<tensor of shape {self.shape}>"
+
+
+def is_int(value):
+    """Whether `value` is an integer (NumPy's included), and not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real(value):
+    """Whether `value` is a finite real number, and not a bool."""
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def check_bool(name, value):
+    if not isinstance(value, bool):
+        raise invalid_value(name, "a boolean (True or False)", value)
+    return value
+
+
+def check_optional_bool(name, value, none_means="detect from the shapes"):
+    if value is not None and not isinstance(value, bool):
+        raise invalid_value(name, f"None ({none_means}), True or False", value)
+    return value
+
+
+def check_positive_int(name, value):
+    if not is_int(value) or value < 1:
+        raise invalid_value(name, "a positive integer", value)
+    return int(value)
+
+
+def check_non_negative_int(name, value):
+    if not is_int(value) or value < 0:
+        raise invalid_value(name, "an integer >= 0", value)
+    return int(value)
+
+
+def check_optional_int(name, value, what="an integer class id"):
+    if value is not None and not is_int(value):
+        raise invalid_value(name, f"None or {what}", value)
+    return None if value is None else int(value)
+
+
+def check_positive(name, value):
+    if not is_real(value) or value <= 0:
+        raise invalid_value(name, "a finite number > 0", value)
+    return float(value)
+
+
+def check_non_negative(name, value):
+    if not is_real(value) or value < 0:
+        raise invalid_value(name, "a finite number >= 0", value)
+    return float(value)
+
+
+def check_rate(name, value):
+    """Accepts a fraction in [0, 1)."""
+    if not is_real(value) or not 0 <= value < 1:
+        raise invalid_value(name, "a float in [0, 1)", value)
+    return float(value)
+
+
+def check_choice(name, value, choices):
+    if value not in choices:
+        expected = "one of " + ", ".join(repr(c) for c in choices)
+        raise invalid_value(name, expected, value)
+    return value
+
+
+def check_size(name, value, allow_none=False):
+    """Accepts an int or a pair of positive ints; returns `(height, width)`."""
+    if value is None and allow_none:
+        return None
+    pair = (value, value) if is_int(value) else value
+    if (
+        not isinstance(pair, (tuple, list))
+        or len(pair) != 2
+        or not all(is_int(v) and v >= 1 for v in pair)
+    ):
+        expected = "a positive integer or a (height, width) pair of positive integers"
+        raise invalid_value(name, ("None or " if allow_none else "") + expected, value)
+    return int(pair[0]), int(pair[1])
