@@ -1,5 +1,7 @@
 """`ConvBlock`: n x (conv -> norm -> activation) [+ residual] [+ dropout]."""
 
+import warnings
+
 import keras
 
 from keras_unet_seg import _validation
@@ -113,7 +115,7 @@ class ConvBlock(keras.layers.Layer):
             _options.make_normalization(norm_spec, filters, f"norm_{i}", self.dtype_policy)
             for i in range(num_convs)
         ]
-        self.activations = [
+        self.activation_layers = [
             keras.layers.Activation(activation, name=f"act_{i}", dtype=self.dtype_policy)
             for i in range(num_convs)
         ]
@@ -127,7 +129,7 @@ class ConvBlock(keras.layers.Layer):
 
     def build(self, input_shape):
         shape = tuple(input_shape)
-        for conv, norm, act in zip(self.convs, self.norms, self.activations, strict=True):
+        for conv, norm, act in zip(self.convs, self.norms, self.activation_layers, strict=True):
             conv.build(shape)
             shape = conv.compute_output_shape(shape)
             if norm is not None:
@@ -155,7 +157,7 @@ class ConvBlock(keras.layers.Layer):
         x = inputs
         last = self.num_convs - 1
         for i, (conv, norm, act) in enumerate(
-            zip(self.convs, self.norms, self.activations, strict=True)
+            zip(self.convs, self.norms, self.activation_layers, strict=True)
         ):
             x = conv(x)
             if norm is not None:
@@ -166,6 +168,23 @@ class ConvBlock(keras.layers.Layer):
         if self.dropout_layer is not None:
             x = self.dropout_layer(x, training=training)
         return x
+
+    def __getattr__(self, name):
+        # Not a property: Keras' saving reads every attribute, and would warn.
+        if name == "activations":
+            warnings.warn(
+                "`ConvBlock.activations` is deprecated and will be removed in the next "
+                "release: use `ConvBlock.activation_layers` (`activation` is the name of "
+                "the activation).",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return self.activation_layers
+        # PyTorch's modules look their sublayers up here; other backends have no such hook.
+        parent = getattr(super(), "__getattr__", None)
+        if parent is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return parent(name)
 
     def _shortcut(self, inputs, training):
         if self.shortcut is None:

@@ -91,3 +91,12 @@ def test_no_dropout_layer_when_rate_is_zero():
 def test_invalid_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ConvBlock(**kwargs)
+
+
+def test_activations_is_a_deprecated_alias_of_activation_layers():
+    block = ConvBlock(4, num_convs=3)
+    assert [layer.name for layer in block.activation_layers] == ["act_0", "act_1", "act_2"]
+    with pytest.warns(DeprecationWarning, match="activation_layers"):
+        assert block.activations is block.activation_layers
+    with pytest.raises(AttributeError, match="no_such_thing"):
+        _ = block.no_such_thing
