@@ -150,62 +150,28 @@ class UNet(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _validation.check_positive_int("num_classes", num_classes)
-        _validation.check_bool("encoder_trainable", encoder_trainable)
-        _validation.check_positive_int("base_filters", base_filters)
-        if depth is not None:
-            _validation.check_positive_int("depth", depth)
-        _validation.check_positive_int("kernel_size", kernel_size)
-        _validation.check_choice("pooling", pooling, _options.POOLINGS)
-        _validation.check_choice("upsampling", upsampling, _options.UPSAMPLINGS)
-        _options.standardize_normalization(normalization)
-        _options.check_activation("activation", activation)
-        if output_activation not in (None, "auto"):
-            _options.check_activation("output_activation", output_activation)
-
+        _check_options(
+            num_classes=num_classes,
+            base_filters=base_filters,
+            depth=depth,
+            kernel_size=kernel_size,
+            pooling=pooling,
+            upsampling=upsampling,
+            normalization=normalization,
+            activation=activation,
+            output_activation=output_activation,
+            encoder_trainable=encoder_trainable,
+        )
         self.encoder = _resolve_encoder(encoder, encoder_weights, self.dtype_policy)
         if self.encoder is None:
-            if not encoder_trainable:
-                raise _validation.invalid_value(
-                    "encoder_trainable", "True without an `encoder`", encoder_trainable
-                )
-            if decoder_filters is not None:
-                raise _validation.invalid_value(
-                    "decoder_filters", "None without an `encoder` (use `filters`)", decoder_filters
-                )
-            if filters is not None:
-                filters = list(filters)
-                if depth is None:
-                    depth = len(filters) - 1
-            depth = 4 if depth is None else depth
-            per_level = _per_level_values(
-                depth, filters=filters, num_convs=num_convs, dropout=dropout
+            filters, depth, per_level = _plain_levels(
+                filters, depth, base_filters, num_convs, dropout, encoder_trainable, decoder_filters
             )
-            if filters is None:
-                per_level["filters"] = [base_filters * 2**level for level in range(depth + 1)]
         else:
             self.feature_strides = _feature_strides(self.encoder)
-            encoder_depth = self.feature_strides[-1].bit_length() - 1
-            if depth is not None and depth != encoder_depth:
-                raise _validation.invalid_value(
-                    "depth",
-                    f"None or the encoder's depth, {encoder_depth} (deepest stride "
-                    f"{self.feature_strides[-1]})",
-                    depth,
-                )
-            depth = encoder_depth
-            if decoder_filters is not None:
-                decoder_filters = check_filters("decoder_filters", decoder_filters)
-            per_level = _per_level_values(
-                depth - 1, filters=decoder_filters, num_convs=num_convs, dropout=dropout
+            depth, decoder_filters, per_level = _decoder_levels(
+                self.feature_strides, depth, decoder_filters, num_convs, dropout
             )
-            per_level.setdefault("filters", [16 * 2**level for level in range(depth)])
-        for value in per_level["filters"]:
-            _validation.check_positive_int("filters", value)
-        for value in per_level["num_convs"]:
-            _validation.check_positive_int("num_convs", value)
-        for value in per_level["dropout"]:
-            _validation.check_rate("dropout", value)
 
         self.num_classes = num_classes
         self.base_filters = base_filters
@@ -228,40 +194,44 @@ class UNet(keras.Model):
         self.encoder_trainable = encoder_trainable
         self.decoder_filters = decoder_filters
         self._decoder_given = decoder is not None
+        self._make_layers(per_level, decoder)
 
-        def level_block_kwargs(level):
-            return {
-                "num_convs": per_level["num_convs"][level],
-                "kernel_size": kernel_size,
-                "normalization": normalization,
-                "activation": activation,
-                "dropout": per_level["dropout"][level],
-                "residual": residual,
-                **self.block_kwargs,
-            }
+    def _level_block_kwargs(self, per_level, level):
+        return {
+            "num_convs": per_level["num_convs"][level],
+            "kernel_size": self.kernel_size,
+            "normalization": self.normalization,
+            "activation": self.activation,
+            "dropout": per_level["dropout"][level],
+            "residual": self.residual,
+            **self.block_kwargs,
+        }
 
-        # === Layers ===
+    def _make_layers(self, per_level, decoder):
         policy = self.dtype_policy
+        # One dict a level: the decoder's levels, then (without an encoder) the bottleneck.
+        levels = range(len(per_level["num_convs"]))
+        block_kwargs = [self._level_block_kwargs(per_level, level) for level in levels]
         if self.encoder is None:
             self.encoders = [
                 self.encoder_stage(
                     filters=self.level_filters[level],
-                    pooling=pooling,
+                    pooling=self.pooling,
                     conv_block=self.conv_block,
-                    block_kwargs=level_block_kwargs(level),
+                    block_kwargs=block_kwargs[level],
                     name=f"encoder_{level}",
                     dtype=policy,
                 )
-                for level in range(depth)
+                for level in range(self.depth)
             ]
             self.bottleneck = self.conv_block(
-                filters=self.level_filters[depth],
-                **level_block_kwargs(depth),
+                filters=self.level_filters[self.depth],
+                **block_kwargs[self.depth],
                 name="bottleneck",
                 dtype=policy,
             )
         else:
-            self.encoder.trainable = encoder_trainable
+            self.encoder.trainable = self.encoder_trainable
         if decoder is not None:
             if not isinstance(decoder, keras.layers.Layer):
                 raise _validation.invalid_value(
@@ -269,8 +239,8 @@ class UNet(keras.Model):
                 )
             self.decoder = decoder
         else:
-            self._make_decoder([level_block_kwargs(level) for level in range(depth)])
-        self.head = keras.layers.Conv2D(num_classes, 1, name="head", dtype=policy)
+            self._make_decoder(block_kwargs[: self.depth])
+        self.head = keras.layers.Conv2D(self.num_classes, 1, name="head", dtype=policy)
         # Float32 whatever the policy, so losses and metrics never see float16.
         self.output_layer = keras.layers.Activation(
             self._resolved_output_activation(), name="output_activation", dtype="float32"
@@ -461,6 +431,69 @@ class UNet(keras.Model):
             if isinstance(config.get(key), dict):
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+
+def _check_options(**options):
+    """Checks the options that do not depend on the encoder."""
+    for name in ("num_classes", "base_filters", "kernel_size"):
+        _validation.check_positive_int(name, options[name])
+    if options["depth"] is not None:
+        _validation.check_positive_int("depth", options["depth"])
+    _validation.check_bool("encoder_trainable", options["encoder_trainable"])
+    _validation.check_choice("pooling", options["pooling"], _options.POOLINGS)
+    _validation.check_choice("upsampling", options["upsampling"], _options.UPSAMPLINGS)
+    _options.standardize_normalization(options["normalization"])
+    _options.check_activation("activation", options["activation"])
+    if options["output_activation"] not in (None, "auto"):
+        _options.check_activation("output_activation", options["output_activation"])
+
+
+def _plain_levels(filters, depth, base_filters, num_convs, dropout, trainable, decoder_filters):
+    """Returns `(filters, depth, per_level)` of a U-Net without an encoder."""
+    if not trainable:
+        raise _validation.invalid_value("encoder_trainable", "True without an `encoder`", trainable)
+    if decoder_filters is not None:
+        raise _validation.invalid_value(
+            "decoder_filters", "None without an `encoder` (use `filters`)", decoder_filters
+        )
+    if filters is not None:
+        filters = list(filters)
+        if depth is None:
+            depth = len(filters) - 1
+    depth = 4 if depth is None else depth
+    per_level = _per_level_values(depth, filters=filters, num_convs=num_convs, dropout=dropout)
+    if filters is None:
+        per_level["filters"] = [base_filters * 2**level for level in range(depth + 1)]
+    _check_levels(per_level)
+    return filters, depth, per_level
+
+
+def _decoder_levels(feature_strides, depth, decoder_filters, num_convs, dropout):
+    """Returns `(depth, decoder_filters, per_level)` of a U-Net on an encoder."""
+    encoder_depth = feature_strides[-1].bit_length() - 1
+    if depth is not None and depth != encoder_depth:
+        raise _validation.invalid_value(
+            "depth",
+            f"None or the encoder's depth, {encoder_depth} (deepest stride {feature_strides[-1]})",
+            depth,
+        )
+    if decoder_filters is not None:
+        decoder_filters = check_filters("decoder_filters", decoder_filters)
+    per_level = _per_level_values(
+        encoder_depth - 1, filters=decoder_filters, num_convs=num_convs, dropout=dropout
+    )
+    per_level.setdefault("filters", [16 * 2**level for level in range(encoder_depth)])
+    _check_levels(per_level)
+    return encoder_depth, decoder_filters, per_level
+
+
+def _check_levels(per_level):
+    for value in per_level["filters"]:
+        _validation.check_positive_int("filters", value)
+    for value in per_level["num_convs"]:
+        _validation.check_positive_int("num_convs", value)
+    for value in per_level["dropout"]:
+        _validation.check_rate("dropout", value)
 
 
 def _serialize(layer):
