@@ -66,8 +66,20 @@ def check_layer(
     layer = layer_cls(**init_kwargs)
     _check_config(layer_cls, layer, init_kwargs)
 
+    _check_shapes(layer, input_shape, inputs, expected_output_shape)
+    if run_training:
+        _check_fit_step(layer_cls, init_kwargs, input_shape, inputs, rng)
+    if run_mixed_precision:
+        for policy in _MIXED_POLICIES:
+            _check_mixed_precision(layer_cls, init_kwargs, input_shape, inputs, policy)
+    if run_saving:
+        _check_saving(layer_cls, init_kwargs, input_shape, inputs)
+
+
+def _check_shapes(layer, input_shape, inputs, expected_output_shape):
+    """`build`, `compute_output_shape`, a symbolic and an eager call agree."""
     layer.build(_shapes(input_shape))
-    _expect(layer.built, f"{layer_cls.__name__}.build() did not mark the layer built")
+    _expect(layer.built, f"{type(layer).__name__}.build() did not mark the layer built")
     _expect(layer.weights or not layer.trainable, "build() created no weights")
     announced = _as_list_of_shapes(layer.compute_output_shape(_shapes(input_shape)))
     if expected_output_shape is not None:
@@ -84,14 +96,6 @@ def check_layer(
     eager = [keras.ops.convert_to_numpy(y) for y in keras.tree.flatten(layer(inputs))]
     _expect([y.shape for y in eager] == announced, f"eager call gave {[y.shape for y in eager]}")
     _expect(all(np.isfinite(y).all() for y in eager), "eager call gave NaN or Inf")
-
-    if run_training:
-        _check_fit_step(layer_cls, init_kwargs, input_shape, inputs, rng)
-    if run_mixed_precision:
-        for policy in _MIXED_POLICIES:
-            _check_mixed_precision(layer_cls, init_kwargs, input_shape, inputs, policy)
-    if run_saving:
-        _check_saving(layer_cls, init_kwargs, input_shape, inputs)
 
 
 def _expect(condition, message):
