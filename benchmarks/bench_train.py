@@ -120,7 +120,7 @@ def _model_runner(spec):
         big = rng.random((2048, 2048, 3), dtype="float32")
 
         def tiled():
-            predict_tiled(model, big, tile_size=size, overlap=0.25, batch_size=batch)
+            predict_tiled(model, big, tile_size=size, overlap=0.25, batch_size=batch, verbose=0)
 
         # Its batches have the step's shape, compiled above: no warm-up pass.
         runners["tiled"] = tiled
@@ -217,47 +217,54 @@ def _run_size(args, size, filters, flops_fwd, log):
     }
     configs = [(precision, jit) for precision in args.precisions for jit in _jit_options(args.jit)]
     modes = [m for m, skip in (("train", args.no_train), ("infer", args.no_infer)) if not skip]
-    times, peaks, baselines = {}, {}, {}
+    measured = {}
     # One phase a mode, so that only one mode's workers hold memory at a time.
     for mode in modes:
-        workers = {}
-        for precision, jit in configs:
-            spec = dict(common, precision=precision, jit=jit, mode=mode, tiled=not args.no_tiled)
-            workers[precision, jit, mode] = Worker(spec)
-        for key, worker in workers.items():
-            start = time.perf_counter()
-            worker.wait_ready()
-            log(f"  ready {key} in {time.perf_counter() - start:.0f}s")
-        times.update({key: {"step": [], "tiled": []} for key in workers})
-        steps = args.train_steps if mode == "train" else args.infer_steps
-        for round_index in range(args.rounds):
-            for key, worker in workers.items():
-                times[key]["step"] += worker.ask("step", steps)["seconds"]
-                if mode == "infer" and not args.no_tiled and round_index < args.tiled_rounds:
-                    times[key]["tiled"] += worker.ask("tiled")["seconds"]
-            log(f"  {mode} round {round_index + 1}/{args.rounds} done (load {_load()})")
-        for key, worker in workers.items():
-            peaks[key] = worker.ask("rss")["peak_mib"]
-            baselines[key] = worker.baseline_mib
-            worker.close()
+        measured.update(_time_mode(args, common, configs, mode, log))
+    return [_row(args, size, filters, flops_fwd, config, measured) for config in configs]
 
-    rows = []
+
+def _time_mode(args, common, configs, mode, log):
+    """Runs one mode's workers side by side; returns {key: (times, peak, baseline)}."""
+    workers = {}
     for precision, jit in configs:
-        row = {"size": size, "filters": filters, "precision": precision, "jit": jit}
-        for mode, factor in (("train", 3), ("infer", 1)):
-            key = (precision, jit, mode)
-            if key not in times:
-                continue
-            step = statistics.median(times[key]["step"])
-            row[f"{mode}_img_s"] = args.batch_size / step
-            row[f"{mode}_gflop_s"] = factor * flops_fwd * args.batch_size / step / 1e9
-            row[f"{mode}_peak_mib"] = peaks[key]
-            row[f"{mode}_baseline_mib"] = baselines[key]
-            row[f"{mode}_samples"] = len(times[key]["step"])
-            if mode == "infer" and times[key]["tiled"]:
-                row["tiled_s"] = statistics.median(times[key]["tiled"])
-        rows.append(row)
-    return rows
+        spec = dict(common, precision=precision, jit=jit, mode=mode, tiled=not args.no_tiled)
+        workers[precision, jit, mode] = Worker(spec)
+    for key, worker in workers.items():
+        start = time.perf_counter()
+        worker.wait_ready()
+        log(f"  ready {key} in {time.perf_counter() - start:.0f}s")
+    times = {key: {"step": [], "tiled": []} for key in workers}
+    steps = args.train_steps if mode == "train" else args.infer_steps
+    for round_index in range(args.rounds):
+        for key, worker in workers.items():
+            times[key]["step"] += worker.ask("step", steps)["seconds"]
+            if mode == "infer" and not args.no_tiled and round_index < args.tiled_rounds:
+                times[key]["tiled"] += worker.ask("tiled")["seconds"]
+        log(f"  {mode} round {round_index + 1}/{args.rounds} done (load {_load()})")
+    measured = {}
+    for key, worker in workers.items():
+        measured[key] = (times[key], worker.ask("rss")["peak_mib"], worker.baseline_mib)
+        worker.close()
+    return measured
+
+
+def _row(args, size, filters, flops_fwd, config, measured):
+    precision, jit = config
+    row = {"size": size, "filters": filters, "precision": precision, "jit": jit}
+    for mode, factor in (("train", 3), ("infer", 1)):
+        if (precision, jit, mode) not in measured:
+            continue
+        times, peak, baseline = measured[precision, jit, mode]
+        step = statistics.median(times["step"])
+        row[f"{mode}_img_s"] = args.batch_size / step
+        row[f"{mode}_gflop_s"] = factor * flops_fwd * args.batch_size / step / 1e9
+        row[f"{mode}_peak_mib"] = peak
+        row[f"{mode}_baseline_mib"] = baseline
+        row[f"{mode}_samples"] = len(times["step"])
+        if mode == "infer" and times["tiled"]:
+            row["tiled_s"] = statistics.median(times["tiled"])
+    return row
 
 
 def _time_matmuls(args, log):
