@@ -5,7 +5,11 @@ at import, so each other backend gets a fresh `python -m pytest` process with
 `KERAS_BACKEND` set. Tests that need TensorFlow skip themselves there.
 
 To cover another file or folder, add it to a group of `BACKEND_TEST_FILES`; each
-group is its own process, so that pytest-xdist runs them side by side.
+group is its own process, so that pytest-xdist runs them side by side. The reruns
+leave out the tests marked `one_backend` (what no backend changes: structure,
+parameter counts, a fresh process's imports) and `slow` (training to a score, which
+the main run checks); JAX compiles every operation anew for each shape, so they
+would take minutes there.
 """
 
 import importlib.util
@@ -66,6 +70,8 @@ def test_files_pass_on_backend(backend, group):
         "-q",
         "-p",
         "no:cacheprovider",
+        "-m",
+        "not one_backend and not slow",
         *BACKEND_TEST_FILES[group],
         *(DESELECTED.get(backend, []) if group == "encoders" else []),
     ]

@@ -30,6 +30,7 @@ def test_unet_decoder_standard_checks():
     check_layer(UNetDecoder, {"filters": [4, 6, 8]}, FEATURES, (2, 32, 32, 4))
 
 
+@pytest.mark.one_backend
 def test_unet_decoder_gives_skipless_stages_to_the_missing_strides():
     decoder = UNetDecoder(filters=[4, 6, 8, 10])  # 4 levels: the deepest at stride 16
     features = [keras.ops.zeros((1, 8, 8, 3)), keras.ops.zeros((1, 4, 4, 5))]
@@ -70,6 +71,7 @@ def test_nested_decoder_standard_checks(deep_supervision):
     )
 
 
+@pytest.mark.one_backend
 def test_nested_decoder_has_the_nodes_of_the_paper():
     # Full pyramid (strides 1 to 8): nodes X[i, j] with j >= 1 and i + j <= 3.
     decoder = NestedDecoder(filters=[4, 6, 8], deep_supervision=True)
@@ -83,6 +85,7 @@ def test_nested_decoder_has_the_nodes_of_the_paper():
     assert node.block.convs[0].kernel.shape[2] == 4 + 2 + 4 + 4
 
 
+@pytest.mark.one_backend
 def test_nested_decoder_leaves_out_the_nodes_of_missing_levels():
     decoder = NestedDecoder(filters=[4, 6, 8], deep_supervision=True)
     outputs = decoder([keras.ops.zeros((1, 8, 8, 3)), keras.ops.zeros((1, 4, 4, 5))])

@@ -27,6 +27,7 @@ _LOADER = textwrap.dedent(
 )
 
 
+@pytest.mark.one_backend
 @pytest.mark.parametrize(
     ("kwargs", "extra_import"),
     [

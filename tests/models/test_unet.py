@@ -13,6 +13,7 @@ def _images(shape, seed=0):
     return np.random.default_rng(seed).random(shape).astype("float32")
 
 
+@pytest.mark.one_backend
 def test_paper_configuration_has_the_paper_parameter_count():
     model = UNet(
         num_classes=1, base_filters=64, depth=4, normalization=None, upsampling="transpose"

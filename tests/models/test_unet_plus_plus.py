@@ -20,6 +20,7 @@ def _images(shape, seed=0):
     return np.random.default_rng(seed).random(shape).astype("float32")
 
 
+@pytest.mark.one_backend
 def test_paper_configuration_has_the_parameter_count_of_its_table_1():
     # Zhou et al. 2018, Table 1: U-Net 7.76M, UNet++ 9.04M (filters 32 to 512, no norm).
     unet = UNet(base_filters=32, normalization=None)
@@ -82,7 +83,7 @@ def test_unet_takes_the_nested_decoder_as_its_decoder_argument():
 @pytest.mark.skipif(
     keras.backend.backend() != "tensorflow",
     reason="the same model code trains under the other backends in the faster tests; "
-    "12 epochs there would only add to the backend reruns' time",
+    "6 epochs there would only add to the backend reruns' time",
 )
 def test_trains_on_synthetic_data_to_a_dice_above_0_9(tmp_path):
     from keras_unet_seg import SegmentationDataset, make_synthetic_dataset
@@ -101,6 +102,7 @@ def test_trains_on_synthetic_data_to_a_dice_above_0_9(tmp_path):
         loss="binary_crossentropy",
         metrics=[DiceCoefficient()],
     )
-    model.fit(train, epochs=12, verbose=0, shuffle=False)
+    # Validation Dice by epoch, seed 0: 0.64, 0.90, 0.95, 0.95, 0.95, 0.98 (0.99 by 12).
+    model.fit(train, epochs=6, verbose=0, shuffle=False)
     dice = model.evaluate(val, verbose=0, return_dict=True)["dice_coefficient"]
     assert dice >= 0.9
