@@ -93,14 +93,7 @@ class NestedDecoder(UNetDecoder):
     def _make_stages(self, level_kwargs):
         # `self.stages` holds the nodes in the order of `_node_keys`.
         return [
-            self.decoder_stage(
-                filters=self.filters[level],
-                upsampling=self.upsampling,
-                conv_block=self.conv_block,
-                block_kwargs=level_kwargs[level],
-                name=f"node_{level}_{column}",
-                dtype=self.dtype_policy,
-            )
+            self._stage(level, f"node_{level}_{column}", level_kwargs)
             for level, column in self._node_keys()
         ]
 

@@ -118,16 +118,19 @@ class UNetDecoder(keras.layers.Layer):
 
     def _make_stages(self, level_kwargs):
         return [
-            self.decoder_stage(
-                filters=self.filters[level],
-                upsampling=self.upsampling,
-                conv_block=self.conv_block,
-                block_kwargs=level_kwargs[level],
-                name=f"stage_{level}",
-                dtype=self.dtype_policy,
-            )
-            for level in range(len(self.filters))
+            self._stage(level, f"stage_{level}", level_kwargs) for level in range(len(self.filters))
         ]
+
+    def _stage(self, level, name, level_kwargs):
+        """A decoder stage of `level`'s filters and block options."""
+        return self.decoder_stage(
+            filters=self.filters[level],
+            upsampling=self.upsampling,
+            conv_block=self.conv_block,
+            block_kwargs=level_kwargs[level],
+            name=name,
+            dtype=self.dtype_policy,
+        )
 
     @property
     def levels(self):

@@ -249,15 +249,7 @@ class UNet(keras.Model):
     def _make_decoder(self, block_kwargs):
         """Creates the default decoder; `block_kwargs` has one dict a level, finest first."""
         if self.encoder is not None:
-            self.decoder = UNetDecoder(
-                filters=self.level_filters[: self.depth],
-                decoder_stage=self.decoder_stage,
-                upsampling=self.upsampling,
-                conv_block=self.conv_block,
-                block_kwargs=block_kwargs,
-                name="decoder",
-                dtype=self.dtype_policy,
-            )
+            self.decoder = UNetDecoder(**self._decoder_options(block_kwargs))
             return
         # Today's layout, attribute for attribute, so that saved models still load.
         self.decoders = [
@@ -271,6 +263,18 @@ class UNet(keras.Model):
             )
             for level in reversed(range(self.depth))
         ]
+
+    def _decoder_options(self, block_kwargs):
+        """The arguments of a `UNetDecoder` (or subclass) of this model's levels."""
+        return {
+            "filters": self.level_filters[: self.depth],
+            "decoder_stage": self.decoder_stage,
+            "upsampling": self.upsampling,
+            "conv_block": self.conv_block,
+            "block_kwargs": block_kwargs,
+            "name": "decoder",
+            "dtype": self.dtype_policy,
+        }
 
     def _resolved_output_activation(self):
         if self.output_activation == "auto":

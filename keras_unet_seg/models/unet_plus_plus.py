@@ -69,14 +69,7 @@ class UNetPlusPlus(UNet):
 
     def _make_decoder(self, block_kwargs):
         self.decoder = NestedDecoder(
-            filters=self.level_filters[: self.depth],
-            deep_supervision=self.deep_supervision,
-            decoder_stage=self.decoder_stage,
-            upsampling=self.upsampling,
-            conv_block=self.conv_block,
-            block_kwargs=block_kwargs,
-            name="decoder",
-            dtype=self.dtype_policy,
+            deep_supervision=self.deep_supervision, **self._decoder_options(block_kwargs)
         )
 
     def _build_heads(self, shape):
