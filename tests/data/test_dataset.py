@@ -13,7 +13,7 @@ import tensorflow as tf
 from _data_files import SIZE, epoch_ids, id_image, id_mask, save, write_id_pairs
 from PIL import Image
 
-from keras_unet_seg.data import SegmentationDataset, _io
+from keras_unet_seg.data import InvalidFileError, SegmentationDataset, _pipeline, read_header
 
 
 def _from_dir(root, **kwargs):
@@ -329,8 +329,8 @@ def test_bmp_named_jpg(tmp_path):
 def test_read_header_refuses_an_unsupported_extension(tmp_path):
     path = tmp_path / "scan.webp"
     Image.fromarray(id_image(1)).save(path, format="WEBP")
-    with pytest.raises(_io.InvalidFileError, match=r"extension '\.webp', which is not one of"):
-        _io.read_header(str(path))
+    with pytest.raises(InvalidFileError, match=r"extension '\.webp', which is not one of"):
+        read_header(str(path))
 
 
 def test_image_and_mask_of_different_sizes(tmp_path):
@@ -538,8 +538,8 @@ def test_validation_split_argument_errors(tmp_path):
     with pytest.raises(
         ValueError,
         match=(
-            r"Invalid value for argument `subset`\. Expected one of \('training', "
-            r"'validation', 'both'\)"
+            r"Invalid value for argument `subset`\. Expected one of 'training', "
+            r"'validation', 'both' when validation_split is set"
         ),
     ):
         _from_dir(tmp_path, validation_split=0.5)
@@ -552,13 +552,13 @@ def test_validation_split_argument_errors(tmp_path):
 
 def _counting_reads(monkeypatch):
     calls = []
-    read_image = _io.read_image
+    read_image = _pipeline.read_image
 
     def counted(path, color_mode="rgb", intensity="auto"):
         calls.append(path)
         return read_image(path, color_mode, intensity)
 
-    monkeypatch.setattr(_io, "read_image", counted)
+    monkeypatch.setattr(_pipeline, "read_image", counted)
     return calls
 
 
@@ -688,8 +688,8 @@ def test_from_arrays_errors():
         (
             {"color_mode": "rgbx"},
             (
-                "Invalid value for argument `color_mode`. Expected one of ('grayscale', 'rgb', "
-                "'rgba', 'native'). Received: color_mode='rgbx'"
+                "Invalid value for argument `color_mode`. Expected one of 'grayscale', 'rgb', "
+                "'rgba', 'native'. Received: color_mode='rgbx'"
             ),
         ),
         (
@@ -725,7 +725,7 @@ def test_from_arrays_errors():
         (
             {"on_error": "ignore"},
             (
-                "Invalid value for argument `on_error`. Expected one of ('raise', 'skip'). "
+                "Invalid value for argument `on_error`. Expected one of 'raise', 'skip'. "
                 "Received: on_error='ignore'"
             ),
         ),

@@ -64,11 +64,14 @@ def test_refuses_to_overwrite_unless_asked(tmp_path):
     [
         (
             {"num_train": 0},
-            "Invalid value for argument `num_train`. Expected an int >= 1. Received: num_train=0",
+            (
+                "Invalid value for argument `num_train`. Expected a positive integer. "
+                "Received: num_train=0"
+            ),
         ),
         (
             {"num_val": -1},
-            "Invalid value for argument `num_val`. Expected an int >= 0. Received: num_val=-1",
+            "Invalid value for argument `num_val`. Expected an integer >= 0. Received: num_val=-1",
         ),
         (
             {"image_size": (8, 8)},
@@ -79,11 +82,14 @@ def test_refuses_to_overwrite_unless_asked(tmp_path):
         ),
         (
             {"seed": None},
-            "Invalid value for argument `seed`. Expected an int >= 0. Received: seed=None",
+            "Invalid value for argument `seed`. Expected an integer >= 0. Received: seed=None",
         ),
         (
             {"max_shapes": 0},
-            "Invalid value for argument `max_shapes`. Expected an int >= 1. Received: max_shapes=0",
+            (
+                "Invalid value for argument `max_shapes`. Expected a positive integer. "
+                "Received: max_shapes=0"
+            ),
         ),
     ],
 )
