@@ -13,71 +13,32 @@ from keras_unet_seg.data._masks import read_mask
 from keras_unet_seg.data._tensorflow import import_tf
 
 
-def fit_to_size(image, mask, image_size, interpolation, crop, pad, mask_fill):
-    """Resizes a pair to `image_size` (mask: nearest), after an optional crop or pad."""
+def _crop_or_pad(image, mask, image_size, crop, mask_fill):
+    """Crops (`crop`) or pads a pair, centred, to the aspect ratio of `image_size`."""
     tf = import_tf()
-    if image_size is None:
-        return image, mask
     target_h, target_w = image_size
     shape = tf.shape(image)
     height, width = shape[0], shape[1]
-    if crop or pad:
-        # Same arithmetic as keras.utils.image_utils.smart_resize.
-        height_f = tf.cast(height, tf.float32)
-        width_f = tf.cast(width, tf.float32)
-        box_h = tf.cast(width_f * target_h / target_w, tf.int32)
-        box_w = tf.cast(height_f * target_w / target_h, tf.int32)
-        if crop:
-            box_h = tf.maximum(tf.minimum(height, box_h), 1)
-            box_w = tf.maximum(tf.minimum(width, box_w), 1)
-            top = (height - box_h) // 2
-            left = (width - box_w) // 2
-            image = image[top : top + box_h, left : left + box_w]
-            mask = mask[top : top + box_h, left : left + box_w]
-        else:
-            box_h = tf.maximum(height, box_h)
-            box_w = tf.maximum(width, box_w)
-            top = (box_h - height) // 2
-            left = (box_w - width) // 2
-            paddings = [[top, box_h - height - top], [left, box_w - width - left], [0, 0]]
-            image = tf.pad(image, paddings)
-            mask = tf.pad(mask, paddings, constant_values=tf.cast(mask_fill, mask.dtype))
-    if interpolation in ("bilinear", "nearest", "area"):
-        image = tf.image.resize(image, (target_h, target_w), method=interpolation)
-    else:  # cubic and lanczos kernels overshoot: clip to the image's own range
-        low, high = tf.reduce_min(image), tf.reduce_max(image)
-        image = tf.image.resize(image, (target_h, target_w), method=interpolation)
-        image = tf.clip_by_value(image, low, high)
-    mask = tf.image.resize(mask, (target_h, target_w), method="nearest")
+    # Same arithmetic as keras.utils.image_utils.smart_resize.
+    box_h = tf.cast(tf.cast(width, tf.float32) * target_h / target_w, tf.int32)
+    box_w = tf.cast(tf.cast(height, tf.float32) * target_w / target_h, tf.int32)
+    if crop:
+        box_h = tf.maximum(tf.minimum(height, box_h), 1)
+        box_w = tf.maximum(tf.minimum(width, box_w), 1)
+        top = (height - box_h) // 2
+        left = (width - box_w) // 2
+        return (
+            image[top : top + box_h, left : left + box_w],
+            mask[top : top + box_h, left : left + box_w],
+        )
+    box_h = tf.maximum(height, box_h)
+    box_w = tf.maximum(width, box_w)
+    top = (box_h - height) // 2
+    left = (box_w - width) // 2
+    paddings = [[top, box_h - height - top], [left, box_w - width - left], [0, 0]]
+    image = tf.pad(image, paddings)
+    mask = tf.pad(mask, paddings, constant_values=tf.cast(mask_fill, mask.dtype))
     return image, mask
-
-
-def finish(
-    dataset,
-    *,
-    num_samples,
-    batch_size,
-    shuffle,
-    seed,
-    cache,
-    augmentation,
-    shuffle_before_cache,
-):
-    """Cache, shuffle, batch, augment and prefetch a dataset of pairs."""
-    tf = import_tf()
-    if cache:
-        dataset = dataset.cache("" if cache is True else os.fspath(cache))
-    if shuffle and not shuffle_before_cache:
-        # A file cache streams from disk: a full-size buffer would hold it all in memory.
-        buffer = num_samples if cache is True or not cache else min(num_samples, 256)
-        dataset = dataset.shuffle(max(buffer, 1), seed=seed, reshuffle_each_iteration=True)
-    if batch_size is not None:
-        dataset = dataset.batch(batch_size)
-    if augmentation is not None:
-        # Sequential on purpose: the augmentation's random state advances call by call,
-        # so a parallel map would hand out random draws in a racy order.
-        dataset = dataset.map(augmentation)
-    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 @dataclass(frozen=True)
@@ -98,35 +59,41 @@ class Options:
     cache: object
     augmentation: object
 
-    @property
-    def mask_fill(self):
-        """The mask value of padding: background, or `ignore_class`."""
-        return 0 if self.ignore_class is None else self.ignore_class
-
     def fit(self, image, mask):
-        """`fit_to_size` with these options."""
-        return fit_to_size(
-            image,
-            mask,
-            self.image_size,
-            self.interpolation,
-            self.crop_to_aspect_ratio,
-            self.pad_to_aspect_ratio,
-            self.mask_fill,
-        )
+        """Resizes a pair to `image_size` (mask: nearest), after an optional crop or pad."""
+        tf = import_tf()
+        if self.image_size is None:
+            return image, mask
+        if self.crop_to_aspect_ratio or self.pad_to_aspect_ratio:
+            mask_fill = 0 if self.ignore_class is None else self.ignore_class
+            image, mask = _crop_or_pad(
+                image, mask, self.image_size, self.crop_to_aspect_ratio, mask_fill
+            )
+        if self.interpolation in ("bilinear", "nearest", "area"):
+            image = tf.image.resize(image, self.image_size, method=self.interpolation)
+        else:  # cubic and lanczos kernels overshoot: clip to the image's own range
+            low, high = tf.reduce_min(image), tf.reduce_max(image)
+            image = tf.image.resize(image, self.image_size, method=self.interpolation)
+            image = tf.clip_by_value(image, low, high)
+        mask = tf.image.resize(mask, self.image_size, method="nearest")
+        return image, mask
 
     def finish(self, dataset, num_samples, cache, shuffle_before_cache=False):
-        """`finish` with these options and the given `cache`."""
-        return finish(
-            dataset,
-            num_samples=num_samples,
-            batch_size=self.batch_size,
-            shuffle=self.shuffle,
-            seed=self.seed,
-            cache=cache,
-            augmentation=self.augmentation,
-            shuffle_before_cache=shuffle_before_cache,
-        )
+        """Cache, shuffle, batch, augment and prefetch a dataset of pairs."""
+        tf = import_tf()
+        if cache:
+            dataset = dataset.cache("" if cache is True else os.fspath(cache))
+        if self.shuffle and not shuffle_before_cache:
+            # A file cache streams from disk: a full-size buffer would hold it all in memory.
+            buffer = num_samples if cache is True or not cache else min(num_samples, 256)
+            dataset = dataset.shuffle(max(buffer, 1), seed=self.seed, reshuffle_each_iteration=True)
+        if self.batch_size is not None:
+            dataset = dataset.batch(self.batch_size)
+        if self.augmentation is not None:
+            # Sequential on purpose: the augmentation's random state advances call by
+            # call, so a parallel map would hand out random draws in a racy order.
+            dataset = dataset.map(self.augmentation)
+        return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def files_dataset(samples, options, color_mode, channels, cache):

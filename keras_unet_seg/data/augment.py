@@ -10,6 +10,7 @@ from keras_unet_seg._validation import (
     check_non_negative,
     check_optional_int,
     invalid_value,
+    is_pair,
     is_real,
 )
 from keras_unet_seg.data._tensorflow import import_tf as _import_tf
@@ -33,12 +34,7 @@ def _check_value_range(value_range):
     """Accepts `None` or `(low, high)` with low < high; returns it as floats."""
     if value_range is None:
         return None
-    if (
-        not isinstance(value_range, (tuple, list))
-        or len(value_range) != 2
-        or not all(is_real(v) for v in value_range)
-        or not value_range[0] < value_range[1]
-    ):
+    if not (is_pair(value_range, is_real) and value_range[0] < value_range[1]):
         raise invalid_value("value_range", "None or `(low, high)` with low < high", value_range)
     return float(value_range[0]), float(value_range[1])
 

@@ -11,6 +11,7 @@ from keras_unet_seg._validation import (
     check_choice,
     invalid_value,
     is_int,
+    is_pair,
     is_real,
 )
 from keras_unet_seg.data import _checks, _layout, _pipeline
@@ -329,11 +330,7 @@ def _check_options(arguments):
 def _check_image_size(image_size):
     if image_size is None:
         return None
-    if (
-        not isinstance(image_size, (tuple, list))
-        or len(image_size) != 2
-        or not all(is_int(v) and v > 0 for v in image_size)
-    ):
+    if not is_pair(image_size, lambda v: is_int(v) and v > 0):
         raise invalid_value(
             "image_size", "a tuple `(height, width)` of positive ints or None", image_size
         )

@@ -9,6 +9,7 @@ from keras_unet_seg._validation import (
     check_positive_int,
     invalid_value,
     is_int,
+    is_pair,
 )
 
 _SPLITS = (("train", 0), ("val", 1))
@@ -115,11 +116,7 @@ def _check_args(num_train, num_val, image_size, seed, max_shapes, num_classes):
     check_non_negative_int("num_val", num_val)
     check_positive_int("max_shapes", max_shapes)
     check_positive_int("num_classes", num_classes)
-    if (
-        not isinstance(image_size, (tuple, list))
-        or len(image_size) != 2
-        or not all(is_int(v) and v >= 16 for v in image_size)
-    ):
+    if not is_pair(image_size, lambda v: is_int(v) and v >= 16):
         raise invalid_value("image_size", "a tuple `(height, width)` of ints >= 16", image_size)
     check_non_negative_int("seed", seed)
 
