@@ -64,7 +64,10 @@ class SegmentationDataset:
     gives the same batches on every run (order and augmentation); each epoch is
     reshuffled.
 
-    Arguments of both constructors:
+    The arguments below are those of both constructors, `from_directory` and
+    `from_arrays`.
+
+    Args:
         image_size: `(height, width)` (default `(256, 256)` for `from_directory`,
             `None` for `from_arrays`): size every pair is resized to, the image
             with `interpolation`, the mask always with nearest neighbour. `None`
