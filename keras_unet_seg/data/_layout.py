@@ -107,46 +107,43 @@ def pair_files(images_dir, masks_dir, mask_suffix=""):
         )
     samples = []
     for key in sorted(set(image_groups) | set(mask_groups)):
-        images = image_groups.get(key, [])
-        masks = mask_groups.get(key, [])
-        if len(images) > 1 or len(masks) > 1:
-            files = images if len(images) > 1 else masks
-            kind = "images" if len(images) > 1 else "masks"
-            listed = ", ".join(f"'{p}'" for p in files)
-            problems.append(
-                Problem(
-                    key,
-                    files[0],
-                    f"Found {len(files)} {kind} with the same name '{key}' and different "
-                    f"extensions: {listed}. Each name must be unique so that images and "
-                    "masks pair unambiguously.",
-                )
-            )
-        elif not masks:
-            problems.append(
-                Problem(
-                    key,
-                    images[0],
-                    f"Image file '{images[0]}' has no matching mask in '{masks_dir}' "
-                    f"(expected a file named '{key}{mask_suffix}' with one of the "
-                    f"extensions {', '.join(IMAGE_EXTENSIONS)}).",
-                )
-            )
-        elif not images:
-            problems.append(
-                Problem(
-                    key,
-                    masks[0],
-                    f"Mask file '{masks[0]}' has no matching image in '{images_dir}' "
-                    f"(expected a file named '{key}' with one of the extensions "
-                    f"{', '.join(IMAGE_EXTENSIONS)}).",
-                )
-            )
-        else:
-            samples.append(Sample(key, images[0], masks[0]))
+        images, masks = image_groups.get(key, []), mask_groups.get(key, [])
+        match = _match(key, images, masks, images_dir, masks_dir, mask_suffix)
+        (samples if isinstance(match, Sample) else problems).append(match)
     num_found = len(set(image_groups) | set(mask_groups)) + len(unsuffixed)
     num_found += len(unreadable)
     return samples, problems, num_found
+
+
+def _match(key, images, masks, images_dir, masks_dir, mask_suffix):
+    """The `Sample` of a key's files, or the `Problem` that keeps them from pairing."""
+    extensions = ", ".join(IMAGE_EXTENSIONS)
+    if len(images) > 1 or len(masks) > 1:
+        files, kind = (images, "images") if len(images) > 1 else (masks, "masks")
+        listed = ", ".join(f"'{p}'" for p in files)
+        return Problem(
+            key,
+            files[0],
+            f"Found {len(files)} {kind} with the same name '{key}' and different "
+            f"extensions: {listed}. Each name must be unique so that images and "
+            "masks pair unambiguously.",
+        )
+    if not masks:
+        return Problem(
+            key,
+            images[0],
+            f"Image file '{images[0]}' has no matching mask in '{masks_dir}' "
+            f"(expected a file named '{key}{mask_suffix}' with one of the "
+            f"extensions {extensions}).",
+        )
+    if not images:
+        return Problem(
+            key,
+            masks[0],
+            f"Mask file '{masks[0]}' has no matching image in '{images_dir}' "
+            f"(expected a file named '{key}' with one of the extensions {extensions}).",
+        )
+    return Sample(key, images[0], masks[0])
 
 
 def _is_utf8(path):
