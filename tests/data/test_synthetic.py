@@ -122,7 +122,8 @@ def test_small_unet_reaches_validation_dice_0_9(tmp_path):
     model.compile(
         optimizer=keras.optimizers.Adam(3e-3), loss=BCEDiceLoss(), metrics=[DiceCoefficient()]
     )
-    history = model.fit(train, validation_data=val, epochs=8, verbose=0)
+    # Validation Dice 0.46, 0.93, 0.95, 0.96 over the first four epochs here (0.97 at 8).
+    history = model.fit(train, validation_data=val, epochs=4, verbose=0)
     seconds = time.perf_counter() - start
     best = max(history.history["val_dice_coefficient"])
     # Dice computed by hand on the validation set, as a check of the metric's name.
