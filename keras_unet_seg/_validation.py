@@ -110,3 +110,8 @@ def check_size(name, value, allow_none=False):
         expected = "a positive integer or a (height, width) pair of positive integers"
         raise invalid_value(name, ("None or " if allow_none else "") + expected, value)
     return int(pair[0]), int(pair[1])
+
+
+def is_pair(value, accepts):
+    """Whether `value` is a tuple or list of two items, each accepted by `accepts`."""
+    return isinstance(value, (tuple, list)) and len(value) == 2 and all(accepts(v) for v in value)

@@ -1,11 +1,19 @@
 """Joint image/mask augmentation for segmentation, seeded and safe inside `tf.data`."""
 
 import math
-import numbers
 
 import numpy as np
 
-from keras_unet_seg.data._io import import_tf as _import_tf
+from keras_unet_seg._validation import (
+    check_bool,
+    check_choice,
+    check_non_negative,
+    check_optional_int,
+    invalid_value,
+    is_pair,
+    is_real,
+)
+from keras_unet_seg.data._tensorflow import import_tf as _import_tf
 
 _FLIP_MODES = (None, "horizontal", "vertical", "horizontal_and_vertical")
 _FILL_MODES = ("reflect", "wrap", "constant", "nearest")
@@ -13,15 +21,22 @@ _INTERPOLATIONS = ("nearest", "bilinear")
 
 
 def _check_fraction(name, value, upper, upper_inclusive=True):
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    ok = ok and 0 <= value and (value <= upper if upper_inclusive else value < upper)
-    if not ok:
+    """Accepts a number in `[0, upper]` (or `[0, upper)`); returns it as a float."""
+    if not (
+        is_real(value) and 0 <= value and (value <= upper if upper_inclusive else value < upper)
+    ):
         bracket = "]" if upper_inclusive else ")"
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected a number in "
-            f"[0, {upper}{bracket}. Received: {name}={value!r}"
-        )
+        raise invalid_value(name, f"a number in [0, {upper}{bracket}", value)
     return float(value)
+
+
+def _check_value_range(value_range):
+    """Accepts `None` or `(low, high)` with low < high; returns it as floats."""
+    if value_range is None:
+        return None
+    if not (is_pair(value_range, is_real) and value_range[0] < value_range[1]):
+        raise invalid_value("value_range", "None or `(low, high)` with low < high", value_range)
+    return float(value_range[0]), float(value_range[1])
 
 
 class JointAugmentation:
@@ -128,60 +143,18 @@ class JointAugmentation:
         interpolation="bilinear",
         seed=None,
     ):
-        if flip not in _FLIP_MODES:
-            raise ValueError(
-                "Invalid value for argument `flip`. Expected one of "
-                f"{_FLIP_MODES}. Received: flip={flip!r}"
-            )
-        if not isinstance(rotate90, bool):
-            raise ValueError(
-                "Invalid value for argument `rotate90`. Expected a bool. "
-                f"Received: rotate90={rotate90!r}"
-            )
-        self.flip = flip
-        self.rotate90 = rotate90
+        self.flip = check_choice("flip", flip, _FLIP_MODES)
+        self.rotate90 = check_bool("rotate90", rotate90)
         self.rotation = _check_fraction("rotation", rotation, 0.5)
         self.zoom = _check_fraction("zoom", zoom, 1, upper_inclusive=False)
         self.brightness = _check_fraction("brightness", brightness, 1)
         self.contrast = _check_fraction("contrast", contrast, 1)
         self.gamma = _check_fraction("gamma", gamma, 1, upper_inclusive=False)
-        if not isinstance(noise, numbers.Real) or isinstance(noise, bool) or noise < 0:
-            raise ValueError(
-                "Invalid value for argument `noise`. Expected a number >= 0. "
-                f"Received: noise={noise!r}"
-            )
-        self.noise = float(noise)
-        if value_range is not None and (
-            not isinstance(value_range, (tuple, list))
-            or len(value_range) != 2
-            or not all(isinstance(v, numbers.Real) for v in value_range)
-            or not value_range[0] < value_range[1]
-        ):
-            raise ValueError(
-                "Invalid value for argument `value_range`. Expected None or `(low, high)` "
-                f"with low < high. Received: value_range={value_range!r}"
-            )
-        self.value_range = (
-            None if value_range is None else (float(value_range[0]), float(value_range[1]))
-        )
-        if fill_mode not in _FILL_MODES:
-            raise ValueError(
-                "Invalid value for argument `fill_mode`. Expected one of "
-                f"{_FILL_MODES}. Received: fill_mode={fill_mode!r}"
-            )
-        if interpolation not in _INTERPOLATIONS:
-            raise ValueError(
-                "Invalid value for argument `interpolation`. Expected one of "
-                f"{_INTERPOLATIONS}. Received: interpolation={interpolation!r}"
-            )
-        if seed is not None and (not isinstance(seed, numbers.Integral) or isinstance(seed, bool)):
-            raise ValueError(
-                "Invalid value for argument `seed`. Expected an int or None. "
-                f"Received: seed={seed!r}"
-            )
-        self.fill_mode = fill_mode
-        self.interpolation = interpolation
-        self.seed = seed
+        self.noise = check_non_negative("noise", noise)
+        self.value_range = _check_value_range(value_range)
+        self.fill_mode = check_choice("fill_mode", fill_mode, _FILL_MODES)
+        self.interpolation = check_choice("interpolation", interpolation, _INTERPOLATIONS)
+        self.seed = check_optional_int("seed", seed, "an int seed")
         tf = _import_tf()
         with tf.init_scope():  # state is created eagerly, even inside a traced function
             self._build()
@@ -196,7 +169,7 @@ class JointAugmentation:
         )
         common = {"dtype": "float32"}
         self._flips = []
-        self._geometry = []
+        self._geometry_layers = []
         # Keras' "horizontal_and_vertical" draws one decision for both axes (identity or
         # a half turn); two layers draw them independently, for all four flip states.
         if self.flip in ("horizontal", "horizontal_and_vertical"):
@@ -204,7 +177,7 @@ class JointAugmentation:
         if self.flip in ("vertical", "horizontal_and_vertical"):
             self._flips.append(keras.layers.RandomFlip("vertical", seed=base + 6, **common))
         if self.rotation > 0:
-            self._geometry.append(
+            self._geometry_layers.append(
                 keras.layers.RandomRotation(
                     self.rotation,
                     fill_mode=self.fill_mode,
@@ -214,7 +187,7 @@ class JointAugmentation:
                 )
             )
         if self.zoom > 0:
-            self._geometry.append(
+            self._geometry_layers.append(
                 keras.layers.RandomZoom(
                     (-self.zoom, self.zoom),
                     fill_mode=self.fill_mode,
@@ -265,20 +238,7 @@ class JointAugmentation:
         mask_dtype = masks.dtype
         masks = tf.cast(masks, tf.float32)
         batch = tf.shape(images)[0]
-
-        def geometry(layer, images, masks):
-            if has_masks:
-                out = layer({"images": images, "segmentation_masks": masks}, training=True)
-                return out["images"], out["segmentation_masks"]
-            return layer(images, training=True), masks
-
-        for layer in self._flips:
-            images, masks = geometry(layer, images, masks)
-        if self.rotate90:
-            images, masks = self._transpose(images, masks, has_masks, batch)
-        for layer in self._geometry:
-            images, masks = geometry(layer, images, masks)
-
+        images, masks = self._geometry(images, masks, has_masks, batch)
         images = self._photometry(images, batch)
 
         if has_masks:
@@ -288,6 +248,23 @@ class JointAugmentation:
         if rank == 3:
             images = images[0]
             masks = masks[0] if has_masks else masks
+        return images, masks
+
+    def _geometry(self, images, masks, has_masks, batch):
+        """Flips, transposes, rotation and zoom, the same for the image and its mask."""
+
+        def apply(layer, images, masks):
+            if has_masks:
+                out = layer({"images": images, "segmentation_masks": masks}, training=True)
+                return out["images"], out["segmentation_masks"]
+            return layer(images, training=True), masks
+
+        for layer in self._flips:
+            images, masks = apply(layer, images, masks)
+        if self.rotate90:
+            images, masks = self._transpose(images, masks, has_masks, batch)
+        for layer in self._geometry_layers:
+            images, masks = apply(layer, images, masks)
         return images, masks
 
     def _photometry(self, images, batch):

@@ -1,18 +1,26 @@
 """`SegmentationDataset`: `tf.data` pipelines of (image, mask) batches."""
 
-import numbers
 import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 
-from keras_unet_seg.data import _io
-from keras_unet_seg.data._io import import_tf as _import_tf
+from keras_unet_seg._validation import (
+    check_bool,
+    check_choice,
+    invalid_value,
+    is_int,
+    is_pair,
+    is_real,
+)
+from keras_unet_seg.data import _checks, _layout, _pipeline
+from keras_unet_seg.data._decoding import IMAGE_EXTENSIONS, InvalidFileError
+from keras_unet_seg.data._images import COLOR_MODES
+from keras_unet_seg.data._masks import convert_mask
 from keras_unet_seg.data.augment import JointAugmentation
 from keras_unet_seg.data.intensity import intensity_spec, normalize_image
 
-_FLAT_SUBSETS = ("training", "validation", "both")
 _ON_ERROR = ("raise", "skip")
 _INTERPOLATIONS = (
     "bilinear",
@@ -24,177 +32,6 @@ _INTERPOLATIONS = (
     "gaussian",
     "mitchellcubic",
 )
-
-
-def _invalid(name, expected, value):
-    return ValueError(
-        f"Invalid value for argument `{name}`. Expected {expected}. Received: {name}={value!r}"
-    )
-
-
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _check_common(
-    image_size,
-    batch_size,
-    num_classes,
-    mask_threshold,
-    ignore_class,
-    interpolation,
-    crop_to_aspect_ratio,
-    pad_to_aspect_ratio,
-    shuffle,
-    seed,
-    cache,
-):
-    if image_size is not None:
-        if (
-            not isinstance(image_size, (tuple, list))
-            or len(image_size) != 2
-            or not all(_is_int(v) and v > 0 for v in image_size)
-        ):
-            raise _invalid(
-                "image_size", "a tuple `(height, width)` of positive ints or None", image_size
-            )
-        image_size = (int(image_size[0]), int(image_size[1]))
-    if batch_size is not None and not (_is_int(batch_size) and batch_size > 0):
-        raise _invalid("batch_size", "a positive int or None", batch_size)
-    if not (_is_int(num_classes) and num_classes >= 1):
-        raise _invalid("num_classes", "an int >= 1 (1 for binary masks)", num_classes)
-    if mask_threshold is not None:
-        if num_classes != 1:
-            raise _invalid(
-                "mask_threshold",
-                "None when num_classes > 1 (class-id masks are not thresholded)",
-                mask_threshold,
-            )
-        if not isinstance(mask_threshold, numbers.Real) or isinstance(mask_threshold, bool):
-            raise _invalid("mask_threshold", "a number or None", mask_threshold)
-    if ignore_class is not None:
-        if num_classes == 1:
-            raise _invalid("ignore_class", "None when num_classes=1", ignore_class)
-        if not _is_int(ignore_class):
-            raise _invalid("ignore_class", "an int or None", ignore_class)
-    if interpolation not in _INTERPOLATIONS:
-        raise _invalid("interpolation", f"one of {_INTERPOLATIONS}", interpolation)
-    if crop_to_aspect_ratio and pad_to_aspect_ratio:
-        raise ValueError(
-            "Only one of `crop_to_aspect_ratio` and `pad_to_aspect_ratio` can be True. "
-            f"Received: crop_to_aspect_ratio={crop_to_aspect_ratio}, "
-            f"pad_to_aspect_ratio={pad_to_aspect_ratio}"
-        )
-    if (crop_to_aspect_ratio or pad_to_aspect_ratio) and image_size is None:
-        raise _invalid(
-            "image_size",
-            "a tuple `(height, width)` when crop_to_aspect_ratio or pad_to_aspect_ratio is set",
-            image_size,
-        )
-    if not isinstance(shuffle, bool):
-        raise _invalid("shuffle", "a bool", shuffle)
-    if seed is not None and not _is_int(seed):
-        raise _invalid("seed", "an int or None", seed)
-    if not (isinstance(cache, (bool, str, os.PathLike))):
-        raise _invalid("cache", "a bool or a file path", cache)
-    return image_size
-
-
-def _resolve_intensity(intensity, normalization):
-    """The intensity spec, from `intensity` or the deprecated `normalization` argument."""
-    if normalization is not None:
-        warnings.warn(
-            "Argument `normalization` of SegmentationDataset is deprecated and will be "
-            "removed in the next release: it was the name of the model's normalization "
-            f"layers too. Use intensity={normalization!r} instead.",
-            DeprecationWarning,
-            stacklevel=3,
-        )
-        if normalization not in ("scale", "standardize"):
-            raise _invalid("normalization", "'scale' or 'standardize'", normalization)
-        intensity = normalization
-    return intensity_spec(intensity)
-
-
-def _make_augmentation(augment, seed):
-    if augment is None or augment is False:
-        return None
-    if augment is True:
-        return JointAugmentation(seed=seed)
-    if isinstance(augment, dict):
-        return JointAugmentation(**{"seed": seed, **augment})
-    if isinstance(augment, JointAugmentation) or callable(augment):
-        return augment
-    raise _invalid(
-        "augment", "None, a bool, a dict of JointAugmentation arguments or a callable", augment
-    )
-
-
-def _fit_to_size(image, mask, image_size, interpolation, crop, pad, mask_fill):
-    """Resizes a pair to `image_size` (mask: nearest), after an optional crop or pad."""
-    tf = _import_tf()
-    if image_size is None:
-        return image, mask
-    target_h, target_w = image_size
-    shape = tf.shape(image)
-    height, width = shape[0], shape[1]
-    if crop or pad:
-        # Same arithmetic as keras.utils.image_utils.smart_resize.
-        height_f = tf.cast(height, tf.float32)
-        width_f = tf.cast(width, tf.float32)
-        box_h = tf.cast(width_f * target_h / target_w, tf.int32)
-        box_w = tf.cast(height_f * target_w / target_h, tf.int32)
-        if crop:
-            box_h = tf.maximum(tf.minimum(height, box_h), 1)
-            box_w = tf.maximum(tf.minimum(width, box_w), 1)
-            top = (height - box_h) // 2
-            left = (width - box_w) // 2
-            image = image[top : top + box_h, left : left + box_w]
-            mask = mask[top : top + box_h, left : left + box_w]
-        else:
-            box_h = tf.maximum(height, box_h)
-            box_w = tf.maximum(width, box_w)
-            top = (box_h - height) // 2
-            left = (box_w - width) // 2
-            paddings = [[top, box_h - height - top], [left, box_w - width - left], [0, 0]]
-            image = tf.pad(image, paddings)
-            mask = tf.pad(mask, paddings, constant_values=tf.cast(mask_fill, mask.dtype))
-    if interpolation in ("bilinear", "nearest", "area"):
-        image = tf.image.resize(image, (target_h, target_w), method=interpolation)
-    else:  # cubic and lanczos kernels overshoot: clip to the image's own range
-        low, high = tf.reduce_min(image), tf.reduce_max(image)
-        image = tf.image.resize(image, (target_h, target_w), method=interpolation)
-        image = tf.clip_by_value(image, low, high)
-    mask = tf.image.resize(mask, (target_h, target_w), method="nearest")
-    return image, mask
-
-
-def _finish(
-    dataset,
-    *,
-    num_samples,
-    batch_size,
-    shuffle,
-    seed,
-    cache,
-    augmentation,
-    shuffle_before_cache,
-):
-    """Cache, shuffle, batch, augment and prefetch a dataset of pairs."""
-    tf = _import_tf()
-    if cache:
-        dataset = dataset.cache("" if cache is True else os.fspath(cache))
-    if shuffle and not shuffle_before_cache:
-        # A file cache streams from disk: a full-size buffer would hold it all in memory.
-        buffer = num_samples if cache is True or not cache else min(num_samples, 256)
-        dataset = dataset.shuffle(max(buffer, 1), seed=seed, reshuffle_each_iteration=True)
-    if batch_size is not None:
-        dataset = dataset.batch(batch_size)
-    if augmentation is not None:
-        # Sequential on purpose: the augmentation's random state advances call by call,
-        # so a parallel map would hand out random draws in a racy order.
-        dataset = dataset.map(augmentation)
-    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 class SegmentationDataset:
@@ -214,6 +51,83 @@ class SegmentationDataset:
       scaled from its 1st to its 99.8th percentile.
     - masks: `(batch, height, width, 1)`: float32 0/1 when `num_classes=1` (binary),
       int32 class ids when `num_classes > 1`.
+
+    Masks become the training target by this rule: with `num_classes=1` a mask
+    must hold 0 for background and a single other positive value for foreground
+    (0/1, 0/255, 0/65535, ...), and foreground is value > 0; with
+    `mask_threshold=t`, foreground is value > t and any values are allowed (for
+    masks saved with JPEG artefacts, say). With `num_classes > 1`, values are
+    class ids in `[0, num_classes)`, or `ignore_class`.
+
+    Pipeline: (shuffle paths) -> parallel decode and normalise -> resize ->
+    (cache -> shuffle) -> batch -> augment -> prefetch(AUTOTUNE). The same `seed`
+    gives the same batches on every run (order and augmentation); each epoch is
+    reshuffled.
+
+    The arguments below are those of both constructors, `from_directory` and
+    `from_arrays`.
+
+    Args:
+        image_size: `(height, width)` (default `(256, 256)` for `from_directory`,
+            `None` for `from_arrays`): size every pair is resized to, the image
+            with `interpolation`, the mask always with nearest neighbour. `None`
+            keeps the files' size (all pairs must then have the same size unless
+            `batch_size=None`).
+        batch_size: int, default 32, or `None` for unbatched pairs.
+        num_classes: int, default 1. 1 for binary masks (float32 0/1), more for
+            class-id masks (int32).
+        mask_threshold: number or `None` (default). With `num_classes=1`,
+            foreground is value > `mask_threshold`; see the rule above.
+        ignore_class: int or `None` (default). With `num_classes > 1`, a mask
+            value allowed besides the class ids (such as 255 for Pascal VOC
+            boundaries), kept as it is for a loss or metric that ignores it; also
+            the padding value of `pad_to_aspect_ratio` for masks (else 0).
+        intensity: how each whole image's values are normalised, before resizing:
+            `"auto"` (default: 8-bit / 255; 16-bit, 32-bit and float images from
+            their 1st to their 99.8th percentile), `"scale"` (by the dtype's
+            range), `"percentile"`, `"minmax"`, `"standardize"`, `None` (as
+            stored), or a dict such as `{"mode": "percentile", "low": 2, "high":
+            99, "per_channel": True}`; see `normalize_image`. Give the same to
+            `read_image` when predicting.
+        interpolation: image resizing method, default `"bilinear"`; also
+            `"nearest"`, `"bicubic"`, `"area"`, `"lanczos3"`, `"lanczos5"`,
+            `"gaussian"`, `"mitchellcubic"`.
+        crop_to_aspect_ratio: bool, default `False`. Crop image and mask (centred)
+            to the aspect ratio of `image_size` before resizing, so nothing is
+            distorted.
+        pad_to_aspect_ratio: bool, default `False`. Pad image (zeros) and mask
+            (background, or `ignore_class`) to the aspect ratio of `image_size`
+            before resizing.
+        shuffle: bool, default `True`. Shuffle the pairs, again each epoch.
+        seed: int or `None`. Seeds shuffling, the validation split and `augment`.
+        augment: `None` (default), `True` (`JointAugmentation` defaults), a dict
+            of `JointAugmentation` arguments, or a callable taking and returning
+            `(images, masks)` batches. Seeded with `seed` unless it has its own.
+        cache: `False` (default), `True` to keep decoded, resized pairs in memory
+            after the first epoch, or a file path to cache them on disk. A file
+            cache is reused as it is by later runs: delete it when the data or
+            the arguments change. With a file cache the shuffle buffer holds at
+            most 256 pairs.
+        normalization: deprecated: `intensity` under its former name.
+
+    Example:
+
+    >>> import tempfile
+    >>> from keras_unet_seg.data import make_synthetic_dataset
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> root = make_synthetic_dataset(
+    ...     folder.name, num_train=4, num_val=2, image_size=(32, 32), seed=0
+    ... )
+    >>> train = SegmentationDataset.from_directory(
+    ...     root, subset="train", image_size=(32, 32), batch_size=2, seed=0
+    ... )  # doctest: +ELLIPSIS
+    Found 4 image/mask pairs in '.../train'.
+    >>> images, masks = next(iter(train))
+    >>> tuple(images.shape), images.dtype.name, tuple(masks.shape), masks.dtype.name
+    ((2, 32, 32, 3), 'float32', (2, 32, 32, 1), 'float32')
+    >>> len(train.image_paths), train.skipped
+    (4, [])
+    >>> folder.cleanup()
     """
 
     def __init__(self, *args, **kwargs):
@@ -252,321 +166,58 @@ class SegmentationDataset:
     ):
         """Reads pairs of image and mask files from a folder as a `tf.data.Dataset`.
 
-        Two layouts are read. Split folders, where `subset` names the folder:
-
-        ```
-        directory/train/images/cat_01.jpg    directory/train/masks/cat_01.png
-        directory/val/images/...             directory/val/masks/...
-        ```
-
-        or one flat folder, `directory/images` and `directory/masks`, split with
-        `validation_split`, `seed` and `subset="training" | "validation" | "both"` as
-        in `keras.utils.image_dataset_from_directory`, whose argument names this
-        follows (`subset=None` and no `validation_split` read every pair).
-
-        An image pairs with the mask of the same relative path without extension,
-        plus `mask_suffix` (`cat_01.jpg` with `cat_01.png`, or with
-        `cat_01_mask.png` when `mask_suffix="_mask"`); subfolders are read
-        recursively, hidden files and files without an image extension are not
-        images. Formats: PNG (8 and 16 bit), JPEG, BMP, GIF and TIFF (8, 16 and 32
-        bit, float, any channel count); the first frame of multi-frame files. Files
-        are read with `keras_unet_seg.data.read_image` (Pillow, and tifffile for
-        TIFFs Pillow cannot read): turned upright by their EXIF orientation (images
-        and masks alike), palette (indexed) masks, as Pascal VOC ships them, give
-        their indices, not colours; no file larger than `PIL.Image.MAX_IMAGE_PIXELS`
-        is decoded.
-
-        Every file is checked before the dataset is built (with `verify=True`, by
-        decoding it), and a bad file raises a `ValueError` naming it: an image with
-        no mask or a mask with no image, two files with the same name, an empty,
-        truncated or undecodable file, content that does not match the extension (a
-        BMP named `.jpg`), an image holding NaN or infinite values, too many pixels,
-        or channels `color_mode` cannot take, an image and mask of different sizes
-        (upright), a mask that is not
-        binary (`num_classes=1`) or holds values that are not class ids, and an empty
-        folder. With `on_error="skip"`, bad samples are left out instead, and a
-        warning lists each with its reason; they are also on `dataset.skipped`.
-        Nothing is left out silently.
-
-        Masks become the training target by this rule: with `num_classes=1` a mask
-        must hold 0 for background and a single other positive value for foreground
-        (0/1, 0/255, 0/65535, ...), and foreground is value > 0; with
-        `mask_threshold=t`, foreground is value > t and any values are allowed (for
-        masks saved with JPEG artefacts, say). With `num_classes > 1`, values are
-        class ids in `[0, num_classes)`, or `ignore_class`.
-
-        Pipeline: (shuffle paths) -> parallel decode and normalise -> resize ->
-        (cache -> shuffle) -> batch -> augment -> prefetch(AUTOTUNE). The same `seed`
-        gives the same batches on every run (order and augmentation); each epoch is
-        reshuffled.
+        Split folders `directory/<subset>/{images,masks}` (or `.../{images,masks}/
+        <subset>`), or a flat `directory/{images,masks}` split by `validation_split`.
+        Images pair with masks by relative path without extension, plus
+        `mask_suffix`, are read by `read_image` and `read_mask`, and are checked
+        before the dataset is built (the data guide lists the layouts, formats and
+        checks). Other arguments: see the class docstring.
 
         Args:
             directory: path of the root folder.
-            subset: for split folders, the name of the subfolder to read (`"train"`,
-                `"val"`, ...); for a flat folder, `None` (every pair), or with
-                `validation_split`, `"training"`, `"validation"` or `"both"`.
-            image_size: `(height, width)`, default `(256, 256)`: size every pair is
-                resized to, the image with `interpolation`, the mask always with
-                nearest neighbour. `None` keeps the files' size (all pairs must then
-                have the same size unless `batch_size=None`).
-            batch_size: int, default 32, or `None` for unbatched pairs.
+            subset: a split folder's subset (`"train"`, ...); for a flat folder,
+                `None` (every pair), or `"training"`, `"validation"` or `"both"`.
             color_mode: `"rgb"` (default), `"grayscale"` or `"rgba"`: the number of
-                image channels (3, 1, 4); files are converted as needed. `"native"`
-                keeps the files' own channels (2, 5, ... for multi-channel TIFFs),
+                image channels (3, 1, 4). `"native"` keeps the files' own channels,
                 which must then be the same in every image.
-            num_classes: int, default 1. 1 for binary masks (float32 0/1), more for
-                class-id masks (int32).
-            mask_suffix: str, default `""`. Suffix of a mask's name after the image's
-                name, such as `"_mask"`.
-            mask_threshold: number or `None` (default). With `num_classes=1`,
-                foreground is value > `mask_threshold`; see the rule above.
-            ignore_class: int or `None` (default). With `num_classes > 1`, a mask
-                value allowed besides the class ids (such as 255 for Pascal VOC
-                boundaries), kept as it is for a loss or metric that ignores it; also
-                the padding value of `pad_to_aspect_ratio` for masks (else 0).
-            intensity: how each whole image's values are normalised, before
-                resizing: `"auto"` (default: 8-bit / 255; 16-bit, 32-bit and float
-                images from their 1st to their 99.8th percentile), `"scale"` (by the
-                dtype's range), `"percentile"`, `"minmax"`, `"standardize"`, `None`
-                (as stored), or a dict such as `{"mode": "percentile", "low": 2,
-                "high": 99, "per_channel": True}`; see `normalize_image`. Give the
-                same to `read_image` when predicting.
-            interpolation: image resizing method, default `"bilinear"`; also
-                `"nearest"`, `"bicubic"`, `"area"`, `"lanczos3"`, `"lanczos5"`,
-                `"gaussian"`, `"mitchellcubic"`.
-            crop_to_aspect_ratio: bool, default `False`. Crop image and mask (centred)
-                to the aspect ratio of `image_size` before resizing, so nothing is
-                distorted.
-            pad_to_aspect_ratio: bool, default `False`. Pad image (zeros) and mask
-                (background, or `ignore_class`) to the aspect ratio of `image_size`
-                before resizing.
-            shuffle: bool, default `True`. Shuffle the pairs, again each epoch.
-            seed: int or `None`. Seeds shuffling, the validation split and `augment`.
-            validation_split: float in (0, 1) or `None`. Fraction of the pairs of a
-                flat folder held out for `subset="validation"`. The split is a seeded
-                permutation of the sorted pairs whatever `shuffle` is, so `seed` is
-                required, and the subsets are disjoint and together hold every pair.
-            augment: `None` (default), `True` (`JointAugmentation` defaults), a dict
-                of `JointAugmentation` arguments, or a callable taking and returning
-                `(images, masks)` batches. Seeded with `seed` unless it has its own.
-            cache: `False` (default), `True` to keep decoded, resized pairs in memory
-                after the first epoch, or a file path to cache them on disk. A file
-                cache is reused as it is by later runs: delete it when the data or
-                the arguments change. With a file cache the shuffle buffer holds at
-                most 256 pairs.
-            on_error: `"raise"` (default) or `"skip"`.
-            verify: bool, default `True`. Decode every file up front (full check);
-                `False` checks headers only (sizes, formats, pairing) and leaves
-                decoding errors and mask values to the pipeline, which then fails
-                with an error naming the file.
+            mask_suffix: str, default `""`. Suffix of a mask's name after the
+                image's name, such as `"_mask"`.
+            validation_split: float in (0, 1) or `None`: the fraction of a flat
+                folder's pairs held out for `subset="validation"`, by a permutation
+                seeded by `seed` (required): the subsets are disjoint and complete.
+            on_error: `"raise"` (default) or `"skip"` (warn and leave bad pairs out).
+            verify: bool, default `True`. Decode every file up front (`False`: headers).
             verbose: bool, default `True`. Print how many pairs were found and how
                 many each subset uses, as `image_dataset_from_directory` does.
-            normalization: deprecated: `intensity` under its former name.
 
         Returns:
-            A `tf.data.Dataset` of `(images, masks)`, or a tuple
-            `(train_dataset, val_dataset)` for `subset="both"`. Each dataset carries
-            Python attributes `image_paths` and `mask_paths` (its pairs, sorted),
-            `skipped` (a list of `(path, reason)` for the samples left out with
-            `on_error="skip"`), `intensity` (the complete intensity spec, to give
-            `read_image` at prediction) and `image_sizes` (each pair's upright
-            `(height, width)` on disk, before resizing), lost by further
-            transformations such as `.map`.
+            A `tf.data.Dataset` of `(images, masks)`, or `(train_dataset,
+            val_dataset)` for `subset="both"`, with the Python attributes
+            `image_paths` and `mask_paths` (its pairs, sorted), `skipped` (`(path,
+            reason)` of each pair left out), `intensity` (the complete spec, for
+            `read_image`) and `image_sizes` (each pair's upright `(height, width)`
+            on disk), lost by further transformations such as `.map`.
 
         Raises:
             ValueError: an argument is invalid, a folder is missing or empty, or (with
                 `on_error="raise"`) a file is bad; the message names the file.
-
-        Example:
-
-        >>> import tempfile
-        >>> from keras_unet_seg.data import make_synthetic_dataset
-        >>> folder = tempfile.TemporaryDirectory()
-        >>> root = make_synthetic_dataset(
-        ...     folder.name, num_train=4, num_val=2, image_size=(32, 32), seed=0
-        ... )
-        >>> train = SegmentationDataset.from_directory(
-        ...     root, subset="train", image_size=(32, 32), batch_size=2, seed=0
-        ... )  # doctest: +ELLIPSIS
-        Found 4 image/mask pairs in '.../train'.
-        >>> images, masks = next(iter(train))
-        >>> tuple(images.shape), images.dtype.name, tuple(masks.shape), masks.dtype.name
-        ((2, 32, 32, 3), 'float32', (2, 32, 32, 1), 'float32')
-        >>> len(train.image_paths), train.skipped
-        (4, [])
-        >>> folder.cleanup()
         """
-        tf = _import_tf()
-        image_size = _check_common(
-            image_size,
-            batch_size,
-            num_classes,
-            mask_threshold,
-            ignore_class,
-            interpolation,
-            crop_to_aspect_ratio,
-            pad_to_aspect_ratio,
-            shuffle,
-            seed,
-            cache,
-        )
-        intensity = _resolve_intensity(intensity, normalization)
-        if color_mode not in _io.COLOR_MODES:
-            raise _invalid("color_mode", f"one of {_io.COLOR_MODES}", color_mode)
-        if not isinstance(mask_suffix, str):
-            raise _invalid("mask_suffix", "a str", mask_suffix)
-        if on_error not in _ON_ERROR:
-            raise _invalid("on_error", f"one of {_ON_ERROR}", on_error)
-        if not isinstance(verify, bool):
-            raise _invalid("verify", "a bool", verify)
-        if not isinstance(verbose, bool):
-            raise _invalid("verbose", "a bool", verbose)
+        options = _check_options(locals())
+        _check_directory_options(color_mode, mask_suffix, on_error, verify, verbose)
         directory = os.fspath(directory)
         if not os.path.isdir(directory):
-            raise _invalid("directory", "an existing folder", directory)
-
-        images_dir, masks_dir = _resolve_layout(directory, subset, validation_split, seed)
-
-        samples, problems, num_found = _io.pair_files(images_dir, masks_dir, mask_suffix)
-        if num_found == 0:
-            raise ValueError(
-                f"No image files found in '{images_dir}' or '{masks_dir}' (extensions "
-                f"{', '.join(_io.IMAGE_EXTENSIONS)})."
-            )
-        if problems and on_error == "raise":
-            raise _io.InvalidFileError(problems[0].reason)
-        kept, shapes, bad = _check_samples(
-            samples,
-            color_mode,
-            num_classes,
-            mask_threshold,
-            ignore_class,
-            verify,
-            on_error,
-            intensity,
+            raise invalid_value("directory", "an existing folder", directory)
+        images_dir, masks_dir = _layout.resolve_layout(directory, subset, validation_split, seed)
+        pairs = _find_pairs(
+            images_dir, masks_dir, mask_suffix, color_mode, on_error, verify, options
         )
-        problems = sorted(problems + bad, key=lambda p: p.key)
-        skipped = [(p.path, p.reason) for p in problems]
-        if skipped:
-            listing = "\n".join(f"  {path}: {reason}" for path, reason in skipped)
-            warnings.warn(
-                f"Skipped {len(skipped)} of {num_found} samples found in '{images_dir}' "
-                f"and '{masks_dir}' (on_error='skip'); kept {len(kept)}:\n{listing}",
-                UserWarning,
-                stacklevel=2,
-            )
-        if not kept:
-            raise ValueError(
-                f"No usable image/mask pairs in '{images_dir}' and '{masks_dir}': "
-                f"all {num_found} samples were skipped."
-            )
-        sizes = [shape[:2] for shape in shapes]
-        size_of = {sample.image_path: size for sample, size in zip(kept, sizes, strict=True)}
-        channels = _common_channels(kept, shapes)
-        if image_size is None and batch_size is not None and len(set(sizes)) > 1:
-            by_size = {}
-            for sample, size in zip(kept, sizes, strict=True):
-                by_size.setdefault(size, sample.image_path)
-            examples = "; ".join(f"'{p}' is {s}" for s, p in list(by_size.items())[:3])
-            raise ValueError(
-                "With image_size=None every pair must have the same size to be batched, "
-                f"but they differ: {examples} (height, width). Pass image_size=(height, "
-                "width) to resize them, or batch_size=None."
-            )
-
-        if shuffle and seed is None:
-            seed = int(np.random.default_rng().integers(0, 1_000_000))
-        augmentation = _make_augmentation(augment, seed)
-
-        mask_dtype = tf.float32 if num_classes == 1 else tf.int32
-        mask_fill = 0 if ignore_class is None else ignore_class
-
-        def load(image_path, mask_path):
-            def read(image_path, mask_path):
-                image_path = image_path.decode()
-                mask_path = mask_path.decode()
-                image = _io.read_image(image_path, color_mode, intensity)
-                mask = _io.read_mask(mask_path, num_classes, mask_threshold, ignore_class)
-                if image.shape[:2] != mask.shape[:2]:
-                    raise _io.InvalidFileError(
-                        f"Image '{image_path}' and mask '{mask_path}' have different "
-                        f"sizes: image (height, width) = {image.shape[:2]}, mask "
-                        f"(height, width) = {mask.shape[:2]}."
-                    )
-                return image, mask
-
-            image, mask = tf.numpy_function(
-                read, [image_path, mask_path], (tf.float32, mask_dtype), stateful=False
-            )
-            image.set_shape((None, None, channels))
-            mask.set_shape((None, None, 1))
-            image, mask = _fit_to_size(
-                image,
-                mask,
-                image_size,
-                interpolation,
-                crop_to_aspect_ratio,
-                pad_to_aspect_ratio,
-                mask_fill,
-            )
-            if image_size is not None:
-                image.set_shape((*image_size, channels))
-                mask.set_shape((*image_size, 1))
-            return image, mask
-
-        def build(subset_samples, cache_path):
-            if not subset_samples:
-                raise ValueError(
-                    f"validation_split={validation_split} of {len(kept)} pairs leaves "
-                    f"subset '{subset}' empty; use a larger validation_split or more data."
-                )
-            image_paths = [s.image_path for s in subset_samples]
-            mask_paths = [s.mask_path for s in subset_samples]
-            dataset = tf.data.Dataset.from_tensor_slices((image_paths, mask_paths))
-            shuffle_paths = shuffle and not cache
-            if shuffle_paths:
-                dataset = dataset.shuffle(
-                    len(image_paths), seed=seed, reshuffle_each_iteration=True
-                )
-            dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            dataset = _finish(
-                dataset,
-                num_samples=len(image_paths),
-                batch_size=batch_size,
-                shuffle=shuffle,
-                seed=seed,
-                cache=cache_path,
-                augmentation=augmentation,
-                shuffle_before_cache=shuffle_paths,
-            )
-            dataset.image_paths = image_paths
-            dataset.mask_paths = mask_paths
-            dataset.skipped = list(skipped)
-            dataset.intensity = dict(intensity)
-            dataset.image_sizes = [size_of[path] for path in image_paths]
-            return dataset
-
         if verbose:
-            print(f"Found {len(kept)} image/mask pairs in '{os.path.dirname(images_dir)}'.")
+            print(
+                f"Found {len(pairs.samples)} image/mask pairs in '{os.path.dirname(images_dir)}'."
+            )
         if validation_split is None:
-            return build(kept, cache)
-        order = np.random.RandomState(seed).permutation(len(kept))
-        num_val = int(validation_split * len(kept))
-        train_samples = [kept[i] for i in sorted(order[: len(kept) - num_val])]
-        val_samples = [kept[i] for i in sorted(order[len(kept) - num_val :])]
-        if verbose and subset in ("training", "both"):
-            print(f"Using {len(train_samples)} pairs for training.")
-        if verbose and subset in ("validation", "both"):
-            print(f"Using {len(val_samples)} pairs for validation.")
-        if subset == "training":
-            return build(train_samples, cache)
-        if subset == "validation":
-            return build(val_samples, cache)
-        suffixed = isinstance(cache, (str, os.PathLike))
-        return (
-            build(train_samples, f"{os.fspath(cache)}_training" if suffixed else cache),
-            build(val_samples, f"{os.fspath(cache)}_validation" if suffixed else cache),
-        )
+            return pairs.dataset(pairs.samples, options, color_mode, cache)
+        return _split_datasets(pairs, subset, validation_split, seed, options, color_mode, verbose)
 
     @classmethod
     def from_arrays(
@@ -597,22 +248,16 @@ class SegmentationDataset:
         and every other dtype (uint16, signed or 32-bit integers, floats in any
         range) is scaled from its 1st to its 99.8th percentile; under `"scale"`,
         uint8 / 255, other integers / 65535 (values must lie in [0, 65535]) and
-        floats as they are.
+        floats as they are. The arguments not listed here are those of the class
+        docstring.
 
         Args:
             images: array `(num_samples, height, width, channels)` (or without the
                 channel axis, for grayscale), any channel count, real numbers only:
                 NaN or infinite values are refused.
             masks: array `(num_samples, height, width)` or `(..., 1)` of integers,
-                bools or integral floats, following the rule of `from_directory`
-                for `num_classes`, `mask_threshold` and `ignore_class`.
-            image_size: `(height, width)` to resize to, or `None` (default) to keep
-                the arrays' size.
-
-        The other arguments, `batch_size`, `num_classes`, `mask_threshold`,
-        `ignore_class`, `intensity`, `interpolation`, `crop_to_aspect_ratio`,
-        `pad_to_aspect_ratio`, `shuffle`, `seed`, `augment`, `cache` and the
-        deprecated `normalization`, are those of `from_directory`.
+                bools or integral floats, following the mask rule of the class
+                docstring.
 
         Returns:
             A `tf.data.Dataset` of `(images, masks)` batches: float32 images and
@@ -634,227 +279,263 @@ class SegmentationDataset:
         >>> [tuple(m.shape) for _, m in dataset]
         [(4, 16, 16, 1), (2, 16, 16, 1)]
         """
-        tf = _import_tf()
-        image_size = _check_common(
-            image_size,
-            batch_size,
-            num_classes,
-            mask_threshold,
-            ignore_class,
-            interpolation,
-            crop_to_aspect_ratio,
-            pad_to_aspect_ratio,
-            shuffle,
-            seed,
-            cache,
-        )
-        spec = _resolve_intensity(intensity, normalization)
-        images = np.asarray(images)
-        masks = np.asarray(masks)
-        if images.ndim == 3:
-            images = images[..., None]
-        if images.ndim != 4:
-            raise _invalid(
-                "images",
-                "an array (num_samples, height, width[, channels])",
-                f"array of shape {images.shape}",
-            )
-        if images.dtype.kind not in "uifb":
-            raise _invalid("images", "a real numeric array", f"array of dtype {images.dtype}")
-        if masks.ndim == 4 and masks.shape[-1] == 1:
-            masks = masks[..., 0]
-        if masks.shape != images.shape[:3]:
-            raise ValueError(
-                "Arguments `images` and `masks` disagree: expected masks of shape "
-                f"{images.shape[:3]} (or {(*images.shape[:3], 1)}) for images of shape "
-                f"{images.shape}. Received: masks.shape={masks.shape}"
-            )
-        if len(images) == 0:
-            raise _invalid("images", "at least one sample", f"array of shape {images.shape}")
-        if masks.dtype.kind not in "uifb":
-            raise _invalid("masks", "a numeric array", f"array of dtype {masks.dtype}")
-        targets = np.empty((*masks.shape, 1), np.float32 if num_classes == 1 else np.int32)
-        for index, mask in enumerate(masks):
-            if mask.dtype.kind == "f" and not np.array_equal(mask, np.round(mask)):
-                if num_classes > 1 or mask_threshold is None:
-                    raise _io.InvalidFileError(
-                        f"Mask 'masks[{index}]' holds non-integer values; pass "
-                        "mask_threshold=... to binarise it."
-                    )
-            values = mask.astype(np.uint8) if mask.dtype == np.bool_ else mask
-            targets[index] = _io.convert_mask(
-                values, f"masks[{index}]", num_classes, mask_threshold, ignore_class
-            )
+        options = _check_options(locals())
+        images, masks = _check_arrays(images, masks)
+        targets = _mask_targets(masks, options)
         normalized = np.empty(images.shape, np.float32)
         for index, image in enumerate(images):
             try:
-                normalized[index] = normalize_image(image, **spec)
+                normalized[index] = normalize_image(image, **options.intensity)
             except ValueError as error:
                 raise ValueError(f"Image 'images[{index}]': {error}") from None
-        if shuffle and seed is None:
-            seed = int(np.random.default_rng().integers(0, 1_000_000))
-        augmentation = _make_augmentation(augment, seed)
-        mask_fill = 0 if ignore_class is None else ignore_class
-
-        def prepare(image, mask):
-            return _fit_to_size(
-                image,
-                mask,
-                image_size,
-                interpolation,
-                crop_to_aspect_ratio,
-                pad_to_aspect_ratio,
-                mask_fill,
-            )
-
-        dataset = tf.data.Dataset.from_tensor_slices((normalized, targets))
-        dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return _finish(
-            dataset,
-            num_samples=len(images),
-            batch_size=batch_size,
-            shuffle=shuffle,
-            seed=seed,
-            cache=cache,
-            augmentation=augmentation,
-            shuffle_before_cache=False,
-        )
+        return _pipeline.arrays_dataset(normalized, targets, options)
 
 
-def _split_subsets(directory):
-    """The subsets of either split layout: `<subset>/images` or `images/<subset>`."""
-    found = set()
-    for name in sorted(os.listdir(directory)):
-        if os.path.isdir(os.path.join(directory, name, "images")):
-            found.add(name)
-    by_kind = os.path.join(directory, "images")
-    if os.path.isdir(by_kind):
-        found.update(
-            name
-            for name in os.listdir(by_kind)
-            if os.path.isdir(os.path.join(by_kind, name))
-            and os.path.isdir(os.path.join(directory, "masks", name))
-        )
-    return sorted(found)
+# --- arguments -----------------------------------------------------------------------------
 
 
-def _layout_help(directory):
-    return (
-        f"Expected split folders '{directory}/<subset>/images' and "
-        f"'{directory}/<subset>/masks', or '{directory}/images/<subset>' and "
-        f"'{directory}/masks/<subset>', or one flat folder '{directory}/images' and "
-        f"'{directory}/masks' (with validation_split to split it)."
+def _check_options(arguments):
+    """The `_pipeline.Options` of a constructor's `arguments` (its `locals()`), checked."""
+    image_size = _check_image_size(arguments["image_size"])
+    batch_size = arguments["batch_size"]
+    if batch_size is not None and not (is_int(batch_size) and batch_size > 0):
+        raise invalid_value("batch_size", "a positive int or None", batch_size)
+    num_classes = arguments["num_classes"]
+    _check_mask_rule(num_classes, arguments["mask_threshold"], arguments["ignore_class"])
+    crop, pad = arguments["crop_to_aspect_ratio"], arguments["pad_to_aspect_ratio"]
+    _check_resizing(arguments["interpolation"], crop, pad, image_size)
+    shuffle, seed, cache = arguments["shuffle"], arguments["seed"], arguments["cache"]
+    check_bool("shuffle", shuffle)
+    if seed is not None and not is_int(seed):
+        raise invalid_value("seed", "an int or None", seed)
+    if not isinstance(cache, (bool, str, os.PathLike)):
+        raise invalid_value("cache", "a bool or a file path", cache)
+    intensity = _resolve_intensity(arguments["intensity"], arguments["normalization"])
+    if shuffle and seed is None:
+        seed = int(np.random.default_rng().integers(0, 1_000_000))
+    return _pipeline.Options(
+        image_size=image_size,
+        batch_size=batch_size,
+        num_classes=num_classes,
+        mask_threshold=arguments["mask_threshold"],
+        ignore_class=arguments["ignore_class"],
+        intensity=intensity,
+        interpolation=arguments["interpolation"],
+        crop_to_aspect_ratio=crop,
+        pad_to_aspect_ratio=pad,
+        shuffle=shuffle,
+        seed=seed,
+        cache=cache,
+        augmentation=_make_augmentation(arguments["augment"], seed),
     )
 
 
-def _resolve_layout(directory, subset, validation_split, seed):
-    """Returns `(images_dir, masks_dir)` for the arguments, or raises.
-
-    A subset is found in either split layout: `directory/<subset>/{images,masks}` or
-    `directory/{images,masks}/<subset>`.
-    """
-    flat = os.path.isdir(os.path.join(directory, "images"))
-    if validation_split is not None:
-        if not isinstance(validation_split, numbers.Real) or not 0 < validation_split < 1:
-            raise _invalid("validation_split", "a float in (0, 1) or None", validation_split)
-        if subset not in _FLAT_SUBSETS:
-            raise _invalid(
-                "subset",
-                f"one of {_FLAT_SUBSETS} when validation_split is set",
-                subset,
-            )
-        if seed is None:
-            raise _invalid(
-                "seed",
-                "an int when validation_split is set, so that the training and "
-                "validation subsets are disjoint",
-                seed,
-            )
-    elif subset in _FLAT_SUBSETS:
-        raise _invalid(
-            "validation_split",
-            f"a float in (0, 1) when subset={subset!r}",
-            validation_split,
+def _check_image_size(image_size):
+    if image_size is None:
+        return None
+    if not is_pair(image_size, lambda v: is_int(v) and v > 0):
+        raise invalid_value(
+            "image_size", "a tuple `(height, width)` of positive ints or None", image_size
         )
-    if subset is None or subset in _FLAT_SUBSETS:
-        if not flat:
-            subsets = _split_subsets(directory)
-            hint = (
-                f" It has split folders {subsets}: pass subset={subsets[0]!r}." if subsets else ""
-            )
-            raise ValueError(
-                f"Folder '{directory}' has no 'images' subfolder. {_layout_help(directory)}{hint}"
-            )
-        images_dir = os.path.join(directory, "images")
-        masks_dir = os.path.join(directory, "masks")
-    else:
-        if not isinstance(subset, str):
-            raise _invalid("subset", "a str or None", subset)
-        by_subset = os.path.join(directory, subset)
-        by_kind = [os.path.join(directory, kind, subset) for kind in ("images", "masks")]
-        if os.path.isdir(os.path.join(by_subset, "images")):
-            images_dir = os.path.join(by_subset, "images")
-            masks_dir = os.path.join(by_subset, "masks")
-        elif os.path.isdir(by_kind[0]):
-            images_dir, masks_dir = by_kind
-        else:
-            subsets = _split_subsets(directory)
-            hint = ""
-            if not subsets and flat:
-                hint = (
-                    " It is one flat folder: pass subset=None, or subset='training' or "
-                    "'validation' with validation_split and seed to split it."
-                )
-            raise _invalid(
-                "subset",
-                f"the name of a subset of '{directory}' (found: {subsets}). "
-                f"{_layout_help(directory)}{hint}",
-                subset,
-            )
-    if not os.path.isdir(masks_dir):
-        raise ValueError(f"Folder '{images_dir}' has no matching masks folder '{masks_dir}'.")
-    return images_dir, masks_dir
+    return int(image_size[0]), int(image_size[1])
 
 
-def _common_channels(samples, shapes):
-    """The images' one channel count, or a `ValueError` naming two that differ."""
-    by_channels = {}
-    for sample, shape in zip(samples, shapes, strict=True):
-        by_channels.setdefault(shape[2], sample.image_path)
-    if len(by_channels) > 1:
-        examples = "; ".join(f"'{p}' has {c}" for c, p in list(by_channels.items())[:3])
+def _check_mask_rule(num_classes, mask_threshold, ignore_class):
+    if not (is_int(num_classes) and num_classes >= 1):
+        raise invalid_value("num_classes", "an int >= 1 (1 for binary masks)", num_classes)
+    if mask_threshold is not None:
+        if num_classes != 1:
+            raise invalid_value(
+                "mask_threshold",
+                "None when num_classes > 1 (class-id masks are not thresholded)",
+                mask_threshold,
+            )
+        if not is_real(mask_threshold):
+            raise invalid_value("mask_threshold", "a number or None", mask_threshold)
+    if ignore_class is not None:
+        if num_classes == 1:
+            raise invalid_value("ignore_class", "None when num_classes=1", ignore_class)
+        if not is_int(ignore_class):
+            raise invalid_value("ignore_class", "an int or None", ignore_class)
+
+
+def _check_resizing(interpolation, crop_to_aspect_ratio, pad_to_aspect_ratio, image_size):
+    check_choice("interpolation", interpolation, _INTERPOLATIONS)
+    if crop_to_aspect_ratio and pad_to_aspect_ratio:
         raise ValueError(
-            f"The images have different channel counts ({examples}), which "
-            "color_mode='native' keeps: a model takes one count. Pick a color_mode "
-            "('grayscale', 'rgb', 'rgba') or give files with the same channels."
+            "Only one of `crop_to_aspect_ratio` and `pad_to_aspect_ratio` can be True. "
+            f"Received: crop_to_aspect_ratio={crop_to_aspect_ratio}, "
+            f"pad_to_aspect_ratio={pad_to_aspect_ratio}"
         )
-    return next(iter(by_channels))
+    if (crop_to_aspect_ratio or pad_to_aspect_ratio) and image_size is None:
+        raise invalid_value(
+            "image_size",
+            "a tuple `(height, width)` when crop_to_aspect_ratio or pad_to_aspect_ratio is set",
+            image_size,
+        )
 
 
-def _check_samples(
-    samples, color_mode, num_classes, mask_threshold, ignore_class, verify, on_error, intensity
-):
-    """Checks every pair in parallel threads (Pillow decodes without the GIL)."""
+def _resolve_intensity(intensity, normalization):
+    """The intensity spec, from `intensity` or the deprecated `normalization` argument."""
+    if normalization is not None:
+        warnings.warn(
+            "Argument `normalization` of SegmentationDataset is deprecated and will be "
+            "removed in the next release: it was the name of the model's normalization "
+            f"layers too. Use intensity={normalization!r} instead.",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+        check_choice("normalization", normalization, ("scale", "standardize"))
+        intensity = normalization
+    return intensity_spec(intensity)
 
-    def check(sample):
-        try:
-            return _io.check_sample(
-                sample, color_mode, num_classes, mask_threshold, ignore_class, verify, intensity
-            ), None
-        except _io.InvalidFileError as error:
-            path = error.path or sample.image_path
-            return None, _io.Problem(sample.key, path, str(error))
 
-    workers = min(8, (os.cpu_count() or 1) + 2)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(check, samples))
-    kept, shapes, bad = [], [], []
-    for sample, (shape, problem) in zip(samples, results, strict=True):
-        if problem is None:
-            kept.append(sample)
-            shapes.append(shape)
-        else:
-            if on_error == "raise":
-                raise _io.InvalidFileError(problem.reason)
-            bad.append(problem)
-    return kept, shapes, bad
+def _make_augmentation(augment, seed):
+    if augment is None or augment is False:
+        return None
+    if augment is True:
+        return JointAugmentation(seed=seed)
+    if isinstance(augment, dict):
+        return JointAugmentation(**{"seed": seed, **augment})
+    if isinstance(augment, JointAugmentation) or callable(augment):
+        return augment
+    raise invalid_value(
+        "augment", "None, a bool, a dict of JointAugmentation arguments or a callable", augment
+    )
+
+
+def _check_directory_options(color_mode, mask_suffix, on_error, verify, verbose):
+    check_choice("color_mode", color_mode, COLOR_MODES)
+    if not isinstance(mask_suffix, str):
+        raise invalid_value("mask_suffix", "a str", mask_suffix)
+    check_choice("on_error", on_error, _ON_ERROR)
+    check_bool("verify", verify)
+    check_bool("verbose", verbose)
+
+
+# --- from_directory ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Pairs:
+    """The usable pairs of a folder, with what every dataset of them carries."""
+
+    samples: list
+    size_of: dict
+    channels: int
+    skipped: list
+    intensity: dict
+
+    def dataset(self, samples, options, color_mode, cache):
+        """The pipeline over `samples` (some of these pairs), with its attributes."""
+        dataset = _pipeline.files_dataset(samples, options, color_mode, self.channels, cache)
+        dataset.image_paths = [s.image_path for s in samples]
+        dataset.mask_paths = [s.mask_path for s in samples]
+        dataset.skipped = list(self.skipped)
+        dataset.intensity = dict(self.intensity)
+        dataset.image_sizes = [self.size_of[s.image_path] for s in samples]
+        return dataset
+
+
+def _find_pairs(images_dir, masks_dir, mask_suffix, color_mode, on_error, verify, options):
+    """Pairs and checks the files of the two folders; see `_checks`."""
+    samples, problems, num_found = _layout.pair_files(images_dir, masks_dir, mask_suffix)
+    if num_found == 0:
+        raise ValueError(
+            f"No image files found in '{images_dir}' or '{masks_dir}' (extensions "
+            f"{', '.join(IMAGE_EXTENSIONS)})."
+        )
+    if problems and on_error == "raise":
+        raise InvalidFileError(problems[0].reason)
+    kept, shapes, bad = _checks.check_samples(
+        samples,
+        on_error,
+        color_mode=color_mode,
+        num_classes=options.num_classes,
+        mask_threshold=options.mask_threshold,
+        ignore_class=options.ignore_class,
+        verify=verify,
+        intensity=options.intensity,
+    )
+    skipped = _checks.report_skipped(problems + bad, num_found, len(kept), images_dir, masks_dir)
+    channels = _checks.common_channels(kept, shapes)
+    _checks.check_batchable(kept, shapes, options.image_size, options.batch_size)
+    size_of = {sample.image_path: shape[:2] for sample, shape in zip(kept, shapes, strict=True)}
+    return _Pairs(kept, size_of, channels, skipped, options.intensity)
+
+
+def _split_datasets(pairs, subset, validation_split, seed, options, color_mode, verbose):
+    """The dataset of `subset` ("training", "validation" or "both") of a flat folder."""
+    parts = dict(
+        zip(
+            ("training", "validation"),
+            _layout.split_samples(pairs.samples, validation_split, seed),
+            strict=True,
+        )
+    )
+    names = ("training", "validation") if subset == "both" else (subset,)
+    for name in names:
+        if verbose:
+            print(f"Using {len(parts[name])} pairs for {name}.")
+    datasets = []
+    for name in names:
+        if not parts[name]:
+            raise ValueError(
+                f"validation_split={validation_split} of {len(pairs.samples)} pairs leaves "
+                f"subset '{name}' empty; use a larger validation_split or more data."
+            )
+        cache = options.cache
+        if subset == "both" and isinstance(cache, (str, os.PathLike)):
+            cache = f"{os.fspath(cache)}_{name}"
+        datasets.append(pairs.dataset(parts[name], options, color_mode, cache))
+    return tuple(datasets) if subset == "both" else datasets[0]
+
+
+# --- from_arrays ---------------------------------------------------------------------------
+
+
+def _check_arrays(images, masks):
+    """`(images, masks)` as arrays `(n, height, width, channels)` and `(n, height, width)`."""
+    images = np.asarray(images)
+    masks = np.asarray(masks)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4:
+        raise invalid_value(
+            "images",
+            "an array (num_samples, height, width[, channels])",
+            f"array of shape {images.shape}",
+        )
+    if images.dtype.kind not in "uifb":
+        raise invalid_value("images", "a real numeric array", f"array of dtype {images.dtype}")
+    if masks.ndim == 4 and masks.shape[-1] == 1:
+        masks = masks[..., 0]
+    if masks.shape != images.shape[:3]:
+        raise ValueError(
+            "Arguments `images` and `masks` disagree: expected masks of shape "
+            f"{images.shape[:3]} (or {(*images.shape[:3], 1)}) for images of shape "
+            f"{images.shape}. Received: masks.shape={masks.shape}"
+        )
+    if len(images) == 0:
+        raise invalid_value("images", "at least one sample", f"array of shape {images.shape}")
+    if masks.dtype.kind not in "uifb":
+        raise invalid_value("masks", "a numeric array", f"array of dtype {masks.dtype}")
+    return images, masks
+
+
+def _mask_targets(masks, options):
+    """The training targets of mask arrays, each checked by the rule of files."""
+    num_classes, threshold = options.num_classes, options.mask_threshold
+    targets = np.empty((*masks.shape, 1), np.float32 if num_classes == 1 else np.int32)
+    for index, mask in enumerate(masks):
+        if mask.dtype.kind == "f" and not np.array_equal(mask, np.round(mask)):
+            if num_classes > 1 or threshold is None:
+                raise InvalidFileError(
+                    f"Mask 'masks[{index}]' holds non-integer values; pass "
+                    "mask_threshold=... to binarise it."
+                )
+        values = mask.astype(np.uint8) if mask.dtype == np.bool_ else mask
+        targets[index] = convert_mask(
+            values, f"masks[{index}]", num_classes, threshold, options.ignore_class
+        )
+    return targets

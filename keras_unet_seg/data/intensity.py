@@ -6,10 +6,11 @@ model was trained with (`intensity_spec`), so the model sees the same values
 everywhere.
 """
 
-import numbers
 import warnings
 
 import numpy as np
+
+from keras_unet_seg._validation import invalid_value, is_real
 
 __all__ = ["intensity_spec", "normalize_image"]
 
@@ -19,12 +20,6 @@ _DEFAULTS = {"low": 1.0, "high": 99.8, "per_channel": False, "epsilon": 1e-6}
 # A file under "scale" whose values span less than this fraction of its dtype's range
 # arrives near zero: a 12-bit camera's 0-4095 in a 16-bit file is 1/16.
 _LOW_RANGE_FRACTION = 1 / 64
-
-
-def _invalid(name, expected, value):
-    return ValueError(
-        f"Invalid value for argument `{name}`. Expected {expected}. Received: {name}={value!r}"
-    )
 
 
 def intensity_spec(intensity="auto"):
@@ -49,22 +44,20 @@ def intensity_spec(intensity="auto"):
     if isinstance(intensity, dict):
         unknown = sorted(set(intensity) - set(_OPTIONS))
         if "mode" not in intensity or unknown:
-            raise _invalid("intensity", expected, intensity)
+            raise invalid_value("intensity", expected, intensity)
         spec = {**_DEFAULTS, **intensity}
     else:
         spec = {**_DEFAULTS, "mode": intensity}
     if spec["mode"] not in INTENSITY_MODES:
-        raise _invalid("intensity", expected, intensity)
+        raise invalid_value("intensity", expected, intensity)
     low, high = spec["low"], spec["high"]
-    if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in (low, high)) or (
-        not 0 <= low < high <= 100
-    ):
-        raise _invalid("intensity", "percentiles with 0 <= low < high <= 100", intensity)
+    if not (is_real(low) and is_real(high) and 0 <= low < high <= 100):
+        raise invalid_value("intensity", "percentiles with 0 <= low < high <= 100", intensity)
     if not isinstance(spec["per_channel"], bool):
-        raise _invalid("intensity", "per_channel to be a bool", intensity)
+        raise invalid_value("intensity", "per_channel to be a bool", intensity)
     epsilon = spec["epsilon"]
-    if not isinstance(epsilon, numbers.Real) or isinstance(epsilon, bool) or not epsilon > 0:
-        raise _invalid("intensity", "a positive epsilon", intensity)
+    if not (is_real(epsilon) and epsilon > 0):
+        raise invalid_value("intensity", "a positive epsilon", intensity)
     return {
         "mode": spec["mode"],
         "low": float(low),
@@ -160,49 +153,56 @@ def normalize_image(image, mode="auto", *, low=1.0, high=99.8, per_channel=False
     )
     image = np.asarray(image)
     if image.dtype.kind not in "biuf" or image.ndim not in (2, 3):
-        raise _invalid(
+        raise invalid_value(
             "image",
             "a numeric array (height, width) or (height, width, channels)",
             f"array of dtype {image.dtype} and shape {image.shape}",
         )
     check_finite(image)
     mode = spec["mode"]
-    warn_low_range = mode == "scale"
     if mode == "auto":
         mode = "scale" if image.dtype in (np.uint8, np.bool_) else "percentile"
     if mode is None:
         return image.astype(np.float32)
+    if mode == "scale":
+        return _scale(image, warn_low_range=spec["mode"] == "scale")
     values = image.astype(np.float64)
     axes = (0, 1) if spec["per_channel"] and image.ndim == 3 else None
-    epsilon = spec["epsilon"]
-    if mode == "scale":
-        scale = _dtype_range(image.dtype)
-        if scale is None:
-            return image.astype(np.float32)
-        if image.dtype.kind in "iu" and image.size:
-            if image.dtype not in (np.uint8, np.uint16) and (
-                image.min() < 0 or image.max() > 65535
-            ):
-                raise ValueError(
-                    f"The image holds {image.dtype} values outside [0, 65535] (min "
-                    f"{image.min()}, max {image.max()}), which intensity 'scale' cannot map "
-                    "to [0, 1]; use intensity 'auto', 'percentile' or 'minmax'."
-                )
-            span = float(image.max()) - float(image.min())
-            if warn_low_range and span < scale * _LOW_RANGE_FRACTION:
-                warnings.warn(
-                    f"An image under intensity 'scale' uses less than 1/64 of the range of "
-                    f"its dtype ({image.dtype}), so its values arrive close to 0 and "
-                    "photometric augmentation can drown them. Use intensity 'auto' "
-                    "(percentiles of each image) unless absolute levels matter.",
-                    UserWarning,
-                    stacklevel=2,
-                )
-        return (values / scale).astype(np.float32)
     if mode == "standardize":
         mean = values.mean(axis=axes, keepdims=axes is not None)
         std = values.std(axis=axes, keepdims=axes is not None)
-        return ((values - mean) / (std + epsilon)).astype(np.float32)
+        return ((values - mean) / (std + spec["epsilon"])).astype(np.float32)
+    return _percentile_or_minmax(values, mode, axes, spec)
+
+
+def _scale(image, warn_low_range):
+    """The image divided by its dtype's range (floats as stored)."""
+    scale = _dtype_range(image.dtype)
+    if scale is None:
+        return image.astype(np.float32)
+    if image.dtype.kind in "iu" and image.size:
+        if image.dtype not in (np.uint8, np.uint16) and (image.min() < 0 or image.max() > 65535):
+            raise ValueError(
+                f"The image holds {image.dtype} values outside [0, 65535] (min "
+                f"{image.min()}, max {image.max()}), which intensity 'scale' cannot map "
+                "to [0, 1]; use intensity 'auto', 'percentile' or 'minmax'."
+            )
+        span = float(image.max()) - float(image.min())
+        if warn_low_range and span < scale * _LOW_RANGE_FRACTION:
+            warnings.warn(
+                f"An image under intensity 'scale' uses less than 1/64 of the range of "
+                f"its dtype ({image.dtype}), so its values arrive close to 0 and "
+                "photometric augmentation can drown them. Use intensity 'auto' "
+                "(percentiles of each image) unless absolute levels matter.",
+                UserWarning,
+                stacklevel=3,
+            )
+    return (image.astype(np.float64) / scale).astype(np.float32)
+
+
+def _percentile_or_minmax(values, mode, axes, spec):
+    """`"minmax"`, or `"percentile"` falling back to the range where the percentiles meet."""
+    epsilon = spec["epsilon"]
     minimum = values.min(axis=axes, keepdims=axes is not None)
     maximum = values.max(axis=axes, keepdims=axes is not None)
     if mode == "minmax":

@@ -1,9 +1,16 @@
 """A synthetic image/mask dataset written to disk: the embedded default, no download."""
 
-import numbers
 import os
 
 import numpy as np
+
+from keras_unet_seg._validation import (
+    check_non_negative_int,
+    check_positive_int,
+    invalid_value,
+    is_int,
+    is_pair,
+)
 
 _SPLITS = (("train", 0), ("val", 1))
 
@@ -105,33 +112,13 @@ def _make_pair(rng, height, width, max_shapes, num_classes=1):
 
 
 def _check_args(num_train, num_val, image_size, seed, max_shapes, num_classes):
-    for name, value, low in (
-        ("num_train", num_train, 1),
-        ("num_val", num_val, 0),
-        ("max_shapes", max_shapes, 1),
-        ("num_classes", num_classes, 1),
-    ):
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
-            raise ValueError(
-                f"Invalid value for argument `{name}`. Expected an int >= {low}. "
-                f"Received: {name}={value!r}"
-            )
-    if (
-        not isinstance(image_size, (tuple, list))
-        or len(image_size) != 2
-        or not all(
-            isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 16
-            for v in image_size
-        )
-    ):
-        raise ValueError(
-            "Invalid value for argument `image_size`. Expected a tuple `(height, width)` "
-            f"of ints >= 16. Received: image_size={image_size!r}"
-        )
-    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(
-            f"Invalid value for argument `seed`. Expected an int >= 0. Received: seed={seed!r}"
-        )
+    check_positive_int("num_train", num_train)
+    check_non_negative_int("num_val", num_val)
+    check_positive_int("max_shapes", max_shapes)
+    check_positive_int("num_classes", num_classes)
+    if not is_pair(image_size, lambda v: is_int(v) and v >= 16):
+        raise invalid_value("image_size", "a tuple `(height, width)` of ints >= 16", image_size)
+    check_non_negative_int("seed", seed)
 
 
 def make_synthetic_dataset(
@@ -203,11 +190,21 @@ def make_synthetic_dataset(
     ...     sorted(os.listdir(os.path.join(root, "train", "masks")))
     ['00000.png', '00001.png', '00002.png']
     """
-    from PIL import Image
-
     _check_args(num_train, num_val, image_size, seed, max_shapes, num_classes)
     root = os.fspath(root)
-    height, width = int(image_size[0]), int(image_size[1])
+    _clear_folders(root, overwrite)
+    counts = {"train": int(num_train), "val": int(num_val)}
+    size = (int(image_size[0]), int(image_size[1]))
+    for split, split_id in _SPLITS:
+        for index in range(counts[split]):
+            rng = np.random.default_rng([int(seed), split_id, index])
+            image, mask = _make_pair(rng, *size, int(max_shapes), int(num_classes))
+            _save_pair(os.path.join(root, split), f"{index:05d}.png", image, mask, num_classes)
+    return root
+
+
+def _clear_folders(root, overwrite):
+    """Refuses folders that hold files, or with `overwrite` deletes their PNG files."""
     folders = [
         os.path.join(root, split, kind) for split, _ in _SPLITS for kind in ("images", "masks")
     ]
@@ -226,20 +223,17 @@ def make_synthetic_dataset(
     for path in existing:
         if path.lower().endswith(".png") and os.path.isfile(path):
             os.remove(path)
-    counts = {"train": int(num_train), "val": int(num_val)}
-    for split, split_id in _SPLITS:
-        images_dir = os.path.join(root, split, "images")
-        masks_dir = os.path.join(root, split, "masks")
-        os.makedirs(images_dir, exist_ok=True)
-        os.makedirs(masks_dir, exist_ok=True)
-        for index in range(counts[split]):
-            rng = np.random.default_rng([int(seed), split_id, index])
-            image, mask = _make_pair(rng, height, width, int(max_shapes), int(num_classes))
-            name = f"{index:05d}.png"
-            Image.fromarray(image, mode="RGB").save(os.path.join(images_dir, name))
-            mask_file = Image.fromarray(mask, mode="L")
-            if num_classes > 1:
-                mask_file = mask_file.convert("P")
-                mask_file.putpalette(_class_palette())
-            mask_file.save(os.path.join(masks_dir, name))
-    return root
+    for folder in folders:
+        os.makedirs(folder, exist_ok=True)
+
+
+def _save_pair(split_dir, name, image, mask, num_classes):
+    """Writes an RGB image and its mask (a palette PNG of class ids when multi-class)."""
+    from PIL import Image
+
+    Image.fromarray(image, mode="RGB").save(os.path.join(split_dir, "images", name))
+    mask_file = Image.fromarray(mask, mode="L")
+    if num_classes > 1:
+        mask_file = mask_file.convert("P")
+        mask_file.putpalette(_class_palette())
+    mask_file.save(os.path.join(split_dir, "masks", name))

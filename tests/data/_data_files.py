@@ -55,3 +55,60 @@ def epoch_ids(dataset):
         assert from_images == from_masks, (from_images, from_masks)
         ids.extend(from_images)
     return ids
+
+
+def from_dir(root, **kwargs):
+    """`SegmentationDataset.from_directory` with the small defaults of these tests."""
+    from keras_unet_seg.data import SegmentationDataset
+
+    kwargs.setdefault("image_size", (SIZE, SIZE))
+    kwargs.setdefault("batch_size", 4)
+    kwargs.setdefault("seed", 0)
+    return SegmentationDataset.from_directory(root, **kwargs)
+
+
+def all_pairs(dataset):
+    """Every image and mask of a dataset, concatenated."""
+    images, masks = zip(*[(i.numpy(), m.numpy()) for i, m in dataset], strict=True)
+    return np.concatenate(images), np.concatenate(masks)
+
+
+def raises_naming(path, pattern, root, **kwargs):
+    """Checks that `from_dir(root, **kwargs)` raises a `ValueError` naming `path`."""
+    import re
+
+    import pytest
+
+    with pytest.raises(ValueError, match=re.escape(f"'{path}'") + ".*" + pattern):
+        from_dir(root, **kwargs)
+
+
+ORIENTATION = 0x0112  # the EXIF orientation tag
+
+
+def save_with_orientation(path, array, orientation, **kwargs):
+    """Saves an array with an EXIF orientation tag."""
+    exif = Image.Exif()
+    exif[ORIENTATION] = orientation
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(array).save(path, exif=exif, **kwargs)
+    return str(path)
+
+
+def upright_scene(height, width):
+    """An image with a bright rectangle off-centre, and its mask, both upright."""
+    image = np.full((height, width, 3), 30, np.uint8)
+    mask = np.zeros((height, width), np.uint8)
+    image[4:14, 6:30] = 220
+    mask[4:14, 6:30] = 255
+    return image, mask
+
+
+def fluorescence(channels, seed=0, size=32):
+    """A uint16 image whose channels differ, and the mask of channel 0's bright blob."""
+    rng = np.random.default_rng(seed)
+    image = rng.integers(100, 300, (size, size, channels)).astype(np.uint16)
+    image[8:20, 10:24, 0] += 2000
+    mask = np.zeros((size, size), np.uint8)
+    mask[8:20, 10:24] = 255
+    return image, mask

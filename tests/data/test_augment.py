@@ -163,13 +163,16 @@ def test_config_round_trip():
         (
             {"flip": "both"},
             (
-                "Invalid value for argument `flip`. Expected one of (None, 'horizontal', "
-                "'vertical', 'horizontal_and_vertical'). Received: flip='both'"
+                "Invalid value for argument `flip`. Expected one of None, 'horizontal', "
+                "'vertical', 'horizontal_and_vertical'. Received: flip='both'"
             ),
         ),
         (
             {"rotate90": 1},
-            "Invalid value for argument `rotate90`. Expected a bool. Received: rotate90=1",
+            (
+                "Invalid value for argument `rotate90`. Expected a boolean (True or False). "
+                "Received: rotate90=1"
+            ),
         ),
         (
             {"rotation": 0.7},
@@ -188,7 +191,7 @@ def test_config_round_trip():
         ),
         (
             {"noise": -1},
-            "Invalid value for argument `noise`. Expected a number >= 0. Received: noise=-1",
+            "Invalid value for argument `noise`. Expected a finite number >= 0. Received: noise=-1",
         ),
         (
             {"value_range": (1, 0)},
@@ -200,20 +203,20 @@ def test_config_round_trip():
         (
             {"fill_mode": "zeros"},
             (
-                "Invalid value for argument `fill_mode`. Expected one of ('reflect', 'wrap', "
-                "'constant', 'nearest'). Received: fill_mode='zeros'"
+                "Invalid value for argument `fill_mode`. Expected one of 'reflect', 'wrap', "
+                "'constant', 'nearest'. Received: fill_mode='zeros'"
             ),
         ),
         (
             {"interpolation": "bicubic"},
             (
-                "Invalid value for argument `interpolation`. Expected one of ('nearest', "
-                "'bilinear'). Received: interpolation='bicubic'"
+                "Invalid value for argument `interpolation`. Expected one of 'nearest', "
+                "'bilinear'. Received: interpolation='bicubic'"
             ),
         ),
         (
             {"seed": "1"},
-            "Invalid value for argument `seed`. Expected an int or None. Received: seed='1'",
+            "Invalid value for argument `seed`. Expected None or an int seed. Received: seed='1'",
         ),
     ],
 )

@@ -12,6 +12,12 @@ the same picture in 100-1100 of 65535, as a 12-bit camera writes it: divided by 
 Crops of 64x64, each a whole image normalised on its own (by its percentiles, for
 the 16-bit version): training crops from the left 256 columns, validation crops from
 the right 128, so no validation pixel is trained on.
+
+Each bit depth is trained once, for the module, by `keras-unet-seg train`, which reads
+the folders with `from_directory`'s defaults (augmentation on, intensity "auto"). Six
+epochs take both above 0.95 validation Dice (0.962 each on the reference machine),
+where the 16-bit tiles divided by 65535, as read before intensity normalization
+(`--intensity scale`), stay at Dice 0.0 for the first seven epochs.
 """
 
 import csv
@@ -23,7 +29,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_unet_seg import BCEDiceLoss, DiceCoefficient, UNet
 from keras_unet_seg.cli import main
 from keras_unet_seg.data import SegmentationDataset
 
@@ -31,6 +36,7 @@ COINS = os.path.join(os.path.dirname(__file__), "real", "coins.png")
 CROP = 64
 # Validation Dice reached by the 8-bit and 16-bit versions may differ by this much.
 TOLERANCE = 0.02
+EPOCHS = 6
 
 
 def _box_blur(image, radius=2):
@@ -111,38 +117,44 @@ def test_the_16_bit_tiles_are_low_range(coins_data):
     assert array.dtype == np.uint16 and 100 <= array.min() and array.max() <= 1100
 
 
-def _train_python(root, intensity="auto", epochs=12):
-    """Trains with from_directory's defaults (augmentation on); the best validation Dice."""
-    keras.utils.set_random_seed(0)
-    train, val = (
-        SegmentationDataset.from_directory(
-            root,
-            subset,
-            image_size=(CROP, CROP),
-            batch_size=8,
-            color_mode="grayscale",
-            seed=0,
-            augment=subset == "train",
-            shuffle=subset == "train",
-            intensity=intensity,
-            verbose=False,
-        )
-        for subset in ("train", "val")
-    )
-    model = UNet(base_filters=8, depth=3)
-    model.compile(
-        keras.optimizers.Adam(3e-3), loss=BCEDiceLoss(), metrics=[DiceCoefficient(name="dice")]
-    )
-    history = model.fit(train, validation_data=val, epochs=epochs, verbose=0)
-    return max(history.history["val_dice"])
+def _logged_dice(run):
+    with open(os.path.join(run, "log.csv"), newline="") as f:
+        return [float(row["val_dice_coefficient"]) for row in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def runs(coins_data, tmp_path_factory):
+    """One run folder a bit depth, trained by the command with its defaults."""
+    runs = {}
+    for bits, root in coins_data.items():
+        runs[bits] = str(tmp_path_factory.mktemp(f"run{bits}"))
+        options = ["--base-filters", "8", "--depth", "3", "--image-size", "64"]
+        options += ["--color-mode", "grayscale", "--epochs", str(EPOCHS)]
+        options += ["--learning-rate", "0.003"]
+        assert main(["train", "--data", root, "--out", runs[bits], *options]) == 0
+    return runs
 
 
 @pytest.mark.slow
-def test_8_and_16_bit_reach_the_same_dice_through_from_directory(coins_data):
-    dice8 = _train_python(coins_data[8])
-    dice16 = _train_python(coins_data[16])
-    assert dice8 > 0.9, dice8
-    assert abs(dice8 - dice16) <= TOLERANCE, (dice8, dice16)
+def test_8_and_16_bit_reach_the_same_dice_through_from_directory(coins_data, runs):
+    """The best models score as logged on `from_directory`'s validation datasets."""
+    dice = {}
+    for bits, root in coins_data.items():
+        val = SegmentationDataset.from_directory(
+            root,
+            "val",
+            image_size=(CROP, CROP),
+            batch_size=8,
+            color_mode="grayscale",
+            shuffle=False,
+            verbose=False,
+        )
+        model = keras.saving.load_model(os.path.join(runs[bits], "best.keras"))
+        dice[bits] = model.evaluate(val, return_dict=True, verbose=0)["dice_coefficient"]
+        logged = max(_logged_dice(runs[bits]))
+        assert dice[bits] == pytest.approx(logged, abs=1e-3), (bits, dice[bits], logged)
+    assert dice[8] > 0.9, dice
+    assert abs(dice[8] - dice[16]) <= TOLERANCE, dice
 
 
 def _pooled_dice(truth_dir, predicted_dir):
@@ -156,19 +168,11 @@ def _pooled_dice(truth_dir, predicted_dir):
     return 2 * overlap / total
 
 
-def _logged_dice(run):
-    with open(os.path.join(run, "log.csv"), newline="") as f:
-        return [float(row["val_dice_coefficient"]) for row in csv.DictReader(f)]
-
-
 @pytest.mark.slow
-def test_8_and_16_bit_reach_the_same_dice_through_the_command(coins_data, tmp_path, capsys):
+def test_8_and_16_bit_reach_the_same_dice_through_the_command(coins_data, runs, tmp_path, capsys):
     logged, evaluated, predicted = {}, {}, {}
     for bits, root in coins_data.items():
-        run = str(tmp_path / f"run{bits}")
-        options = ["--base-filters", "8", "--depth", "3", "--image-size", "64"]
-        options += ["--color-mode", "grayscale", "--epochs", "12", "--learning-rate", "0.003"]
-        assert main(["train", "--data", root, "--out", run, *options]) == 0
+        run = runs[bits]
         logged[bits] = max(_logged_dice(run))
         report = str(tmp_path / f"scores{bits}.json")
         model = os.path.join(run, "best.keras")

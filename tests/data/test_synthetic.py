@@ -64,11 +64,14 @@ def test_refuses_to_overwrite_unless_asked(tmp_path):
     [
         (
             {"num_train": 0},
-            "Invalid value for argument `num_train`. Expected an int >= 1. Received: num_train=0",
+            (
+                "Invalid value for argument `num_train`. Expected a positive integer. "
+                "Received: num_train=0"
+            ),
         ),
         (
             {"num_val": -1},
-            "Invalid value for argument `num_val`. Expected an int >= 0. Received: num_val=-1",
+            "Invalid value for argument `num_val`. Expected an integer >= 0. Received: num_val=-1",
         ),
         (
             {"image_size": (8, 8)},
@@ -79,11 +82,14 @@ def test_refuses_to_overwrite_unless_asked(tmp_path):
         ),
         (
             {"seed": None},
-            "Invalid value for argument `seed`. Expected an int >= 0. Received: seed=None",
+            "Invalid value for argument `seed`. Expected an integer >= 0. Received: seed=None",
         ),
         (
             {"max_shapes": 0},
-            "Invalid value for argument `max_shapes`. Expected an int >= 1. Received: max_shapes=0",
+            (
+                "Invalid value for argument `max_shapes`. Expected a positive integer. "
+                "Received: max_shapes=0"
+            ),
         ),
     ],
 )
@@ -116,7 +122,8 @@ def test_small_unet_reaches_validation_dice_0_9(tmp_path):
     model.compile(
         optimizer=keras.optimizers.Adam(3e-3), loss=BCEDiceLoss(), metrics=[DiceCoefficient()]
     )
-    history = model.fit(train, validation_data=val, epochs=8, verbose=0)
+    # Validation Dice 0.46, 0.93, 0.95, 0.96 over the first four epochs here (0.97 at 8).
+    history = model.fit(train, validation_data=val, epochs=4, verbose=0)
     seconds = time.perf_counter() - start
     best = max(history.history["val_dice_coefficient"])
     # Dice computed by hand on the validation set, as a check of the metric's name.
