@@ -11,6 +11,8 @@ import keras
 # (`keras_unet_seg>DiceLoss`): it is in every saved config, so it never changes.
 PACKAGE = "keras_unet_seg"
 
+_KERAS_MODULES = {"loss": "losses", "metric": "metrics"}
+
 
 def name_table(entries):
     """`{name: class}` from `(class, snake_case_name, *aliases)` entries.
@@ -68,5 +70,5 @@ def lookup(identifier, table, keras_get, kind):
         raise ValueError(
             f"Could not interpret {kind} identifier: {identifier!r}. Expected a {kind} of "
             f"keras_unet_seg ({ours}, or a class name) or a name that "
-            f"`keras.{kind}es.get` knows."
+            f"`keras.{_KERAS_MODULES[kind]}.get` knows."
         ) from None

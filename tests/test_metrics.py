@@ -20,7 +20,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from keras import ops
 
-from keras_unet_seg import metrics
 from keras_unet_seg.metrics import DiceCoefficient, IoUScore, Precision, Recall
 
 # tests/test_backends.py lowers this for its JAX and PyTorch reruns: the properties
@@ -338,25 +337,8 @@ def test_multiclass_iou_agrees_with_keras_mean_iou(ignore_class):
 
 
 # --------------------------------------------------------------------------- #
-# Lookup, configs, saving
+# Configs, saving
 # --------------------------------------------------------------------------- #
-
-
-def test_get():
-    assert isinstance(metrics.get("iou"), IoUScore)
-    assert isinstance(metrics.get("iou_score"), IoUScore)
-    assert isinstance(metrics.get("jaccard"), IoUScore)
-    assert isinstance(metrics.get("dice"), DiceCoefficient)
-    assert isinstance(metrics.get("precision"), Precision)
-    assert isinstance(metrics.get("recall"), Recall)
-    assert isinstance(metrics.get("IoUScore"), IoUScore)
-    assert metrics.get(None) is None
-    assert isinstance(metrics.get("BinaryIoU"), keras.metrics.BinaryIoU)
-    metric = IoUScore(num_classes=3, average="micro")
-    restored = metrics.get(keras.saving.serialize_keras_object(metric))
-    assert isinstance(restored, IoUScore) and restored.average == "micro"
-    with pytest.raises(ValueError, match="Could not interpret metric identifier"):
-        metrics.get("no_such_metric")
 
 
 @pytest.mark.parametrize("cls", CLASSES)

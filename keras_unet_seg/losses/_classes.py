@@ -146,6 +146,7 @@ class _OverlapLoss(_LossArithmetic, keras.losses.Loss):
         pixel_weight = None
         if isinstance(y_true, tuple):
             y_true, pixel_weight = y_true
+            pixel_weight = ops.cast(pixel_weight, "float32")  # __call__ gave it `dtype`
         return _overlap_loss(y_true, y_pred, self._options, self._score_fn, pixel_weight)
 
     def get_config(self):
