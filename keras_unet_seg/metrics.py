@@ -79,7 +79,7 @@ _OPTIONS_DOC = """\
 
 def _documented(cls):
     """Formats the shared Args into `cls`'s docstring."""
-    cls.__doc__ = cls.__doc__.replace("{options}", _OPTIONS_DOC)
+    cls.__doc__ = cls.__doc__.replace("        {options}", _OPTIONS_DOC)
     return cls
 
 
@@ -286,31 +286,31 @@ class _ConfusionMetric(keras.metrics.Metric):
 class DiceCoefficient(_ConfusionMetric):
     """Dice coefficient (F1 score) of thresholded masks, `2 TP / (2 TP + FP + FN)`.
 
-        Streaming: the state is the confusion counts, so the value after an epoch
-        is the exact Dice of all its pixels, whatever the batching or the number
-        of replicas. Foreground only in binary mode. Empty-mask convention: an
-        empty prediction of an empty mask scores 1 (in a multi-class average, a
-        class absent from labels and predictions is left out).
+    Streaming: the state is the confusion counts, so the value after an epoch
+    is the exact Dice of all its pixels, whatever the batching or the number
+    of replicas. Foreground only in binary mode. Empty-mask convention: an
+    empty prediction of an empty mask scores 1 (in a multi-class average, a
+    class absent from labels and predictions is left out).
 
-        Args:
-    {options}
-            name: name of the metric. Defaults to `"dice_coefficient"`.
+    Args:
+        {options}
+        name: name of the metric. Defaults to `"dice_coefficient"`.
 
-        Returns:
-            `result()` gives a float32 scalar in [0, 1].
+    Returns:
+        `result()` gives a float32 scalar in [0, 1].
 
-        Example:
+    Example:
 
-        >>> import numpy as np
-        >>> m = DiceCoefficient()
-        >>> m.update_state(np.array([[[[1.0], [1.0]], [[0.0], [0.0]]]]),
-        ...                np.array([[[[0.9], [0.2]], [[0.6], [0.1]]]]))
-        >>> round(float(m.result()), 4)  # TP 1, FP 1, FN 1
-        0.5
+    >>> import numpy as np
+    >>> m = DiceCoefficient()
+    >>> m.update_state(np.array([[[[1.0], [1.0]], [[0.0], [0.0]]]]),
+    ...                np.array([[[[0.9], [0.2]], [[0.6], [0.1]]]]))
+    >>> round(float(m.result()), 4)  # TP 1, FP 1, FN 1
+    0.5
 
-        Reference:
+    Reference:
 
-        - [Dice, 1945](https://doi.org/10.2307/1932409)
+    - [Dice, 1945](https://doi.org/10.2307/1932409)
     """
 
     def __init__(
@@ -346,34 +346,34 @@ class DiceCoefficient(_ConfusionMetric):
 class IoUScore(_ConfusionMetric):
     """Intersection over union (Jaccard index) of thresholded masks, `TP / (TP + FP + FN)`.
 
-        Streaming: the state is the confusion counts, so the value after an epoch
-        is the exact IoU of all its pixels, whatever the batching or the number
-        of replicas. Foreground only in binary mode: with `per_image=False` it
-        equals `keras.metrics.BinaryIoU(target_class_ids=[1], threshold=t)`
-        whenever some pixel is labelled or predicted positive. Empty-mask
-        convention: an empty prediction of an empty mask scores 1 (`BinaryIoU`
-        gives 0); in a multi-class average, a class absent from labels and
-        predictions is left out, as in `keras.metrics.MeanIoU`.
+    Streaming: the state is the confusion counts, so the value after an epoch
+    is the exact IoU of all its pixels, whatever the batching or the number
+    of replicas. Foreground only in binary mode: with `per_image=False` it
+    equals `keras.metrics.BinaryIoU(target_class_ids=[1], threshold=t)`
+    whenever some pixel is labelled or predicted positive. Empty-mask
+    convention: an empty prediction of an empty mask scores 1 (`BinaryIoU`
+    gives 0); in a multi-class average, a class absent from labels and
+    predictions is left out, as in `keras.metrics.MeanIoU`.
 
-        Args:
-    {options}
-            name: name of the metric. Defaults to `"iou_score"`.
+    Args:
+        {options}
+        name: name of the metric. Defaults to `"iou_score"`.
 
-        Returns:
-            `result()` gives a float32 scalar in [0, 1].
+    Returns:
+        `result()` gives a float32 scalar in [0, 1].
 
-        Example:
+    Example:
 
-        >>> import numpy as np
-        >>> m = IoUScore()
-        >>> m.update_state(np.array([[[[1.0], [1.0]], [[0.0], [0.0]]]]),
-        ...                np.array([[[[0.9], [0.2]], [[0.6], [0.1]]]]))
-        >>> round(float(m.result()), 4)  # TP 1, FP 1, FN 1
-        0.3333
+    >>> import numpy as np
+    >>> m = IoUScore()
+    >>> m.update_state(np.array([[[[1.0], [1.0]], [[0.0], [0.0]]]]),
+    ...                np.array([[[[0.9], [0.2]], [[0.6], [0.1]]]]))
+    >>> round(float(m.result()), 4)  # TP 1, FP 1, FN 1
+    0.3333
 
-        Reference:
+    Reference:
 
-        - [Jaccard, 1912](https://doi.org/10.1111/j.1469-8137.1912.tb05611.x)
+    - [Jaccard, 1912](https://doi.org/10.1111/j.1469-8137.1912.tb05611.x)
     """
 
     def __init__(
@@ -409,31 +409,31 @@ class IoUScore(_ConfusionMetric):
 class Precision(_ConfusionMetric):
     """Pixel precision of thresholded masks, `TP / (TP + FP)`.
 
-        Unlike `keras.metrics.Precision`, it takes logits, compares with `>=`
-        (Keras' own uses `>`), averages classes of a softmax output, ignores a
-        label and can score per image. Streaming and exact, as `IoUScore`.
-        Empty-mask convention: with nothing predicted positive the score is 1 if
-        the mask is empty too, else 0.
+    Unlike `keras.metrics.Precision`, it takes logits, compares with `>=`
+    (Keras' own uses `>`), averages classes of a softmax output, ignores a
+    label and can score per image. Streaming and exact, as `IoUScore`.
+    Empty-mask convention: with nothing predicted positive the score is 1 if
+    the mask is empty too, else 0.
 
-        Args:
-    {options}
-            name: name of the metric. Defaults to `"precision"`.
+    Args:
+        {options}
+        name: name of the metric. Defaults to `"precision"`.
 
-        Returns:
-            `result()` gives a float32 scalar in [0, 1].
+    Returns:
+        `result()` gives a float32 scalar in [0, 1].
 
-        Example:
+    Example:
 
-        >>> import numpy as np
-        >>> m = Precision()
-        >>> m.update_state(np.array([[[[1.0], [1.0]], [[0.0], [0.0]]]]),
-        ...                np.array([[[[0.9], [0.2]], [[0.6], [0.5]]]]))
-        >>> round(float(m.result()), 4)  # TP 1, FP 2
-        0.3333
+    >>> import numpy as np
+    >>> m = Precision()
+    >>> m.update_state(np.array([[[[1.0], [1.0]], [[0.0], [0.0]]]]),
+    ...                np.array([[[[0.9], [0.2]], [[0.6], [0.5]]]]))
+    >>> round(float(m.result()), 4)  # TP 1, FP 2
+    0.3333
 
-        Reference:
+    Reference:
 
-        - [Taha and Hanbury, 2015](https://doi.org/10.1186/s12880-015-0068-x)
+    - [Taha and Hanbury, 2015](https://doi.org/10.1186/s12880-015-0068-x)
     """
 
     def __init__(
@@ -469,31 +469,31 @@ class Precision(_ConfusionMetric):
 class Recall(_ConfusionMetric):
     """Pixel recall (sensitivity) of thresholded masks, `TP / (TP + FN)`.
 
-        Unlike `keras.metrics.Recall`, it takes logits, compares with `>=`
-        (Keras' own uses `>`), averages classes of a softmax output, ignores a
-        label and can score per image. Streaming and exact, as `IoUScore`.
-        Empty-mask convention: for an empty mask the score is 1 if nothing was
-        predicted positive, else 0.
+    Unlike `keras.metrics.Recall`, it takes logits, compares with `>=`
+    (Keras' own uses `>`), averages classes of a softmax output, ignores a
+    label and can score per image. Streaming and exact, as `IoUScore`.
+    Empty-mask convention: for an empty mask the score is 1 if nothing was
+    predicted positive, else 0.
 
-        Args:
-    {options}
-            name: name of the metric. Defaults to `"recall"`.
+    Args:
+        {options}
+        name: name of the metric. Defaults to `"recall"`.
 
-        Returns:
-            `result()` gives a float32 scalar in [0, 1].
+    Returns:
+        `result()` gives a float32 scalar in [0, 1].
 
-        Example:
+    Example:
 
-        >>> import numpy as np
-        >>> m = Recall()
-        >>> m.update_state(np.array([[[[1.0], [1.0]], [[0.0], [0.0]]]]),
-        ...                np.array([[[[0.9], [0.2]], [[0.6], [0.5]]]]))
-        >>> round(float(m.result()), 4)  # TP 1, FN 1
-        0.5
+    >>> import numpy as np
+    >>> m = Recall()
+    >>> m.update_state(np.array([[[[1.0], [1.0]], [[0.0], [0.0]]]]),
+    ...                np.array([[[[0.9], [0.2]], [[0.6], [0.5]]]]))
+    >>> round(float(m.result()), 4)  # TP 1, FN 1
+    0.5
 
-        Reference:
+    Reference:
 
-        - [Taha and Hanbury, 2015](https://doi.org/10.1186/s12880-015-0068-x)
+    - [Taha and Hanbury, 2015](https://doi.org/10.1186/s12880-015-0068-x)
     """
 
     def __init__(

@@ -70,7 +70,8 @@ _CALL_DOC = """\
 
 def _documented(cls):
     """Formats the shared Args and Call arguments into `cls`'s docstring."""
-    cls.__doc__ = cls.__doc__.replace("{options}", _OPTIONS_DOC).replace("{call}", _CALL_DOC)
+    doc = cls.__doc__.replace("        {options}", _OPTIONS_DOC)
+    cls.__doc__ = doc.replace("    {call}", _CALL_DOC)
     return cls
 
 
@@ -169,37 +170,37 @@ class _OverlapLoss(_LossArithmetic, keras.losses.Loss):
 class DiceLoss(_OverlapLoss):
     """Soft Dice loss, `1 - (2 TP + smooth) / (2 TP + FP + FN + smooth)`.
 
-        Binary when `y_pred` has one channel (sigmoid probabilities, or logits
-        with `from_logits=True`); multi-class with softmax over several channels,
-        with one-hot or sparse integer `y_true`. Computed in float32 whatever the
-        input dtype. Add and weight it with other losses:
-        `0.5 * DiceLoss() + keras.losses.BinaryCrossentropy()`.
+    Binary when `y_pred` has one channel (sigmoid probabilities, or logits
+    with `from_logits=True`); multi-class with softmax over several channels,
+    with one-hot or sparse integer `y_true`. Computed in float32 whatever the
+    input dtype. Add and weight it with other losses:
+    `0.5 * DiceLoss() + keras.losses.BinaryCrossentropy()`.
 
-        Empty-mask convention: an empty prediction of an empty mask has loss 0
-        (score 1) while `smooth > 0`; with `smooth=0` it has loss 1, as
-        `keras.losses.Dice`. With `smooth=0` and `per_image=False` this equals
-        `keras.losses.Dice()`; with `per_image=True`,
-        `keras.losses.Dice(axis=(1, 2, 3))` (up to Keras' 1e-7 epsilon).
+    Empty-mask convention: an empty prediction of an empty mask has loss 0
+    (score 1) while `smooth > 0`; with `smooth=0` it has loss 1, as
+    `keras.losses.Dice`. With `smooth=0` and `per_image=False` this equals
+    `keras.losses.Dice()`; with `per_image=True`,
+    `keras.losses.Dice(axis=(1, 2, 3))` (up to Keras' 1e-7 epsilon).
 
-        Args:
-    {options}
-            name: name of the loss. Defaults to `"dice_loss"`.
+    Args:
+        {options}
+        name: name of the loss. Defaults to `"dice_loss"`.
 
     {call}
 
-        Example:
+    Example:
 
-        >>> import numpy as np
-        >>> y_true = np.array([[[[1.0], [1.0]], [[0.0], [0.0]]]])
-        >>> y_pred = np.array([[[[1.0], [0.0]], [[0.0], [0.0]]]])
-        >>> round(float(DiceLoss(smooth=0.0)(y_true, y_pred)), 4)
-        0.3333
-        >>> round(float(DiceLoss()(np.zeros((1, 2, 2, 1)), np.zeros((1, 2, 2, 1)))), 4)
-        0.0
+    >>> import numpy as np
+    >>> y_true = np.array([[[[1.0], [1.0]], [[0.0], [0.0]]]])
+    >>> y_pred = np.array([[[[1.0], [0.0]], [[0.0], [0.0]]]])
+    >>> round(float(DiceLoss(smooth=0.0)(y_true, y_pred)), 4)
+    0.3333
+    >>> round(float(DiceLoss()(np.zeros((1, 2, 2, 1)), np.zeros((1, 2, 2, 1)))), 4)
+    0.0
 
-        Reference:
+    Reference:
 
-        - [Milletari et al., 2016](https://arxiv.org/abs/1606.04797)
+    - [Milletari et al., 2016](https://arxiv.org/abs/1606.04797)
     """
 
     def __init__(
@@ -235,28 +236,28 @@ class DiceLoss(_OverlapLoss):
 class JaccardLoss(_OverlapLoss):
     """Soft Jaccard (IoU) loss, `1 - (TP + smooth) / (TP + FP + FN + smooth)`.
 
-        Options, inputs and dtype handling as in `DiceLoss`.
+    Options, inputs and dtype handling as in `DiceLoss`.
 
-        Empty-mask convention: an empty prediction of an empty mask has loss 0
-        while `smooth > 0`; with `smooth=0` it has loss 1.
+    Empty-mask convention: an empty prediction of an empty mask has loss 0
+    while `smooth > 0`; with `smooth=0` it has loss 1.
 
-        Args:
-    {options}
-            name: name of the loss. Defaults to `"jaccard_loss"`.
+    Args:
+        {options}
+        name: name of the loss. Defaults to `"jaccard_loss"`.
 
     {call}
 
-        Example:
+    Example:
 
-        >>> import numpy as np
-        >>> y_true = np.array([[[[1.0], [1.0]], [[0.0], [0.0]]]])
-        >>> y_pred = np.array([[[[1.0], [0.0]], [[0.0], [0.0]]]])
-        >>> round(float(JaccardLoss(smooth=0.0)(y_true, y_pred)), 4)
-        0.5
+    >>> import numpy as np
+    >>> y_true = np.array([[[[1.0], [1.0]], [[0.0], [0.0]]]])
+    >>> y_pred = np.array([[[[1.0], [0.0]], [[0.0], [0.0]]]])
+    >>> round(float(JaccardLoss(smooth=0.0)(y_true, y_pred)), 4)
+    0.5
 
-        Reference:
+    Reference:
 
-        - [Rahman and Wang, 2016](https://doi.org/10.1007/978-3-319-50835-1_22)
+    - [Rahman and Wang, 2016](https://doi.org/10.1007/978-3-319-50835-1_22)
     """
 
     def __init__(
@@ -292,37 +293,37 @@ class JaccardLoss(_OverlapLoss):
 class TverskyLoss(_OverlapLoss):
     """Tversky loss, `1 - (TP + smooth) / (TP + alpha FP + beta FN + smooth)`.
 
-        `alpha` weights false positives and `beta` false negatives, as in Salehi
-        et al. (raise `beta` to favour recall on small structures);
-        `alpha = beta = 0.5` is the Dice loss (exactly so with `smooth=0`).
-        `keras.losses.Tversky` puts its `alpha` on the false negatives:
-        `keras.losses.Tversky(alpha=a, beta=b)` equals
-        `TverskyLoss(alpha=b, beta=a, smooth=0, per_image=False)`.
-        Options, inputs and dtype handling as in `DiceLoss`.
+    `alpha` weights false positives and `beta` false negatives, as in Salehi
+    et al. (raise `beta` to favour recall on small structures);
+    `alpha = beta = 0.5` is the Dice loss (exactly so with `smooth=0`).
+    `keras.losses.Tversky` puts its `alpha` on the false negatives:
+    `keras.losses.Tversky(alpha=a, beta=b)` equals
+    `TverskyLoss(alpha=b, beta=a, smooth=0, per_image=False)`.
+    Options, inputs and dtype handling as in `DiceLoss`.
 
-        Empty-mask convention: an empty prediction of an empty mask has loss 0
-        while `smooth > 0`; with `smooth=0` it has loss 1.
+    Empty-mask convention: an empty prediction of an empty mask has loss 0
+    while `smooth > 0`; with `smooth=0` it has loss 1.
 
-        Args:
-            alpha: float >= 0, weight of the false positives. Defaults to `0.5`.
-            beta: float >= 0, weight of the false negatives. Defaults to `0.5`.
-    {options}
-            name: name of the loss. Defaults to `"tversky_loss"`.
+    Args:
+        alpha: float >= 0, weight of the false positives. Defaults to `0.5`.
+        beta: float >= 0, weight of the false negatives. Defaults to `0.5`.
+        {options}
+        name: name of the loss. Defaults to `"tversky_loss"`.
 
     {call}
 
-        Example:
+    Example:
 
-        >>> import numpy as np
-        >>> y_true = np.array([[[[1.0], [1.0]], [[0.0], [0.0]]]])
-        >>> y_pred = np.array([[[[1.0], [0.0]], [[1.0], [0.0]]]])
-        >>> loss = TverskyLoss(alpha=0.3, beta=0.7, smooth=0.0)
-        >>> round(float(loss(y_true, y_pred)), 4)
-        0.5
+    >>> import numpy as np
+    >>> y_true = np.array([[[[1.0], [1.0]], [[0.0], [0.0]]]])
+    >>> y_pred = np.array([[[[1.0], [0.0]], [[1.0], [0.0]]]])
+    >>> loss = TverskyLoss(alpha=0.3, beta=0.7, smooth=0.0)
+    >>> round(float(loss(y_true, y_pred)), 4)
+    0.5
 
-        Reference:
+    Reference:
 
-        - [Salehi et al., 2017](https://arxiv.org/abs/1706.05721)
+    - [Salehi et al., 2017](https://arxiv.org/abs/1706.05721)
     """
 
     def __init__(
@@ -367,44 +368,44 @@ class TverskyLoss(_OverlapLoss):
 class FocalTverskyLoss(_OverlapLoss):
     """Focal Tversky loss, `(1 - TI) ** gamma` with TI the Tversky index.
 
-        `TI = (TP + smooth) / (TP + alpha FP + beta FN + smooth)`, `alpha` on the
-        false positives and `beta` on the false negatives, as in `TverskyLoss`.
+    `TI = (TP + smooth) / (TP + alpha FP + beta FN + smooth)`, `alpha` on the
+    false positives and `beta` on the false negatives, as in `TverskyLoss`.
 
-        Convention for `gamma`: the exponent is `gamma` itself. Abraham and Khan
-        write `(1 - TI) ** (1 / gamma)` and recommend their `gamma = 4/3`; that is
-        our default `gamma = 0.75`, which raises the loss (and its gradient) of
-        well-segmented images less than linearly, focusing on the hard ones.
-        `gamma = 1` is `TverskyLoss`. Their `alpha = 0.7` on false negatives is our
-        default `beta = 0.7`. Class losses are averaged (the paper sums them), so
-        the loss stays in [0, 1]. Options, inputs and dtype handling as in
-        `DiceLoss`.
+    Convention for `gamma`: the exponent is `gamma` itself. Abraham and Khan
+    write `(1 - TI) ** (1 / gamma)` and recommend their `gamma = 4/3`; that is
+    our default `gamma = 0.75`, which raises the loss (and its gradient) of
+    well-segmented images less than linearly, focusing on the hard ones.
+    `gamma = 1` is `TverskyLoss`. Their `alpha = 0.7` on false negatives is our
+    default `beta = 0.7`. Class losses are averaged (the paper sums them), so
+    the loss stays in [0, 1]. Options, inputs and dtype handling as in
+    `DiceLoss`.
 
-        Empty-mask convention: an empty prediction of an empty mask has loss 0
-        while `smooth > 0`; with `smooth=0` it has loss 1. The gradient at a
-        perfect prediction is finite (zero) although `x ** 0.75` has an infinite
-        slope at 0.
+    Empty-mask convention: an empty prediction of an empty mask has loss 0
+    while `smooth > 0`; with `smooth=0` it has loss 1. The gradient at a
+    perfect prediction is finite (zero) although `x ** 0.75` has an infinite
+    slope at 0.
 
-        Args:
-            alpha: float >= 0, weight of the false positives. Defaults to `0.3`.
-            beta: float >= 0, weight of the false negatives. Defaults to `0.7`.
-            gamma: float > 0, the exponent. Defaults to `0.75`.
-    {options}
-            name: name of the loss. Defaults to `"focal_tversky_loss"`.
+    Args:
+        alpha: float >= 0, weight of the false positives. Defaults to `0.3`.
+        beta: float >= 0, weight of the false negatives. Defaults to `0.7`.
+        gamma: float > 0, the exponent. Defaults to `0.75`.
+        {options}
+        name: name of the loss. Defaults to `"focal_tversky_loss"`.
 
     {call}
 
-        Example:
+    Example:
 
-        >>> import numpy as np
-        >>> y_true = np.array([[[[1.0], [1.0]], [[0.0], [0.0]]]])
-        >>> y_pred = np.array([[[[1.0], [0.0]], [[1.0], [0.0]]]])
-        >>> loss = FocalTverskyLoss(gamma=2.0, smooth=0.0)
-        >>> round(float(loss(y_true, y_pred)), 4)
-        0.25
+    >>> import numpy as np
+    >>> y_true = np.array([[[[1.0], [1.0]], [[0.0], [0.0]]]])
+    >>> y_pred = np.array([[[[1.0], [0.0]], [[1.0], [0.0]]]])
+    >>> loss = FocalTverskyLoss(gamma=2.0, smooth=0.0)
+    >>> round(float(loss(y_true, y_pred)), 4)
+    0.25
 
-        Reference:
+    Reference:
 
-        - [Abraham and Khan, 2019](https://arxiv.org/abs/1810.07842)
+    - [Abraham and Khan, 2019](https://arxiv.org/abs/1810.07842)
     """
 
     def __init__(
@@ -451,41 +452,41 @@ class FocalTverskyLoss(_OverlapLoss):
 class BCEDiceLoss(_OverlapLoss):
     """`bce_weight * cross-entropy + dice_weight * DiceLoss`, the usual pairing.
 
-        The cross-entropy is binary for one channel and categorical for several,
-        averaged over the (non-ignored) pixels of each image (`per_image=True`) or
-        of the batch. With `from_logits=True` it uses the stable logits form
-        (`max(z, 0) - z t + log(1 + exp(-|z|))`, or `log_softmax`); probabilities
-        are clipped to `[1e-7, 1 - 1e-7]` first, as Keras does, so
-        `from_logits=True` on `z` matches probabilities `sigmoid(z)` only while
-        `|z| < 16`. `class_weights` and `include_background` apply to the Dice
-        term only. The value is not bounded by 1, and a perfect prediction of
-        probabilities exactly 0 and 1 scores about 1e-7 (the clipping), not 0.
-        Inputs and dtype handling as in `DiceLoss`.
+    The cross-entropy is binary for one channel and categorical for several,
+    averaged over the (non-ignored) pixels of each image (`per_image=True`) or
+    of the batch. With `from_logits=True` it uses the stable logits form
+    (`max(z, 0) - z t + log(1 + exp(-|z|))`, or `log_softmax`); probabilities
+    are clipped to `[1e-7, 1 - 1e-7]` first, as Keras does, so
+    `from_logits=True` on `z` matches probabilities `sigmoid(z)` only while
+    `|z| < 16`. `class_weights` and `include_background` apply to the Dice
+    term only. The value is not bounded by 1, and a perfect prediction of
+    probabilities exactly 0 and 1 scores about 1e-7 (the clipping), not 0.
+    Inputs and dtype handling as in `DiceLoss`.
 
-        Empty-mask convention: the Dice term of an empty prediction of an empty
-        mask is 0 while `smooth > 0` (1 with `smooth=0`); the cross-entropy term
-        is its usual value.
+    Empty-mask convention: the Dice term of an empty prediction of an empty
+    mask is 0 while `smooth > 0` (1 with `smooth=0`); the cross-entropy term
+    is its usual value.
 
-        Args:
-            bce_weight: float >= 0, weight of the cross-entropy. Defaults to `1.0`.
-            dice_weight: float >= 0, weight of the Dice loss. Defaults to `1.0`.
-    {options}
-            name: name of the loss. Defaults to `"bce_dice_loss"`.
+    Args:
+        bce_weight: float >= 0, weight of the cross-entropy. Defaults to `1.0`.
+        dice_weight: float >= 0, weight of the Dice loss. Defaults to `1.0`.
+        {options}
+        name: name of the loss. Defaults to `"bce_dice_loss"`.
 
     {call}
 
-        Example:
+    Example:
 
-        >>> import numpy as np
-        >>> y_true = np.array([[[[1.0], [1.0]], [[0.0], [0.0]]]])
-        >>> logits = np.array([[[[9.0], [-9.0]], [[-9.0], [-9.0]]]])
-        >>> loss = BCEDiceLoss(from_logits=True, smooth=0.0)
-        >>> round(float(loss(y_true, logits)), 2)
-        2.58
+    >>> import numpy as np
+    >>> y_true = np.array([[[[1.0], [1.0]], [[0.0], [0.0]]]])
+    >>> logits = np.array([[[[9.0], [-9.0]], [[-9.0], [-9.0]]]])
+    >>> loss = BCEDiceLoss(from_logits=True, smooth=0.0)
+    >>> round(float(loss(y_true, logits)), 2)
+    2.58
 
-        Reference:
+    Reference:
 
-        - [Isensee et al., 2021 (nnU-Net)](https://doi.org/10.1038/s41592-020-01008-z)
+    - [Isensee et al., 2021 (nnU-Net)](https://doi.org/10.1038/s41592-020-01008-z)
     """
 
     def __init__(
