@@ -87,6 +87,7 @@ class CombinedLoss(_LossArithmetic, keras.losses.Loss):
     Example:
 
     >>> import numpy as np
+    >>> from keras_unet_seg.losses import DiceLoss, JaccardLoss
     >>> loss = 0.5 * DiceLoss(smooth=0.0) + JaccardLoss(smooth=0.0)
     >>> [type(part).__name__ for part in loss.losses], loss.weights
     (['DiceLoss', 'JaccardLoss'], [0.5, 1.0])
