@@ -76,7 +76,7 @@ def test_pooled_sums_of_an_empty_batch_keep_the_class_count():
 
 
 def test_class_average_and_weights():
-    values = np.array([[0.2, 0.4, 0.6]], "float32")
+    values = ops.convert_to_tensor(np.array([[0.2, 0.4, 0.6]], "float32"))
     np.testing.assert_allclose(to_numpy(_overlap.class_average(values, [1, 2], None, 3)), [0.5])
     got = _overlap.class_average(values, [0, 1, 2], [1.0, 0.0, 3.0], 3)
     np.testing.assert_allclose(to_numpy(got), [0.5], rtol=1e-6)
