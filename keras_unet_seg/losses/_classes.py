@@ -10,9 +10,10 @@ its explicit signature; the arguments they share are documented once
 import keras
 from keras import ops
 
+from keras_unet_seg._lookup import PACKAGE
 from keras_unet_seg._overlap import sample_weights
 from keras_unet_seg._validation import check_positive
-from keras_unet_seg.losses._combined import PACKAGE, _LossArithmetic
+from keras_unet_seg.losses._combined import _LossArithmetic
 from keras_unet_seg.losses._functions import (
     _check_tversky,
     _cross_entropy_options,
