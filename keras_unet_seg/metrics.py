@@ -31,26 +31,85 @@ Conventions shared by every metric here:
 """
 
 import math
-import numbers
 
 import keras
 from keras import ops
 
-from keras_unet_seg.losses import (
-    _check_bool,
-    _check_ignore_class,
-    _check_optional_bool,
-    _invalid,
-    _is_real,
-    _non_finite_penalty,
-    _scored_classes,
-    _Shaped,
-    _targets_and_valid,
+from keras_unet_seg._lookup import PACKAGE, lookup, name_table
+from keras_unet_seg._overlap import (
+    confusion_sums,
+    non_finite_penalty,
+    sample_weights,
+    scored_classes,
+    take_classes,
+    targets_and_valid,
+)
+from keras_unet_seg._validation import (
+    Shaped,
+    check_bool,
+    check_optional_bool,
+    check_optional_int,
+    invalid_value,
+    is_int,
+    is_real,
 )
 
 __all__ = ["DiceCoefficient", "IoUScore", "Precision", "Recall", "get"]
 
-_PACKAGE = "keras_unet_seg"
+_OPTIONS_DOC = """\
+        num_classes: int, channels of `y_pred`: 1 for binary (sigmoid), more
+            for multi-class (softmax, scored by argmax). Defaults to `1`.
+        threshold: float in [0, 1]; binary predictions `>= threshold` are
+            positive (ignored in multi-class mode). Defaults to `0.5`.
+        from_logits: bool, whether `y_pred` holds logits. Defaults to `False`.
+        per_image: bool; `False` pools the counts of every pixel seen (the
+            dataset-level score), `True` averages per-image scores. Defaults
+            to `False`.
+        average: `"macro"` (mean of the class scores) or `"micro"` (score of
+            the pooled counts) in multi-class mode. Defaults to `"macro"`.
+        ignore_class: optional label (e.g. 255) whose pixels are left out;
+            when it is a class of `y_pred`, that class is also left out of the
+            average. Defaults to `None`.
+        include_background: bool; `False` leaves class 0 out of the
+            multi-class average. Defaults to `True`.
+        sparse_y_true: `None` (detect: one label channel against several
+            prediction channels means class ids), `True` or `False`.
+            Defaults to `None`."""
+
+
+def _documented(cls):
+    """Formats the shared Args into `cls`'s docstring."""
+    cls.__doc__ = cls.__doc__.replace("        {options}", _OPTIONS_DOC)
+    return cls
+
+
+def _check_num_classes(value):
+    if not is_int(value) or value < 1:
+        raise invalid_value("num_classes", "a positive integer (1 for binary)", value)
+    return int(value)
+
+
+def _check_threshold(value):
+    if not is_real(value) or not 0 <= value <= 1:
+        raise invalid_value("threshold", "a number in [0, 1]", value)
+    return value
+
+
+def _check_average(value):
+    if value not in ("macro", "micro"):
+        raise invalid_value("average", "'macro' or 'micro'", value)
+    return value
+
+
+def _cut(threshold, from_logits):
+    """The value that `y_pred` is compared with: the threshold, or its logit."""
+    if not from_logits:
+        return float(threshold)
+    if threshold <= 0:
+        return -math.inf
+    if threshold >= 1:
+        return math.inf
+    return math.log(threshold / (1.0 - threshold))
 
 
 class _ConfusionMetric(keras.metrics.Metric):
@@ -72,73 +131,30 @@ class _ConfusionMetric(keras.metrics.Metric):
         name=None,
     ):
         super().__init__(name=name, dtype="float32")
-        if (
-            not isinstance(num_classes, numbers.Integral)
-            or isinstance(num_classes, bool)
-            or num_classes < 1
-        ):
-            raise _invalid("num_classes", "a positive integer (1 for binary)", num_classes)
-        if not _is_real(threshold) or not 0 <= threshold <= 1:
-            raise _invalid("threshold", "a number in [0, 1]", threshold)
-        if average not in ("macro", "micro"):
-            raise _invalid("average", "'macro' or 'micro'", average)
-        self.num_classes = int(num_classes)
-        self.threshold = threshold
-        self.from_logits = _check_bool("from_logits", from_logits)
-        self.per_image = _check_bool("per_image", per_image)
-        self.average = average
-        self.ignore_class = _check_ignore_class(ignore_class)
-        self.include_background = _check_bool("include_background", include_background)
-        self.sparse_y_true = _check_optional_bool("sparse_y_true", sparse_y_true)
-        self._classes = _scored_classes(self.num_classes, include_background, self.ignore_class)
-        if from_logits:
-            if threshold <= 0:
-                self._cut = -math.inf
-            elif threshold >= 1:
-                self._cut = math.inf
-            else:
-                self._cut = math.log(threshold / (1.0 - threshold))
-        else:
-            self._cut = float(threshold)
-
+        self.num_classes = _check_num_classes(num_classes)
+        self.threshold = _check_threshold(threshold)
+        self.from_logits = check_bool("from_logits", from_logits)
+        self.per_image = check_bool("per_image", per_image)
+        self.average = _check_average(average)
+        self.ignore_class = check_optional_int("ignore_class", ignore_class)
+        self.include_background = check_bool("include_background", include_background)
+        self.sparse_y_true = check_optional_bool("sparse_y_true", sparse_y_true)
+        self._classes = scored_classes(self.num_classes, include_background, self.ignore_class)
+        self._cut = _cut(threshold, from_logits)
         if self.per_image:
-            self.score_sum = self.add_variable(
-                shape=(),
-                initializer="zeros",
-                dtype="float32",
-                aggregation="sum",
-                name="score_sum",
-            )
-            self.image_count = self.add_variable(
-                shape=(),
-                initializer="zeros",
-                dtype="float32",
-                aggregation="sum",
-                name="image_count",
-            )
+            self.score_sum = self._sum_variable((), "score_sum")
+            self.image_count = self._sum_variable((), "image_count")
         else:
             shape = (self.num_classes,)
-            self.true_positives = self.add_variable(
-                shape=shape,
-                initializer="zeros",
-                dtype="float32",
-                aggregation="sum",
-                name="true_positives",
-            )
-            self.false_positives = self.add_variable(
-                shape=shape,
-                initializer="zeros",
-                dtype="float32",
-                aggregation="sum",
-                name="false_positives",
-            )
-            self.false_negatives = self.add_variable(
-                shape=shape,
-                initializer="zeros",
-                dtype="float32",
-                aggregation="sum",
-                name="false_negatives",
-            )
+            self.true_positives = self._sum_variable(shape, "true_positives")
+            self.false_positives = self._sum_variable(shape, "false_positives")
+            self.false_negatives = self._sum_variable(shape, "false_negatives")
+
+    def _sum_variable(self, shape, name):
+        """A float32 state variable, zero at first, summed across replicas."""
+        return self.add_variable(
+            shape=shape, initializer="zeros", dtype="float32", aggregation="sum", name=name
+        )
 
     # ------------------------------------------------------------------ #
     # Scores from counts
@@ -160,10 +176,10 @@ class _ConfusionMetric(keras.metrics.Metric):
         return self._score_finite_counts(true_pos, false_pos, false_neg) + nan_guard
 
     def _score_finite_counts(self, true_pos, false_pos, false_neg):
-        if len(self._classes) != self.num_classes:
-            true_pos = ops.take(true_pos, self._classes, axis=-1)
-            false_pos = ops.take(false_pos, self._classes, axis=-1)
-            false_neg = ops.take(false_neg, self._classes, axis=-1)
+        true_pos, false_pos, false_neg = (
+            take_classes(counts, self._classes, self.num_classes)
+            for counts in (true_pos, false_pos, false_neg)
+        )
         if self.average == "micro":
             return self._score(
                 ops.sum(true_pos, axis=-1), ops.sum(false_pos, axis=-1), ops.sum(false_neg, axis=-1)
@@ -177,6 +193,14 @@ class _ConfusionMetric(keras.metrics.Metric):
     # ------------------------------------------------------------------ #
     # Streaming
     # ------------------------------------------------------------------ #
+
+    def _predicted(self, y_pred):
+        """The 0/1 float32 prediction map: thresholded (binary) or the argmax (multi-class)."""
+        if self.num_classes == 1:
+            return ops.cast(ops.greater_equal(ops.cast(y_pred, "float32"), self._cut), "float32")
+        winner = ops.expand_dims(ops.argmax(y_pred, axis=-1), -1)
+        class_ids = ops.arange(self.num_classes, dtype=winner.dtype)
+        return ops.cast(ops.equal(winner, class_ids), "float32")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         """Adds the confusion counts (or per-image scores) of a batch.
@@ -195,84 +219,42 @@ class _ConfusionMetric(keras.metrics.Metric):
         y_true = ops.convert_to_tensor(y_true)
         rank = len(y_pred.shape)
         if rank < 3 or y_pred.shape[-1] != self.num_classes:
-            raise _invalid(
+            raise invalid_value(
                 "y_pred",
                 f"a channels-last tensor of rank >= 3 with num_classes={self.num_classes} channels",
-                _Shaped(y_pred),
+                Shaped(y_pred),
             )
-        target, valid = _targets_and_valid(y_true, y_pred, self.sparse_y_true, self.ignore_class)
+        target, valid = targets_and_valid(y_true, y_pred, self.sparse_y_true, self.ignore_class)
         if self.num_classes == 1:
             target = ops.cast(ops.greater_equal(target, 0.5), "float32")
-            predicted = ops.cast(
-                ops.greater_equal(ops.cast(y_pred, "float32"), self._cut), "float32"
-            )
-        else:
-            winner = ops.expand_dims(ops.argmax(y_pred, axis=-1), -1)
-            class_ids = ops.arange(self.num_classes, dtype=winner.dtype)
-            predicted = ops.cast(ops.equal(winner, class_ids), "float32")
+        predicted = self._predicted(y_pred)
         if valid is not None:
             predicted = predicted * valid  # `target` is already masked
-        image_weight = None
-        pixel_weight = None
+        image_weight = pixel_weight = None
         if sample_weight is not None:
-            sample_weight = ops.cast(ops.convert_to_tensor(sample_weight), "float32")
-            weight_rank = len(sample_weight.shape)
-            if weight_rank == 1:
-                image_weight = sample_weight
-                if not self.per_image:
-                    pixel_weight = ops.reshape(sample_weight, (-1,) + (1,) * (rank - 1))
-            elif weight_rank == rank - 1:
-                pixel_weight = ops.expand_dims(sample_weight, -1)
-            elif weight_rank == rank and sample_weight.shape[-1] == 1:
-                pixel_weight = sample_weight
-            else:
-                raise _invalid(
-                    "sample_weight",
-                    "weights of shape (batch,), (batch, *spatial) or (batch, *spatial, 1)",
-                    _Shaped(sample_weight),
-                )
-
-        overlap = predicted * target
-        false_pos = predicted - overlap
-        false_neg = target - overlap
-        if pixel_weight is not None:
-            overlap, false_pos, false_neg = (
-                overlap * pixel_weight,
-                false_pos * pixel_weight,
-                false_neg * pixel_weight,
-            )
-        if self.per_image:
-            axes = tuple(range(1, rank - 1))
-        else:
-            # Flattened against the known class count rather than summed over the
-            # axes of the runtime shape: TensorFlow's oneDNN Conv2D returns an empty
-            # batch (what a MirroredStrategy replica gets from a short last batch)
-            # with the input's channel count, e.g. (0, h, w, 2) for 1 output channel.
-            axes = 0
-            flat = (-1, self.num_classes)
-            overlap = ops.reshape(overlap, flat)
-            false_pos = ops.reshape(false_pos, flat)
-            false_neg = ops.reshape(false_neg, flat)
+            image_weight, pixel_weight = sample_weights(sample_weight, rank, self.per_image)
+        axes = tuple(range(1, rank - 1)) if self.per_image else None
+        true_pos, false_pos, false_neg = confusion_sums(target, predicted, axes, pixel_weight)
         # NaN where a prediction is NaN, which `>=` and argmax would hide.
-        # (batch, 1): an empty replica batch may have a wrong channel count (see above).
+        # (batch, 1): an empty replica batch may have a wrong channel count (see
+        # `confusion_sums`).
         penalty = ops.expand_dims(
-            _non_finite_penalty(y_pred, self.from_logits, tuple(range(1, rank))), -1
+            non_finite_penalty(y_pred, self.from_logits, tuple(range(1, rank))), -1
         )
-        true_pos = ops.sum(overlap, axis=axes)
-        true_pos = true_pos + (penalty if self.per_image else ops.sum(penalty))
-        false_pos = ops.sum(false_pos, axis=axes)
-        false_neg = ops.sum(false_neg, axis=axes)
-
         if not self.per_image:
-            self.true_positives.assign_add(true_pos)
+            self.true_positives.assign_add(true_pos + ops.sum(penalty))
             self.false_positives.assign_add(false_pos)
             self.false_negatives.assign_add(false_neg)
             return
+        self._add_image_scores(true_pos + penalty, false_pos, false_neg, image_weight, valid)
+
+    def _add_image_scores(self, true_pos, false_pos, false_neg, image_weight, valid):
+        """Adds the (weighted) per-image scores of `(batch, num_classes)` counts."""
         scores = self._score_counts(true_pos, false_pos, false_neg)
         weights = ops.ones_like(scores) if image_weight is None else image_weight
         if valid is not None:
             # An image whose every pixel is ignored has nothing to score.
-            has_valid = ops.greater(ops.sum(valid, axis=tuple(range(1, rank))), 0.0)
+            has_valid = ops.greater(ops.sum(valid, axis=tuple(range(1, len(valid.shape)))), 0.0)
             weights = weights * ops.cast(has_valid, "float32")
         self.score_sum.assign_add(ops.sum(scores * weights))
         self.image_count.assign_add(ops.sum(weights))
@@ -299,7 +281,8 @@ class _ConfusionMetric(keras.metrics.Metric):
         }
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
+@_documented
 class DiceCoefficient(_ConfusionMetric):
     """Dice coefficient (F1 score) of thresholded masks, `2 TP / (2 TP + FP + FN)`.
 
@@ -310,24 +293,7 @@ class DiceCoefficient(_ConfusionMetric):
     class absent from labels and predictions is left out).
 
     Args:
-        num_classes: int, channels of `y_pred`: 1 for binary (sigmoid), more
-            for multi-class (softmax, scored by argmax). Defaults to `1`.
-        threshold: float in [0, 1]; binary predictions `>= threshold` are
-            positive (ignored in multi-class mode). Defaults to `0.5`.
-        from_logits: bool, whether `y_pred` holds logits. Defaults to `False`.
-        per_image: bool; `False` pools the counts of every pixel seen (the
-            dataset-level score), `True` averages per-image scores. Defaults
-            to `False`.
-        average: `"macro"` (mean of the class scores) or `"micro"` (score of
-            the pooled counts) in multi-class mode. Defaults to `"macro"`.
-        ignore_class: optional label (e.g. 255) whose pixels are left out;
-            when it is a class of `y_pred`, that class is also left out of the
-            average. Defaults to `None`.
-        include_background: bool; `False` leaves class 0 out of the
-            multi-class average. Defaults to `True`.
-        sparse_y_true: `None` (detect: one label channel against several
-            prediction channels means class ids), `True` or `False`.
-            Defaults to `None`.
+        {options}
         name: name of the metric. Defaults to `"dice_coefficient"`.
 
     Returns:
@@ -375,7 +341,8 @@ class DiceCoefficient(_ConfusionMetric):
         return 2.0 * true_pos, 2.0 * true_pos + false_pos + false_neg
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
+@_documented
 class IoUScore(_ConfusionMetric):
     """Intersection over union (Jaccard index) of thresholded masks, `TP / (TP + FP + FN)`.
 
@@ -389,24 +356,7 @@ class IoUScore(_ConfusionMetric):
     predictions is left out, as in `keras.metrics.MeanIoU`.
 
     Args:
-        num_classes: int, channels of `y_pred`: 1 for binary (sigmoid), more
-            for multi-class (softmax, scored by argmax). Defaults to `1`.
-        threshold: float in [0, 1]; binary predictions `>= threshold` are
-            positive (ignored in multi-class mode). Defaults to `0.5`.
-        from_logits: bool, whether `y_pred` holds logits. Defaults to `False`.
-        per_image: bool; `False` pools the counts of every pixel seen (the
-            dataset-level score), `True` averages per-image scores. Defaults
-            to `False`.
-        average: `"macro"` (mean of the class scores) or `"micro"` (score of
-            the pooled counts) in multi-class mode. Defaults to `"macro"`.
-        ignore_class: optional label (e.g. 255) whose pixels are left out;
-            when it is a class of `y_pred`, that class is also left out of the
-            average. Defaults to `None`.
-        include_background: bool; `False` leaves class 0 out of the
-            multi-class average. Defaults to `True`.
-        sparse_y_true: `None` (detect: one label channel against several
-            prediction channels means class ids), `True` or `False`.
-            Defaults to `None`.
+        {options}
         name: name of the metric. Defaults to `"iou_score"`.
 
     Returns:
@@ -454,7 +404,8 @@ class IoUScore(_ConfusionMetric):
         return true_pos, true_pos + false_pos + false_neg
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
+@_documented
 class Precision(_ConfusionMetric):
     """Pixel precision of thresholded masks, `TP / (TP + FP)`.
 
@@ -465,20 +416,7 @@ class Precision(_ConfusionMetric):
     the mask is empty too, else 0.
 
     Args:
-        num_classes: int, channels of `y_pred`: 1 for binary (sigmoid), more
-            for multi-class (softmax, scored by argmax). Defaults to `1`.
-        threshold: float in [0, 1]; binary predictions `>= threshold` are
-            positive (ignored in multi-class mode). Defaults to `0.5`.
-        from_logits: bool, whether `y_pred` holds logits. Defaults to `False`.
-        per_image: bool; `False` pools the counts of every pixel seen,
-            `True` averages per-image scores. Defaults to `False`.
-        average: `"macro"` or `"micro"` in multi-class mode. Defaults to
-            `"macro"`.
-        ignore_class: optional label whose pixels are left out. Defaults to
-            `None`.
-        include_background: bool; `False` leaves class 0 out of the
-            multi-class average. Defaults to `True`.
-        sparse_y_true: `None` (detect), `True` or `False`. Defaults to `None`.
+        {options}
         name: name of the metric. Defaults to `"precision"`.
 
     Returns:
@@ -526,7 +464,8 @@ class Precision(_ConfusionMetric):
         return true_pos, true_pos + false_pos
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
+@_documented
 class Recall(_ConfusionMetric):
     """Pixel recall (sensitivity) of thresholded masks, `TP / (TP + FN)`.
 
@@ -537,20 +476,7 @@ class Recall(_ConfusionMetric):
     predicted positive, else 0.
 
     Args:
-        num_classes: int, channels of `y_pred`: 1 for binary (sigmoid), more
-            for multi-class (softmax, scored by argmax). Defaults to `1`.
-        threshold: float in [0, 1]; binary predictions `>= threshold` are
-            positive (ignored in multi-class mode). Defaults to `0.5`.
-        from_logits: bool, whether `y_pred` holds logits. Defaults to `False`.
-        per_image: bool; `False` pools the counts of every pixel seen,
-            `True` averages per-image scores. Defaults to `False`.
-        average: `"macro"` or `"micro"` in multi-class mode. Defaults to
-            `"macro"`.
-        ignore_class: optional label whose pixels are left out. Defaults to
-            `None`.
-        include_background: bool; `False` leaves class 0 out of the
-            multi-class average. Defaults to `True`.
-        sparse_y_true: `None` (detect), `True` or `False`. Defaults to `None`.
+        {options}
         name: name of the metric. Defaults to `"recall"`.
 
     Returns:
@@ -598,27 +524,26 @@ class Recall(_ConfusionMetric):
         return true_pos, true_pos + false_neg
 
 
-_BY_NAME = {
-    "dice": DiceCoefficient,
-    "dice_coefficient": DiceCoefficient,
-    "f1": DiceCoefficient,
-    "iou": IoUScore,
-    "iou_score": IoUScore,
-    "jaccard": IoUScore,
-    "precision": Precision,
-    "recall": Recall,
-    "DiceCoefficient": DiceCoefficient,
-    "IoUScore": IoUScore,
-}
+# Each class by its class name, its snake_case name and aliases.
+_BY_NAME = name_table(
+    [
+        (DiceCoefficient, "dice_coefficient", "dice", "f1"),
+        (IoUScore, "iou_score", "iou", "jaccard"),
+        (Precision, "precision"),
+        (Recall, "recall"),
+    ]
+)
 
 
 def get(identifier):
     """Returns a metric from a name, a config dict or an instance, like `keras.metrics.get`.
 
-    Names of this module (`"dice"` or `"dice_coefficient"`, `"iou"`,
-    `"iou_score"` or `"jaccard"`, `"precision"`, `"recall"`, and class names)
-    give a binary instance with default arguments; any other name, such as
-    `"accuracy"`, is passed on to `keras.metrics.get`.
+    A class of this module is found by its class name (`"IoUScore"`), its
+    snake_case name (`"iou_score"`) and its short names (`"dice"` or `"f1"`,
+    `"iou"` or `"jaccard"`), and given as a binary instance with default
+    arguments; these names win over Keras' own, so `"Precision"` and
+    `"precision"` both give this module's `Precision`. Any other name, such
+    as `"accuracy"` or `"BinaryIoU"`, is passed on to `keras.metrics.get`.
 
     Args:
         identifier: a name, a serialised config dict, a metric instance or
@@ -637,10 +562,4 @@ def get(identifier):
     >>> type(get("dice")).__name__
     'DiceCoefficient'
     """
-    if identifier is None:
-        return None
-    if isinstance(identifier, str) and identifier in _BY_NAME:
-        return _BY_NAME[identifier]()
-    if isinstance(identifier, dict):
-        return keras.saving.deserialize_keras_object(identifier)
-    return keras.metrics.get(identifier)
+    return lookup(identifier, _BY_NAME, keras.metrics.get, "metric")

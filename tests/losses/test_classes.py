@@ -1,4 +1,4 @@
-"""Tests of keras_unet_seg.losses: properties (hypothesis), hand values, Keras agreement, saving.
+"""Tests of the loss classes and functions: properties, hand values, Keras agreement, saving.
 
 Backend-agnostic: tests/test_backends.py runs this file again under JAX and PyTorch.
 """
@@ -459,6 +459,67 @@ def test_pixel_weights_go_into_the_sums(per_image, weight_shape):
         DiceLoss()(t, p, sample_weight=w[:, :, 0, 0])
 
 
+# Keras' own reduction of the per-image losses. Two images: Dice losses 0.25
+# (HAND_*) and 1.0 (a full mask, an empty prediction); image weights 2 and 0.5.
+RED_TRUE = np.concatenate([HAND_TRUE, np.ones_like(HAND_TRUE)])
+RED_PRED = np.concatenate([HAND_PRED, np.zeros_like(HAND_PRED)])
+RED_WEIGHTS = np.array([2.0, 0.5], "float32")
+
+
+@pytest.mark.parametrize(
+    ("reduction", "unweighted", "weighted"),
+    [
+        ("sum_over_batch_size", 1.25 / 2, (0.5 + 0.5) / 2),
+        ("mean", 1.25 / 2, (0.5 + 0.5) / 2),
+        ("sum", 1.25, 0.5 + 0.5),
+        ("mean_with_sample_weight", 1.25 / 2, (0.5 + 0.5) / 2.5),
+        (None, [0.25, 1.0], [0.5, 0.5]),
+        ("none", [0.25, 1.0], [0.5, 0.5]),
+    ],
+)
+def test_every_keras_reduction_by_hand(reduction, unweighted, weighted):
+    loss = DiceLoss(smooth=0.0, reduction=reduction)
+    np.testing.assert_allclose(to_numpy(loss(RED_TRUE, RED_PRED)), unweighted, atol=1e-6)
+    got = loss(RED_TRUE, RED_PRED, sample_weight=RED_WEIGHTS)
+    np.testing.assert_allclose(to_numpy(got), weighted, atol=1e-6)
+    # A scalar weight scales the per-image losses (and, as in Keras, is the
+    # divisor of "mean_with_sample_weight").
+    got = loss(RED_TRUE, RED_PRED, sample_weight=3.0)
+    scaled = 1.25 if reduction == "mean_with_sample_weight" else np.multiply(unweighted, 3.0)
+    np.testing.assert_allclose(to_numpy(got), scaled, atol=1e-5)
+    # Pixel weights are inside each image's loss (Dice is scale-invariant): the
+    # reduction sees unweighted per-image losses.
+    pixels = np.full((2, 2, 2, 1), 2.0, "float32")
+    got = loss(RED_TRUE, RED_PRED, sample_weight=pixels)
+    np.testing.assert_allclose(to_numpy(got), unweighted, atol=1e-6)
+    # A pooled loss is one value: (batch,) weights go into the sums, and no
+    # reduction changes it. TP 1.5, FP 0.5, FN 4.5; weighted TP 3, FP 1, FN 3.
+    pooled = DiceLoss(smooth=0.0, per_image=False, reduction=reduction)
+    assert value(pooled, RED_TRUE, RED_PRED) == pytest.approx(1 - 3 / 8, abs=1e-6)
+    got = value(pooled, RED_TRUE, RED_PRED, sample_weight=RED_WEIGHTS)
+    assert got == pytest.approx(1 - 6 / 10, abs=1e-6)
+
+
+def test_dtype_float32_by_default_and_as_given():
+    keras.config.set_dtype_policy("mixed_float16")
+    y_true, y_pred = RED_TRUE, RED_PRED.astype("float16")
+    for cls in (DiceLoss, BCEDiceLoss):
+        default = cls(smooth=0.0)
+        assert default.dtype == "float32"
+        assert keras.backend.standardize_dtype(default(y_true, y_pred).dtype) == "float32"
+        half = cls(smooth=0.0, dtype="float16")
+        assert half.dtype == "float16"
+        result = half(y_true, y_pred, sample_weight=np.ones((2, 2, 2), "float32"))
+        assert keras.backend.standardize_dtype(result.dtype) == "float16"
+        assert float(to_numpy(result)) == pytest.approx(value(default, y_true, y_pred), rel=1e-3)
+    policy = DiceLoss(dtype=keras.DTypePolicy("mixed_bfloat16"))
+    assert policy.dtype == "bfloat16"
+    restored = DiceLoss.from_config(policy.get_config())
+    assert restored.dtype == "bfloat16"
+    assert DiceLoss(dtype="float16").get_config()["dtype"] == "float16"
+    assert DiceLoss().get_config()["dtype"] is None
+
+
 # Three classes on a 2x2 image; labels [[0, 1], [2, 2]], predictions [[0, 1], [2, 0]].
 MC_IDS = np.array([[[[0], [1]], [[2], [2]]]])
 MC_PRED = np.eye(3, dtype="float32")[np.array([[[0, 1], [2, 0]]])]
@@ -558,98 +619,8 @@ def test_tversky_half_half_is_dice():
 
 
 # --------------------------------------------------------------------------- #
-# Combining losses
+# Configs, saving
 # --------------------------------------------------------------------------- #
-
-
-def test_arithmetic_builds_a_combined_loss():
-    bce = keras.losses.BinaryCrossentropy()
-    combined = 0.5 * DiceLoss(smooth=0.0) + bce
-    assert isinstance(combined, CombinedLoss)
-    assert combined.weights == [0.5, 1.0]
-    expected = 0.5 * value(DiceLoss(smooth=0.0), HAND_TRUE, HAND_PRED) + value(
-        bce, HAND_TRUE, HAND_PRED
-    )
-    assert value(combined, HAND_TRUE, HAND_PRED) == pytest.approx(expected, abs=1e-6)
-    # Keras loss on the left, scaling a combined loss, sum(), flattening.
-    left = bce + DiceLoss()
-    assert [type(x).__name__ for x in left.losses] == ["BinaryCrossentropy", "DiceLoss"]
-    scaled = 2 * (DiceLoss() + 0.5 * JaccardLoss())
-    assert scaled.weights == [2.0, 1.0]
-    total = sum([DiceLoss(), JaccardLoss(), TverskyLoss()])
-    assert isinstance(total, CombinedLoss) and total.weights == [1.0, 1.0, 1.0]
-    assert (DiceLoss() * 3).weights == [3.0]
-
-
-def test_combined_loss_passes_sample_weight_to_each_part():
-    y_true = np.concatenate([HAND_TRUE, np.ones_like(HAND_TRUE)])
-    y_pred = np.concatenate([HAND_PRED, np.zeros_like(HAND_PRED)])
-    weights = np.array([1.0, 0.0])
-    combined = DiceLoss() + 2.0 * JaccardLoss()
-    expected = value(DiceLoss(), y_true, y_pred, sample_weight=weights) + 2 * value(
-        JaccardLoss(), y_true, y_pred, sample_weight=weights
-    )
-    assert value(combined, y_true, y_pred, sample_weight=weights) == pytest.approx(expected)
-
-
-def test_combined_loss_from_names():
-    combined = CombinedLoss(["dice", "BinaryCrossentropy"], weights=[1.0, 0.5])
-    assert [type(x).__name__ for x in combined.losses] == ["DiceLoss", "BinaryCrossentropy"]
-
-
-def test_combined_loss_errors():
-    with pytest.raises(
-        ValueError,
-        match=re.escape(
-            "Invalid value for argument `losses`. Expected a non-empty list of losses. "
-            "Received: losses=[]"
-        ),
-    ):
-        CombinedLoss([])
-    with pytest.raises(
-        ValueError,
-        match=re.escape(
-            "Invalid value for argument `weights`. Expected a list of 2 weights, one per "
-            "loss. Received: weights=[1.0]"
-        ),
-    ):
-        CombinedLoss([DiceLoss(), JaccardLoss()], weights=[1.0])
-    with pytest.raises(
-        ValueError,
-        match=re.escape(
-            "Invalid value for argument `weights`. Expected finite numbers >= 0. "
-            "Received: weights=-1.0"
-        ),
-    ):
-        -1.0 * DiceLoss()
-    with pytest.raises(TypeError, match=re.escape("Expected `keras.losses.Loss` instances")):
-        CombinedLoss([DiceLoss(), "binary_crossentropy"])
-    with pytest.raises(TypeError):
-        DiceLoss() + "dice"
-
-
-# --------------------------------------------------------------------------- #
-# Lookup, configs, saving
-# --------------------------------------------------------------------------- #
-
-
-def test_get():
-    assert isinstance(losses.get("dice"), DiceLoss)
-    assert isinstance(losses.get("iou"), JaccardLoss)
-    assert isinstance(losses.get("jaccard"), JaccardLoss)
-    assert isinstance(losses.get("tversky"), TverskyLoss)
-    assert isinstance(losses.get("focal_tversky"), FocalTverskyLoss)
-    assert isinstance(losses.get("bce_dice"), BCEDiceLoss)
-    assert isinstance(losses.get("DiceLoss"), DiceLoss)
-    assert losses.get("binary_crossentropy") is keras.losses.binary_crossentropy
-    assert isinstance(losses.get("BinaryCrossentropy"), keras.losses.BinaryCrossentropy)
-    assert losses.get(None) is None
-    loss = TverskyLoss(alpha=0.1, beta=0.9)
-    assert losses.get(loss) is loss
-    restored = losses.get(keras.saving.serialize_keras_object(loss))
-    assert isinstance(restored, TverskyLoss) and restored.beta == 0.9
-    with pytest.raises(ValueError, match="Could not interpret loss identifier"):
-        losses.get("no_such_loss")
 
 
 CONFIG_CASES = [
@@ -668,7 +639,8 @@ CONFIG_CASES = [
     JaccardLoss(smooth=0.0, class_weights=[1, 2]),
     TverskyLoss(alpha=0.1, beta=0.9, sparse_y_true=False),
     FocalTverskyLoss(alpha=0.2, beta=0.8, gamma=1.5, from_logits=True),
-    BCEDiceLoss(bce_weight=0.2, dice_weight=0.8, ignore_class=0),
+    BCEDiceLoss(bce_weight=0.2, dice_weight=0.8, ignore_class=0, dtype="float16"),
+    DiceLoss(dtype=keras.DTypePolicy("mixed_bfloat16")),
     0.5 * DiceLoss(from_logits=True) + keras.losses.BinaryCrossentropy(from_logits=True),
 ]
 

@@ -1,0 +1,74 @@
+"""One `get` per kind: the losses and metrics of this package by name, then Keras'.
+
+Private: `keras_unet_seg.losses.get` and `keras_unet_seg.metrics.get` are built on it.
+"""
+
+import inspect
+
+import keras
+
+# The package name under which the losses and metrics are registered
+# (`keras_unet_seg>DiceLoss`): it is in every saved config, so it never changes.
+PACKAGE = "keras_unet_seg"
+
+_KERAS_MODULES = {"loss": "losses", "metric": "metrics"}
+
+
+def name_table(entries):
+    """`{name: class}` from `(class, snake_case_name, *aliases)` entries.
+
+    Each class is found by its class name, its snake_case name and its aliases.
+    """
+    table = {}
+    for cls, *names in entries:
+        table[cls.__name__] = cls
+        table.update(dict.fromkeys(names, cls))
+    return table
+
+
+def _build(cls, name, kind):
+    try:
+        inspect.signature(cls).bind()
+    except TypeError:
+        raise ValueError(
+            f"Could not build the {kind} {name!r} from its name: `{cls.__name__}` has "
+            "required arguments. Build it in Python or give its config dict."
+        ) from None
+    return cls()
+
+
+def lookup(identifier, table, keras_get, kind):
+    """Resolves `identifier` with `table` first, then with `keras_get`.
+
+    Args:
+        identifier: a name, a serialised config dict, an instance or a
+            function, or `None`.
+        table: `{name: class}` of this package (see `name_table`); a name
+            found there gives an instance with default arguments.
+        keras_get: `keras.losses.get` or `keras.metrics.get`.
+        kind: `"loss"` or `"metric"`, for the error message.
+
+    Returns:
+        The instance or function, or `None` for `None`.
+
+    Raises:
+        ValueError: if the identifier cannot be interpreted, or names a class
+            with required arguments.
+    """
+    if identifier is None:
+        return None
+    if isinstance(identifier, dict):
+        return keras.saving.deserialize_keras_object(identifier)
+    if not isinstance(identifier, str):
+        return keras_get(identifier)
+    if identifier in table:
+        return _build(table[identifier], identifier, kind)
+    try:
+        return keras_get(identifier)
+    except ValueError:
+        ours = ", ".join(sorted(name for name in table if name.islower()))
+        raise ValueError(
+            f"Could not interpret {kind} identifier: {identifier!r}. Expected a {kind} of "
+            f"keras_unet_seg ({ours}, or a class name) or a name that "
+            f"`keras.{_KERAS_MODULES[kind]}.get` knows."
+        ) from None

@@ -1,0 +1,273 @@
+"""The overlap core that the losses and the metrics share.
+
+From `y_true` and `y_pred` to float32 maps and their sums: the target map of
+`y_pred`'s shape (one-hot from class ids where needed), the valid-pixel map of
+`ignore_class`, pixel weights from `sample_weight`, probabilities from logits,
+soft or hard confusion sums (true positives, false positives, false negatives
+per class), the NaN penalty of invalid predictions and the classes that take
+part in a class average. Private: `keras_unet_seg.losses` and
+`keras_unet_seg.metrics` are its users.
+"""
+
+import math
+
+from keras import ops
+
+from keras_unet_seg._validation import Shaped, invalid_value
+
+# Probabilities are clipped to [EPSILON, 1 - EPSILON] before a log (as Keras
+# does), and a zero denominator (possible only with smooth=0) is floored to it.
+EPSILON = 1e-7
+# Logits are clipped to [-LOGIT_LIMIT, LOGIT_LIMIT]: an infinite logit is a saturated
+# probability, and gives a finite loss (inf - inf would be NaN).
+LOGIT_LIMIT = 1e4
+
+
+# --------------------------------------------------------------------------- #
+# Arguments
+# --------------------------------------------------------------------------- #
+
+
+def check_class_weights(value):
+    """Accepts `None` or a list of non-negative numbers, not all zero; returns floats."""
+    if value is None:
+        return None
+    expected = "None or a list of non-negative numbers, one per class"
+    try:
+        weights = [float(w) for w in value]
+    except (TypeError, ValueError):
+        raise invalid_value("class_weights", expected, value) from None
+    if (
+        not weights
+        or not all(math.isfinite(w) and w >= 0 for w in weights)
+        or not any(w > 0 for w in weights)
+    ):
+        raise invalid_value("class_weights", expected + ", not all zero", value)
+    return weights
+
+
+def scored_classes(num_channels, include_background, ignore_class):
+    """Indices of the channels that take part in the class average."""
+    if num_channels == 1:
+        return [0]
+    classes = [
+        c for c in range(num_channels) if (include_background or c != 0) and c != ignore_class
+    ]
+    if not classes:
+        raise ValueError(
+            "Invalid value for argument `include_background`. Expected at least one class "
+            f"left to score. Received: include_background={include_background}, "
+            f"ignore_class={ignore_class} with {num_channels} channels"
+        )
+    return classes
+
+
+# --------------------------------------------------------------------------- #
+# Inputs -> float32 target and valid-pixel maps
+# --------------------------------------------------------------------------- #
+
+
+def channels(y_pred):
+    """The number of channels of a channels-last `y_pred` of rank >= 3."""
+    num_channels = y_pred.shape[-1]
+    if len(y_pred.shape) < 3 or num_channels is None:
+        raise invalid_value(
+            "y_pred",
+            "a channels-last tensor of rank >= 3, (batch, *spatial, channels), "
+            "with a known number of channels",
+            Shaped(y_pred),
+        )
+    return int(num_channels)
+
+
+def _check_same_size(y_true, y_pred):
+    """Batch and spatial sizes must agree (where both are known): no silent broadcasting."""
+    pairs = zip(y_true.shape[:-1], y_pred.shape[:-1], strict=True)
+    if any(a is not None and b is not None and a != b for a, b in pairs):
+        raise ValueError(
+            "Invalid value for argument `y_true`. Expected the batch and spatial size of "
+            f"`y_pred`, whose shape is {tuple(y_pred.shape)} (every axis but the last must "
+            f"agree). Received: y_true.shape={tuple(y_true.shape)}"
+        )
+
+
+def _is_sparse(y_true, num_channels, sparse_y_true):
+    """Whether `y_true` holds class ids; checks its last axis against `y_pred`'s channels."""
+    last = y_true.shape[-1]
+    if num_channels == 1:
+        sparse = False
+        expected = "a binary mask with one channel, since `y_pred` has one channel"
+    else:
+        sparse = (last == 1) if sparse_y_true is None else sparse_y_true
+        kind = "sparse class ids (last axis 1)" if sparse else "one-hot labels"
+        expected = f"{kind} for `y_pred` with {num_channels} channels"
+    if last != (1 if sparse or num_channels == 1 else num_channels):
+        raise invalid_value("y_true", expected, Shaped(y_true))
+    return sparse
+
+
+def _standardize_y_true(y_true, y_pred, sparse_y_true):
+    """Gives `y_true` the rank of `y_pred`; decides between one-hot and sparse."""
+    num_channels = channels(y_pred)
+    rank = len(y_pred.shape)
+    if len(y_true.shape) == rank - 1:
+        y_true = ops.expand_dims(y_true, -1)
+    if len(y_true.shape) != rank:
+        raise invalid_value(
+            "y_true",
+            f"a tensor of rank {rank} or {rank - 1} to match `y_pred` of shape "
+            f"{tuple(y_pred.shape)}",
+            Shaped(y_true),
+        )
+    _check_same_size(y_true, y_pred)
+    return y_true, _is_sparse(y_true, num_channels, sparse_y_true)
+
+
+def _one_hot_valid(target, ignore_class, num_channels):
+    """The valid-pixel map of one-hot labels: pixels not of channel `ignore_class`."""
+    if not 0 <= ignore_class < num_channels:
+        raise invalid_value(
+            "ignore_class",
+            f"a channel index in [0, {num_channels}) when `y_true` is one-hot",
+            ignore_class,
+        )
+    ignored = target[..., ignore_class : ignore_class + 1]
+    return ops.cast(ops.less(ignored, 0.5), "float32")
+
+
+def targets_and_valid(y_true, y_pred, sparse_y_true, ignore_class):
+    """Float32 target map of `y_pred`'s shape, and a (..., 1) valid-pixel map or None.
+
+    The target is zero on the pixels that `valid` leaves out.
+    """
+    y_true, sparse = _standardize_y_true(y_true, y_pred, sparse_y_true)
+    num_channels = channels(y_pred)
+    target = ops.cast(y_true, "float32")
+    valid = None
+    if num_channels > 1 and not sparse:
+        if ignore_class is not None:
+            valid = _one_hot_valid(target, ignore_class, num_channels)
+    else:
+        if ignore_class is not None:
+            valid = ops.cast(ops.not_equal(target, float(ignore_class)), "float32")
+        if num_channels > 1:
+            class_ids = ops.arange(num_channels, dtype="float32")
+            # Comparing with every class id gives the one-hot map; out-of-range
+            # ids (an ignore label such as 255) give an all-zero row.
+            target = ops.cast(ops.equal(target, class_ids), "float32")
+    if valid is not None:
+        target = target * valid
+    return target, valid
+
+
+def sample_weights(sample_weight, rank, per_image):
+    """Splits `sample_weight` into `(image_weight, pixel_weight)`, one of them `None`.
+
+    `(batch,)` weights are image weights with `per_image=True`; with
+    `per_image=False` they weigh each image's pixels, as `(batch, ...)` and
+    `(batch, ..., 1)` weights do. Pixel weights come back as float32
+    `(batch, ..., 1)` (or broadcastable) maps.
+    """
+    sample_weight = ops.cast(ops.convert_to_tensor(sample_weight), "float32")
+    weight_rank = len(sample_weight.shape)
+    if weight_rank == 1:
+        if per_image:
+            return sample_weight, None
+        return None, ops.reshape(sample_weight, (-1,) + (1,) * (rank - 1))
+    if weight_rank == rank - 1:
+        return None, ops.expand_dims(sample_weight, -1)
+    if weight_rank == rank and sample_weight.shape[-1] == 1:
+        return None, sample_weight
+    raise invalid_value(
+        "sample_weight",
+        "weights of shape (batch,), (batch, *spatial) or (batch, *spatial, 1)",
+        Shaped(sample_weight),
+    )
+
+
+# --------------------------------------------------------------------------- #
+# Predictions and sums
+# --------------------------------------------------------------------------- #
+
+
+def probabilities(y_pred, from_logits):
+    """Float32 probabilities; for binary logits also the shared exp(-|z|) term."""
+    y_pred = ops.cast(y_pred, "float32")
+    if not from_logits:
+        return y_pred, None
+    y_pred = ops.clip(y_pred, -LOGIT_LIMIT, LOGIT_LIMIT)
+    if channels(y_pred) > 1:
+        return ops.softmax(y_pred, axis=-1), None
+    # A sigmoid written with exp(-|z|): never overflows, and its gradient stays
+    # exact (not rounded to zero) on both saturated sides, e.g. at z = +30.
+    positive = ops.greater_equal(y_pred, 0.0)
+    exp_neg_abs = ops.exp(ops.where(positive, -y_pred, y_pred))
+    probs = ops.where(positive, 1.0, exp_neg_abs) / (1.0 + exp_neg_abs)
+    return probs, exp_neg_abs
+
+
+def non_finite_penalty(y_pred, from_logits, axes):
+    """0, or NaN where `y_pred` holds an invalid value, summed over `axes`.
+
+    Added to a loss or to counts, it makes them NaN for a NaN prediction (and an
+    infinite probability) instead of letting a comparison or a clip hide it; its
+    gradient is zero.
+    """
+    y_pred = ops.cast(y_pred, "float32")
+    invalid = ops.isnan(y_pred) if from_logits else ops.logical_not(ops.isfinite(y_pred))
+    return ops.sum(ops.where(invalid, float("nan"), 0.0), axis=axes)
+
+
+def reduce_axes(rank, per_image):
+    """The axes summed per image (spatial), or over the whole batch."""
+    return tuple(range(1, rank - 1)) if per_image else tuple(range(rank - 1))
+
+
+def confusion_sums(target, predicted, axes, weight=None):
+    """(Weighted) true positives, false positives and false negatives per class.
+
+    Soft for probabilities, counts for 0/1 predictions. `axes=None` pools every
+    pixel of the batch into `(classes,)` sums.
+    """
+    overlap = target * predicted
+    # p - p*t >= 0 and t - p*t >= 0 hold exactly in floating point for p, t in
+    # [0, 1], so the sums are never negative and every score stays in [0, 1].
+    maps = (overlap, predicted - overlap, target - overlap)
+    if weight is not None:
+        maps = tuple(m * weight for m in maps)
+    if axes is None:
+        # Flattened against the static class count rather than summed over the
+        # axes of the runtime shape: TensorFlow's oneDNN Conv2D returns an empty
+        # batch (what a MirroredStrategy replica gets from a short last batch)
+        # with the input's channel count, e.g. (0, h, w, 2) for 1 output channel.
+        maps = tuple(ops.reshape(m, (-1, target.shape[-1])) for m in maps)
+        axes = 0
+    return tuple(ops.sum(m, axis=axes) for m in maps)
+
+
+def take_classes(values, classes, num_channels):
+    """The entries of the last (class) axis listed in `classes`."""
+    if len(classes) == num_channels:
+        return values
+    return ops.take(values, classes, axis=-1)
+
+
+def class_average(values, classes, class_weights, num_channels):
+    """Averages the last (class) axis over `classes`, weighted by `class_weights`."""
+    if class_weights is not None and len(class_weights) != num_channels:
+        raise invalid_value(
+            "class_weights",
+            f"one weight per channel of `y_pred` ({num_channels})",
+            class_weights,
+        )
+    values = take_classes(values, classes, num_channels)
+    if class_weights is None:
+        return ops.mean(values, axis=-1)
+    weights = [class_weights[c] for c in classes]
+    total = sum(weights)
+    if total <= 0:
+        raise invalid_value(
+            "class_weights", "a positive weight for at least one scored class", class_weights
+        )
+    weights = ops.convert_to_tensor([w / total for w in weights], dtype="float32")
+    return ops.sum(values * weights, axis=-1)

@@ -1,0 +1,116 @@
+"""Overlap losses for segmentation: Dice, Jaccard, Tversky, focal Tversky, BCE + Dice.
+
+Each loss is a pure `keras.ops` function (`dice_loss`, `jaccard_loss`, ...) plus
+a thin `keras.losses.Loss` subclass (`DiceLoss`, `JaccardLoss`, ...), so it runs
+on the TensorFlow, JAX and PyTorch backends and survives `model.save`; `get`
+finds each by name. `CombinedLoss` adds weighted losses (`0.5 * DiceLoss() + ...`).
+
+Conventions shared by every loss here:
+
+- `y_pred` is channels-last. One channel means binary segmentation
+  (probabilities, or logits through a sigmoid with `from_logits=True`); more
+  than one channel means multi-class (probabilities, or logits through a
+  softmax over the channel axis). `y_true` is a 0/1 mask for binary, and
+  either one-hot or sparse integer class ids (`(batch, ..., 1)` or
+  `(batch, ...)`) for multi-class.
+- Everything is computed in float32 whatever the input dtype: a float16 sum of
+  a 256x256 mask passes float16's maximum of 65504. The classes return float32
+  unless given another `dtype`.
+- `smooth` (default `1e-5`) is added to the numerator and the denominator of
+  each overlap score, so an empty prediction of an empty mask scores 1 and
+  has loss 0. With `smooth=0` the score of that case is 0 (loss 1), as in
+  `keras.losses.Dice`; it stays finite either way.
+- `per_image=True` scores each image over its spatial axes, then averages the
+  images; `per_image=False` pools the whole batch into one score.
+- In multi-class mode, each class is scored on its own and the class losses
+  are averaged (weighted by `class_weights`); `include_background=False`
+  leaves channel 0 out of that average, and `ignore_class` leaves out both
+  the pixels labelled with it and, when it is a channel, that channel.
+- `y_true` and `y_pred` must agree in batch and spatial size (a `ValueError`
+  names both shapes; checked where the shapes are known, so always in eager
+  mode).
+- A NaN prediction, or an infinite probability, makes the loss NaN (it never
+  scores as perfect, and `keras.callbacks.TerminateOnNaN` sees it). Infinite
+  logits are saturated probabilities: logits are clipped to `[-1e4, 1e4]`, so
+  the loss stays finite.
+"""
+
+import keras
+
+from keras_unet_seg._lookup import lookup, name_table
+from keras_unet_seg.losses._classes import (
+    BCEDiceLoss,
+    DiceLoss,
+    FocalTverskyLoss,
+    JaccardLoss,
+    TverskyLoss,
+)
+from keras_unet_seg.losses._combined import CombinedLoss
+from keras_unet_seg.losses._functions import (
+    bce_dice_loss,
+    dice_loss,
+    focal_tversky_loss,
+    jaccard_loss,
+    tversky_loss,
+)
+
+__all__ = [
+    "BCEDiceLoss",
+    "CombinedLoss",
+    "DiceLoss",
+    "FocalTverskyLoss",
+    "JaccardLoss",
+    "TverskyLoss",
+    "bce_dice_loss",
+    "dice_loss",
+    "focal_tversky_loss",
+    "get",
+    "jaccard_loss",
+    "tversky_loss",
+]
+
+# Each class by its class name, its snake_case name (that of its function) and aliases.
+_BY_NAME = name_table(
+    [
+        (DiceLoss, "dice_loss", "dice"),
+        (JaccardLoss, "jaccard_loss", "jaccard", "iou", "iou_loss"),
+        (TverskyLoss, "tversky_loss", "tversky"),
+        (FocalTverskyLoss, "focal_tversky_loss", "focal_tversky"),
+        (BCEDiceLoss, "bce_dice_loss", "bce_dice"),
+        (CombinedLoss, "combined_loss"),
+    ]
+)
+
+
+def get(identifier):
+    """Returns a loss from a name, a config dict or a callable, like `keras.losses.get`.
+
+    A class of this module is found by its class name (`"DiceLoss"`), its
+    snake_case name, which is also its function's (`"dice_loss"`), and its
+    short name (`"dice"`, `"jaccard"` or `"iou"`, `"tversky"`,
+    `"focal_tversky"`, `"bce_dice"`), and given with default arguments; these
+    names win over Keras' own. Any other name, such as
+    `"binary_crossentropy"`, is passed on to `keras.losses.get`.
+    `CombinedLoss` has no defaults: build it, or give its config dict.
+
+    Args:
+        identifier: a name, a serialised config dict, a loss instance or
+            function, or `None`.
+
+    Returns:
+        A loss instance or function, or `None` for `None`.
+
+    Raises:
+        ValueError: if the identifier cannot be interpreted, or names
+            `CombinedLoss`.
+
+    Example:
+
+    >>> type(get("dice")).__name__
+    'DiceLoss'
+    >>> type(get("iou")).__name__
+    'JaccardLoss'
+    >>> get("binary_crossentropy").__name__
+    'binary_crossentropy'
+    """
+    return lookup(identifier, _BY_NAME, keras.losses.get, "loss")

@@ -1,0 +1,528 @@
+"""The loss classes: thin `keras.losses.Loss` wrappers of the pure functions.
+
+In the manner of Keras' `LossFunctionWrapper`: `_OverlapLoss` holds the checked
+options and the score function, its `call` is the pure function's body, and
+Keras' own `Loss.__call__` reduces the per-image losses. Each public class keeps
+its explicit signature; the arguments they share are documented once
+(`_OPTIONS_DOC`, `_CALL_DOC`) and formatted into each class docstring.
+"""
+
+import keras
+from keras import ops
+
+from keras_unet_seg._lookup import PACKAGE
+from keras_unet_seg._overlap import sample_weights
+from keras_unet_seg._validation import check_positive
+from keras_unet_seg.losses._combined import _LossArithmetic
+from keras_unet_seg.losses._functions import (
+    _check_tversky,
+    _cross_entropy_options,
+    _dice_score_loss,
+    _focal_tversky_score_loss,
+    _jaccard_score_loss,
+    _options,
+    _overlap_loss,
+    _tversky_score_loss,
+)
+
+_OPTIONS_DOC = """\
+        from_logits: bool, whether `y_pred` holds logits (sigmoid for one
+            channel, softmax over channels otherwise). Defaults to `False`.
+        smooth: float >= 0 added to numerator and denominator (of the Dice
+            term for `BCEDiceLoss`). Defaults to `1e-5`.
+        per_image: bool; `True` scores each image over its spatial axes and
+            averages the images, `False` pools the batch. Defaults to `True`.
+        sparse_y_true: `None` (detect: one label channel against several
+            prediction channels means class ids), `True` or `False`.
+            Defaults to `None`.
+        class_weights: optional list with one non-negative weight per channel
+            of `y_pred`, for the class average. Defaults to `None`.
+        ignore_class: optional integer label (e.g. 255) whose pixels are left
+            out; when it is a channel of `y_pred`, that class is also left out
+            of the average. Defaults to `None`.
+        include_background: bool; `False` leaves channel 0 out of the class
+            average (multi-class only). Defaults to `True`.
+        reduction: reduction of the per-image losses (`per_image=True`) as in
+            `keras.losses.Loss`: `"sum_over_batch_size"`, `"mean"`, `"sum"`,
+            `"mean_with_sample_weight"` (the sum of the weighted losses over
+            the sum of the `(batch,)` image weights) or `None`/`"none"`. A
+            pooled loss (`per_image=False`) is one value, which no reduction
+            changes. Defaults to `"sum_over_batch_size"`.
+        dtype: dtype of the loss value, as in `keras.losses.Loss` (a name or
+            a `keras.DTypePolicy`, whose compute dtype is used); the sums are
+            computed in float32 whatever it is. Defaults to `None`: float32,
+            whatever `keras.backend.floatx()` and the mixed-precision policy."""
+
+_CALL_DOC = """\
+    Call arguments:
+        y_true: `(batch, ..., 1)` 0/1 mask, `(batch, ..., C)` one-hot labels
+            or `(batch, ..., 1)` / `(batch, ...)` integer class ids.
+        y_pred: `(batch, ..., C)` probabilities or logits.
+        sample_weight: optional weights. A scalar scales the loss. `(batch,)`:
+            with `per_image=True` the weights of the per-image losses (as in
+            Keras), with `per_image=False` the weight of each image's pixels
+            in the pooled sums. `(batch, ...)` or `(batch, ..., 1)`: the
+            weight of each pixel in the sums (0 leaves a pixel out), e.g. the
+            border-emphasising weight maps of the U-Net paper.
+
+    Returns:
+        The reduced loss, a scalar in `dtype` (float32 by default)."""
+
+
+def _documented(cls):
+    """Formats the shared Args and Call arguments into `cls`'s docstring."""
+    doc = cls.__doc__.replace("        {options}", _OPTIONS_DOC)
+    cls.__doc__ = doc.replace("    {call}", _CALL_DOC)
+    return cls
+
+
+def _dtype_config(dtype):
+    """`dtype` as a JSON value: `None`, a name, or a serialised `keras.DTypePolicy`."""
+    if dtype is None or isinstance(dtype, str):
+        return dtype
+    return keras.dtype_policies.serialize(dtype)
+
+
+class _OverlapLoss(_LossArithmetic, keras.losses.Loss):
+    """Shared base: checks, stores and serialises the options; reduction is Keras'.
+
+    `score_fn(tp, fp, fn, smooth)` gives the per-class loss; the options are
+    those of `_functions._options`.
+    """
+
+    def __init__(
+        self,
+        score_fn,
+        from_logits,
+        smooth,
+        per_image,
+        sparse_y_true,
+        class_weights,
+        ignore_class,
+        include_background,
+        reduction,
+        name,
+        dtype,
+    ):
+        # float32 by default, whatever the global policy: Loss.__call__ converts
+        # the inputs and the reduced value to it.
+        super().__init__(name=name, reduction=reduction, dtype=dtype or "float32")
+        self._score_fn = score_fn
+        self._options = _options(
+            from_logits,
+            smooth,
+            per_image,
+            sparse_y_true,
+            class_weights,
+            ignore_class,
+            include_background,
+        )
+        self._dtype_argument = _dtype_config(dtype)
+        self.from_logits = from_logits
+        self.smooth = smooth
+        self.per_image = per_image
+        self.sparse_y_true = sparse_y_true
+        self.class_weights = self._options["class_weights"]
+        self.ignore_class = ignore_class
+        self.include_background = include_background
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        """`keras.losses.Loss.__call__`, with pixel weights taken into the sums.
+
+        Scalar weights, and `(batch,)` ones with `per_image=True`, weigh the
+        per-image losses in Keras' reduction; the others (see the class
+        docstring) reach `call` with `y_true`, as a `(y_true, pixel_weight)`
+        pair, and the reduction sees no weight.
+        """
+        image_weight = pixel_weight = None
+        if sample_weight is not None:
+            image_weight = ops.convert_to_tensor(sample_weight, dtype="float32")
+            if len(image_weight.shape) > 0:
+                rank = len(ops.convert_to_tensor(y_pred).shape)
+                image_weight, pixel_weight = sample_weights(image_weight, rank, self.per_image)
+        if pixel_weight is not None:
+            y_true = (y_true, pixel_weight)
+        return super().__call__(y_true, y_pred, sample_weight=image_weight)
+
+    def call(self, y_true, y_pred):
+        pixel_weight = None
+        if isinstance(y_true, tuple):
+            y_true, pixel_weight = y_true
+            pixel_weight = ops.cast(pixel_weight, "float32")  # __call__ gave it `dtype`
+        return _overlap_loss(y_true, y_pred, self._options, self._score_fn, pixel_weight)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "reduction": self.reduction,
+            "dtype": self._dtype_argument,
+            "from_logits": self.from_logits,
+            "smooth": self.smooth,
+            "per_image": self.per_image,
+            "sparse_y_true": self.sparse_y_true,
+            "class_weights": None if self.class_weights is None else list(self.class_weights),
+            "ignore_class": self.ignore_class,
+            "include_background": self.include_background,
+        }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+@_documented
+class DiceLoss(_OverlapLoss):
+    """Soft Dice loss, `1 - (2 TP + smooth) / (2 TP + FP + FN + smooth)`.
+
+    Binary when `y_pred` has one channel (sigmoid probabilities, or logits
+    with `from_logits=True`); multi-class with softmax over several channels,
+    with one-hot or sparse integer `y_true`. Computed in float32 whatever the
+    input dtype. Add and weight it with other losses:
+    `0.5 * DiceLoss() + keras.losses.BinaryCrossentropy()`.
+
+    Empty-mask convention: an empty prediction of an empty mask has loss 0
+    (score 1) while `smooth > 0`; with `smooth=0` it has loss 1, as
+    `keras.losses.Dice`. With `smooth=0` and `per_image=False` this equals
+    `keras.losses.Dice()`; with `per_image=True`,
+    `keras.losses.Dice(axis=(1, 2, 3))` (up to Keras' 1e-7 epsilon).
+
+    Args:
+        {options}
+        name: name of the loss. Defaults to `"dice_loss"`.
+
+    {call}
+
+    Example:
+
+    >>> import numpy as np
+    >>> y_true = np.array([[[[1.0], [1.0]], [[0.0], [0.0]]]])
+    >>> y_pred = np.array([[[[1.0], [0.0]], [[0.0], [0.0]]]])
+    >>> round(float(DiceLoss(smooth=0.0)(y_true, y_pred)), 4)
+    0.3333
+    >>> round(float(DiceLoss()(np.zeros((1, 2, 2, 1)), np.zeros((1, 2, 2, 1)))), 4)
+    0.0
+
+    Reference:
+
+    - [Milletari et al., 2016](https://arxiv.org/abs/1606.04797)
+    """
+
+    def __init__(
+        self,
+        from_logits=False,
+        smooth=1e-5,
+        per_image=True,
+        sparse_y_true=None,
+        class_weights=None,
+        ignore_class=None,
+        include_background=True,
+        reduction="sum_over_batch_size",
+        name="dice_loss",
+        dtype=None,
+    ):
+        super().__init__(
+            _dice_score_loss,
+            from_logits=from_logits,
+            smooth=smooth,
+            per_image=per_image,
+            sparse_y_true=sparse_y_true,
+            class_weights=class_weights,
+            ignore_class=ignore_class,
+            include_background=include_background,
+            reduction=reduction,
+            name=name,
+            dtype=dtype,
+        )
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+@_documented
+class JaccardLoss(_OverlapLoss):
+    """Soft Jaccard (IoU) loss, `1 - (TP + smooth) / (TP + FP + FN + smooth)`.
+
+    Options, inputs and dtype handling as in `DiceLoss`.
+
+    Empty-mask convention: an empty prediction of an empty mask has loss 0
+    while `smooth > 0`; with `smooth=0` it has loss 1.
+
+    Args:
+        {options}
+        name: name of the loss. Defaults to `"jaccard_loss"`.
+
+    {call}
+
+    Example:
+
+    >>> import numpy as np
+    >>> y_true = np.array([[[[1.0], [1.0]], [[0.0], [0.0]]]])
+    >>> y_pred = np.array([[[[1.0], [0.0]], [[0.0], [0.0]]]])
+    >>> round(float(JaccardLoss(smooth=0.0)(y_true, y_pred)), 4)
+    0.5
+
+    Reference:
+
+    - [Rahman and Wang, 2016](https://doi.org/10.1007/978-3-319-50835-1_22)
+    """
+
+    def __init__(
+        self,
+        from_logits=False,
+        smooth=1e-5,
+        per_image=True,
+        sparse_y_true=None,
+        class_weights=None,
+        ignore_class=None,
+        include_background=True,
+        reduction="sum_over_batch_size",
+        name="jaccard_loss",
+        dtype=None,
+    ):
+        super().__init__(
+            _jaccard_score_loss,
+            from_logits=from_logits,
+            smooth=smooth,
+            per_image=per_image,
+            sparse_y_true=sparse_y_true,
+            class_weights=class_weights,
+            ignore_class=ignore_class,
+            include_background=include_background,
+            reduction=reduction,
+            name=name,
+            dtype=dtype,
+        )
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+@_documented
+class TverskyLoss(_OverlapLoss):
+    """Tversky loss, `1 - (TP + smooth) / (TP + alpha FP + beta FN + smooth)`.
+
+    `alpha` weights false positives and `beta` false negatives, as in Salehi
+    et al. (raise `beta` to favour recall on small structures);
+    `alpha = beta = 0.5` is the Dice loss (exactly so with `smooth=0`).
+    `keras.losses.Tversky` puts its `alpha` on the false negatives:
+    `keras.losses.Tversky(alpha=a, beta=b)` equals
+    `TverskyLoss(alpha=b, beta=a, smooth=0, per_image=False)`.
+    Options, inputs and dtype handling as in `DiceLoss`.
+
+    Empty-mask convention: an empty prediction of an empty mask has loss 0
+    while `smooth > 0`; with `smooth=0` it has loss 1.
+
+    Args:
+        alpha: float >= 0, weight of the false positives. Defaults to `0.5`.
+        beta: float >= 0, weight of the false negatives. Defaults to `0.5`.
+        {options}
+        name: name of the loss. Defaults to `"tversky_loss"`.
+
+    {call}
+
+    Example:
+
+    >>> import numpy as np
+    >>> y_true = np.array([[[[1.0], [1.0]], [[0.0], [0.0]]]])
+    >>> y_pred = np.array([[[[1.0], [0.0]], [[1.0], [0.0]]]])
+    >>> loss = TverskyLoss(alpha=0.3, beta=0.7, smooth=0.0)
+    >>> round(float(loss(y_true, y_pred)), 4)
+    0.5
+
+    Reference:
+
+    - [Salehi et al., 2017](https://arxiv.org/abs/1706.05721)
+    """
+
+    def __init__(
+        self,
+        alpha=0.5,
+        beta=0.5,
+        from_logits=False,
+        smooth=1e-5,
+        per_image=True,
+        sparse_y_true=None,
+        class_weights=None,
+        ignore_class=None,
+        include_background=True,
+        reduction="sum_over_batch_size",
+        name="tversky_loss",
+        dtype=None,
+    ):
+        super().__init__(
+            _tversky_score_loss(*_check_tversky(alpha, beta)),
+            from_logits=from_logits,
+            smooth=smooth,
+            per_image=per_image,
+            sparse_y_true=sparse_y_true,
+            class_weights=class_weights,
+            ignore_class=ignore_class,
+            include_background=include_background,
+            reduction=reduction,
+            name=name,
+            dtype=dtype,
+        )
+        self.alpha = alpha
+        self.beta = beta
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"alpha": self.alpha, "beta": self.beta})
+        return config
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+@_documented
+class FocalTverskyLoss(_OverlapLoss):
+    """Focal Tversky loss, `(1 - TI) ** gamma` with TI the Tversky index.
+
+    `TI = (TP + smooth) / (TP + alpha FP + beta FN + smooth)`, `alpha` on the
+    false positives and `beta` on the false negatives, as in `TverskyLoss`.
+
+    Convention for `gamma`: the exponent is `gamma` itself. Abraham and Khan
+    write `(1 - TI) ** (1 / gamma)` and recommend their `gamma = 4/3`; that is
+    our default `gamma = 0.75`, which raises the loss (and its gradient) of
+    well-segmented images less than linearly, focusing on the hard ones.
+    `gamma = 1` is `TverskyLoss`. Their `alpha = 0.7` on false negatives is our
+    default `beta = 0.7`. Class losses are averaged (the paper sums them), so
+    the loss stays in [0, 1]. Options, inputs and dtype handling as in
+    `DiceLoss`.
+
+    Empty-mask convention: an empty prediction of an empty mask has loss 0
+    while `smooth > 0`; with `smooth=0` it has loss 1. The gradient at a
+    perfect prediction is finite (zero) although `x ** 0.75` has an infinite
+    slope at 0.
+
+    Args:
+        alpha: float >= 0, weight of the false positives. Defaults to `0.3`.
+        beta: float >= 0, weight of the false negatives. Defaults to `0.7`.
+        gamma: float > 0, the exponent. Defaults to `0.75`.
+        {options}
+        name: name of the loss. Defaults to `"focal_tversky_loss"`.
+
+    {call}
+
+    Example:
+
+    >>> import numpy as np
+    >>> y_true = np.array([[[[1.0], [1.0]], [[0.0], [0.0]]]])
+    >>> y_pred = np.array([[[[1.0], [0.0]], [[1.0], [0.0]]]])
+    >>> loss = FocalTverskyLoss(gamma=2.0, smooth=0.0)
+    >>> round(float(loss(y_true, y_pred)), 4)
+    0.25
+
+    Reference:
+
+    - [Abraham and Khan, 2019](https://arxiv.org/abs/1810.07842)
+    """
+
+    def __init__(
+        self,
+        alpha=0.3,
+        beta=0.7,
+        gamma=0.75,
+        from_logits=False,
+        smooth=1e-5,
+        per_image=True,
+        sparse_y_true=None,
+        class_weights=None,
+        ignore_class=None,
+        include_background=True,
+        reduction="sum_over_batch_size",
+        name="focal_tversky_loss",
+        dtype=None,
+    ):
+        super().__init__(
+            _focal_tversky_score_loss(*_check_tversky(alpha, beta), check_positive("gamma", gamma)),
+            from_logits=from_logits,
+            smooth=smooth,
+            per_image=per_image,
+            sparse_y_true=sparse_y_true,
+            class_weights=class_weights,
+            ignore_class=ignore_class,
+            include_background=include_background,
+            reduction=reduction,
+            name=name,
+            dtype=dtype,
+        )
+        self.alpha = alpha
+        self.beta = beta
+        self.gamma = gamma
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"alpha": self.alpha, "beta": self.beta, "gamma": self.gamma})
+        return config
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+@_documented
+class BCEDiceLoss(_OverlapLoss):
+    """`bce_weight * cross-entropy + dice_weight * DiceLoss`, the usual pairing.
+
+    The cross-entropy is binary for one channel and categorical for several,
+    averaged over the (non-ignored) pixels of each image (`per_image=True`) or
+    of the batch. With `from_logits=True` it uses the stable logits form
+    (`max(z, 0) - z t + log(1 + exp(-|z|))`, or `log_softmax`); probabilities
+    are clipped to `[1e-7, 1 - 1e-7]` first, as Keras does, so
+    `from_logits=True` on `z` matches probabilities `sigmoid(z)` only while
+    `|z| < 16`. `class_weights` and `include_background` apply to the Dice
+    term only. The value is not bounded by 1, and a perfect prediction of
+    probabilities exactly 0 and 1 scores about 1e-7 (the clipping), not 0.
+    Inputs and dtype handling as in `DiceLoss`.
+
+    Empty-mask convention: the Dice term of an empty prediction of an empty
+    mask is 0 while `smooth > 0` (1 with `smooth=0`); the cross-entropy term
+    is its usual value.
+
+    Args:
+        bce_weight: float >= 0, weight of the cross-entropy. Defaults to `1.0`.
+        dice_weight: float >= 0, weight of the Dice loss. Defaults to `1.0`.
+        {options}
+        name: name of the loss. Defaults to `"bce_dice_loss"`.
+
+    {call}
+
+    Example:
+
+    >>> import numpy as np
+    >>> y_true = np.array([[[[1.0], [1.0]], [[0.0], [0.0]]]])
+    >>> logits = np.array([[[[9.0], [-9.0]], [[-9.0], [-9.0]]]])
+    >>> loss = BCEDiceLoss(from_logits=True, smooth=0.0)
+    >>> round(float(loss(y_true, logits)), 2)
+    2.58
+
+    Reference:
+
+    - [Isensee et al., 2021 (nnU-Net)](https://doi.org/10.1038/s41592-020-01008-z)
+    """
+
+    def __init__(
+        self,
+        bce_weight=1.0,
+        dice_weight=1.0,
+        from_logits=False,
+        smooth=1e-5,
+        per_image=True,
+        sparse_y_true=None,
+        class_weights=None,
+        ignore_class=None,
+        include_background=True,
+        reduction="sum_over_batch_size",
+        name="bce_dice_loss",
+        dtype=None,
+    ):
+        super().__init__(
+            _dice_score_loss,
+            from_logits=from_logits,
+            smooth=smooth,
+            per_image=per_image,
+            sparse_y_true=sparse_y_true,
+            class_weights=class_weights,
+            ignore_class=ignore_class,
+            include_background=include_background,
+            reduction=reduction,
+            name=name,
+            dtype=dtype,
+        )
+        self._options = _cross_entropy_options(self._options, bce_weight, dice_weight)
+        self.bce_weight = bce_weight
+        self.dice_weight = dice_weight
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"bce_weight": self.bce_weight, "dice_weight": self.dice_weight})
+        return config

@@ -1,0 +1,159 @@
+"""`CombinedLoss`, a weighted sum of losses, and the arithmetic that builds one."""
+
+import numbers
+
+import keras
+from keras import ops
+
+from keras_unet_seg._lookup import PACKAGE
+from keras_unet_seg._validation import invalid_value, is_real
+
+
+def _check_weight(value):
+    if not is_real(value) or value < 0:
+        raise invalid_value("weights", "finite numbers >= 0", value)
+    return float(value)
+
+
+class _LossArithmetic:
+    """`loss_a + loss_b`, `0.5 * loss` and `loss * 0.5` give a `CombinedLoss`."""
+
+    def _pairs(self):
+        return [(self, 1.0)]
+
+    def __add__(self, other):
+        if isinstance(other, numbers.Real) and not isinstance(other, bool) and other == 0:
+            return self  # so that sum([loss_a, loss_b]) works
+        if not isinstance(other, keras.losses.Loss):
+            return NotImplemented
+        other_pairs = other._pairs() if isinstance(other, _LossArithmetic) else [(other, 1.0)]
+        pairs = self._pairs() + other_pairs
+        return CombinedLoss([p[0] for p in pairs], [p[1] for p in pairs])
+
+    def __radd__(self, other):
+        if isinstance(other, numbers.Real) and not isinstance(other, bool) and other == 0:
+            return self
+        if not isinstance(other, keras.losses.Loss):
+            return NotImplemented
+        pairs = [(other, 1.0), *self._pairs()]
+        return CombinedLoss([p[0] for p in pairs], [p[1] for p in pairs])
+
+    def __mul__(self, weight):
+        if not isinstance(weight, numbers.Real) or isinstance(weight, bool):
+            return NotImplemented
+        weight = _check_weight(weight)
+        pairs = self._pairs()
+        return CombinedLoss([p[0] for p in pairs], [p[1] * weight for p in pairs])
+
+    __rmul__ = __mul__
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CombinedLoss(_LossArithmetic, keras.losses.Loss):
+    """A weighted sum of losses: `sum(weight_i * loss_i(y_true, y_pred))`.
+
+    Usually made with arithmetic on the losses of this module:
+    `0.5 * DiceLoss() + keras.losses.BinaryCrossentropy()` is
+    `CombinedLoss([DiceLoss(), BinaryCrossentropy()], weights=[0.5, 1.0])`.
+    Each part is a `keras.losses.Loss` (or a name that `get` resolves to one)
+    and reduces itself (with the `sample_weight` given to the call), so parts
+    with different output shapes (per image, per pixel) add up correctly.
+    Adding two combined losses concatenates their parts; multiplying by a
+    number scales every weight. The config holds each part serialised, so the
+    sum survives `model.save` and `keras.models.load_model`.
+
+    Empty-mask convention: that of each part.
+
+    Args:
+        losses: list of `keras.losses.Loss` instances or names (`"dice"`,
+            `"BinaryCrossentropy"`, ...).
+        weights: optional list of non-negative weights, one per loss.
+            Defaults to `None` (all 1).
+        name: name of the loss. Defaults to `"combined_loss"`.
+
+    Call arguments:
+        y_true: ground truth.
+        y_pred: predictions.
+        sample_weight: optional weights passed to every part.
+
+    Returns:
+        The weighted sum of the reduced parts, a float32 scalar by default.
+
+    Raises:
+        ValueError: if `losses` is empty, `weights` has another length or a
+            negative weight.
+        TypeError: if a part is not a `keras.losses.Loss`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_unet_seg.losses import DiceLoss, JaccardLoss
+    >>> loss = 0.5 * DiceLoss(smooth=0.0) + JaccardLoss(smooth=0.0)
+    >>> [type(part).__name__ for part in loss.losses], loss.weights
+    (['DiceLoss', 'JaccardLoss'], [0.5, 1.0])
+    >>> y_true = np.array([[[[1.0], [1.0]], [[0.0], [0.0]]]])
+    >>> y_pred = np.array([[[[1.0], [0.0]], [[0.0], [0.0]]]])
+    >>> round(float(loss(y_true, y_pred)), 4)  # 0.5 * 1/3 + 1/2
+    0.6667
+
+    Reference:
+
+    - [Ma et al., 2021, "Loss odyssey in medical image segmentation"](https://doi.org/10.1016/j.media.2021.102035)
+    """
+
+    def __init__(self, losses, weights=None, name="combined_loss"):
+        super().__init__(name=name, reduction="sum_over_batch_size", dtype="float32")
+        if isinstance(losses, keras.losses.Loss | str) or not isinstance(losses, list | tuple):
+            raise invalid_value("losses", "a non-empty list of losses", losses)
+        if not losses:
+            raise invalid_value("losses", "a non-empty list of losses", losses)
+        resolved = []
+        for loss in losses:
+            if isinstance(loss, str | dict):
+                from keras_unet_seg.losses import get
+
+                loss = get(loss)
+            if not isinstance(loss, keras.losses.Loss):
+                raise TypeError(
+                    "Invalid value for argument `losses`. Expected `keras.losses.Loss` "
+                    "instances or names that `keras_unet_seg.losses.get` resolves to one "
+                    "(for Keras' own losses use the class name, e.g. 'BinaryCrossentropy'). "
+                    f"Received: losses={losses!r}"
+                )
+            resolved.append(loss)
+        if weights is None:
+            weights = [1.0] * len(resolved)
+        if not isinstance(weights, list | tuple) or len(weights) != len(resolved):
+            raise invalid_value(
+                "weights", f"a list of {len(resolved)} weights, one per loss", weights
+            )
+        self.losses = resolved
+        self.weights = [_check_weight(w) for w in weights]
+
+    def _pairs(self):
+        return list(zip(self.losses, self.weights, strict=True))
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        total = None
+        for loss, weight in self._pairs():
+            value = ops.cast(loss(y_true, y_pred, sample_weight=sample_weight), "float32")
+            total = weight * value if total is None else total + weight * value
+        return total
+
+    def call(self, y_true, y_pred):
+        return self(y_true, y_pred)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "losses": [keras.saving.serialize_keras_object(loss) for loss in self.losses],
+            "weights": list(self.weights),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["losses"] = [
+            keras.saving.deserialize_keras_object(loss) for loss in config["losses"]
+        ]
+        return cls(**config)
