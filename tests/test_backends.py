@@ -35,10 +35,14 @@ BACKEND_TEST_FILES = {
     ],
     "encoders": ["tests/encoders/test_named_encoders.py", "keras_unet_seg/encoders"],
     "losses": [
-        "tests/test_losses.py",
+        "tests/losses",
         "tests/test_metrics.py",
-        "keras_unet_seg/losses.py",
+        "tests/test_lookup.py",
+        "tests/test_overlap.py",
+        "keras_unet_seg/losses",
         "keras_unet_seg/metrics.py",
+        "keras_unet_seg/_overlap.py",
+        "keras_unet_seg/_lookup.py",
     ],
 }
 # JAX runs a named encoder eagerly operation by operation, compiling each anew for
