@@ -110,3 +110,34 @@ def check_size(name, value, allow_none=False):
         expected = "a positive integer or a (height, width) pair of positive integers"
         raise invalid_value(name, ("None or " if allow_none else "") + expected, value)
     return int(pair[0]), int(pair[1])
+
+
+def check_unit_interval(name, value):
+    """Accepts a fraction in [0, 1]."""
+    if not is_real(value) or not 0 <= value <= 1:
+        raise invalid_value(name, "a float in [0, 1]", value)
+    return float(value)
+
+
+def renamed_argument(old_name, old_value, new_name, new_value, default=None):
+    """The value of an argument renamed from `old_name` to `new_name`.
+
+    Warns with a `DeprecationWarning` naming `new_name` when the old argument
+    is given (it is not `default`), and refuses both at once.
+    """
+    if old_value is default:
+        return new_value
+    import warnings
+
+    if new_value is not default:
+        raise ValueError(
+            f"Arguments `{old_name}` and `{new_name}` are the same argument: pass only "
+            f"`{new_name}`. Received: {old_name}={old_value!r}, {new_name}={new_value!r}"
+        )
+    warnings.warn(
+        f"The argument `{old_name}` is deprecated and will be removed in the next release; "
+        f"use `{new_name}` instead.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return old_value
