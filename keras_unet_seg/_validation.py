@@ -141,3 +141,13 @@ def renamed_argument(old_name, old_value, new_name, new_value, default=None):
         stacklevel=3,
     )
     return old_value
+
+
+def check_built_model(model):
+    """Accepts a built Keras model (or layer)."""
+    if not model.built:
+        raise ValueError(
+            "Invalid value for argument `model`. Expected a built model (call it on a batch "
+            f"or `build` it first). Received: model={model.name!r} (not built)"
+        )
+    return model
