@@ -86,9 +86,8 @@ class Distribution:
                 f"batch_size={batch_size!r}"
             )
         if batch_size is not None and batch_size % self.num_replicas:
-            raise ValueError(
-                "Invalid value for argument `batch_size`. Expected a multiple of the "
-                f"{self.num_replicas} replicas. Received: batch_size={batch_size!r}"
+            raise invalid_value(
+                "batch_size", f"a multiple of the {self.num_replicas} replicas", batch_size
             )
         if self.num_replicas == 1:
             return dataset

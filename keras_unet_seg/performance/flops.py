@@ -3,6 +3,7 @@
 import keras
 
 from keras_unet_seg._sublayers import sublayers
+from keras_unet_seg._validation import invalid_value
 
 __all__ = ["estimate_flops"]
 
@@ -45,10 +46,7 @@ def estimate_flops(model, input_shape, training=False):
     """
     batch, height, width, channels = input_shape
     if height is None or width is None:
-        raise ValueError(
-            "Invalid value for argument `input_shape`. Expected known height and width. "
-            f"Received: input_shape={input_shape}"
-        )
+        raise invalid_value("input_shape", "known height and width", input_shape)
     shape = (batch or 1, height, width, channels)
     probe = type(model).from_config(model.get_config())
     probe.build(shape)
