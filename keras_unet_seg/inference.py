@@ -75,8 +75,8 @@ def predict_tiled(
     """Predicts a segmentation map of an image of any size, tile by tile.
 
     Overlapping tiles go through the model `batch_size` at a time and are
-    blended back with a weight map, so no seams show (details in the module
-    notes). The image is not normalised here: pass a float image normalised
+    blended back with a weight map, so no seams show (details in
+    `keras_unet_seg.inference`). The image is not normalised here: pass a float image normalised
     the way the model was trained, or a `preprocess` callable.
 
     Args:

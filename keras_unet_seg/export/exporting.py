@@ -74,7 +74,8 @@ def export_model(
 
     The model is rebuilt in float32, folded unless `fold=False`, written
     with `model.export`, run in its runtime on `check_images` against the
-    Keras model, and described in `<filepath>.json` (see the module notes).
+    Keras model, and described in `<filepath>.json` (details in
+    `keras_unet_seg.export.exporting` and the "Deploying a model" guide).
 
     Args:
         model: a built Keras model mapping images `(batch, height, width,

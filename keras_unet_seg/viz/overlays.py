@@ -96,7 +96,7 @@ def overlay_mask(
 
     Pixels of class 0 (background) are left as they are; pixels of class
     `k > 0` become `image * (1 - alpha) + color_k * alpha`, truncated to
-    uint8 (see the module's notes for `"contour"` mode). Neither the image
+    uint8 (`"contour"` mode: see `keras_unet_seg.viz.overlays`). Neither the image
     nor the mask is modified.
 
     Args:
