@@ -174,3 +174,13 @@ def test_predict_folds_by_default_and_no_fold_gives_the_same_masks(exported_run,
         masks[bool(flags)] = np.asarray(Image.open(out / "masks" / "photo.png"))
     np.testing.assert_array_equal(masks[False], masks[True])
     assert 0 < np.mean(masks[False] == 255) < 1
+
+
+def test_export_package_re_exports_every_public_name():
+    from keras_unet_seg import export
+    from keras_unet_seg.export import exporting, folding, runtimes
+
+    assert export.export_model is exporting.export_model
+    assert export.fold_batch_normalization is folding.fold_batch_normalization
+    assert export.load_exported is runtimes.load_exported
+    assert export.EXPORT_FORMATS == ("onnx", "litert", "saved_model", "openvino")
