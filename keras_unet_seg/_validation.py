@@ -8,6 +8,7 @@ constructor reads `self.smooth = check_non_negative("smooth", smooth)`.
 
 import math
 import numbers
+import warnings
 
 
 def invalid_value(name, expected, value):
@@ -115,3 +116,42 @@ def check_size(name, value, allow_none=False):
 def is_pair(value, accepts):
     """Whether `value` is a tuple or list of two items, each accepted by `accepts`."""
     return isinstance(value, (tuple, list)) and len(value) == 2 and all(accepts(v) for v in value)
+
+
+def check_unit_interval(name, value):
+    """Accepts a fraction in [0, 1]."""
+    if not is_real(value) or not 0 <= value <= 1:
+        raise invalid_value(name, "a float in [0, 1]", value)
+    return float(value)
+
+
+def renamed_argument(old_name, old_value, new_name, new_value, default=None):
+    """The value of an argument renamed from `old_name` to `new_name`.
+
+    Warns with a `DeprecationWarning` naming `new_name` when the old argument
+    is given (it is not `default`), and refuses both at once.
+    """
+    if old_value is default:
+        return new_value
+    if new_value is not default:
+        raise ValueError(
+            f"Arguments `{old_name}` and `{new_name}` are the same argument: pass only "
+            f"`{new_name}`. Received: {old_name}={old_value!r}, {new_name}={new_value!r}"
+        )
+    warnings.warn(
+        f"The argument `{old_name}` is deprecated and will be removed in the next release; "
+        f"use `{new_name}` instead.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return old_value
+
+
+def check_built_model(model):
+    """Accepts a built Keras model (or layer)."""
+    if not model.built:
+        raise ValueError(
+            "Invalid value for argument `model`. Expected a built model (call it on a batch "
+            f"or `build` it first). Received: model={model.name!r} (not built)"
+        )
+    return model

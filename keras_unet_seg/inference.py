@@ -1,5 +1,32 @@
 """Sliding-window (tiled) inference on images of any size.
 
+How `predict_tiled` tiles an image:
+
+- The tiles' starts are spread evenly between the top-left corner and the
+  last position that aligns with the bottom or right border, so every pixel
+  is covered, the last tile ends exactly at the border, and neighbouring
+  tiles overlap by at least `overlap`.
+- A side shorter than the tile is given to the model as it is (the tile
+  shrinks to it) when the model takes inputs of any size, as a `UNet` does
+  (it pads to a multiple of `2**depth` itself), so an image that fits in one
+  tile is predicted exactly as `model.predict` would; for a model with a
+  fixed input size it is padded up to the tile (with `padding_mode`) and the
+  padding is cropped from the result.
+- Tiles go through the model in batches of `batch_size` (with
+  `model.predict_on_batch`, which runs without gradients and is compiled on
+  every backend; a plain callable is called instead). The last batch is
+  filled up to the batch size, so the model always sees the same input shape
+  (no retracing or recompilation between batches).
+- The predictions of overlapping tiles are blended with a weight map (a
+  Gaussian centred on the tile by default, MONAI's convention: overlap 0.25,
+  sigma = 0.125 x tile size) accumulated and normalised by the sum of the
+  weights, so no seams show.
+- Memory stays bounded: the model sees at most `batch_size` tiles at a time
+  (times one pass per flip with `tta`); the output and one weight
+  accumulator of the padded image's size are kept on the host. An `overlap`
+  that would predict each pixel more than 100 times as often as tiles
+  without overlap is refused rather than run for hours.
+
 The numeric work here is host-side orchestration and is written in NumPy on
 purpose: the image and the output live in host memory, tiles are cut with
 slicing, and overlapping predictions are accumulated in place
@@ -9,10 +36,18 @@ slicing, and overlapping predictions are accumulated in place
 at a time goes through the model.
 """
 
-import numbers
-
 import keras
 import numpy as np
+
+from keras_unet_seg._arrays import to_numpy
+from keras_unet_seg._validation import (
+    check_choice,
+    check_positive,
+    check_positive_int,
+    check_rate,
+    check_size,
+    invalid_value,
+)
 
 _BLEND_MODES = ("gaussian", "constant")
 _PADDING_MODES = ("constant", "reflect", "symmetric", "edge")
@@ -39,161 +74,193 @@ def predict_tiled(
 ):
     """Predicts a segmentation map of an image of any size, tile by tile.
 
-    The image is covered by overlapping tiles of `tile_size`: the tiles'
-    starts are spread evenly between the top-left corner and the last
-    position that aligns with the bottom or right border, so every pixel is
-    covered, the last tile ends exactly at the border, and neighbouring
-    tiles overlap by at least `overlap`. A side shorter than the tile is
-    given to the model as it is (the tile shrinks to it) when the model
-    takes inputs of any size, as a `UNet` does (it pads to a multiple of
-    `2**depth` itself), so an image that fits in one tile is predicted
-    exactly as `model.predict` would; for a model with a fixed input size
-    it is padded up to the tile (with `padding_mode`) and the padding is
-    cropped from the result. Tiles go through the model in batches of `batch_size`
-    (with `model.predict_on_batch`, which runs without gradients and is
-    compiled on every backend; a plain callable is called instead). The
-    predictions of overlapping tiles are blended with a weight map (a
-    Gaussian centred on the tile by default, MONAI's convention: overlap
-    0.25, sigma = 0.125 x tile size) accumulated and normalised by the sum
-    of the weights, so no seams show.
-
-    The function does not guess the normalisation of the image: pass a
-    float image already normalised the way the model was trained, or a
-    `preprocess` callable (for example `lambda x: x / 255.0`). An integer
-    image without `preprocess` is refused.
-
-    Memory stays bounded: the model sees at most `batch_size` tiles at a
-    time (times one pass per flip with `tta`), the output and one weight
-    accumulator of the padded image's size are kept on the host. The last
-    batch is filled up to the batch size so that the model always sees the
-    same input shape (no retracing or recompilation between batches). An
-    `overlap` that would predict each pixel more than 100 times as often as
-    tiles without overlap is refused rather than run for hours.
+    Overlapping tiles go through the model `batch_size` at a time and are
+    blended back with a weight map, so no seams show (details in
+    `keras_unet_seg.inference`). The image is not normalised here: pass a float image normalised
+    the way the model was trained, or a `preprocess` callable.
 
     Args:
         model: a Keras model (or any callable) mapping `(n, h, w, channels)`
-            to `(n, h, w, num_classes)` probabilities of the same height and
-            width, such as `keras_unet_seg.UNet`.
-        image: one image `(height, width, channels)` or a batch
-            `(batch, height, width, channels)`, a NumPy array or a backend
-            tensor, of any height and width. The images of a batch share
-            one size; predict images of different sizes one at a time.
-        tile_size: int or tuple of two ints `(tile_height, tile_width)`, the
-            size of the tiles given to the model.
+            to `(n, h, w, num_classes)` probabilities, such as a `UNet`.
+        image: one image `(height, width, channels)` or a batch (or list) of
+            images of one size; a NumPy array or a backend tensor.
+        tile_size: int or `(tile_height, tile_width)`, the model's input size.
         overlap: float in `[0, 1)`, the minimum fraction of a tile shared
             with its neighbour along each axis. Defaults to `0.25`.
         batch_size: int, number of tiles per model call. Defaults to `4`.
-        blend: `"gaussian"` (weights fall off from the tile centre with
-            standard deviation `sigma_scale * tile_size`) or `"constant"`
-            (plain average of the overlapping predictions). Defaults to
+        blend: `"gaussian"` or `"constant"` (a plain average). Defaults to
             `"gaussian"`.
-        sigma_scale: float > 0, standard deviation of the Gaussian weights
-            as a fraction of the tile size. Defaults to `0.125`.
-        tta: flip test-time augmentation. `False` for none; `True` for the
-            three flips `"horizontal"`, `"vertical"` and `"both"` (four
-            model passes per tile, the prediction becomes exactly
-            equivariant to both flips); or a tuple of some of these names.
-            Each flipped prediction is flipped back and all are averaged.
-            Defaults to `False`.
-        preprocess: callable or `None`, applied to each batch of tiles (as
-            float32, after padding) before the model, for example
-            `lambda x: x / 255.0` or a `keras.layers.Rescaling`. It must
-            work pixel by pixel (it sees tiles, not the whole image).
-            Required for integer images. Defaults to `None`.
-        padding_mode: how a side shorter than the tile is padded, one of
-            the `numpy.pad` modes `"constant"`, `"reflect"`, `"symmetric"`
-            or `"edge"`. Padding is in the input's own value range, before
-            `preprocess`. Defaults to `"constant"`.
-        padding_value: float, the value of `"constant"` padding. Defaults
-            to `0.0`.
-        verbose: `"auto"`, `0` or `1`: a progress bar of the tiles (`1`),
-            none (`0`), or one only for predictions of more than 100 model
-            calls (`"auto"`). Defaults to `"auto"`.
+        sigma_scale: float > 0, the Gaussian's standard deviation as a
+            fraction of the tile size. Defaults to `0.125`.
+        tta: flip test-time augmentation: `False`, `True` (flips
+            `"horizontal"`, `"vertical"` and `"both"`, averaged) or a tuple
+            of some of these. Defaults to `False`.
+        preprocess: callable applied pixel by pixel to each float32 batch
+            of tiles, such as `lambda x: x / 255.0`, or `None`. Required for
+            integer images. Defaults to `None`.
+        padding_mode: the `numpy.pad` mode (`"constant"`, `"reflect"`,
+            `"symmetric"`, `"edge"`) of a side shorter than a fixed-size
+            model's tile. Defaults to `"constant"`.
+        padding_value: float, of `"constant"` padding. Defaults to `0.0`.
+        verbose: `"auto"` (a progress bar past 100 model calls), `0` or `1`.
+            Defaults to `"auto"`.
 
     Returns:
-        A float32 NumPy array of probabilities of the image's own height and
-        width: `(height, width, num_classes)` for one image,
-        `(batch, height, width, num_classes)` for a batch.
+        A float32 NumPy array of probabilities, `(height, width, num_classes)`
+        for one image, `(batch, height, width, num_classes)` for a batch.
 
     Raises:
-        ValueError: if an argument is invalid (tile size, overlap or the
-            number of tiles it makes, batch size, blend, sigma, TTA, padding
-            mode, the image's rank, a list of images of different sizes, an
-            image whose channels are not the model's, or an integer image
-            without `preprocess`), or if the model's output does not have the
-            tiles' batch size, height and width.
+        ValueError: if an argument is invalid, an overlap needs over 100
+            times the tiles of none, the image is not the model's channels
+            or is an integer image without `preprocess`, or the model's
+            output does not keep the tiles' batch size, height and width.
 
     Example:
 
-    >>> import keras
-    >>> import numpy as np
     >>> inputs = keras.Input((None, None, 3))
-    >>> x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
-    >>> outputs = keras.layers.Conv2D(1, 1, activation="sigmoid")(x)
+    >>> outputs = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(inputs)
     >>> model = keras.Model(inputs, outputs)
     >>> image = np.random.default_rng(0).random((300, 200, 3), dtype="float32")
-    >>> probs = predict_tiled(model, image, tile_size=128)
-    >>> probs.shape, probs.dtype
-    ((300, 200, 1), dtype('float32'))
-
-    A uint8 photo, normalised the way the model was trained:
-
+    >>> predict_tiled(model, image, tile_size=128).shape
+    (300, 200, 1)
     >>> photo = np.zeros((100, 75, 3), dtype="uint8")
     >>> predict_tiled(model, photo, 64, preprocess=lambda x: x / 255.0).shape
     (100, 75, 1)
 
     Reference:
-        MONAI's `sliding_window_inference`
-        (https://docs.monai.io/en/stable/inferers.html).
+        MONAI's `sliding_window_inference` (https://docs.monai.io/en/stable/inferers.html).
     """
-    tile_h, tile_w = _validate_tile_size(tile_size)
-    if isinstance(overlap, bool) or not isinstance(overlap, numbers.Real) or not 0 <= overlap < 1:
-        raise ValueError(
-            "Invalid value for argument `overlap`. Expected a float in [0, 1). "
-            f"Received: overlap={overlap!r}"
-        )
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, numbers.Integral)
-        or batch_size < 1
-    ):
-        raise ValueError(
-            "Invalid value for argument `batch_size`. Expected a positive integer. "
-            f"Received: batch_size={batch_size!r}"
-        )
-    if blend not in _BLEND_MODES:
-        raise ValueError(
-            f"Invalid value for argument `blend`. Expected one of {_BLEND_MODES}. "
-            f"Received: blend={blend!r}"
-        )
-    if (
-        isinstance(sigma_scale, bool)
-        or not isinstance(sigma_scale, numbers.Real)
-        or not sigma_scale > 0
-    ):
-        raise ValueError(
-            "Invalid value for argument `sigma_scale`. Expected a positive float. "
-            f"Received: sigma_scale={sigma_scale!r}"
-        )
-    flips = _validate_tta(tta)
-    if preprocess is not None and not callable(preprocess):
-        raise ValueError(
-            "Invalid value for argument `preprocess`. Expected a callable or None. "
-            f"Received: preprocess={preprocess!r}"
-        )
-    if padding_mode not in _PADDING_MODES:
-        raise ValueError(
-            f"Invalid value for argument `padding_mode`. Expected one of {_PADDING_MODES}. "
-            f"Received: padding_mode={padding_mode!r}"
-        )
+    options = _Options(tile_size, overlap, batch_size, blend, sigma_scale, tta, preprocess)
+    options.check_padding_and_verbose(padding_mode, verbose)
+    required = _model_input_shape(model)
+    images, single = _checked_images(image, preprocess, required[-1])
+    grid = _Grid(required[:2], images, options)
+    images = grid.pad(images, padding_mode, padding_value)
+    output = _blend_tiles(model, images, grid, options)
+    return output[0] if single else output
 
-    if verbose not in ("auto", 0, 1):
-        raise ValueError(
-            "Invalid value for argument `verbose`. Expected 'auto', 0 or 1. "
-            f"Received: verbose={verbose!r}"
-        )
 
-    images = _images_to_numpy(image)
+class _Options:
+    """The checked tiling options of `predict_tiled`."""
+
+    def __init__(self, tile_size, overlap, batch_size, blend, sigma_scale, tta, preprocess):
+        self.tile_size = check_size("tile_size", tile_size)
+        self.overlap = check_rate("overlap", overlap)
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.blend = check_choice("blend", blend, _BLEND_MODES)
+        self.sigma_scale = check_positive("sigma_scale", sigma_scale)
+        self.flips = _check_tta(tta)
+        if preprocess is not None and not callable(preprocess):
+            raise invalid_value("preprocess", "a callable or None", preprocess)
+        self.preprocess = preprocess
+
+    def check_padding_and_verbose(self, padding_mode, verbose):
+        self.padding_mode = check_choice("padding_mode", padding_mode, _PADDING_MODES)
+        self.verbose = check_choice("verbose", verbose, ("auto", 0, 1))
+
+
+class _Grid:
+    """Where the tiles of a batch of images go, for a model of `required_size`.
+
+    A side shorter than the tile is given as it is to a model that takes any
+    size (the tile shrinks to it), and padded up to the tile for a model of
+    fixed input size.
+    """
+
+    def __init__(self, required_size, images, options):
+        num_images, self.height, self.width, self.channels = images.shape
+        required_h, required_w = required_size
+        tile_h, tile_w = options.tile_size
+        self.tile_h = self.height if self.height < tile_h and required_h is None else tile_h
+        self.tile_w = self.width if self.width < tile_w and required_w is None else tile_w
+        self.padded_h = max(self.height, self.tile_h)
+        self.padded_w = max(self.width, self.tile_w)
+        starts_y = _tile_starts(self.padded_h, self.tile_h, options.overlap)
+        starts_x = _tile_starts(self.padded_w, self.tile_w, options.overlap)
+        self._check_count(len(starts_y) * len(starts_x), options.overlap)
+        self.starts = [(y, x) for y in starts_y for x in starts_x]
+        self.tiles = [(b, y, x) for b in range(num_images) for y, x in self.starts]
+
+    def _check_count(self, count, overlap):
+        without_overlap = -(-self.padded_h // self.tile_h) * -(-self.padded_w // self.tile_w)
+        if count > _MAX_TILE_FACTOR * without_overlap:
+            raise ValueError(
+                "Invalid value for argument `overlap`. Expected an overlap that needs at most "
+                f"{_MAX_TILE_FACTOR} times the tiles of no overlap ({without_overlap} tiles of "
+                f"{self.tile_h}x{self.tile_w} for a {self.height}x{self.width} image), such as "
+                f"0.25 or 0.5. Received: overlap={overlap!r}, which needs {count} tiles"
+            )
+
+    def pad(self, images, padding_mode, padding_value):
+        """The images padded to `(padded_h, padded_w)` with `padding_mode`."""
+        if (self.padded_h, self.padded_w) == (self.height, self.width):
+            return images
+        pad = [(0, 0), (0, self.padded_h - self.height), (0, self.padded_w - self.width), (0, 0)]
+        if padding_mode == "constant":
+            return np.pad(images, pad, mode="constant", constant_values=padding_value)
+        return np.pad(images, pad, mode=padding_mode)
+
+    def window(self, y, x):
+        """The slices of the tile that starts at `(y, x)`."""
+        return slice(y, y + self.tile_h), slice(x, x + self.tile_w)
+
+    def crop(self, output):
+        """The output without the padding, contiguous."""
+        if (self.padded_h, self.padded_w) == (self.height, self.width):
+            return output
+        return np.ascontiguousarray(output[:, : self.height, : self.width])
+
+
+def _blend_tiles(model, images, grid, options):
+    """The blended predictions of every tile of `images`, on `grid`."""
+    weights = _weight_map(grid.tile_h, grid.tile_w, options.blend, options.sigma_scale)
+    weight_sum = np.zeros((grid.padded_h, grid.padded_w), dtype="float32")
+    for y, x in grid.starts:
+        weight_sum[grid.window(y, x)] += weights
+    model_batch = min(options.batch_size, len(grid.tiles))
+    calls = -(-len(grid.tiles) // model_batch)
+    show = options.verbose == 1 or (options.verbose == "auto" and calls > _PROGRESS_MIN_CALLS)
+    progress = keras.utils.Progbar(len(grid.tiles), unit_name="tile") if show else None
+    output = None
+    for first in range(0, len(grid.tiles), model_batch):
+        chunk = grid.tiles[first : first + model_batch]
+        probs = _predict_chunk(model, images, grid, chunk, model_batch, options)
+        if output is None:
+            output = np.zeros((*images.shape[:3], probs.shape[-1]), dtype="float32")
+        for (b, y, x), prob in zip(chunk, probs[: len(chunk)], strict=True):
+            output[(b, *grid.window(y, x))] += prob * weights[..., None]
+        if progress is not None:
+            progress.update(first + len(chunk))
+    output /= weight_sum[None, :, :, None]
+    return grid.crop(output)
+
+
+def _predict_chunk(model, images, grid, chunk, model_batch, options):
+    """The predictions of the tiles `chunk`, in a batch filled up to `model_batch`.
+
+    The batch keeps one shape, so the model is not retraced for the last one.
+    """
+    batch = np.zeros((model_batch, grid.tile_h, grid.tile_w, grid.channels), dtype="float32")
+    for i, (b, y, x) in enumerate(chunk):
+        batch[i] = images[(b, *grid.window(y, x))]
+    if options.preprocess is not None:
+        batch = to_numpy(options.preprocess(batch)).astype("float32", copy=False)
+    return _predict_with_flips(model, batch, options.flips)
+
+
+def _check_tta(tta):
+    if tta is False or tta is None:
+        return ()
+    if tta is True:
+        return tuple(_FLIPS)
+    if isinstance(tta, (tuple, list)) and all(name in _FLIPS for name in tta):
+        return tuple(dict.fromkeys(tta))
+    raise invalid_value("tta", f"a bool or a tuple of flips among {tuple(_FLIPS)}", tta)
+
+
+def _checked_images(image, preprocess, required_channels):
+    """`(images, single)`: the input as a numeric batch, and whether it was one image."""
+    images = _imagesto_numpy(image)
     if images.ndim not in (3, 4) or min(images.shape) < 1:
         raise ValueError(
             "Invalid value for argument `image`. Expected one image of shape "
@@ -201,9 +268,6 @@ def predict_tiled(
             f"(add a channel axis to a grayscale image with image[..., None]). "
             f"Received: image.shape={images.shape}"
         )
-    single = images.ndim == 3
-    if single:
-        images = images[None]
     if images.dtype == bool or not np.issubdtype(images.dtype, np.number):
         raise ValueError(
             "Invalid value for argument `image`. Expected a numeric image. "
@@ -218,108 +282,17 @@ def predict_tiled(
             "image.astype('float32')). "
             f"Received: image.dtype={images.dtype} and preprocess=None"
         )
-
-    num_images, height, width, channels = images.shape
-    required_h, required_w, required_channels = _model_input_shape(model)
-    if required_channels is not None and channels != required_channels:
-        shape = images.shape[1:] if single else images.shape
+    if required_channels is not None and images.shape[-1] != required_channels:
         raise ValueError(
             "Invalid value for argument `image`. Expected the model's "
             f"{required_channels} input channels (convert a grayscale image to RGB, or "
-            f"read it in the model's color mode). Received: image.shape={shape}"
+            f"read it in the model's color mode). Received: image.shape={images.shape}"
         )
-    # A side shorter than the tile is given as it is to a model that takes any size.
-    if height < tile_h and required_h is None:
-        tile_h = height
-    if width < tile_w and required_w is None:
-        tile_w = width
-    padded_h, padded_w = max(height, tile_h), max(width, tile_w)
-    if (padded_h, padded_w) != (height, width):
-        pad = [(0, 0), (0, padded_h - height), (0, padded_w - width), (0, 0)]
-        if padding_mode == "constant":
-            images = np.pad(images, pad, mode="constant", constant_values=padding_value)
-        else:
-            images = np.pad(images, pad, mode=padding_mode)
-
-    starts_y = _tile_starts(padded_h, tile_h, overlap)
-    starts_x = _tile_starts(padded_w, tile_w, overlap)
-    without_overlap = -(-padded_h // tile_h) * -(-padded_w // tile_w)
-    if len(starts_y) * len(starts_x) > _MAX_TILE_FACTOR * without_overlap:
-        raise ValueError(
-            "Invalid value for argument `overlap`. Expected an overlap that needs at most "
-            f"{_MAX_TILE_FACTOR} times the tiles of no overlap ({without_overlap} tiles of "
-            f"{tile_h}x{tile_w} for a {height}x{width} image), such as 0.25 or 0.5. "
-            f"Received: overlap={overlap!r}, which needs {len(starts_y) * len(starts_x)} tiles"
-        )
-    tiles = [(b, y, x) for b in range(num_images) for y in starts_y for x in starts_x]
-    weights = _weight_map(tile_h, tile_w, blend, sigma_scale)
-    weight_sum = np.zeros((padded_h, padded_w), dtype="float32")
-    for y in starts_y:
-        for x in starts_x:
-            weight_sum[y : y + tile_h, x : x + tile_w] += weights
-
-    model_batch = min(int(batch_size), len(tiles))
-    calls = -(-len(tiles) // model_batch)
-    show = verbose == 1 or (verbose == "auto" and calls > _PROGRESS_MIN_CALLS)
-    progress = keras.utils.Progbar(len(tiles), unit_name="tile") if show else None
-    output = None
-    for first in range(0, len(tiles), model_batch):
-        chunk = tiles[first : first + model_batch]
-        batch = np.zeros((model_batch, tile_h, tile_w, channels), dtype="float32")
-        for i, (b, y, x) in enumerate(chunk):
-            batch[i] = images[b, y : y + tile_h, x : x + tile_w]
-        if preprocess is not None:
-            batch = _to_numpy(preprocess(batch)).astype("float32", copy=False)
-        probs = _predict_with_flips(model, batch, flips)
-        if output is None:
-            output = np.zeros((num_images, padded_h, padded_w, probs.shape[-1]), dtype="float32")
-        for (b, y, x), prob in zip(chunk, probs[: len(chunk)], strict=True):
-            output[b, y : y + tile_h, x : x + tile_w] += prob * weights[..., None]
-        if progress is not None:
-            progress.update(first + len(chunk))
-
-    output /= weight_sum[None, :, :, None]
-    output = output[:, :height, :width]
-    if (padded_h, padded_w) != (height, width):
-        output = np.ascontiguousarray(output)
-    return output[0] if single else output
+    single = images.ndim == 3
+    return (images[None] if single else images), single
 
 
-def _validate_tile_size(tile_size):
-    values = tile_size if isinstance(tile_size, (tuple, list)) else (tile_size, tile_size)
-    valid = len(values) == 2 and all(
-        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in values
-    )
-    if not valid:
-        raise ValueError(
-            "Invalid value for argument `tile_size`. Expected a positive integer or a tuple "
-            f"of two positive integers (tile_height, tile_width). Received: tile_size={tile_size!r}"
-        )
-    return int(values[0]), int(values[1])
-
-
-def _validate_tta(tta):
-    if tta is False or tta is None:
-        return ()
-    if tta is True:
-        return tuple(_FLIPS)
-    if isinstance(tta, (tuple, list)) and all(name in _FLIPS for name in tta):
-        return tuple(dict.fromkeys(tta))
-    raise ValueError(
-        "Invalid value for argument `tta`. Expected a bool or a tuple of flips among "
-        f"{tuple(_FLIPS)}. Received: tta={tta!r}"
-    )
-
-
-def _to_numpy(x):
-    if isinstance(x, np.ndarray):
-        return x
-    if keras.ops.is_tensor(x):
-        return keras.ops.convert_to_numpy(x)
-    return np.asarray(x)
-
-
-def _images_to_numpy(image):
+def _imagesto_numpy(image):
     """The image (or batch, or list of same-size images) as one NumPy array."""
     if isinstance(image, (list, tuple)):
         shapes = [tuple(np.shape(item)) for item in image]
@@ -329,7 +302,7 @@ def _images_to_numpy(image):
                 "of images of one size (call predict_tiled on each image of another size). "
                 f"Received: a list of {len(shapes)} images of shapes {shapes}"
             )
-    return _to_numpy(image)
+    return to_numpy(image)
 
 
 def _model_input_shape(model):
@@ -400,7 +373,7 @@ def _predict(model, batch):
             "Invalid value for argument `model`. Expected a model with a single output "
             f"tensor. Received: a model returning {type(probs).__name__}"
         )
-    probs = _to_numpy(probs)
+    probs = to_numpy(probs)
     if probs.ndim != 4 or probs.shape[:3] != batch.shape[:3]:
         raise ValueError(
             "Invalid value for argument `model`. Expected the model to keep the tiles' "

@@ -183,13 +183,8 @@ def write_report(
         A dict with the paths written: `"html"`, `"csv"`, `"json"`.
     """
     confusion = np.asarray(confusion)
-    num_classes = len(confusion)
     if class_names is None:
-        class_names = (
-            ["background", "foreground"]
-            if num_classes == 2
-            else [f"class {c}" for c in range(num_classes)]
-        )
+        class_names = _default_class_names(len(confusion))
     class_ids = sorted(summary)
     metrics = [m for m in METRICS if m in summary[class_ids[0]]]
     columns = _columns(class_ids, class_names, metrics)
@@ -199,9 +194,40 @@ def write_report(
         "csv": os.path.join(directory, "per_image.csv"),
         "json": os.path.join(directory, "summary.json"),
     }
-
+    _write_csv(paths["csv"], records, class_ids, columns)
+    document = {
+        "details": details or {},
+        "classes": {class_names[c]: summary[c] for c in class_ids},
+        "confusion_matrix": confusion.tolist(),
+        "class_names": list(class_names),
+        "num_images": len(records),
+    }
+    _atomic.write_json(paths["json"], document)
+    sections = {
+        "summary": _summary_table(summary, class_ids, class_names, metrics),
+        "confusion": _confusion_html(confusion, class_names),
+        "histogram": _histogram_svg([_mean_dice(r["scores"], class_ids) for r in records]),
+        "images": _images_table(records, class_ids, class_names, columns, thumbnail_size),
+    }
+    page = _page(title, details, len(records), sections)
     with (
-        _atomic.atomic_path(paths["csv"]) as temporary,
+        _atomic.atomic_path(paths["html"]) as temporary,
+        open(temporary, "w", encoding="utf-8") as f,
+    ):
+        f.write(page)
+    return paths
+
+
+def _default_class_names(num_classes):
+    if num_classes == 2:
+        return ["background", "foreground"]
+    return [f"class {c}" for c in range(num_classes)]
+
+
+def _write_csv(path, records, class_ids, columns):
+    """`per_image.csv`: one row an image, its mean Dice, then every class's metrics."""
+    with (
+        _atomic.atomic_path(path) as temporary,
         open(temporary, "w", newline="", encoding="utf-8") as f,
     ):
         writer = csv.writer(f)
@@ -215,84 +241,87 @@ def write_report(
                     *(_number(scores[c][m]) for c, m, _ in columns),
                 ]
             )
-    document = {
-        "details": details or {},
-        "classes": {class_names[c]: summary[c] for c in class_ids},
-        "confusion_matrix": confusion.tolist(),
-        "class_names": list(class_names),
-        "num_images": len(records),
-    }
-    _atomic.write_json(paths["json"], document)
 
-    summary_rows = "".join(
+
+def _summary_table(summary, class_ids, class_names, metrics):
+    """The summary table: a row a class, its metrics and pixel counts."""
+    rows = "".join(
         f"<tr><th>{html.escape(class_names[c])}</th>"
         + "".join(f"<td>{_number(summary[c][m])}</td>" for m in metrics)
         + f"<td>{summary[c]['tp']}</td><td>{summary[c]['fp']}</td><td>{summary[c]['fn']}</td>"
         + "</tr>"
         for c in class_ids
     )
+    return (
+        f'<table id="summary"><tr><th>class</th>{"".join(f"<th>{m}</th>" for m in metrics)}\n'
+        f"<th>TP</th><th>FP</th><th>FN</th></tr>{rows}</table>"
+    )
+
+
+def _images_table(records, class_ids, class_names, columns, thumbnail_size):
+    """The legend and the sortable table of every image, with its thumbnails."""
     legend = "".join(
         f'<span style="background: rgb{_color(c)}"></span>{html.escape(class_names[c])}'
         for c in class_ids
     )
-    image_rows = []
-    for record in records:
-        scores = record["scores"]
-        mean = _mean_dice(scores, class_ids)
-        thumbs = "".join(
-            f'<img src="{uri}" alt="{label}" title="{label}">'
-            for uri, label in zip(
-                _thumbnails(record, thumbnail_size),
-                ("image", "truth", "prediction", "overlay"),
-                strict=True,
-            )
-        )
-        cells = "".join(
-            f'<td data-value="{_sort_value(scores[c][m])}">{_number(scores[c][m])}</td>'
-            for c, m, _ in columns
-        )
-        name = html.escape(record["name"])
-        image_rows.append(
-            f'<tr><td class="name" data-value="{name}">{name}</td>'
-            f'<td class="thumbs">{thumbs}</td>'
-            f'<td class="mean" data-value="{mean:.6f}">{mean:.4f}</td>{cells}</tr>'
-        )
+    rows = "".join(_image_row(r, class_ids, columns, thumbnail_size) for r in records)
     header = "".join(f"<th data-sortable>{html.escape(label)}</th>" for _, _, label in columns)
+    return f"""<p class="legend">Thumbnails: image, truth, prediction, predicted outline.
+Classes:{legend}. Click a column to sort; worst Dice first.</p>
+<table id="images" data-initial="2"><thead><tr><th data-sortable>image</th>
+<th>image / truth / prediction / overlay</th><th data-sortable>dice (mean)</th>{header}
+</tr></thead><tbody>{rows}</tbody></table>"""
+
+
+def _image_row(record, class_ids, columns, thumbnail_size):
+    scores = record["scores"]
+    mean = _mean_dice(scores, class_ids)
+    thumbs = "".join(
+        f'<img src="{uri}" alt="{label}" title="{label}">'
+        for uri, label in zip(
+            _thumbnails(record, thumbnail_size),
+            ("image", "truth", "prediction", "overlay"),
+            strict=True,
+        )
+    )
+    cells = "".join(
+        f'<td data-value="{_sort_value(scores[c][m])}">{_number(scores[c][m])}</td>'
+        for c, m, _ in columns
+    )
+    name = html.escape(record["name"])
+    return (
+        f'<tr><td class="name" data-value="{name}">{name}</td>'
+        f'<td class="thumbs">{thumbs}</td>'
+        f'<td class="mean" data-value="{mean:.6f}">{mean:.4f}</td>{cells}</tr>'
+    )
+
+
+def _page(title, details, num_images, sections):
+    """The whole HTML document, its sections already rendered."""
     facts = "".join(
         f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>"
         for k, v in (details or {}).items()
     )
-    page = f"""<!DOCTYPE html>
+    return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{_STYLE}</style></head>
 <body>
 <h1>{html.escape(title)}</h1>
-<ul>{facts}<li><b>images</b>: {len(records)}</li></ul>
+<ul>{facts}<li><b>images</b>: {num_images}</li></ul>
 <h2>Summary by class</h2>
 <p>Dice, IoU, precision and recall from the pixel counts pooled over every image;
 HD95, ASSD (in units of the pixel spacing) and NSD averaged over the images where
 both truth and prediction hold the class.</p>
-<table id="summary"><tr><th>class</th>{"".join(f"<th>{m}</th>" for m in metrics)}
-<th>TP</th><th>FP</th><th>FN</th></tr>{summary_rows}</table>
+{sections["summary"]}
 <h2>Confusion matrix (pixels)</h2>
-{_confusion_html(confusion, class_names)}
+{sections["confusion"]}
 <h2>Dice per image</h2>
-{_histogram_svg([_mean_dice(r["scores"], class_ids) for r in records])}
+{sections["histogram"]}
 <h2>Images</h2>
-<p class="legend">Thumbnails: image, truth, prediction, predicted outline.
-Classes:{legend}. Click a column to sort; worst Dice first.</p>
-<table id="images" data-initial="2"><thead><tr><th data-sortable>image</th>
-<th>image / truth / prediction / overlay</th><th data-sortable>dice (mean)</th>{header}
-</tr></thead><tbody>{"".join(image_rows)}</tbody></table>
+{sections["images"]}
 <script>{_SCRIPT}</script>
 </body></html>
 """
-    with (
-        _atomic.atomic_path(paths["html"]) as temporary,
-        open(temporary, "w", encoding="utf-8") as f,
-    ):
-        f.write(page)
-    return paths
 
 
 def _color(class_id):

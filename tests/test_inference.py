@@ -265,7 +265,7 @@ def test_input_is_not_modified():
         ),
         ({"overlap": -0.1}, "Received: overlap=-0.1"),
         ({"batch_size": 0}, "Invalid value for argument `batch_size`"),
-        ({"blend": "linear"}, "Expected one of ('gaussian', 'constant'). Received: blend='linear'"),
+        ({"blend": "linear"}, "Expected one of 'gaussian', 'constant'. Received: blend='linear'"),
         ({"sigma_scale": 0}, "Invalid value for argument `sigma_scale`"),
         ({"tta": ("diagonal",)}, "Invalid value for argument `tta`"),
         ({"padding_mode": "wrap"}, "Invalid value for argument `padding_mode`"),

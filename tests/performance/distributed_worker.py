@@ -1,11 +1,12 @@
-"""Runs one short training on one device and on two, for tests/test_distributed.py.
+"""Runs one short training on one device and on two, for tests/performance/test_distributed.py.
 
 Run in a fresh process, because the devices must be set up before the
 backend starts: two logical CPU devices for TensorFlow's MirroredStrategy,
 two XLA host devices (`XLA_FLAGS=--xla_force_host_platform_device_count=2`,
 set by the caller) for JAX's DataParallel.
 
-    KERAS_BACKEND=tensorflow python tests/distributed_worker.py '{"strategy": "mirrored"}'
+    KERAS_BACKEND=tensorflow python tests/performance/distributed_worker.py \
+        '{"strategy": "mirrored"}'
 
 Prints one line `RESULT {json}` with both runs' losses, metrics, sample
 counts and final weights.
@@ -44,6 +45,19 @@ def _dataset(images, masks, batch_size, drop_remainder=False):
     )
 
 
+def _he_normal_kernels(weights):
+    """The weights with every convolution kernel drawn from He's normal, with NumPy."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return [
+        rng.normal(0.0, np.sqrt(2.0 / np.prod(w.shape[:-1])), w.shape).astype(w.dtype)
+        if w.ndim == 4
+        else w
+        for w in weights
+    ]
+
+
 def _run(spec, dist, data_dist, initial_weights=None):
     import keras
     import numpy as np
@@ -58,12 +72,18 @@ def _run(spec, dist, data_dist, initial_weights=None):
     with dist.scope():
         keras.config.set_dtype_policy(spec.get("precision", "float32"))
         model = UNet(
-            base_filters=4, depth=2, normalization=spec.get("normalization", "batch"), dropout=0.0
+            base_filters=4,
+            depth=2,
+            normalization=spec.get("normalization", "batch"),
+            dropout=0.0,
+            # No random initializer: JAX compiles one program per weight shape for
+            # each (about 2 s apiece, most of the run); the kernels are drawn below.
+            upsampling="bilinear",
+            block_kwargs={"kernel_initializer": "zeros"},
         )
         model.build((None, images.shape[1], images.shape[2], 3))
         keras.config.set_dtype_policy("float32")
-        if initial_weights is not None:
-            model.set_weights(initial_weights)
+        model.set_weights(initial_weights or _he_normal_kernels(model.get_weights()))
         start = [w.copy() for w in model.get_weights()]
         count = DiceCoefficient(per_image=True, name="dice_per_image")
         model.compile(

@@ -1,6 +1,6 @@
 """Data-parallel training against one device: MirroredStrategy (TensorFlow) and DataParallel (JAX).
 
-The distributed runs happen in fresh processes (`tests/distributed_worker.py`),
+The distributed runs happen in fresh processes (`tests/performance/distributed_worker.py`),
 because devices must be set up before the backend starts: two logical CPU
 devices for `tf.distribute.MirroredStrategy`, two XLA host devices for
 `keras.distribution.DataParallel`. Each process trains the same U-Net on
@@ -21,7 +21,7 @@ import pytest
 
 from keras_unet_seg.performance import Distribution, distribution
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).resolve().with_name("distributed_worker.py")
 
 

@@ -1,0 +1,21 @@
+"""Deployment: batch-normalization folding, export to ONNX / LiteRT / SavedModel / OpenVINO.
+
+- `keras_unet_seg.export.folding`: `fold_batch_normalization` returns an
+  inference-only copy of a model with each batch normalization that follows
+  a convolution folded into it.
+- `keras_unet_seg.export.exporting`: `export_model` writes a (folded) model
+  with Keras' own exporters, checks the written file in its runtime against
+  the Keras model, and writes beside it a JSON file with what a consumer
+  needs to reproduce `keras-unet-seg predict`.
+- `keras_unet_seg.export.runtimes`: `load_exported` runs an exported file in
+  its own runtime, as a NumPy function.
+
+Every name is importable from `keras_unet_seg.export` itself.
+"""
+
+from keras_unet_seg.export.exporting import export_model
+from keras_unet_seg.export.folding import fold_batch_normalization
+from keras_unet_seg.export.runtimes import EXPORT_FORMATS as EXPORT_FORMATS
+from keras_unet_seg.export.runtimes import load_exported
+
+__all__ = ["export_model", "fold_batch_normalization", "load_exported"]

@@ -1,0 +1,271 @@
+"""Exporting a segmentation model with Keras' exporters, and checking the written file.
+
+`export_model` writes a (folded) model with Keras' own exporters
+(`model.export`), checks the written file in its runtime against the Keras
+model, and writes beside it a JSON file with what a consumer needs to
+reproduce `keras-unet-seg predict`: the input normalization, the output
+activation, the threshold, class names and colours.
+
+- `"onnx"` writes a `.onnx` file, run with ONNX Runtime (it needs `tf2onnx`
+  on the TensorFlow backend); `"litert"` a `.tflite` file, run with the
+  LiteRT interpreter of `ai-edge-litert`; `"saved_model"` a TensorFlow
+  SavedModel folder, signature `serve`; `"openvino"` a `.xml` file and its
+  `.bin`, run with OpenVINO.
+- Every format keeps a dynamic batch, height and width unless `image_size`
+  fixes them, and a `UNet` pads inside the exported graph as it does in
+  Keras, so a `(100, 75)` image gives a `(100, 75)` mask.
+- The check runs the written file (`load_exported`) on `check_images` and
+  reports the largest absolute difference from the Keras model (the
+  original, unfolded one, in float32); a mask that differs (the `threshold`
+  for one class, the argmax otherwise) fails the export. Under
+  `precision="float16"`, pixels whose Keras probability is within 5e-3 of
+  the threshold (or of the runner-up class) may differ.
+- `<filepath>.json` records the input layout, channels and normalization
+  (`intensity`, with its formula in words), the output activation, the
+  threshold, the class names and colours, and the parity figures.
+"""
+
+import json
+import os
+
+import keras
+import numpy as np
+
+from keras_unet_seg._validation import check_built_model, check_choice, check_size
+from keras_unet_seg.export._metadata import metadata
+from keras_unet_seg.export._shapes import input_shape
+from keras_unet_seg.export.folding import fold_batch_normalization
+from keras_unet_seg.export.runtimes import EXPORT_FORMATS, load_exported, require
+
+__all__ = ["export_model"]
+
+_KERAS_FORMATS = {
+    "onnx": "onnx",
+    "litert": "litert",
+    "saved_model": "tf_saved_model",
+    "openvino": "openvino",
+}
+_PRECISIONS = ("float32", "float16")
+# Where Keras' exporter offers float16 weights: LiteRT (float16 quantization of the
+# weights). ONNX, SavedModel and OpenVINO are written in float32.
+_FLOAT16_FORMATS = ("litert",)
+# Under float16, a pixel whose Keras probability is this close to the threshold
+# (or whose two best classes are this close) may fall either side.
+_FLOAT16_MASK_TOLERANCE = 5e-3
+
+
+def export_model(
+    model,
+    filepath,
+    format="onnx",
+    *,
+    fold=True,
+    precision="float32",
+    image_size=None,
+    intensity="auto",
+    color_mode=None,
+    threshold=0.5,
+    class_names=None,
+    class_colors=None,
+    check_images=None,
+    verbose=True,
+):
+    """Exports a segmentation model for inference outside Keras, and checks the file.
+
+    The model is rebuilt in float32, folded unless `fold=False`, written
+    with `model.export`, run in its runtime on `check_images` against the
+    Keras model, and described in `<filepath>.json` (details in
+    `keras_unet_seg.export.exporting` and the "Deploying a model" guide).
+
+    Args:
+        model: a built Keras model mapping images `(batch, height, width,
+            channels)` to probabilities `(batch, height, width, num_classes)`.
+        filepath: str, the file (or SavedModel folder) to write: `.onnx`,
+            `.tflite`, a folder, `.xml`.
+        format: `"onnx"`, `"litert"`, `"saved_model"` or `"openvino"`.
+            Defaults to `"onnx"`.
+        fold: bool, whether to fold batch normalization. Defaults to `True`.
+        precision: `"float32"`, or `"float16"` for float16 weights (LiteRT
+            only). Defaults to `"float32"`.
+        image_size: `None` for any height and width, or `(height, width)` to
+            fix them. Defaults to `None`.
+        intensity: the intensity normalization the model was trained with (a
+            mode of `keras_unet_seg.data.normalize_image`, `None`, or a dict
+            from `keras_unet_seg.data.intensity_spec`). Defaults to `"auto"`.
+        color_mode: `"grayscale"`, `"rgb"`, `"rgba"` or `"native"`. Defaults
+            to `None`: from the input channels (1 gray, 3 RGB, 4 RGBA).
+        threshold: float, the probability at or above which a pixel is
+            foreground (one class). Defaults to `0.5`.
+        class_names: one name per mask value. Defaults to `None`:
+            `["background", "foreground"]` for one class, else `"class_<id>"`.
+        class_colors: one RGB triple per class name. Defaults to `None`: the
+            colours of `keras_unet_seg.viz.overlay_mask`.
+        check_images: float32 normalized images `(n, height, width,
+            channels)`, or a list of such batches. Defaults to `None`: random
+            images of the fixed size, or of 64x64 and 100x75.
+        verbose: bool, whether to print the parity figures. Defaults to `True`.
+
+    Returns:
+        The dict written to `<filepath>.json`.
+
+    Raises:
+        ValueError: for an invalid argument, or masks that differ from Keras'.
+        ImportError: if the format's exporter or runtime is not installed.
+
+    Example:
+
+    ```python
+    export_model(keras.saving.load_model("best.keras"), "model.onnx", intensity="auto")
+    ```
+    """
+    options = _Options(format, fold, precision, image_size)
+    options.describe(intensity, color_mode, threshold, class_names, class_colors)
+    require(format)
+    check_built_model(model)
+    reference = _float32(model)
+    channels = input_shape(reference)[-1]
+    images = _check_batches(check_images, options.image_size, channels)
+    filepath = os.fspath(filepath)
+    exported = fold_batch_normalization(reference) if fold else reference
+    _write(exported, filepath, options, channels)
+    parity, num_classes = _parity(reference, load_exported(filepath, format), images, options)
+    written = metadata(reference, filepath, channels, num_classes, parity, **vars(options))
+    _finish(written, filepath, verbose)
+    return written
+
+
+class _Options:
+    """The checked options of `export_model` that its JSON file records."""
+
+    def __init__(self, format, fold, precision, image_size):
+        self.format = check_choice("format", format, EXPORT_FORMATS)
+        self.fold = fold
+        self.precision = check_choice("precision", precision, _PRECISIONS)
+        if precision == "float16" and format not in _FLOAT16_FORMATS:
+            raise ValueError(
+                "Invalid value for argument `precision`. Expected 'float32' for format "
+                f"{format!r} (float16 weights are offered for {_FLOAT16_FORMATS}). "
+                f"Received: precision={precision!r}"
+            )
+        self.image_size = check_size("image_size", image_size, allow_none=True)
+
+    def describe(self, intensity, color_mode, threshold, class_names, class_colors):
+        """Adds what the JSON file says of the model's inputs and outputs."""
+        from keras_unet_seg.data import intensity_spec
+
+        self.intensity = intensity_spec(intensity)
+        self.color_mode = color_mode
+        self.threshold = threshold
+        self.class_names = class_names
+        self.class_colors = class_colors
+
+
+def _write(model, filepath, options, channels):
+    """Writes `model` with Keras' exporter, for images of `channels` channels."""
+    height, width = options.image_size or (None, None)
+    signature = [keras.InputSpec(shape=(None, height, width, channels), dtype="float32")]
+    model.export(
+        filepath,
+        format=_KERAS_FORMATS[options.format],
+        input_signature=signature,
+        verbose=False,
+        **_precision_kwargs(options.precision),
+    )
+
+
+def _parity(reference, runner, images, options):
+    """`(parity figures, num_classes)` of the exported model (`runner`) against `reference`."""
+    tolerance = _FLOAT16_MASK_TOLERANCE if options.precision == "float16" else 0.0
+    differences, mismatches = [], 0
+    for batch in images:
+        want = np.asarray(reference(batch, training=False), dtype=np.float32)
+        got = runner(batch)
+        if got.shape != want.shape:
+            raise ValueError(
+                f"The exported model's output has shape {got.shape} where the Keras model's "
+                f"has {want.shape}: the {options.format} export does not keep the input size."
+            )
+        differences.append(float(np.max(np.abs(want - got))))
+        mismatches += _mask_mismatches(want, got, options.threshold, tolerance)
+    parity = {
+        "image_sizes": [list(batch.shape[1:3]) for batch in images],
+        "max_abs_difference": max(differences),
+        "mask_pixels_differing": mismatches,
+    }
+    return parity, want.shape[-1]
+
+
+def _finish(written, filepath, verbose):
+    """Writes the JSON file, prints the parity figures if `verbose`, raises on a mismatch."""
+    with open(filepath + ".json", "w", encoding="utf-8") as f:
+        json.dump(written, f, indent=2)
+        f.write("\n")
+    format, parity = written["format"], written["parity"]
+    mismatches = parity["mask_pixels_differing"]
+    if verbose:
+        sizes = ", ".join("x".join(str(s) for s in size) for size in parity["image_sizes"])
+        print(
+            f"Exported {format} to '{filepath}' (+ '{filepath}.json'); on {sizes} images the "
+            f"largest difference from Keras is {parity['max_abs_difference']:.2e}, "
+            f"{mismatches} mask pixels differ."
+        )
+    if mismatches:
+        raise ValueError(
+            f"The {format} export at '{filepath}' gives {mismatches} mask pixels that differ "
+            f"from the Keras model's (largest probability difference "
+            f"{parity['max_abs_difference']:.2e})."
+        )
+
+
+def _float32(model):
+    """The model itself in float32, or a float32 copy (same weights) of a mixed one."""
+    if model.dtype_policy.name == "float32":
+        return model
+    from keras_unet_seg import performance
+
+    return performance.with_precision(model, "float32")
+
+
+def _precision_kwargs(precision):
+    if precision != "float16":
+        return {}
+    import tensorflow as tf
+
+    return {  # LiteRT's converter options
+        "optimizations": [tf.lite.Optimize.DEFAULT],
+        "target_spec": {"supported_types": [tf.float16]},
+    }
+
+
+def _check_batches(check_images, image_size, channels):
+    if check_images is None:
+        sizes = [image_size] if image_size else [(64, 64), (100, 75)]
+        rng = np.random.default_rng(0)
+        return [rng.random((2, h, w, channels), dtype=np.float32) for h, w in sizes]
+    batches = [check_images] if isinstance(check_images, np.ndarray) else list(check_images)
+    batches = [np.asarray(batch, dtype=np.float32) for batch in batches]
+    height, width = image_size or (None, None)
+    for batch in batches:
+        if (
+            batch.ndim != 4
+            or batch.shape[-1] != channels
+            or (image_size and batch.shape[1:3] != image_size)
+        ):
+            raise ValueError(
+                "Invalid value for argument `check_images`. Expected float arrays "
+                f"(n, {height or 'height'}, {width or 'width'}, {channels}). Received: an "
+                f"array of shape {batch.shape}"
+            )
+    return batches
+
+
+def _mask_mismatches(want, got, threshold, tolerance):
+    """Mask pixels that differ, except near-ties within `tolerance`."""
+    if want.shape[-1] == 1:
+        differ = (want >= threshold) != (got >= threshold)
+        tie = np.abs(want - threshold) <= tolerance
+    else:
+        differ = np.argmax(want, axis=-1) != np.argmax(got, axis=-1)
+        top2 = np.sort(want, axis=-1)[..., -2:]
+        tie = (top2[..., 1] - top2[..., 0]) <= tolerance
+    return int(np.count_nonzero(differ & ~tie))
