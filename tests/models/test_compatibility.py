@@ -16,6 +16,8 @@ import keras_unet_seg  # noqa: F401  (registers the package's classes)
 SAVED = Path(__file__).parent / "saved"
 
 
+# About versions, not backends: the files were written under TensorFlow.
+@pytest.mark.one_backend
 @pytest.mark.parametrize("name", ["unet", "unet_attention_residual_group", "unet_plus_plus"])
 def test_a_file_from_before_loads_with_the_same_outputs_loss_and_metrics(name):
     model = keras.models.load_model(SAVED / f"{name}.keras", safe_mode=True)
