@@ -110,3 +110,24 @@ def check_size(name, value, allow_none=False):
         expected = "a positive integer or a (height, width) pair of positive integers"
         raise invalid_value(name, ("None or " if allow_none else "") + expected, value)
     return int(pair[0]), int(pair[1])
+
+
+def check_probability(name, value):
+    """Accepts a probability in [0, 1]."""
+    if not is_real(value) or not 0 <= value <= 1:
+        raise invalid_value(name, "a float in [0, 1]", value)
+    return float(value)
+
+
+def check_scale(name, value):
+    """Accepts `None` (1), a positive factor or a `(height, width)` pair of them."""
+    if value is None:
+        return (1.0, 1.0)
+    pair = (value, value) if is_real(value) else value
+    if (
+        not isinstance(pair, (tuple, list))
+        or len(pair) != 2
+        or not all(is_real(v) and v > 0 for v in pair)
+    ):
+        raise invalid_value(name, "None, a positive number or a (height, width) pair", value)
+    return float(pair[0]), float(pair[1])
