@@ -25,6 +25,8 @@ import math
 
 import numpy as np
 
+from keras_unet_seg import _validation
+
 __all__ = [
     "boundary_distances",
     "confusion_matrix",
@@ -78,10 +80,8 @@ def _spacing(spacing):
         return (1.0, 1.0)
     values = tuple(float(v) for v in np.broadcast_to(np.asarray(spacing, float), (2,)))
     if not all(v > 0 and math.isfinite(v) for v in values):
-        raise ValueError(
-            "Invalid value for argument `spacing`. Expected a positive number or "
-            f"(height, width) of positive numbers. Received: spacing={spacing!r}"
-        )
+        expected = "a positive number or (height, width) of positive numbers"
+        raise _validation.invalid_value("spacing", expected, spacing)
     return values
 
 
@@ -315,8 +315,6 @@ def evaluate_directory(
     Raises:
         ValueError: naming the folder, file or argument at fault.
     """
-    from keras_unet_seg import _validation
-
     options = {
         "scale": _validation.check_scale("scale", scale),
         "tiling": dict(tile_size=tile_size, overlap=overlap, batch_size=batch_size, tta=tta),
@@ -364,7 +362,6 @@ def _num_classes(model, color_mode):
 
 
 def _read_pairs(directory, image_size, reading):
-    from keras_unet_seg import _validation
     from keras_unet_seg.data import SegmentationDataset
 
     image_size = _validation.check_size("image_size", image_size, allow_none=True)
