@@ -46,8 +46,8 @@ def get_loss(spec, where):
         ) from None
 
 
-def get_metric(spec, where, num_classes=1, threshold=None):
-    """The metric of `spec` (as `get_loss`) for `num_classes` classes (and `threshold`)."""
+def get_metric(spec, where, num_classes=1):
+    """The metric of `spec` (as `get_loss`), for `num_classes` classes."""
     import keras
 
     from keras_unet_seg import metrics
@@ -63,12 +63,9 @@ def get_metric(spec, where, num_classes=1, threshold=None):
     if not isinstance(metric, keras.metrics.Metric):
         return metric
     config = metric.get_config()
-    changes = {}
-    if "num_classes" in config and config["num_classes"] != num_classes:
-        changes["num_classes"] = num_classes
-    if threshold is not None and "threshold" in config:
-        changes["threshold"] = threshold
-    return type(metric).from_config({**config, **changes}) if changes else metric
+    if config.get("num_classes", num_classes) == num_classes:
+        return metric
+    return type(metric).from_config({**config, "num_classes": num_classes})
 
 
 def _name(spec):

@@ -60,15 +60,6 @@ def input_channels(model):
     return None
 
 
-def num_classes_of(model):
-    """The number of output channels of a model."""
-    num_classes = getattr(model, "num_classes", None)
-    if isinstance(num_classes, int):
-        return num_classes
-    channels = input_channels(model) or 3
-    return int(model.compute_output_shape((1, 32, 32, channels))[-1])
-
-
 def speed_summary(policy, jit_compile, num_replicas=1):
     """One line that says how a command computes, such as `float32, XLA off, 1 device`."""
     devices = "1 device" if num_replicas == 1 else f"{num_replicas} devices"
