@@ -302,19 +302,20 @@ def train(options, verbose=1):
             f"Training in {_models.speed_summary(policy, jit_compile, dist.num_replicas)} "
             f"(batches of {batch})."
         )
+    # The schedule first, so that the rate it sets is in the logged rows.
     callbacks = [*schedule_callbacks(options, monitor), *unfreeze, state]
+    start = restored.epoch if restored else 0
     with dist.scope():
-        _fit(model, (train_data, val_data), options, callbacks, (restored, state), verbose)
+        _fit(model, (train_data, val_data), start, callbacks, paths, options, verbose)
     return _finish(model, monitor, paths, options, verbose)
 
 
-def _fit(model, datasets, options, callbacks, run, verbose):
-    """`model.fit` from the restored epoch; saves the final model. Faults: one line.
+def _fit(model, datasets, start, callbacks, paths, options, verbose):
+    """`model.fit` from epoch `start`, then the final model saved; faults in one line.
 
-    `run`: the `Restored` backup (or `None`) and the `RunState` callback.
+    The last callback is the run's `RunState`, which knows the epochs it kept.
     """
-    restored, state = run
-    start = restored.epoch if restored else 0
+    state = callbacks[-1]
     try:
         if start < options.epochs:
             model.fit(
@@ -322,12 +323,11 @@ def _fit(model, datasets, options, callbacks, run, verbose):
                 validation_data=datasets[1],
                 epochs=options.epochs,
                 initial_epoch=start,
-                # The schedule first, so that the rate it sets is in the logged rows.
                 callbacks=callbacks,
                 verbose=verbose,
                 shuffle=False,  # the dataset shuffles itself, with the run's seed
             )
-        _run_state.save_model(model, os.path.join(options.out, _run_folder.FINAL_MODEL_FILE))
+        _run_state.save_model(model, paths.final)
     except _run_state.NonFiniteLoss as error:
         raise CommandError(
             f"training stopped: {error}, so the model diverged. {_run_folder.kept(state.rows)} "
