@@ -119,7 +119,7 @@ def is_pair(value, accepts):
 
 
 def check_unit_interval(name, value):
-    """Accepts a fraction in [0, 1]."""
+    """Accepts a fraction (or probability) in [0, 1]."""
     if not is_real(value) or not 0 <= value <= 1:
         raise invalid_value(name, "a float in [0, 1]", value)
     return float(value)
@@ -155,3 +155,17 @@ def check_built_model(model):
             f"or `build` it first). Received: model={model.name!r} (not built)"
         )
     return model
+
+
+def check_scale(name, value):
+    """Accepts `None` (1), a positive factor or a `(height, width)` pair of them."""
+    if value is None:
+        return (1.0, 1.0)
+    pair = (value, value) if is_real(value) else value
+    if (
+        not isinstance(pair, (tuple, list))
+        or len(pair) != 2
+        or not all(is_real(v) and v > 0 for v in pair)
+    ):
+        raise invalid_value(name, "None, a positive number or a (height, width) pair", value)
+    return float(pair[0]), float(pair[1])

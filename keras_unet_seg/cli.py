@@ -21,13 +21,8 @@ Example:
 import sys
 
 from keras_unet_seg.commands import COMMANDS
-from keras_unet_seg.commands._common import (
-    PROG,
-    ArgumentParser,
-    CommandError,
-    Interrupted,
-    one_line,
-)
+from keras_unet_seg.commands._errors import PROG, CommandError, Interrupted, one_line
+from keras_unet_seg.commands._parser import ArgumentParser
 
 
 def build_parser():

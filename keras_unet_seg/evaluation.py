@@ -25,10 +25,21 @@ import math
 
 import numpy as np
 
-__all__ = ["boundary_distances", "confusion_matrix", "segmentation_scores", "summarize"]
+from keras_unet_seg import _validation
+
+__all__ = [
+    "boundary_distances",
+    "confusion_matrix",
+    "evaluate_directory",
+    "segmentation_scores",
+    "summarize",
+]
 
 SMOOTH = 1e-5
 METRICS = ("dice", "iou", "precision", "recall", "hd95", "assd", "nsd")
+# The scores of each image and the pooled ones of `evaluate_directory`.
+IMAGE_METRICS = ("dice", "iou", "precision", "recall")
+_CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
 
 
 def _import_ndimage():
@@ -69,10 +80,8 @@ def _spacing(spacing):
         return (1.0, 1.0)
     values = tuple(float(v) for v in np.broadcast_to(np.asarray(spacing, float), (2,)))
     if not all(v > 0 and math.isfinite(v) for v in values):
-        raise ValueError(
-            "Invalid value for argument `spacing`. Expected a positive number or "
-            f"(height, width) of positive numbers. Received: spacing={spacing!r}"
-        )
+        expected = "a positive number or (height, width) of positive numbers"
+        raise _validation.invalid_value("spacing", expected, spacing)
     return values
 
 
@@ -246,3 +255,191 @@ def summarize(per_image):
         row["images"] = len(entries)
         summary[class_id] = row
     return summary
+
+
+def evaluate_directory(
+    model,
+    directory,
+    *,
+    subset="auto",
+    image_size=None,
+    validation_split=None,
+    seed=0,
+    color_mode="rgb",
+    intensity="auto",
+    scale=None,
+    tile_size=256,
+    overlap=0.25,
+    batch_size=4,
+    tta=False,
+    threshold=0.5,
+    spacing=None,
+    tolerance=1.0,
+    return_predictions=False,
+    verbose=1,
+):
+    """Scores a model on a folder of images and masks, image by image and pooled.
+
+    What `keras-unet-seg evaluate` computes (see the Evaluation guide): the overall
+    scores come from confusion counts pooled over every pixel of every image.
+
+    Args:
+        model: a Keras model returning probabilities, such as a `UNet`.
+        directory: str, holding `<subset>/images` and `<subset>/masks` (or `images/`).
+        subset: str or `None`, default `"auto"`: `"validation"` with a
+            `validation_split`, `None` (`directory/images`) when it exists, else `"val"`.
+        image_size: `None` (default: own size), or an int or `(height, width)` to resize to.
+        validation_split: float or `None`. The fraction of a flat folder held out.
+        seed: int, default 0. The seed of `validation_split`.
+        color_mode: str, default `"rgb"`. How images are read, as for training.
+        intensity: the intensity normalization of training, default `"auto"`.
+        scale: `None` (default: 1), or a factor or `(height, width)` factors to resize
+            images by before the model (and the probabilities back).
+        tile_size: int or `(height, width)`, default 256. `predict_tiled`'s tiles.
+        overlap: float in [0, 1), default 0.25. Fraction shared by neighbour tiles.
+        batch_size: int, default 4. Tiles per model call.
+        tta: bool, default `False`. Average the predictions of the flipped images.
+        threshold: float in [0, 1], default 0.5. Foreground at or above it (one class).
+        spacing: pixel size (a number or a pair, default 1), the unit of the distances.
+        tolerance: float, default 1.0. Boundary agreement distance of `nsd`.
+        return_predictions: bool, default `False`. Also return each image's arrays.
+        verbose: int, default 1. 0 is silent; 1 shows a progress bar.
+
+    Returns:
+        A dict: `data`, `subset`, `threshold`, `num_images`, `overall` (pooled Dice,
+        IoU, precision, recall), `classes` (`summarize`), `per_image` (`image`,
+        `mask`, the four scores, `classes`), `confusion` (int64, at least 2x2); with
+        `return_predictions`, `predictions`: per image `image` (as overlays draw
+        it), `mask`, `probabilities`, `y_true` and `y_pred` (class ids).
+
+    Raises:
+        ValueError: naming the folder, file or argument at fault.
+    """
+    options = {
+        "scale": _validation.check_scale("scale", scale),
+        "tiling": dict(tile_size=tile_size, overlap=overlap, batch_size=batch_size, tta=tta),
+        "threshold": _validation.check_unit_interval("threshold", threshold),
+        "spacing": _spacing(spacing),
+        "tolerance": _validation.check_positive("tolerance", tolerance),
+    }
+    reading = {"color_mode": color_mode, "intensity": intensity}
+    reading["subset"] = _resolve_subset(directory, subset, validation_split)
+    reading["num_classes"] = _num_classes(model, color_mode)
+    if validation_split is not None:
+        reading.update(validation_split=validation_split, seed=seed)
+    dataset = _read_pairs(directory, image_size, reading)
+    scoring = _Scoring(reading["num_classes"], options["threshold"])
+    predictions = list(_score_pairs(model, dataset, options, scoring, return_predictions, verbose))
+    report = {"data": directory, "subset": reading["subset"], "threshold": options["threshold"]}
+    report.update(scoring.report())
+    if return_predictions:
+        report["predictions"] = predictions
+    return report
+
+
+def _resolve_subset(directory, subset, validation_split):
+    import os
+
+    if subset != "auto":
+        return subset
+    if validation_split is not None:
+        return "validation"
+    return None if os.path.isdir(os.path.join(directory, "images")) else "val"
+
+
+def _num_classes(model, color_mode):
+    """The model's number of classes: its `num_classes`, else its output channels."""
+    num_classes = getattr(model, "num_classes", None)
+    if isinstance(num_classes, int):
+        return num_classes
+    try:
+        channels = model.input_shape[-1]
+    except (AttributeError, ValueError):
+        channels = None
+    if not isinstance(channels, int):
+        channels = _CHANNELS.get(color_mode, 3)
+    return int(model.compute_output_shape((1, 32, 32, channels))[-1])
+
+
+def _read_pairs(directory, image_size, reading):
+    from keras_unet_seg.data import SegmentationDataset
+
+    image_size = _validation.check_size("image_size", image_size, allow_none=True)
+    return SegmentationDataset.from_directory(
+        directory, image_size=image_size, batch_size=None, shuffle=False, **reading
+    )
+
+
+class _Scoring:
+    """The four metrics of each image and pooled, and the per-class scores and counts."""
+
+    def __init__(self, num_classes, threshold):
+        self.pooled = self._metrics(num_classes, threshold)
+        self.single = self._metrics(num_classes, threshold)
+        self.per_image = []
+        self.confusion = np.zeros((max(num_classes, 2),) * 2, np.int64)
+
+    @staticmethod
+    def _metrics(num_classes, threshold):
+        from keras_unet_seg.metrics import DiceCoefficient, IoUScore, Precision, Recall
+
+        classes = (DiceCoefficient, IoUScore, Precision, Recall)
+        return {
+            name: cls(num_classes=num_classes, threshold=threshold)
+            for name, cls in zip(IMAGE_METRICS, classes, strict=True)
+        }
+
+    def add(self, paths, mask, probabilities, ids, options):
+        """Scores one image (`ids`: its true and predicted class ids)."""
+        y_true, y_pred = ids
+        scores = {}
+        for name in IMAGE_METRICS:
+            self.single[name].reset_state()
+            self.single[name].update_state(mask[None], probabilities[None])
+            self.pooled[name].update_state(mask[None], probabilities[None])
+            scores[name] = float(self.single[name].result())
+        by_class = segmentation_scores(
+            y_true,
+            y_pred,
+            len(self.confusion),
+            spacing=options["spacing"],
+            tolerance=options["tolerance"],
+        )
+        self.confusion += confusion_matrix(y_true, y_pred, len(self.confusion))
+        image, mask_path = paths
+        self.per_image.append({"image": image, "mask": mask_path, **scores, "classes": by_class})
+
+    def report(self):
+        return {
+            "num_images": len(self.per_image),
+            "overall": {name: float(self.pooled[name].result()) for name in IMAGE_METRICS},
+            "classes": summarize([row["classes"] for row in self.per_image]),
+            "per_image": self.per_image,
+            "confusion": self.confusion,
+        }
+
+
+def _score_pairs(model, dataset, options, scoring, keep, verbose):
+    """Predicts and scores each pair; yields its arrays if `keep`."""
+    import keras
+
+    from keras_unet_seg import _prediction
+
+    progress = keras.utils.Progbar(len(dataset.image_paths), unit_name="image", verbose=verbose)
+    pairs = zip(dataset.image_paths, dataset.mask_paths, dataset.as_numpy_iterator(), strict=True)
+    for index, (image_path, mask_path, (image, mask)) in enumerate(pairs):
+        probabilities = _prediction.predict_image(
+            model, image, options["scale"], **options["tiling"]
+        )
+        y_true = mask[..., 0].astype(np.int64)
+        y_pred = _prediction.class_ids(probabilities, options["threshold"])
+        scoring.add((image_path, mask_path), mask, probabilities, (y_true, y_pred), options)
+        if keep:
+            yield {
+                "image": _prediction.display_image(image),
+                "mask": mask,
+                "probabilities": probabilities,
+                "y_true": y_true,
+                "y_pred": y_pred,
+            }
+        progress.update(index + 1)

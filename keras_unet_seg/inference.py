@@ -382,3 +382,76 @@ def _predict(model, batch):
             f"shape {batch.shape}. Received: output.shape={probs.shape}"
         )
     return probs.astype("float32", copy=False)
+
+
+_OVERLAY_MODES = ("contour", "fill")
+
+
+def predict_directory(
+    model,
+    inputs,
+    output_dir,
+    *,
+    color_mode="rgb",
+    intensity="auto",
+    scale=None,
+    tile_size=256,
+    overlap=0.25,
+    batch_size=4,
+    tta=False,
+    threshold=0.5,
+    overlay_mode="contour",
+    class_colors=None,
+    class_names=None,
+    verbose=1,
+):
+    """Predicts every image of a folder and writes its mask and overlay PNGs.
+
+    What `keras-unet-seg predict` does (see the Inference guide): each image is read
+    by `keras_unet_seg.data.read_image`, predicted with `predict_tiled` at its own
+    size, and written as `output_dir/masks/<name>.png` (binary: 0/255; several
+    classes: a palette PNG of class ids) and `output_dir/overlays/<name>.png`. A
+    folder's files keep their relative path as name; a dataset folder (holding
+    `images/` and `masks/`) gives its images. Every input is checked first.
+
+    Args:
+        model: a Keras model (or callable) returning probabilities, such as a `UNet`.
+        inputs: path of an image file or a folder (read recursively), or a list of them.
+        output_dir: str, the folder to write `masks/` and `overlays/` into.
+        color_mode: str, default `"rgb"`. How images are read, as for training.
+        intensity: the intensity normalization of training, default `"auto"`.
+        scale: `None` (default: 1), or a factor or `(height, width)` factors to resize
+            images by before the model (and the probabilities back).
+        tile_size: int or `(height, width)`, default 256. `predict_tiled`'s tiles.
+        overlap: float in [0, 1), default 0.25. Fraction shared by neighbour tiles.
+        batch_size: int, default 4. Tiles per model call.
+        tta: bool, default `False`. Average the predictions of the flipped images.
+        threshold: float in [0, 1], default 0.5. Foreground at or above it (one class).
+        overlay_mode: `"contour"` (default: outlines) or `"fill"`.
+        class_colors: list of RGB colours by class id (such as the training masks'
+            palette); `None` for the overlays' defaults.
+        class_names: list of names by class id, background first, for the legends.
+        verbose: int, default 1. 0 prints nothing; 1 a progress bar and a summary.
+
+    Returns:
+        A list of dicts, one per image: `{"image", "mask", "overlay"}` paths.
+
+    Raises:
+        FileNotFoundError: if an input does not exist.
+        ValueError: if an input is not a readable image (it is named), a folder holds
+            none, two inputs have the same name, or an argument is invalid.
+    """
+    from keras_unet_seg import _prediction, _validation
+
+    options = {
+        "threshold": _validation.check_unit_interval("threshold", threshold),
+        "overlay_mode": _validation.check_choice("overlay_mode", overlay_mode, _OVERLAY_MODES),
+        "class_colors": class_colors,
+        "class_names": class_names,
+        "scale": _validation.check_scale("scale", scale),
+        "tiling": dict(tile_size=tile_size, overlap=overlap, batch_size=batch_size, tta=tta),
+    }
+    files = _prediction.list_inputs(inputs, verbose=verbose)
+    return _prediction.predict_files(
+        model, files, output_dir, color_mode, intensity, options, verbose
+    )

@@ -1,5 +1,9 @@
+"""`keras_unet_seg._atomic`: writes that leave the old file or the new one, never half."""
+
+import json
 import os
 
+import keras
 import numpy as np
 import pytest
 
@@ -22,3 +26,31 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
         raise RuntimeError("interrupted")
     assert target.read_text() == '{\n  "dice": 1.0\n}\n'
     assert os.listdir(tmp_path) == ["metrics.json"]
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "metrics.json"
+    _atomic.write_json(path, {"dice": 0.5})
+
+    class Unserialisable:
+        pass
+
+    with pytest.raises(TypeError):
+        _atomic.write_json(path, {"dice": Unserialisable()})  # fails half-way through
+    assert json.loads(path.read_text()) == {"dice": 0.5}
+    assert os.listdir(tmp_path) == ["metrics.json"]
+
+
+def test_atomic_model_save_leaves_no_temporary_file(tmp_path):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    _atomic.save_model(model, tmp_path / "m.keras")
+    assert os.listdir(tmp_path) == ["m.keras"]
+    assert (os.stat(tmp_path / "m.keras").st_mode & 0o777) == (
+        0o666 & ~_umask()
+    )  # the usual permissions, not mkstemp's 0600
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,6 +1,7 @@
 """`keras_unet_seg.evaluation`: hand-computed cases and a brute-force reference."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -143,3 +144,96 @@ def test_bad_arguments_name_themselves():
         confusion_matrix(np.zeros((2, 2), int), np.full((2, 2), 3), 2)
     with pytest.raises(ValueError, match=r"Invalid value for argument `spacing`"):
         segmentation_scores(np.zeros((4, 4), int), np.zeros((4, 4), int), spacing=(1, -1))
+
+
+# --------------------------------------------------------------------------- #
+# evaluate_directory
+# --------------------------------------------------------------------------- #
+
+
+def _square_model():
+    """A 1x1 convolution whose foreground is the image's red channel: probabilities of
+    about 1 where it is 255 and about 0 elsewhere, so the prediction is known."""
+    import keras
+
+    inputs = keras.Input((None, None, 3))
+    layer = keras.layers.Conv2D(1, 1, activation="sigmoid")
+    outputs = layer(inputs)
+    layer.set_weights(
+        [np.array([20.0, 0.0, 0.0], "float32").reshape(1, 1, 3, 1), np.array([-10.0], "float32")]
+    )
+    return keras.Model(inputs, outputs)
+
+
+def _write_pair(root, name, truth, predicted):
+    from PIL import Image
+
+    for kind, array in (
+        ("images", np.stack([predicted * 255] + [np.zeros_like(predicted)] * 2, -1)),
+        ("masks", truth * 255),
+    ):
+        (root / kind).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(array.astype(np.uint8)).save(root / kind / f"{name}.png")
+
+
+@pytest.fixture
+def scored_folder(tmp_path):
+    """`val/`: a square predicted one pixel to the right (12 of 16 pixels), and an empty
+    image predicted empty."""
+    truth = np.zeros((8, 8), np.int64)
+    truth[2:6, 2:6] = 1
+    _write_pair(tmp_path / "val", "a", truth, np.roll(truth, 1, axis=1))
+    _write_pair(tmp_path / "val", "b", np.zeros((8, 8), np.int64), np.zeros((8, 8), np.int64))
+    return tmp_path
+
+
+def test_evaluate_directory_scores_each_image_and_the_pooled_counts(scored_folder):
+    from keras_unet_seg.evaluation import evaluate_directory
+
+    report = evaluate_directory(_square_model(), str(scored_folder), tile_size=8, verbose=0)
+    assert (report["subset"], report["num_images"], report["threshold"]) == ("val", 2, 0.5)
+    first, second = report["per_image"]
+    assert first["image"].endswith("a.png") and first["mask"].endswith("a.png")
+    expected = {"dice": 24 / 32, "iou": 12 / 20, "precision": 12 / 16, "recall": 12 / 16}
+    for name, value in expected.items():
+        assert first[name] == pytest.approx(value, abs=1e-4)
+        assert second[name] == pytest.approx(1.0)  # empty truth, empty prediction
+        assert report["overall"][name] == pytest.approx(value, abs=1e-4)  # pooled
+    assert (first["classes"][1]["tp"], first["classes"][1]["fp"]) == (12, 4)
+    assert first["classes"][1]["hd95"] == pytest.approx(1.0)
+    assert report["classes"][1]["tp"] == 12 and report["classes"][1]["images"] == 2
+    assert report["confusion"].tolist() == [[108, 4], [4, 12]]
+    assert "predictions" not in report
+
+
+def test_evaluate_directory_returns_the_arrays_and_reads_flat_folders(scored_folder):
+    from keras_unet_seg.evaluation import evaluate_directory
+
+    flat = str(scored_folder / "val")
+    report = evaluate_directory(
+        _square_model(), flat, return_predictions=True, verbose=0, tile_size=8
+    )
+    assert report["subset"] is None and report["num_images"] == 2
+    prediction = report["predictions"][0]
+    assert prediction["image"].shape == (8, 8, 3) and prediction["mask"].shape == (8, 8, 1)
+    assert prediction["probabilities"].shape == (8, 8, 1)
+    np.testing.assert_array_equal(prediction["y_pred"], np.roll(prediction["y_true"], 1, axis=1))
+    split = evaluate_directory(_square_model(), flat, validation_split=0.5, seed=0, verbose=0)
+    assert split["subset"] == "validation" and split["num_images"] == 1
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"threshold": 2}, "Invalid value for argument `threshold`. Expected a float in [0, 1]"),
+        ({"tolerance": 0}, "Invalid value for argument `tolerance`. Expected a finite number > 0"),
+        ({"scale": (1, 0)}, "Invalid value for argument `scale`. Expected None, a positive"),
+        ({"image_size": "big"}, "Invalid value for argument `image_size`. Expected None or a"),
+        ({"subset": "missing"}, "Expected the name of a subset of"),
+    ],
+)
+def test_evaluate_directory_refuses_bad_arguments(scored_folder, arguments, message):
+    from keras_unet_seg.evaluation import evaluate_directory
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        evaluate_directory(_square_model(), str(scored_folder), verbose=0, **arguments)

@@ -8,7 +8,8 @@ the learning rate.
 
 import keras
 
-from keras_unet_seg.commands._common import UsageError, non_negative_int
+from keras_unet_seg.commands._errors import UsageError
+from keras_unet_seg.commands._types import non_negative_int
 
 # Encoder options that change the model, so that a resumed run cannot change them.
 MODEL_OPTIONS = ("encoder", "encoder_weights")

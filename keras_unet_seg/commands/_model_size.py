@@ -9,7 +9,7 @@ and the activations of one batch), compared with this machine's memory.
 
 import os
 
-from keras_unet_seg.commands._common import UsageError
+from keras_unet_seg.commands._errors import UsageError
 
 # Float32 copies of each parameter while training with Adam: weights, gradients, m, v.
 _COPIES_PER_PARAMETER = 4

@@ -17,7 +17,8 @@ import sys
 import time
 
 from keras_unet_seg import _atomic
-from keras_unet_seg.commands import _common, evaluate, train
+from keras_unet_seg.commands import _config, _models, _reading, _types, evaluate, train
+from keras_unet_seg.commands._errors import PROG, CommandError, UsageError
 
 NAME = "demo"
 
@@ -28,37 +29,33 @@ TARGET_DICE = 0.9
 
 def add_arguments(parser):
     parser.add_argument("--out", default="demo_out", metavar="DIR", help="folder to write to")
-    parser.add_argument("--epochs", type=_common.positive_int, default=12, help="training epochs")
+    parser.add_argument("--epochs", type=_types.positive_int, default=12, help="training epochs")
     parser.add_argument(
-        "--seed", type=_common.non_negative_int, default=0, help="seeds the data and the training"
+        "--seed", type=_types.non_negative_int, default=0, help="seeds the data and the training"
     )
     parser.add_argument(
         "--image-size",
-        type=_common.image_size,
+        type=_types.image_size,
         default=(128, 128),
         metavar="N|HxW",
         help="size of the synthetic images (each side at least 16)",
     )
-    parser.add_argument(
-        "--num-train", type=_common.positive_int, default=96, help="training images"
-    )
-    parser.add_argument(
-        "--num-val", type=_common.positive_int, default=16, help="validation images"
-    )
+    parser.add_argument("--num-train", type=_types.positive_int, default=96, help="training images")
+    parser.add_argument("--num-val", type=_types.positive_int, default=16, help="validation images")
     parser.add_argument(
         "--num-classes",
-        type=_common.positive_int,
+        type=_types.positive_int,
         default=1,
         help="classes of the synthetic masks, background included (1: binary)",
     )
     parser.add_argument(
         "--base-filters",
-        type=_common.positive_int,
+        type=_types.positive_int,
         default=8,
         help="filters of the UNet's first level",
     )
     parser.add_argument(
-        "--batch-size", type=_common.positive_int, default=8, help="images per training step"
+        "--batch-size", type=_types.positive_int, default=8, help="images per training step"
     )
     return parser
 
@@ -67,78 +64,26 @@ def run(args):
     start = time.perf_counter()
     out = args.out
     if os.path.exists(out) and not os.path.isdir(out):
-        raise _common.CommandError(f"output folder '{out}' is a file, not a folder.")
+        raise CommandError(f"output folder '{out}' is a file, not a folder.")
     if min(args.image_size) < 16:
-        raise _common.UsageError(f"demo: --image-size must be at least 16, got {args.image_size}.")
-    height, width = args.image_size
-    data_dir = os.path.join(out, "data")
-
-    from keras_unet_seg.data import make_synthetic_dataset
-
-    print(
-        f"Writing {args.num_train} + {args.num_val} synthetic {height}x{width} pairs "
-        f"to '{data_dir}'."
-    )
-    make_synthetic_dataset(
-        data_dir,
-        num_train=args.num_train,
-        num_val=args.num_val,
-        image_size=(height, width),
-        seed=args.seed,
-        num_classes=args.num_classes,
-        overwrite=True,
-    )
+        raise UsageError(f"demo: --image-size must be at least 16, got {args.image_size}.")
+    data_dir = _write_data(os.path.join(out, "data"), args)
 
     print(f"Training a UNet (base_filters={args.base_filters}, depth=3) for {args.epochs} epochs.")
-    options = _train_options(data_dir, out, args)
-    trained = train.train(options, verbose=1)
+    trained = train.train(_train_options(data_dir, out, args), verbose=1)
     train_seconds = time.perf_counter() - start
 
     best_path = trained["written"].get("best_model", trained["written"]["model"])
-    print(f"\nScoring '{best_path}' on the validation images.")
-    model = _common.load_model(best_path)
-    eval_args = _sub_args(
-        evaluate,
-        [
-            "--model",
-            best_path,
-            "--data",
-            data_dir,
-            "--subset",
-            "val",
-            "--tile-size",
-            f"{height}x{width}",
-            "--report",
-            os.path.join(out, "report"),
-        ],
-    )
-    report = evaluate.evaluate(model, eval_args, verbose=1, keep_predictions=True)
+    report = _evaluate(best_path, data_dir, args)
+    report_path = evaluate.write_report(os.path.join(out, "report"), report)["html"]
     predictions = report.pop("predictions")
-    evaluate.print_table(report)
-    evaluate.print_class_table(report)
-    report_path = evaluate.write_report(eval_args, report)["html"]
-
     names = [os.path.splitext(os.path.basename(row["image"]))[0] for row in report["per_image"]]
     overlays = _write_overlays(out, names, predictions)
     grid = _write_grid(out, predictions)
 
     metrics_path = os.path.join(out, "metrics.json")
-    overall = report["overall"]
-    _atomic.write_json(
-        metrics_path,
-        {
-            "model": best_path,
-            "validation": overall,
-            "num_validation_images": report["num_images"],
-            "threshold": report["threshold"],
-            "best_epoch": None if trained["best_epoch"] is None else trained["best_epoch"] + 1,
-            "epochs": args.epochs,
-            "seconds": round(time.perf_counter() - start, 1),
-            "training_seconds": round(train_seconds, 1),
-            "classes": report["classes"],
-            "per_image": report["per_image"],
-        },
-    )
+    seconds = {"seconds": time.perf_counter() - start, "training_seconds": train_seconds}
+    _write_metrics(metrics_path, report, trained, args.epochs, seconds)
     written = {
         "model": trained["written"]["model"],
         "best model": best_path,
@@ -152,8 +97,91 @@ def run(args):
         written["curves"] = trained["written"]["curves"]
     written["training log"] = trained["written"]["log"]
     written["data"] = data_dir
+    _print_summary(report["overall"], written, time.perf_counter() - start)
+    return 0
 
-    seconds = time.perf_counter() - start
+
+def _write_data(data_dir, args):
+    from keras_unet_seg.data import make_synthetic_dataset
+
+    height, width = args.image_size
+    print(
+        f"Writing {args.num_train} + {args.num_val} synthetic {height}x{width} pairs "
+        f"to '{data_dir}'."
+    )
+    return make_synthetic_dataset(
+        data_dir,
+        num_train=args.num_train,
+        num_val=args.num_val,
+        image_size=(height, width),
+        seed=args.seed,
+        num_classes=args.num_classes,
+        overwrite=True,
+    )
+
+
+def _train_options(data_dir, out, args):
+    return train.options(
+        data=data_dir,
+        out=out,
+        image_size=tuple(args.image_size),
+        batch_size=args.batch_size,
+        base_filters=args.base_filters,
+        depth=3,
+        epochs=args.epochs,
+        # 3x Adam's usual rate: on this data it halves the loss of 12 epochs (background
+        # probabilities ~0.05 instead of ~0.2) and reaches a validation Dice of ~0.99.
+        learning_rate=3e-3,
+        seed=args.seed,
+        num_classes=args.num_classes,
+        # A demo folder is the demo's own (it holds data/): a previous demo's run
+        # files are replaced.
+        overwrite=True,
+    )
+
+
+def _evaluate(best_path, data_dir, args):
+    """Scores the best model on the validation images, as `evaluate` does; prints it."""
+    from keras_unet_seg.evaluation import evaluate_directory
+
+    print(f"\nScoring '{best_path}' on the validation images.")
+    model = _models.inference_model(_models.load_model(best_path))
+    reading = _reading.image_reading(model, _config.saved_run_config(best_path), scale="auto")
+    report = evaluate_directory(
+        model,
+        data_dir,
+        subset="val",
+        color_mode=reading.color_mode,
+        intensity=reading.intensity,
+        scale=reading.scale,
+        tile_size=tuple(args.image_size),
+        return_predictions=True,
+    )
+    report = evaluate.named_report(best_path, report, reading.class_names)
+    evaluate.print_table(report)
+    evaluate.print_class_table(report)
+    return report
+
+
+def _write_metrics(path, report, trained, epochs, seconds):
+    _atomic.write_json(
+        path,
+        {
+            "model": report["model"],
+            "validation": report["overall"],
+            "num_validation_images": report["num_images"],
+            "threshold": report["threshold"],
+            "best_epoch": None if trained["best_epoch"] is None else trained["best_epoch"] + 1,
+            "epochs": epochs,
+            "seconds": round(seconds["seconds"], 1),
+            "training_seconds": round(seconds["training_seconds"], 1),
+            "classes": report["classes"],
+            "per_image": report["per_image"],
+        },
+    )
+
+
+def _print_summary(overall, written, seconds):
     print(
         f"\nDemo finished in {seconds:.0f} s. Validation: Dice {overall['dice']:.3f}, "
         f"IoU {overall['iou']:.3f}, precision {overall['precision']:.3f}, "
@@ -163,42 +191,10 @@ def run(args):
         print(f"  {label:<13} {path}")
     if overall["dice"] < TARGET_DICE:
         print(
-            f"{_common.PROG}: warning: validation Dice {overall['dice']:.3f} is below "
+            f"{PROG}: warning: validation Dice {overall['dice']:.3f} is below "
             f"{TARGET_DICE}; try more --epochs.",
             file=sys.stderr,
         )
-    return 0
-
-
-def _sub_args(module, argv):
-    """Parses `argv` with a command's own parser (the options and defaults it documents)."""
-    parser = _common.ArgumentParser(prog=f"{_common.PROG} {module.NAME}")
-    module.add_arguments(parser)
-    args = parser.parse_args(argv)
-    args._parser, args._argv = parser, argv
-    return args
-
-
-def _train_options(data_dir, out, args):
-    height, width = args.image_size
-    argv = [
-        "--data", data_dir,
-        "--out", out,
-        "--image-size", f"{height}x{width}",
-        "--batch-size", str(args.batch_size),
-        "--base-filters", str(args.base_filters),
-        "--depth", "3",
-        "--epochs", str(args.epochs),
-        # 3x Adam's usual rate: on this data it halves the loss of 12 epochs (background
-        # probabilities ~0.05 instead of ~0.2) and reaches a validation Dice of ~0.99.
-        "--learning-rate", "3e-3",
-        "--seed", str(args.seed),
-        "--num-classes", str(args.num_classes),
-        # A demo folder is the demo's own (it holds data/): a previous demo's run
-        # files are replaced.
-        "--overwrite",
-    ]  # fmt: skip
-    return _sub_args(train, argv)
 
 
 def _write_overlays(out, names, predictions):
@@ -206,12 +202,12 @@ def _write_overlays(out, names, predictions):
     from keras_unet_seg import viz
 
     outlined = [
-        viz.overlay_mask(image, mask > 0, color=TRUE_COLOR, alpha=1.0, mode="contour")
-        for image, mask, _ in predictions
+        viz.overlay_mask(p["image"], p["mask"] > 0, color=TRUE_COLOR, alpha=1.0, mode="contour")
+        for p in predictions
     ]
     return viz.save_overlays(
         outlined,
-        [probabilities for _, _, probabilities in predictions],
+        [p["probabilities"] for p in predictions],
         os.path.join(out, "overlays"),
         names=names,
         color=PREDICTED_COLOR,
@@ -229,9 +225,9 @@ def _write_grid(out, predictions, count=4):
 
     chosen = predictions[:count]
     figure = viz.plot_predictions(
-        [image for image, _, _ in chosen],
-        [mask for _, mask, _ in chosen],
-        [probabilities for _, _, probabilities in chosen],
+        [p["image"] for p in chosen],
+        [p["mask"] for p in chosen],
+        [p["probabilities"] for p in chosen],
         mode="contour",
         alpha=1.0,
     )

@@ -11,8 +11,9 @@ the threshold, class names and colours: what a program in another language needs
 to reproduce `predict`.
 """
 
-from keras_unet_seg.commands import _common
-from keras_unet_seg.commands._common import CommandError
+from keras_unet_seg import _prediction
+from keras_unet_seg.commands import _config, _models, _parser, _reading, _types
+from keras_unet_seg.commands._errors import user_errors
 
 NAME = "export"
 
@@ -46,14 +47,14 @@ def add_arguments(parser):
     )
     parser.add_argument(
         "--image-size",
-        type=_common.image_size,
+        type=_types.image_size,
         default=None,
         metavar="N|HxW",
         help="fix the input size in the exported graph (default: any height and width)",
     )
     parser.add_argument(
         "--threshold",
-        type=_common.probability,
+        type=_types.probability,
         default=0.5,
         help="probability at or above which a pixel is foreground, recorded in PATH.json",
     )
@@ -64,23 +65,27 @@ def add_arguments(parser):
         metavar="IMAGE",
         help="image files or folders to check the export on (default: random images)",
     )
-    _common.add_reading_arguments(parser)
+    _parser.add_reading_arguments(parser)
     return parser
 
 
 def run(args):
-    from keras_unet_seg import export
-    from keras_unet_seg.commands import predict
+    from keras_unet_seg import data, export
 
-    _common.check_model_file(args.model)
-    files = predict.collect_inputs(args.images) if args.images else []
-    model = _common.load_model(args.model)
-    reading = _common.image_reading(args, model)
-    color_mode, intensity = reading.color_mode, reading.intensity
-    check_images = None
-    if files:
-        check_images = [predict.read_image(path, reading)[None] for path, _ in files]
-    try:
+    _models.check_model_file(args.model)
+    with user_errors(ValueError, FileNotFoundError):  # every image, before the model
+        files = _prediction.list_inputs(args.images) if args.images else []
+    model = _models.load_model(args.model)
+    reading = _reading.image_reading(
+        model,
+        _config.saved_run_config(args.model),
+        color_mode=args.color_mode,
+        intensity=args.intensity,
+    )
+    with user_errors(ImportError, ValueError):
+        check_images = [
+            data.read_image(path, reading.color_mode, reading.intensity)[None] for path, _ in files
+        ]
         export.export_model(
             model,
             args.out,
@@ -88,15 +93,11 @@ def run(args):
             fold=args.fold,
             precision=args.precision,
             image_size=args.image_size,
-            intensity=intensity,
-            color_mode=color_mode,
+            intensity=reading.intensity,
+            color_mode=reading.color_mode,
             threshold=args.threshold,
             class_names=reading.class_names,
             class_colors=reading.palette,
-            check_images=check_images,
+            check_images=check_images or None,
         )
-    except ImportError as error:
-        raise CommandError(str(error)) from None
-    except ValueError as error:
-        raise CommandError(str(error)) from None
     return 0

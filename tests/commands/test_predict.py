@@ -1,5 +1,6 @@
-"""`predict` on a multi-class run: the training scale, palette masks, legends, and a
-dataset folder's masks left alone."""
+"""`keras-unet-seg predict`: files and folders of any size, unreadable files, and on a
+multi-class run the training scale, palette masks, legends, and a dataset folder's
+masks left alone."""
 
 import json
 import os
@@ -10,6 +11,8 @@ from PIL import Image
 
 from keras_unet_seg.cli import main
 from keras_unet_seg.data import make_synthetic_dataset
+
+from ._helpers import error_line, temporary_files
 
 NAMES = "background,disc,blob"
 
@@ -79,3 +82,64 @@ def test_evaluate_names_the_classes_in_its_report(resized_run, tmp_path):
     summary = json.loads((report / "summary.json").read_text())
     assert set(summary["classes"]) == {"disc", "blob"}
     assert summary["class_names"] == NAMES.split(",")
+
+
+@pytest.mark.slow
+def test_predict_files_and_folders_of_any_size(trained_run, tmp_path, capsys):
+    inputs = tmp_path / "inputs"
+    (inputs / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (45, 70, 3), dtype=np.uint8)).save(inputs / "a.png")
+    Image.fromarray(rng.integers(0, 255, (20, 24), dtype=np.uint8)).save(inputs / "sub/b.jpg")
+    single = tmp_path / "single.png"
+    Image.fromarray(rng.integers(0, 255, (33, 31, 3), dtype=np.uint8)).save(single)
+    out = tmp_path / "out"
+
+    code = main(
+        [
+            *("predict", "--model", str(trained_run / "model.keras"), str(inputs), str(single)),
+            *("--out", str(out), "--tile-size", "32", "--overlap", "0.5"),
+        ]
+    )
+    assert code == 0
+    assert "Wrote 3 masks" in capsys.readouterr().out
+    for name, size in (("a", (45, 70)), ("sub/b", (20, 24)), ("single", (33, 31))):
+        mask = np.asarray(Image.open(out / "masks" / f"{name}.png"))
+        assert mask.shape == size and set(np.unique(mask)) <= {0, 255}
+        overlay = np.asarray(Image.open(out / "overlays" / f"{name}.png"))
+        assert overlay.shape == (*size, 3)
+    assert temporary_files(out) == []
+
+
+def test_predict_names_the_unreadable_file_among_good_ones(trained_run, tmp_path, capsys):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "good.png")
+    (folder / "bad.jpg").write_bytes(b"")
+    out = tmp_path / "out"
+    argv = ["predict", "--model", str(trained_run / "model.keras"), str(folder)]
+    assert main([*argv, "--out", str(out)]) == 1
+    assert f"File '{folder / 'bad.jpg'}' is empty (0 bytes)." in error_line(capsys)
+    assert not out.exists()  # every input is checked before anything is written
+
+
+def test_the_command_writes_what_predict_directory_writes(trained_run, data_dir, tmp_path, capsys):
+    """The command is `predict_directory` with the run's reading: the same files and masks."""
+    import keras
+
+    from keras_unet_seg.inference import predict_directory
+
+    images = os.path.join(data_dir, "val", "images")
+    model_path = str(trained_run / "model.keras")
+    argv = ["predict", images, "--model", model_path, "--out", str(tmp_path / "command")]
+    assert main([*argv, "--tile-size", "32", "--no-fold"]) == 0
+    assert "Wrote 3 masks to" in capsys.readouterr().out
+    written = predict_directory(
+        keras.saving.load_model(model_path), images, tmp_path / "python", tile_size=32, verbose=0
+    )
+    assert [os.path.basename(row["mask"]) for row in written] == sorted(os.listdir(images))
+    for row in written:
+        name = os.path.basename(row["mask"])
+        by_command = np.asarray(Image.open(tmp_path / "command" / "masks" / name))
+        np.testing.assert_array_equal(np.asarray(Image.open(row["mask"])), by_command)
+        assert Image.open(row["overlay"]).size == Image.open(row["image"]).size

@@ -126,7 +126,7 @@ def test_on_error_skip_reports_and_trains(split_data, tmp_path, capsys):
 
 
 def test_aspect_ratio_options(tmp_path, capsys):
-    data = make_synthetic_dataset(tmp_path / "d", num_train=4, num_val=2, image_size=(32, 64))
+    data = make_synthetic_dataset(tmp_path / "d", num_train=2, num_val=1, image_size=(32, 64))
     run = str(tmp_path / "run")
     args = ["train", "--data", data, *SMALL, "--epochs", "1", "--no-augment"]
     assert main([*args, "--out", run]) == 0

@@ -1,6 +1,6 @@
-"""Runs `keras-unet-seg train` and interrupts it with a fault, for tests/test_train_faults.py.
+"""Runs `keras-unet-seg train` and interrupts it with a fault, for test_train_faults.py.
 
-    python tests/fault_worker.py '{"point": "weights", "signal": "KILL"}' train --out RUN ...
+    python tests/commands/fault_worker.py '{"point": "weights", "signal": "KILL"}' train --out RUN
 
 The fault (JSON) names a signal (`INT`: Ctrl-C, `KILL`: SIGKILL) and where it strikes:
 

@@ -61,7 +61,7 @@ def test_encoder_options_without_an_encoder_are_usage_errors(tmp_path, capsys, o
 
 @pytest.mark.slow
 def test_train_with_a_frozen_then_unfrozen_encoder(tmp_path):
-    data = make_synthetic_dataset(tmp_path / "d", num_train=4, num_val=2, image_size=(32, 32))
+    data = make_synthetic_dataset(tmp_path / "d", num_train=2, num_val=1, image_size=(32, 32))
     run = tmp_path / "run"
     code = main(
         [

@@ -1,0 +1,52 @@
+"""The commands' errors, and how `keras_unet_seg.cli.main` words them.
+
+User mistakes raise `UsageError` (exit status 2: a bad option, a bad value, an unknown
+name) or `CommandError` (exit status 1: a missing file, an unreadable image, a file
+that is not a Keras model); `keras_unet_seg.cli.main` prints them as one line
+`keras-unet-seg: error: ...`. Anything else is a bug and keeps its traceback.
+"""
+
+import contextlib
+import os
+
+PROG = "keras-unet-seg"
+
+
+class CommandError(Exception):
+    """A user mistake found while running a command (exit status 1)."""
+
+    exit_code = 1
+
+
+class Interrupted(CommandError):
+    """The user interrupted a command (Ctrl-C); exit status 130 as a shell gives."""
+
+    exit_code = 130
+
+
+class UsageError(CommandError):
+    """A mistake in the command line or a config file (exit status 2)."""
+
+    exit_code = 2
+
+
+def one_line(message):
+    """Joins a possibly multi-line message into one line."""
+    return " ".join(str(message).split())
+
+
+@contextlib.contextmanager
+def user_errors(*types, suffix=""):
+    """Turns the library's errors of `types` (they name the file or argument at fault)
+    into a `CommandError` with the same message (and `suffix`)."""
+    try:
+        yield
+    except types as error:
+        raise CommandError(f"{error}{suffix}") from None
+
+
+def require_folder(path, what):
+    if not os.path.exists(path):
+        raise CommandError(f"{what} '{path}' does not exist.")
+    if not os.path.isdir(path):
+        raise CommandError(f"{what} '{path}' is not a folder.")

@@ -1,0 +1,277 @@
+"""`keras-unet-seg train`: the run folder, config files, resuming, precision and devices.
+
+Commands run in-process through `main(argv)`. Data: a tiny synthetic dataset of 32x32
+images; models: base_filters 4, depth 2 (`conftest.py`).
+"""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_unet_seg.cli import main
+from keras_unet_seg.commands import _run_state, train
+from keras_unet_seg.data import make_synthetic_dataset
+
+from ._helpers import SMALL_MODEL, error_line, temporary_files, train_namespace
+
+
+@pytest.mark.slow
+def test_train_writes_the_run_and_the_command_line_overrides_the_config(trained_run):
+    names = set(os.listdir(trained_run))
+    assert {"config.json", "model.keras", "best.keras", "log.csv", "curves.png"} <= names
+    config = json.loads((trained_run / "config.json").read_text())
+    assert config["epochs"] == 2  # command line over config file
+    assert config["base_filters"] == 4 and config["depth"] == 2  # from the config file
+    assert config["augment"] is False and config["image_size"] == [32, 32]
+    assert "out" not in config and "config" not in config and "resume" not in config
+    with open(trained_run / "log.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert "val_dice_coefficient" in rows[0]
+    model = keras.saving.load_model(trained_run / "model.keras")
+    assert model.base_filters == 4 and model.depth == 2
+    assert temporary_files(trained_run) == []
+
+
+def test_saved_config_is_reusable_as_a_config_file(trained_run, data_dir, tmp_path):
+    # Every key of config.json is an option, so it parses without "unknown option".
+    config = str(trained_run / "config.json")
+    args = train.resolve_options(train_namespace(["--config", config, "--out", str(tmp_path)]))
+    assert args.base_filters == 4 and args.epochs == 2 and args.data == data_dir
+
+
+class _InterruptAtEpoch(_run_state.RunState):
+    """Simulates Ctrl-C at the start of epoch 3 (after the backup of epoch 2)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        super().on_epoch_begin(epoch, logs)
+
+
+@pytest.mark.slow
+def test_resume_continues_from_the_saved_epoch_and_optimizer_state(
+    data_dir, tmp_path, monkeypatch, capsys
+):
+    run = tmp_path / "run"
+    argv = ["train", "--data", data_dir, "--out", str(run), *SMALL_MODEL, "--epochs", "4"]
+    argv += ["--no-augment"]  # the backup holds the optimizer whatever the pipeline
+    steps_per_epoch = 2  # 8 training images, batches of 4
+
+    monkeypatch.setattr(_run_state, "RunState", _InterruptAtEpoch)
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"continue it with `keras-unet-seg train --out {run} --resume`" in err
+    assert not (run / "model.keras").exists()
+    assert [epoch for epoch, _ in _run_state.backups(run / "backup")] == [2, 1]
+
+    monkeypatch.undo()
+    assert main(["train", "--out", str(run), "--resume"]) == 0
+    out = capsys.readouterr().out
+    # The resumed run starts at epoch 3 of 4, with the optimizer's 2 epochs of steps.
+    newest = run / "backup" / "epoch-0002"
+    assert (
+        f"Resuming from the backup '{newest}' (2 epochs done): epoch 3/4, optimizer step "
+        f"{2 * steps_per_epoch}." in out
+    )
+    assert "Epoch 1/4" not in out and "Epoch 3/4" in out
+    with open(run / "log.csv", newline="") as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [0, 1, 2, 3]
+    # The optimizer counted every step of the 4 epochs: it was restored, not restarted.
+    model = keras.saving.load_model(run / "model.keras")
+    assert int(model.optimizer.iterations) == 4 * steps_per_epoch
+
+    # A finished run can be trained longer; the same number of epochs is refused.
+    assert main(["train", "--out", str(run), "--resume"]) == 1
+    assert "already trained 4 epochs" in error_line(capsys)
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "5"]) == 0
+    assert "epoch 5/5, optimizer step 8" in capsys.readouterr().out
+    model = keras.saving.load_model(run / "model.keras")
+    assert int(model.optimizer.iterations) == 5 * steps_per_epoch
+    assert temporary_files(run) == []
+
+
+def test_resume_refuses_a_model_change(trained_run, capsys):
+    assert main(["train", "--out", str(trained_run), "--resume", "--depth", "3"]) == 2
+    line = error_line(capsys)
+    assert "cannot change the model when resuming (--depth" in line
+
+
+def test_resume_refuses_a_switch_to_float16_loss_scaling(trained_run, capsys):
+    argv = ["train", "--out", str(trained_run), "--resume", "--precision", "mixed_float16"]
+    assert main(argv) == 2
+    assert error_line(capsys).endswith(
+        "cannot resume in mixed_float16: the run trained in float32, and mixed_float16's "
+        "loss scaling changes the optimizer state that resuming restores; keep --precision "
+        "as it was."
+    )
+
+
+@pytest.mark.slow
+def test_train_and_predict_take_precision_and_xla(data_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    code = main(
+        [
+            *("train", "--data", data_dir, "--out", str(run), *SMALL_MODEL, "--epochs", "1"),
+            *("--no-augment", "--precision", "mixed_bfloat16", "--jit-compile", "on"),
+        ]
+    )
+    assert code == 0
+    assert "Training in mixed_bfloat16, XLA on, 1 device (batches of 4)." in capsys.readouterr().out
+    config = json.loads((run / "config.json").read_text())
+    assert (config["precision"], config["jit_compile"], config["strategy"]) == (
+        "mixed_bfloat16",
+        True,
+        None,
+    )
+    model = keras.saving.load_model(run / "model.keras")
+    assert model.dtype_policy.name == "mixed_bfloat16"
+    # The saved options come back through --config as they were given.
+    args = train.resolve_options(
+        train_namespace(["--config", str(run / "config.json"), "--out", str(tmp_path / "b")])
+    )
+    assert (args.precision, args.jit_compile, args.strategy) == ("mixed_bfloat16", True, None)
+
+    code = main(
+        [
+            *("evaluate", "--model", str(run / "model.keras"), "--data", data_dir),
+            *("--tile-size", "32", "--precision", "float32"),
+        ]
+    )
+    assert code == 0
+    assert "Predicting in float32, XLA off, 1 device." in capsys.readouterr().out
+
+    image = tmp_path / "image.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 36, 3), np.uint8)).save(image)
+    masks = {}
+    for precision in ("float32", "mixed_bfloat16"):
+        out = tmp_path / precision
+        code = main(
+            [
+                *("predict", "--model", str(run / "model.keras"), str(image), "--out", str(out)),
+                *("--tile-size", "32", "--precision", precision, "--jit-compile", "off"),
+            ]
+        )
+        assert code == 0
+        assert f"Predicting in {precision}, XLA off, 1 device." in capsys.readouterr().out
+        masks[precision] = np.asarray(Image.open(out / "masks" / "image.png"))
+    # The same weights in both precisions: bfloat16 rounding flips few pixels.
+    assert np.mean(masks["float32"] != masks["mixed_bfloat16"]) < 0.05
+
+    # A model that is not a UNet keeps its own precision under auto, and refuses another.
+    inputs = keras.Input((None, None, 3))
+    other = keras.Model(inputs, keras.layers.Conv2D(1, 1, activation="sigmoid")(inputs))
+    other_path = tmp_path / "other.keras"
+    other.save(other_path)
+    predict = ["predict", "--model", str(other_path), str(image), "--out", str(tmp_path / "o")]
+    assert main(predict) == 0
+    assert "Predicting in float32, XLA off, 1 device." in capsys.readouterr().out
+    assert main([*predict, "--precision", "mixed_bfloat16"]) == 1
+    assert error_line(capsys).endswith(
+        "--precision mixed_bfloat16 applies to UNet models; this model is a Functional and "
+        "computes in float32: use --precision auto."
+    )
+
+
+_TWO_CPU_DEVICES = """
+import sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from keras_unet_seg.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "strategy, backend, env",
+    [
+        ("mirrored", "tensorflow", {}),
+        ("data_parallel", "jax", {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}),
+    ],
+)
+def test_train_strategy_on_two_cpu_devices(strategy, backend, env, tmp_path):
+    """9 training and 5 validation images in global batches of 2 x 2: the odd last 1 is left out."""
+    if backend == "jax":
+        pytest.importorskip("jax")
+    data = make_synthetic_dataset(
+        tmp_path / "data", num_train=9, num_val=5, image_size=(32, 32), seed=0
+    )
+    run = tmp_path / "run"
+    argv = [
+        *("train", "--data", str(data), "--out", str(run), *SMALL_MODEL[:-2]),
+        *("--batch-size", "2", "--epochs", "2", "--no-augment", "--strategy", strategy),
+    ]
+    result = subprocess.run(
+        [sys.executable, "-c", _TWO_CPU_DEVICES, *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", **env},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "2 devices (batches of 4)." in result.stdout
+    for role, count in (("training", 9), ("validation", 5)):
+        assert (
+            f"Each epoch leaves out the last 1 of the {count} {role} images: batches of 4 "
+            "must split evenly among 2 devices." in result.stdout
+        )
+    assert "2/2" in result.stdout  # two steps an epoch, counted before the epoch ends
+    with open(run / "log.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert all(np.isfinite(float(r["val_loss"])) for r in rows)
+    model = keras.saving.load_model(run / "model.keras")
+    assert model.base_filters == 4
+
+
+def test_strategy_refuses_too_few_images_to_split(tmp_path, monkeypatch, capsys):
+    """Two replicas (a stand-in Distribution) and 3 training images: nothing to train on."""
+    from keras_unet_seg import performance
+
+    monkeypatch.setattr(
+        performance, "distribution", lambda strategy: performance.Distribution(strategy, None, 2)
+    )
+    data = make_synthetic_dataset(
+        tmp_path / "data", num_train=3, num_val=2, image_size=(32, 32), seed=0
+    )
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--out", str(run), *SMALL_MODEL, "--strategy", "mirrored"]
+    assert main(argv) == 1
+    assert error_line(capsys).endswith(
+        "the 3 training images do not split evenly among 2 devices; give at least 8 "
+        "(a global batch) or a multiple of 2."
+    )
+    assert not run.exists()
+
+
+def test_train_refuses_to_overwrite_a_run(trained_run, data_dir, capsys):
+    before = (trained_run / "model.keras").stat().st_mtime_ns
+    assert main(["train", "--data", data_dir, "--out", str(trained_run)]) == 1
+    assert "already holds a training run (config.json); pass --resume to continue it, " in (
+        error_line(capsys)
+    )
+    assert (trained_run / "model.keras").stat().st_mtime_ns == before
+
+
+def test_options_are_the_parsers_defaults_with_the_values_given(data_dir, tmp_path):
+    """`train.options`: what `demo` trains with, without building an argument list."""
+    options = train.options(data=data_dir, out=str(tmp_path), depth=3, learning_rate=3e-3)
+    parsed = train.resolve_options(
+        train_namespace(["--data", data_dir, "--out", str(tmp_path), "--depth", "3"])
+    )
+    config = train.run_config(options)
+    assert config == {**train.run_config(parsed), "learning_rate": 3e-3}
+    assert config["image_size"] == [128, 128] and config["metrics"] == ["dice", "iou"]
+    with pytest.raises(TypeError, match="train has no option 'colour'"):
+        train.options(colour="red")
