@@ -79,6 +79,8 @@ def test_frozen_encoder_trains_only_the_decoder_and_keeps_its_statistics(name):
     assert sum(moved) > len(moved) // 2
 
 
+# The adaptation is NumPy on the kernels, the file HDF5: nothing a backend changes.
+@pytest.mark.one_backend
 @pytest.mark.parametrize("name", sorted(NAMES))
 def test_weights_by_path_and_their_adaptation_to_1_and_4_channels(tmp_path, name):
     application = getattr(keras.applications, NAMES[name])(

@@ -1,5 +1,6 @@
 import keras
 import numpy as np
+import pytest
 
 from keras_unet_seg import AttentionDecoderStage
 from keras_unet_seg.testing import check_layer
@@ -33,6 +34,7 @@ def test_gate_scales_the_skip():
     )
 
 
+@pytest.mark.one_backend
 def test_default_inter_filters_is_half_the_filters():
     stage = AttentionDecoderStage(8)
     stage.build([(None, 4, 4, 16), (None, 8, 8, 8)])

@@ -124,6 +124,9 @@ def test_unregistered_block_is_refused():
         UNet(conv_block=Unregistered)
 
 
+# The .keras format holds NumPy arrays whatever the backend, and `test_standard_checks`
+# saves and loads a U-Net on every backend: these variants run on the main one.
+@pytest.mark.one_backend
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -185,6 +188,7 @@ def test_filters_and_depth_that_disagree_are_refused():
         UNet(depth=3, filters=[4, 8, 16])
 
 
+@pytest.mark.slow
 def test_trains_on_a_toy_problem():
     # Bright squares on a dark noisy background: the mask is the square.
     rng = np.random.default_rng(0)
