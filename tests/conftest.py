@@ -1,16 +1,7 @@
 """Shared test configuration."""
 
-import os
-
-# XLA (JAX, and TensorFlow's jit_compile) compiles each operation of the tests' small
-# models anew for every shape, and LLVM's optimizations cost more than they save:
-# the JAX reruns of the decoder and ConvBlock tests took 63 s with them, 29 s without.
-# Set before Keras imports a backend, and inherited by the tests' subprocesses.
-XLA_TEST_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
-os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {XLA_TEST_FLAGS}".strip()
-
-import keras  # noqa: E402
-import pytest  # noqa: E402
+import keras
+import pytest
 
 
 @pytest.fixture(autouse=True)

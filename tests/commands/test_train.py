@@ -196,11 +196,7 @@ sys.exit(main(sys.argv[1:]))
     "strategy, backend, env",
     [
         ("mirrored", "tensorflow", {}),
-        (
-            "data_parallel",
-            "jax",
-            {"XLA_FLAGS": os.environ["XLA_FLAGS"] + " --xla_force_host_platform_device_count=2"},
-        ),
+        ("data_parallel", "jax", {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}),
     ],
 )
 def test_train_strategy_on_two_cpu_devices(strategy, backend, env, tmp_path):

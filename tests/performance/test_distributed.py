@@ -92,11 +92,7 @@ def test_data_parallel_trains_like_one_device():
         "samples": 21,
         "even_batches": True,
     }
-    result = _run_worker(
-        spec,
-        "jax",
-        {"XLA_FLAGS": os.environ["XLA_FLAGS"] + " --xla_force_host_platform_device_count=2"},
-    )
+    result = _run_worker(spec, "jax", {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
     assert result["backend"] == "jax"
     _assert_same_training(result, samples_per_epoch=16)
 
