@@ -1,7 +1,23 @@
 """Shared test configuration."""
 
+import os
+
 import keras
 import pytest
+from hypothesis import HealthCheck, settings
+
+# The property tests' settings. tests/test_backends.py lowers the examples for its JAX
+# and PyTorch reruns: the properties are checked in full on the main backend, the
+# reruns check that the other backends agree.
+settings.register_profile(
+    "keras_unet_seg",
+    max_examples=int(os.environ.get("KERAS_UNET_SEG_MAX_EXAMPLES", "12")),
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("keras_unet_seg")
 
 
 @pytest.fixture(autouse=True)

@@ -16,22 +16,12 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from keras import ops
 
 from keras_unet_seg.metrics import DiceCoefficient, IoUScore, Precision, Recall
 
-# tests/test_backends.py lowers this for its JAX and PyTorch reruns: the properties
-# are checked in full on the main backend, the reruns check the other backends agree.
-MAX_EXAMPLES = int(os.environ.get("KERAS_UNET_SEG_MAX_EXAMPLES", "12"))
-SETTINGS = settings(
-    max_examples=MAX_EXAMPLES,
-    deadline=None,
-    database=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow],
-)
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = [DiceCoefficient, IoUScore, Precision, Recall]
 
@@ -230,7 +220,6 @@ def test_low_precision_and_extreme_inputs(cls, dtype):
 
 @pytest.mark.parametrize("cls", CLASSES)
 @pytest.mark.parametrize("per_image", [False, True])
-@SETTINGS
 @given(data=binary_data(min_images=10, max_images=10), seed=st.integers(0, 1000))
 def test_seven_uneven_batches_equal_one_batch(data, seed, per_image, cls):
     y_true, y_pred = data
@@ -265,7 +254,6 @@ def test_seven_uneven_batches_multiclass(average):
         assert float(ops.convert_to_numpy(streamed.result())) == pytest.approx(expected, abs=1e-6)
 
 
-@SETTINGS
 @given(data=binary_data(min_images=2, max_images=4), seed=st.integers(0, 1000))
 def test_batch_order_invariance_bounds_and_perfect_score(data, seed):
     y_true, y_pred = data
@@ -291,7 +279,6 @@ def test_reset_state():
 # --------------------------------------------------------------------------- #
 
 
-@SETTINGS
 @given(data=binary_data(max_images=3), threshold=st.sampled_from([0.5, 0.3, 0.7]))
 def test_iou_agrees_with_keras_binary_iou(data, threshold):
     y_true, y_pred = data
@@ -305,7 +292,6 @@ def test_iou_agrees_with_keras_binary_iou(data, threshold):
         assert (ours, theirs) == (1.0, 0.0)
 
 
-@SETTINGS
 @given(data=binary_data(max_images=3))
 def test_precision_recall_agree_with_keras(data):
     y_true, y_pred = data

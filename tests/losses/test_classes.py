@@ -4,13 +4,12 @@ Backend-agnostic: tests/test_backends.py runs this file again under JAX and PyTo
 """
 
 import math
-import os
 import re
 
 import keras
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from keras import ops
 
@@ -22,17 +21,6 @@ from keras_unet_seg.losses import (
     FocalTverskyLoss,
     JaccardLoss,
     TverskyLoss,
-)
-
-# tests/test_backends.py lowers this for its JAX and PyTorch reruns: the properties
-# are checked in full on the main backend, the reruns check the other backends agree.
-MAX_EXAMPLES = int(os.environ.get("KERAS_UNET_SEG_MAX_EXAMPLES", "12"))
-SETTINGS = settings(
-    max_examples=MAX_EXAMPLES,
-    deadline=None,
-    database=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow],
 )
 
 # Losses whose value lies in [0, 1], by factory (fresh instances for each use).
@@ -115,7 +103,6 @@ HAND_PRED = np.array([[[[1.0], [0.5]], [[0.5], [0.0]]]], dtype="float32")
 
 
 @pytest.mark.parametrize("per_image", [True, False])
-@SETTINGS
 @given(data=binary_batches())
 def test_bounded_and_finite(data, per_image):
     y_true, y_pred = data
@@ -126,7 +113,6 @@ def test_bounded_and_finite(data, per_image):
     assert value(BCEDiceLoss(per_image=per_image), y_true, y_pred) >= 0.0
 
 
-@SETTINGS
 @given(data=binary_batches())
 def test_perfect_prediction_has_loss_zero(data):
     y_true, _ = data
@@ -137,7 +123,6 @@ def test_perfect_prediction_has_loss_zero(data):
     assert value(BCEDiceLoss(), y_true, y_true) == pytest.approx(0.0, abs=1e-6)
 
 
-@SETTINGS
 @given(data=binary_batches())
 def test_symmetry(data):
     y_true, y_pred = data
@@ -152,7 +137,6 @@ def test_symmetry(data):
 
 
 @pytest.mark.parametrize("per_image", [True, False])
-@SETTINGS
 @given(data=binary_batches(), seed=st.integers(0, 1000))
 def test_batch_order_invariance(data, seed, per_image):
     y_true, y_pred = data
@@ -164,7 +148,6 @@ def test_batch_order_invariance(data, seed, per_image):
 
 
 @pytest.mark.parametrize("name", sorted(BOUNDED))
-@SETTINGS
 @given(data=binary_batches(), scale=st.sampled_from([1.0, 8.0, 30.0]))
 def test_from_logits_matches_sigmoid(data, scale, name):
     y_true, _ = data
@@ -177,7 +160,6 @@ def test_from_logits_matches_sigmoid(data, scale, name):
     )
 
 
-@SETTINGS
 @given(data=binary_batches(), scale=st.sampled_from([1.0, 8.0, 30.0]))
 def test_bce_dice_from_logits(data, scale):
     y_true, _ = data
@@ -577,7 +559,6 @@ def test_explicit_sparse_flag():
 # --------------------------------------------------------------------------- #
 
 
-@SETTINGS
 @given(data=binary_batches())
 def test_agrees_with_keras_dice_and_tversky(data):
     y_true, y_pred = data
