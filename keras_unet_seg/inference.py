@@ -39,12 +39,14 @@ at a time goes through the model.
 import keras
 import numpy as np
 
+from keras_unet_seg import _prediction
 from keras_unet_seg._arrays import to_numpy
 from keras_unet_seg._validation import (
     check_choice,
     check_positive,
     check_positive_int,
     check_rate,
+    check_scale,
     check_size,
     invalid_value,
 )
@@ -71,13 +73,17 @@ def predict_tiled(
     padding_mode="constant",
     padding_value=0.0,
     verbose="auto",
+    scale=None,
 ):
     """Predicts a segmentation map of an image of any size, tile by tile.
 
     Overlapping tiles go through the model `batch_size` at a time and are
     blended back with a weight map, so no seams show (details in
     `keras_unet_seg.inference`). The image is not normalised here: pass a float image normalised
-    the way the model was trained, or a `preprocess` callable.
+    the way the model was trained, or a `preprocess` callable. With a `scale`,
+    the image is resized by it first and the probabilities back to its size, as
+    `keras-unet-seg predict` does with a run's training scale: the arguments of
+    `InferenceSpec.tiled_arguments()` reproduce the command.
 
     Args:
         model: a Keras model (or any callable) mapping `(n, h, w, channels)`
@@ -104,6 +110,10 @@ def predict_tiled(
         padding_value: float, of `"constant"` padding. Defaults to `0.0`.
         verbose: `"auto"` (a progress bar past 100 model calls), `0` or `1`.
             Defaults to `"auto"`.
+        scale: `None` (1), or a factor or `(height, width)` factors to resize
+            the image by before the model (bilinear, half-pixel centres, no
+            antialiasing, in float32, before `preprocess`); the probabilities
+            are resized back the same way. Defaults to `None`.
 
     Returns:
         A float32 NumPy array of probabilities, `(height, width, num_classes)`
@@ -134,9 +144,16 @@ def predict_tiled(
     options.check_padding_and_verbose(padding_mode, verbose)
     required = _model_input_shape(model)
     images, single = _checked_images(image, preprocess, required[-1])
+    scale, size = check_scale("scale", scale), images.shape[1:3]
+    if scale != (1.0, 1.0):
+        images = _prediction.resize_bilinear(
+            images.astype("float32", copy=False), _prediction.scaled_size(size, scale)
+        )
     grid = _Grid(required[:2], images, options)
     images = grid.pad(images, padding_mode, padding_value)
     output = _blend_tiles(model, images, grid, options)
+    if scale != (1.0, 1.0):
+        output = _prediction.resize_bilinear(output, size)
     return output[0] if single else output
 
 
@@ -403,6 +420,7 @@ def predict_directory(
     overlay_mode="contour",
     class_colors=None,
     class_names=None,
+    spec=None,
     verbose=1,
 ):
     """Predicts every image of a folder and writes its mask and overlay PNGs.
@@ -412,7 +430,10 @@ def predict_directory(
     size, and written as `output_dir/masks/<name>.png` (binary: 0/255; several
     classes: a palette PNG of class ids) and `output_dir/overlays/<name>.png`. A
     folder's files keep their relative path as name; a dataset folder (holding
-    `images/` and `masks/`) gives its images. Every input is checked first.
+    `images/` and `masks/`) gives its images. Every input is checked first. A
+    `spec` (`InferenceSpec.from_run(run)`) gives how the command reads, scales,
+    tiles and thresholds for a run; the model is used as given (the command
+    folds its batch normalization and rebuilds it under `spec.precision`).
 
     Args:
         model: a Keras model (or callable) returning probabilities, such as a `UNet`.
@@ -431,6 +452,9 @@ def predict_directory(
         class_colors: list of RGB colours by class id (such as the training masks'
             palette); `None` for the overlays' defaults.
         class_names: list of names by class id, background first, for the legends.
+        spec: `None` (default), or an `InferenceSpec` that gives `color_mode`,
+            `intensity`, `scale`, the tiling and `threshold` (leave those arguments
+            at their defaults).
         verbose: int, default 1. 0 prints nothing; 1 a progress bar and a summary.
 
     Returns:
@@ -441,17 +465,37 @@ def predict_directory(
         ValueError: if an input is not a readable image (it is named), a folder holds
             none, two inputs have the same name, or an argument is invalid.
     """
-    from keras_unet_seg import _prediction, _validation
-
+    covered = dict(color_mode=color_mode, intensity=intensity, scale=scale, tile_size=tile_size)
+    covered.update(overlap=overlap, tta=tta, threshold=threshold)
+    spec = _spec_of(spec, covered)
     options = {
-        "threshold": _validation.check_unit_interval("threshold", threshold),
-        "overlay_mode": _validation.check_choice("overlay_mode", overlay_mode, _OVERLAY_MODES),
+        "threshold": spec.threshold,
+        "overlay_mode": check_choice("overlay_mode", overlay_mode, _OVERLAY_MODES),
         "class_colors": class_colors,
         "class_names": class_names,
-        "scale": _validation.check_scale("scale", scale),
-        "tiling": dict(tile_size=tile_size, overlap=overlap, batch_size=batch_size, tta=tta),
+        "tiling": {**spec.tiled_arguments(), "batch_size": batch_size},
     }
     files = _prediction.list_inputs(inputs, verbose=verbose)
     return _prediction.predict_files(
-        model, files, output_dir, color_mode, intensity, options, verbose
+        model, files, output_dir, spec.color_mode, spec.intensity, options, verbose
     )
+
+
+def _spec_of(spec, covered):
+    """`spec`, or the spec of the `covered` arguments when it is `None` (never both)."""
+    import inspect
+
+    from keras_unet_seg.inference_spec import InferenceSpec
+
+    if spec is None:
+        return InferenceSpec(**covered)
+    if not isinstance(spec, InferenceSpec):
+        raise invalid_value("spec", "an InferenceSpec or None", spec)
+    parameters = inspect.signature(predict_directory).parameters
+    given = sorted(name for name, value in covered.items() if value != parameters[name].default)
+    if given:
+        raise ValueError(
+            f"Invalid value for argument `spec`. Expected a spec or the arguments {given}, "
+            f"not both (the spec holds them). Received: spec={spec!r}"
+        )
+    return spec
