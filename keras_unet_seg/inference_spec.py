@@ -45,8 +45,13 @@ class InferenceSpec:
         scale: a factor or `(height, width)` factors: the run's training scale.
             Defaults to `1.0`.
         threshold: float in [0, 1]: foreground at or above it. Defaults to `0.5`.
-        tile_size, overlap, blend, sigma_scale, tta: `predict_tiled`'s. Default
-            to `256`, `0.25`, `"gaussian"`, `0.125` and `False`.
+        tile_size: int or `(height, width)`, `predict_tiled`'s. Defaults to `256`.
+        overlap: float in [0, 1), `predict_tiled`'s. Defaults to `0.25`.
+        blend: `"gaussian"` or `"constant"`, `predict_tiled`'s. Defaults to
+            `"gaussian"`.
+        sigma_scale: float, `predict_tiled`'s. Defaults to `0.125`.
+        tta: bool or a tuple of flips, `predict_tiled`'s (kept as the tuple of
+            flips). Defaults to `False`.
         precision: `"auto"` or a dtype policy name of
             `keras_unet_seg.performance.resolve_precision` (`training=False`).
             Defaults to `"auto"`.
