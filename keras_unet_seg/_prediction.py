@@ -82,6 +82,16 @@ def scaled_size(size, scale):
     return tuple(max(1, round(length * factor)) for length, factor in zip(size, scale, strict=True))
 
 
+def rescaled(predict, images, scale):
+    """`predict(images)` of `images` resized by the `(height, width)` factors `scale`
+    (`resize_bilinear`, in float32), resized back to their size."""
+    if tuple(scale) == (1.0, 1.0):
+        return predict(images)
+    size = images.shape[-3:-1]
+    small = resize_bilinear(images.astype(np.float32, copy=False), scaled_size(size, scale))
+    return resize_bilinear(predict(small), size)
+
+
 def resize_bilinear(images, size):
     """Float32 `images` `(..., height, width, channels)` resized to `size`.
 

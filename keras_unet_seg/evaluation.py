@@ -315,14 +315,9 @@ def evaluate_directory(
     Raises:
         ValueError: naming the folder, file or argument at fault.
     """
+    tiling = dict(tile_size=tile_size, overlap=overlap, batch_size=batch_size, tta=tta)
     options = {
-        "tiling": dict(
-            tile_size=tile_size,
-            overlap=overlap,
-            batch_size=batch_size,
-            tta=tta,
-            scale=_validation.check_scale("scale", scale),
-        ),
+        "tiling": {**tiling, "scale": _validation.check_scale("scale", scale)},
         "threshold": _validation.check_unit_interval("threshold", threshold),
         "spacing": _spacing(spacing),
         "tolerance": _validation.check_positive("tolerance", tolerance),

@@ -21,6 +21,10 @@ How `predict_tiled` tiles an image:
   Gaussian centred on the tile by default, MONAI's convention: overlap 0.25,
   sigma = 0.125 x tile size) accumulated and normalised by the sum of the
   weights, so no seams show.
+- With a `scale` (a run's training scale, as `keras-unet-seg predict` uses;
+  `InferenceSpec.tiled_arguments()` gives it), the image is resized by it
+  first (bilinear, half-pixel centres, no antialiasing, in float32, before
+  `preprocess`) and the probabilities back to its size.
 - Memory stays bounded: the model sees at most `batch_size` tiles at a time
   (times one pass per flip with `tta`); the output and one weight
   accumulator of the padded image's size are kept on the host. An `overlap`
@@ -80,10 +84,7 @@ def predict_tiled(
     Overlapping tiles go through the model `batch_size` at a time and are
     blended back with a weight map, so no seams show (details in
     `keras_unet_seg.inference`). The image is not normalised here: pass a float image normalised
-    the way the model was trained, or a `preprocess` callable. With a `scale`,
-    the image is resized by it first and the probabilities back to its size, as
-    `keras-unet-seg predict` does with a run's training scale: the arguments of
-    `InferenceSpec.tiled_arguments()` reproduce the command.
+    the way the model was trained, or a `preprocess` callable.
 
     Args:
         model: a Keras model (or any callable) mapping `(n, h, w, channels)`
@@ -110,10 +111,7 @@ def predict_tiled(
         padding_value: float, of `"constant"` padding. Defaults to `0.0`.
         verbose: `"auto"` (a progress bar past 100 model calls), `0` or `1`.
             Defaults to `"auto"`.
-        scale: `None` (1), or a factor or `(height, width)` factors to resize
-            the image by before the model (bilinear, half-pixel centres, no
-            antialiasing, in float32, before `preprocess`); the probabilities
-            are resized back the same way. Defaults to `None`.
+        scale: a factor or `(height, width)` factors to resize by first. Defaults to `None` (1).
 
     Returns:
         A float32 NumPy array of probabilities, `(height, width, num_classes)`
@@ -144,17 +142,18 @@ def predict_tiled(
     options.check_padding_and_verbose(padding_mode, verbose)
     required = _model_input_shape(model)
     images, single = _checked_images(image, preprocess, required[-1])
-    scale, size = check_scale("scale", scale), images.shape[1:3]
-    if scale != (1.0, 1.0):
-        images = _prediction.resize_bilinear(
-            images.astype("float32", copy=False), _prediction.scaled_size(size, scale)
-        )
-    grid = _Grid(required[:2], images, options)
-    images = grid.pad(images, padding_mode, padding_value)
-    output = _blend_tiles(model, images, grid, options)
-    if scale != (1.0, 1.0):
-        output = _prediction.resize_bilinear(output, size)
+    output = _scaled_tiles(model, images, required, options, (padding_mode, padding_value), scale)
     return output[0] if single else output
+
+
+def _scaled_tiles(model, images, required, options, padding, scale):
+    """The blended tile predictions of `images` resized by `scale`, resized back."""
+
+    def tiled(images):
+        grid = _Grid(required[:2], images, options)
+        return _blend_tiles(model, grid.pad(images, *padding), grid, options)
+
+    return _prediction.rescaled(tiled, images, check_scale("scale", scale))
 
 
 class _Options:

@@ -77,9 +77,7 @@ def export_model(
     class_colors=None,
     check_images=None,
     verbose=True,
-    intensity=None,
-    color_mode=None,
-    threshold=None,
+    **deprecated,
 ):
     """Exports a segmentation model for inference outside Keras, and checks the file.
 
@@ -101,10 +99,8 @@ def export_model(
             only). Defaults to `"float32"`.
         image_size: `None` for any height and width, or `(height, width)` to
             fix them (the tiles' size). Defaults to `None`.
-        spec: the `InferenceSpec` the model runs by (a run's:
-            `InferenceSpec.from_run(run)`), written into the JSON file and
-            followed by the check. Defaults to `None`: `InferenceSpec()` for
-            the model's input channels.
+        spec: the `InferenceSpec` the model runs by, written into the JSON
+            file and followed by the check. Defaults to `None`: the defaults.
         class_names: one name per mask value. Defaults to `None`:
             `["background", "foreground"]` for one class, else `"class_<id>"`.
         class_colors: one RGB triple per class name. Defaults to `None`: the
@@ -113,9 +109,8 @@ def export_model(
             channels)`, or a list of such batches. Defaults to `None`: random
             images of the fixed size, or of 64x64 and 100x75.
         verbose: bool, whether to print the parity figures. Defaults to `True`.
-        intensity: deprecated: `spec`'s `intensity`.
-        color_mode: deprecated: `spec`'s `color_mode`.
-        threshold: deprecated: `spec`'s `threshold`.
+        **deprecated: `intensity`, `color_mode` and `threshold`, deprecated:
+            pass them in `spec`.
 
     Returns:
         The dict written to `<filepath>.json`.
@@ -128,9 +123,8 @@ def export_model(
     Example:
 
     ```python
-    run = "runs/a"
-    model = keras.saving.load_model(f"{run}/best.keras")
-    export_model(model, "model.onnx", spec=InferenceSpec.from_run(run))
+    model = keras.saving.load_model("runs/a/best.keras")
+    export_model(model, "model.onnx", spec=InferenceSpec.from_run("runs/a"))
     ```
     """
     options = _Options(format, fold, precision, image_size)
@@ -138,7 +132,6 @@ def export_model(
     check_built_model(model)
     reference = _float32(model)
     channels = input_shape(reference)[-1]
-    deprecated = {"intensity": intensity, "color_mode": color_mode, "threshold": threshold}
     options.describe(
         _spec(spec, channels, options.image_size, deprecated), class_names, class_colors
     )
@@ -146,9 +139,8 @@ def export_model(
     filepath = os.fspath(filepath)
     exported = fold_batch_normalization(reference) if fold else reference
     _write(exported, filepath, options, channels)
-    runner = load_exported(filepath, format)
     predicting = _as_predict_runs(reference, exported, options.spec)
-    parity, num_classes = _parity(predicting, runner, images, options)
+    parity, num_classes = _parity(predicting, load_exported(filepath, format), images, options)
     written = metadata(reference, filepath, channels, num_classes, parity, **vars(options))
     _finish(written, filepath, verbose)
     return written
@@ -158,7 +150,10 @@ def _spec(spec, channels, image_size, deprecated):
     """The checked `InferenceSpec` of the model's `channels` (tiles of a fixed `image_size`)."""
     from keras_unet_seg.inference_spec import InferenceSpec
 
-    given = {name: value for name, value in deprecated.items() if value is not None}
+    given = dict(deprecated)
+    unknown = sorted(set(given) - {"intensity", "color_mode", "threshold"})
+    if unknown:
+        raise TypeError(f"export_model() got unexpected keyword arguments {unknown}")
     if given:
         if spec is not None:
             raise ValueError(
