@@ -7,6 +7,7 @@ from keras_unet_seg import _startup  # noqa: F401
 from keras_unet_seg import encoders, losses, metrics
 from keras_unet_seg.data import JointAugmentation, SegmentationDataset, make_synthetic_dataset
 from keras_unet_seg.inference import predict_tiled
+from keras_unet_seg.inference_spec import InferenceSpec
 from keras_unet_seg.layers import (
     AttentionDecoderStage,
     ConvBlock,
@@ -39,6 +40,7 @@ __all__ = [
     "DiceLoss",
     "EncoderStage",
     "FocalTverskyLoss",
+    "InferenceSpec",
     "IoUScore",
     "JaccardLoss",
     "JointAugmentation",

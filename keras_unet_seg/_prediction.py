@@ -77,24 +77,41 @@ def _check_unique_names(found):
         seen[name] = path
 
 
-def predict_image(model, image, scale=(1.0, 1.0), **tiling):
-    """Probabilities `(height, width, num_classes)` of one image, by `predict_tiled`.
+def scaled_size(size, scale):
+    """`(height, width)` resized by the `(height, width)` factors `scale`: rounded, at least 1."""
+    return tuple(max(1, round(length * factor)) for length, factor in zip(size, scale, strict=True))
 
-    With a `scale` other than 1, the image is resized by it first (bilinear, as the
-    training pipeline resizes) and the probabilities back to the image's size.
-    `tiling` holds `predict_tiled`'s arguments (`tile_size`, `overlap`, ...).
-    """
-    from keras_unet_seg.inference import predict_tiled
 
+def rescaled(predict, images, scale):
+    """`predict(images)` of `images` resized by the `(height, width)` factors `scale`
+    (`resize_bilinear`, in float32), resized back to their size."""
     if tuple(scale) == (1.0, 1.0):
-        return predict_tiled(model, image, **tiling)
-    import tensorflow as tf
+        return predict(images)
+    size = images.shape[-3:-1]
+    small = resize_bilinear(images.astype(np.float32, copy=False), scaled_size(size, scale))
+    return resize_bilinear(predict(small), size)
 
-    height, width = image.shape[:2]
-    size = (max(1, round(height * scale[0])), max(1, round(width * scale[1])))
-    resized = tf.image.resize(image, size, method="bilinear").numpy()
-    probabilities = predict_tiled(model, resized, **tiling)
-    return tf.image.resize(probabilities, (height, width), method="bilinear").numpy()
+
+def resize_bilinear(images, size):
+    """Float32 `images` `(..., height, width, channels)` resized to `size`.
+
+    Bilinear, with half-pixel centres and no antialiasing (`tf.image.resize`'s
+    `"bilinear"`, which the training pipeline uses), one axis after the other, in
+    float32: the docs' ONNX Runtime program repeats these lines exactly.
+    """
+    for axis, length in zip((-3, -2), size, strict=True):
+        old = images.shape[axis]
+        if old == length:
+            continue
+        centres = np.clip((np.arange(length) + 0.5) * (old / length) - 0.5, 0, old - 1)
+        low = np.floor(centres).astype(np.int64)
+        high = np.minimum(low + 1, old - 1)
+        shape = [1] * images.ndim
+        shape[axis] = length
+        fraction = (centres - low).astype(np.float32).reshape(shape)
+        lower = np.take(images, low, axis=axis)
+        images = lower + (np.take(images, high, axis=axis) - lower) * fraction
+    return images
 
 
 def class_ids(probabilities, threshold):
@@ -162,16 +179,18 @@ def save_mask(path, mask, colors):
 def predict_files(model, files, output_dir, color_mode, intensity, options, verbose=1):
     """Predicts the `(path, name)` files of `list_inputs`; writes their masks and overlays.
 
-    `options`: `scale`, `tiling` (`predict_tiled`'s arguments) and those of
+    `options`: `tiling` (`predict_tiled`'s arguments) and those of
     `write_prediction`. Returns a dict of paths per image (`image`, `mask`, `overlay`).
     """
     import keras
+
+    from keras_unet_seg.inference import predict_tiled
 
     progress = keras.utils.Progbar(len(files), unit_name="image", verbose=verbose)
     written = []
     for index, (path, name) in enumerate(files):
         image = data.read_image(path, color_mode, intensity)
-        probabilities = predict_image(model, image, options["scale"], **options["tiling"])
+        probabilities = predict_tiled(model, image, **options["tiling"])
         mask, overlay = write_prediction(output_dir, name, image, probabilities, options)
         written.append({"image": path, "mask": mask, "overlay": overlay})
         progress.update(index + 1)

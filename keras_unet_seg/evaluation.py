@@ -315,9 +315,9 @@ def evaluate_directory(
     Raises:
         ValueError: naming the folder, file or argument at fault.
     """
+    tiling = dict(tile_size=tile_size, overlap=overlap, batch_size=batch_size, tta=tta)
     options = {
-        "scale": _validation.check_scale("scale", scale),
-        "tiling": dict(tile_size=tile_size, overlap=overlap, batch_size=batch_size, tta=tta),
+        "tiling": {**tiling, "scale": _validation.check_scale("scale", scale)},
         "threshold": _validation.check_unit_interval("threshold", threshold),
         "spacing": _spacing(spacing),
         "tolerance": _validation.check_positive("tolerance", tolerance),
@@ -424,13 +424,12 @@ def _score_pairs(model, dataset, options, scoring, keep, verbose):
     import keras
 
     from keras_unet_seg import _prediction
+    from keras_unet_seg.inference import predict_tiled
 
     progress = keras.utils.Progbar(len(dataset.image_paths), unit_name="image", verbose=verbose)
     pairs = zip(dataset.image_paths, dataset.mask_paths, dataset.as_numpy_iterator(), strict=True)
     for index, (image_path, mask_path, (image, mask)) in enumerate(pairs):
-        probabilities = _prediction.predict_image(
-            model, image, options["scale"], **options["tiling"]
-        )
+        probabilities = predict_tiled(model, image, **options["tiling"])
         y_true = mask[..., 0].astype(np.int64)
         y_pred = _prediction.class_ids(probabilities, options["threshold"])
         scoring.add((image_path, mask_path), mask, probabilities, (y_true, y_pred), options)

@@ -21,6 +21,10 @@ How `predict_tiled` tiles an image:
   Gaussian centred on the tile by default, MONAI's convention: overlap 0.25,
   sigma = 0.125 x tile size) accumulated and normalised by the sum of the
   weights, so no seams show.
+- With a `scale` (a run's training scale, as `keras-unet-seg predict` uses;
+  `InferenceSpec.tiled_arguments()` gives it), the image is resized by it
+  first (bilinear, half-pixel centres, no antialiasing, in float32, before
+  `preprocess`) and the probabilities back to its size.
 - Memory stays bounded: the model sees at most `batch_size` tiles at a time
   (times one pass per flip with `tta`); the output and one weight
   accumulator of the padded image's size are kept on the host. An `overlap`
@@ -39,12 +43,14 @@ at a time goes through the model.
 import keras
 import numpy as np
 
+from keras_unet_seg import _prediction
 from keras_unet_seg._arrays import to_numpy
 from keras_unet_seg._validation import (
     check_choice,
     check_positive,
     check_positive_int,
     check_rate,
+    check_scale,
     check_size,
     invalid_value,
 )
@@ -71,6 +77,7 @@ def predict_tiled(
     padding_mode="constant",
     padding_value=0.0,
     verbose="auto",
+    scale=None,
 ):
     """Predicts a segmentation map of an image of any size, tile by tile.
 
@@ -104,6 +111,7 @@ def predict_tiled(
         padding_value: float, of `"constant"` padding. Defaults to `0.0`.
         verbose: `"auto"` (a progress bar past 100 model calls), `0` or `1`.
             Defaults to `"auto"`.
+        scale: a factor or `(height, width)` factors to resize by first. Defaults to `None` (1).
 
     Returns:
         A float32 NumPy array of probabilities, `(height, width, num_classes)`
@@ -134,10 +142,18 @@ def predict_tiled(
     options.check_padding_and_verbose(padding_mode, verbose)
     required = _model_input_shape(model)
     images, single = _checked_images(image, preprocess, required[-1])
-    grid = _Grid(required[:2], images, options)
-    images = grid.pad(images, padding_mode, padding_value)
-    output = _blend_tiles(model, images, grid, options)
+    output = _scaled_tiles(model, images, required, options, (padding_mode, padding_value), scale)
     return output[0] if single else output
+
+
+def _scaled_tiles(model, images, required, options, padding, scale):
+    """The blended tile predictions of `images` resized by `scale`, resized back."""
+
+    def tiled(images):
+        grid = _Grid(required[:2], images, options)
+        return _blend_tiles(model, grid.pad(images, *padding), grid, options)
+
+    return _prediction.rescaled(tiled, images, check_scale("scale", scale))
 
 
 class _Options:
@@ -403,6 +419,7 @@ def predict_directory(
     overlay_mode="contour",
     class_colors=None,
     class_names=None,
+    spec=None,
     verbose=1,
 ):
     """Predicts every image of a folder and writes its mask and overlay PNGs.
@@ -412,7 +429,10 @@ def predict_directory(
     size, and written as `output_dir/masks/<name>.png` (binary: 0/255; several
     classes: a palette PNG of class ids) and `output_dir/overlays/<name>.png`. A
     folder's files keep their relative path as name; a dataset folder (holding
-    `images/` and `masks/`) gives its images. Every input is checked first.
+    `images/` and `masks/`) gives its images. Every input is checked first. A
+    `spec` (`InferenceSpec.from_run(run)`) gives how the command reads, scales,
+    tiles and thresholds for a run; the model is used as given (the command
+    folds its batch normalization and rebuilds it under `spec.precision`).
 
     Args:
         model: a Keras model (or callable) returning probabilities, such as a `UNet`.
@@ -431,6 +451,9 @@ def predict_directory(
         class_colors: list of RGB colours by class id (such as the training masks'
             palette); `None` for the overlays' defaults.
         class_names: list of names by class id, background first, for the legends.
+        spec: `None` (default), or an `InferenceSpec` that gives `color_mode`,
+            `intensity`, `scale`, the tiling and `threshold` (leave those arguments
+            at their defaults).
         verbose: int, default 1. 0 prints nothing; 1 a progress bar and a summary.
 
     Returns:
@@ -441,17 +464,37 @@ def predict_directory(
         ValueError: if an input is not a readable image (it is named), a folder holds
             none, two inputs have the same name, or an argument is invalid.
     """
-    from keras_unet_seg import _prediction, _validation
-
+    covered = dict(color_mode=color_mode, intensity=intensity, scale=scale, tile_size=tile_size)
+    covered.update(overlap=overlap, tta=tta, threshold=threshold)
+    spec = _spec_of(spec, covered)
     options = {
-        "threshold": _validation.check_unit_interval("threshold", threshold),
-        "overlay_mode": _validation.check_choice("overlay_mode", overlay_mode, _OVERLAY_MODES),
+        "threshold": spec.threshold,
+        "overlay_mode": check_choice("overlay_mode", overlay_mode, _OVERLAY_MODES),
         "class_colors": class_colors,
         "class_names": class_names,
-        "scale": _validation.check_scale("scale", scale),
-        "tiling": dict(tile_size=tile_size, overlap=overlap, batch_size=batch_size, tta=tta),
+        "tiling": {**spec.tiled_arguments(), "batch_size": batch_size},
     }
     files = _prediction.list_inputs(inputs, verbose=verbose)
     return _prediction.predict_files(
-        model, files, output_dir, color_mode, intensity, options, verbose
+        model, files, output_dir, spec.color_mode, spec.intensity, options, verbose
     )
+
+
+def _spec_of(spec, covered):
+    """`spec`, or the spec of the `covered` arguments when it is `None` (never both)."""
+    import inspect
+
+    from keras_unet_seg.inference_spec import InferenceSpec
+
+    if spec is None:
+        return InferenceSpec(**covered)
+    if not isinstance(spec, InferenceSpec):
+        raise invalid_value("spec", "an InferenceSpec or None", spec)
+    parameters = inspect.signature(predict_directory).parameters
+    given = sorted(name for name, value in covered.items() if value != parameters[name].default)
+    if given:
+        raise ValueError(
+            f"Invalid value for argument `spec`. Expected a spec or the arguments {given}, "
+            f"not both (the spec holds them). Received: spec={spec!r}"
+        )
+    return spec

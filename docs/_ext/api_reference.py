@@ -37,6 +37,10 @@ SECTIONS = {
     "metrics": ("Metrics", "Streaming segmentation metrics, exact over an epoch."),
     "data": ("Data", "The `tf.data` input pipeline, joint augmentation, synthetic data."),
     "inference": ("Inference", "Prediction on images of any size."),
+    "inference_spec": (
+        "Inference specification",
+        "What a trained model is run with: written by training, read by prediction and export.",
+    ),
     "viz": ("Visualisation", "Overlays of masks on images and training curves."),
     "performance": ("Performance", "Mixed precision, XLA and distribution helpers."),
     "testing": ("Testing helpers", "Check your own blocks the way the library checks its own."),

@@ -1,25 +1,19 @@
 """How `predict`, `evaluate` and `export` read images for a model: as its run was trained."""
 
+import dataclasses
 import os
 from typing import NamedTuple
 
-from keras_unet_seg.commands import _types
-from keras_unet_seg.commands._config import convert_value
+from keras_unet_seg.commands._errors import UsageError, one_line
 from keras_unet_seg.commands._models import input_channels
 
 
 class Reading(NamedTuple):
-    """How `predict` and `evaluate` read images for a model: as its run was trained."""
+    """How `predict`, `evaluate` and `export` run a model: as its run was trained."""
 
-    color_mode: str
-    intensity: dict
-    scale: tuple  # (height, width) resize factor before the model, 1.0 for none
+    spec: object  # the `InferenceSpec`: color mode, intensity, scale (and the defaults)
     palette: list | None  # colours of the class ids, from the training masks
     class_names: list | None
-
-
-def color_mode_for(channels):
-    return {1: "grayscale", 3: "rgb", 4: "rgba"}.get(channels, "native")
 
 
 def describe_intensity(spec):
@@ -32,42 +26,41 @@ def describe_intensity(spec):
 
 
 def image_reading(model, run_config, color_mode=None, intensity=None, scale="native", verbose=1):
-    """The `Reading` of images for `model`.
+    """The `Reading` of images for `model`: the run's `InferenceSpec`, options applied.
 
     The command line (`color_mode`, `intensity`, `scale`) wins; then the run's
-    `config.json` beside `--model` (`run_config`: its `(path, options)`; a run from
-    before intensity options trained with `'scale'`); else the model's input channels,
-    `'auto'` and the files' own size. Prints what it reads with and why.
+    `config.json` beside `--model` (`run_config`: its `(path, options)`;
+    `InferenceSpec.from_run_config`); else the model's input channels, `'auto'` and
+    the files' own size. Prints what it reads with and why.
     """
+    from keras_unet_seg import InferenceSpec
+
     path, saved = run_config
-    color_mode = color_mode or saved.get("color_mode") or color_mode_for(input_channels(model))
+    try:
+        spec = InferenceSpec.from_run_config(saved, input_channels(model))
+    except ValueError as error:
+        raise UsageError(f"run config '{path}': {one_line(error)}") from None
     if intensity is not None:
         source = "--intensity"
-    elif saved:
-        where = f"run config '{path}'"
-        intensity = convert_value(_types.intensity_choice, saved.get("intensity", "scale"), where)
-        source = f"the run's {os.path.basename(path)}"
     else:
-        intensity, source = _types.intensity_choice("auto"), "the default"
-    factor = _scale(scale, saved)
+        source = f"the run's {os.path.basename(path)}" if saved else "the default"
+    changes = {"color_mode": color_mode, "intensity": intensity, "scale": _scale(scale, spec)}
+    spec = dataclasses.replace(spec, **{k: v for k, v in changes.items() if v is not None})
     if verbose:
-        _describe(color_mode, intensity, source, factor, scale)
-    return Reading(
-        color_mode, intensity, factor, saved.get("mask_palette"), saved.get("class_names")
-    )
+        _describe(spec, source, scale)
+    return Reading(spec, saved.get("mask_palette"), saved.get("class_names"))
 
 
-def _scale(requested, saved):
+def _scale(requested, spec):
     if isinstance(requested, tuple):
         return requested
-    if requested == "auto" and saved.get("training_scale"):
-        return tuple(float(v) for v in saved["training_scale"])
-    return (1.0, 1.0)
+    return spec.scale if requested == "auto" else 1.0
 
 
-def _describe(color_mode, intensity, source, factor, requested):
+def _describe(spec, source, requested):
+    factor = spec.scale
     print(
-        f"Reading images as {color_mode}, intensity {describe_intensity(intensity)} "
+        f"Reading images as {spec.color_mode}, intensity {describe_intensity(spec.intensity)} "
         f"(from {source})."
     )
     if factor != (1.0, 1.0):

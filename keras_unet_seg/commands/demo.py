@@ -151,9 +151,9 @@ def _evaluate(best_path, data_dir, args):
         model,
         data_dir,
         subset="val",
-        color_mode=reading.color_mode,
-        intensity=reading.intensity,
-        scale=reading.scale,
+        color_mode=reading.spec.color_mode,
+        intensity=reading.spec.intensity,
+        scale=reading.spec.scale,
         tile_size=tuple(args.image_size),
         return_predictions=True,
     )

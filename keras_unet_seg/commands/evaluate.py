@@ -104,14 +104,15 @@ def evaluate(model, args, verbose=1):
     """
     from keras_unet_seg.evaluation import evaluate_directory
 
-    model = _models.inference_model(
-        model, args.precision, fold=args.fold, jit_compile=args.jit_compile, verbose=verbose
-    )
     run_config = _config.saved_run_config(args.model)
     split = _validation_split(args, run_config[1], verbose)
     # Pairs resized as training did are predicted at that size.
     scale = "native" if args.image_size is not None else args.scale
     reading = predict.reading(args, model, run_config, scale, verbose)
+    spec = reading.spec
+    model = _models.inference_model(
+        model, spec.precision, fold=args.fold, jit_compile=args.jit_compile, verbose=verbose
+    )
     with user_errors(ValueError):  # the library names the folder or file at fault
         report = evaluate_directory(
             model,
@@ -119,11 +120,14 @@ def evaluate(model, args, verbose=1):
             subset=_subset(args.subset, split),
             image_size=args.image_size,
             **split,
-            color_mode=reading.color_mode,
-            intensity=reading.intensity,
-            scale=reading.scale,
-            **predict.tiling(args),
-            threshold=args.threshold,
+            color_mode=spec.color_mode,
+            intensity=spec.intensity,
+            scale=spec.scale,
+            tile_size=spec.tile_size,
+            overlap=spec.overlap,
+            tta=spec.tta,
+            batch_size=args.batch_size,
+            threshold=spec.threshold,
             spacing=args.spacing,
             tolerance=args.tolerance,
             return_predictions=bool(args.report),

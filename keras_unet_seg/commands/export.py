@@ -4,12 +4,17 @@ The model is folded (batch normalization into the convolutions, unless --no-fold
 and written by Keras' own exporter with any height and width (or --image-size).
 The written file is then run with its runtime (ONNX Runtime, the LiteRT
 interpreter, TensorFlow, OpenVINO) on sample images (--images, read as predict
-reads them; else random images of 64x64 and 100x75), the largest difference from
-the Keras model is printed, and the command fails if a mask differs. Beside it,
-PATH.json records the input normalization (the run's config.json), the output,
-the threshold, class names and colours: what a program in another language needs
-to reproduce `predict`.
+reads them; else random images of 64x64 and 100x75) the way `predict` runs them
+(the run's training scale, tiles, threshold), and so is the model as `predict`
+runs it (folded, at its default precision); the largest difference and the mask
+pixels that differ are printed, and the command fails if a mask differs beyond
+what a lower precision explains. Beside it, PATH.json records the run's inference
+specification (input normalization and scale from the run's config.json,
+tiling, threshold), the steps that reproduce `predict` with it, the output, class
+names and colours: what a program in another language needs.
 """
+
+import dataclasses
 
 from keras_unet_seg import _prediction
 from keras_unet_seg.commands import _config, _models, _parser, _reading, _types
@@ -81,10 +86,12 @@ def run(args):
         _config.saved_run_config(args.model),
         color_mode=args.color_mode,
         intensity=args.intensity,
+        scale="auto",
     )
+    spec = dataclasses.replace(reading.spec, threshold=args.threshold)
     with user_errors(ImportError, ValueError):
         check_images = [
-            data.read_image(path, reading.color_mode, reading.intensity)[None] for path, _ in files
+            data.read_image(path, spec.color_mode, spec.intensity)[None] for path, _ in files
         ]
         export.export_model(
             model,
@@ -93,9 +100,7 @@ def run(args):
             fold=args.fold,
             precision=args.precision,
             image_size=args.image_size,
-            intensity=reading.intensity,
-            color_mode=reading.color_mode,
-            threshold=args.threshold,
+            spec=spec,
             class_names=reading.class_names,
             class_colors=reading.palette,
             check_images=check_images or None,

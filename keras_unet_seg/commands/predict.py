@@ -9,6 +9,8 @@ model, or `--color-mode` and `--intensity`), predicted tile by tile with
 keep their relative path (`keras_unet_seg.inference.predict_directory`).
 """
 
+import dataclasses
+
 from keras_unet_seg import _prediction
 from keras_unet_seg.commands import _config, _models, _parser, _reading, _types
 from keras_unet_seg.commands._errors import user_errors
@@ -80,8 +82,9 @@ def add_inference_arguments(parser):
 
 def reading(args, model, run_config, scale, verbose=1):
     """The `Reading` of images for `model` under the options (`scale`: the option, or
-    `"native"`); `run_config`: the `(path, options)` of the run's `config.json`."""
-    return _reading.image_reading(
+    `"native"`); `run_config`: the `(path, options)` of the run's `config.json`. Its
+    spec holds the inference options too (threshold, tiling, precision)."""
+    how = _reading.image_reading(
         model,
         run_config,
         color_mode=args.color_mode,
@@ -89,16 +92,15 @@ def reading(args, model, run_config, scale, verbose=1):
         scale=scale,
         verbose=verbose,
     )
-
-
-def tiling(args):
-    """`predict_tiled`'s arguments of the inference options."""
-    return {
-        "tile_size": tuple(args.tile_size),
-        "overlap": args.overlap,
-        "batch_size": args.batch_size,
-        "tta": args.tta,
-    }
+    spec = dataclasses.replace(
+        how.spec,
+        threshold=args.threshold,
+        tile_size=tuple(args.tile_size),
+        overlap=args.overlap,
+        tta=args.tta,
+        precision=args.precision,
+    )
+    return how._replace(spec=spec)
 
 
 def run(args):
@@ -107,17 +109,17 @@ def run(args):
         files = _prediction.list_inputs(args.inputs)
     model = _models.load_model(args.model)
     how = reading(args, model, _config.saved_run_config(args.model), args.scale)
+    spec = how.spec
     model = _models.inference_model(
-        model, args.precision, fold=args.fold, jit_compile=args.jit_compile
+        model, spec.precision, fold=args.fold, jit_compile=args.jit_compile
     )
     options = {
-        "threshold": args.threshold,
+        "threshold": spec.threshold,
         "overlay_mode": args.overlay_mode,
         "class_colors": how.palette,
         "class_names": how.class_names,
-        "scale": how.scale,
-        "tiling": tiling(args),
+        "tiling": {**spec.tiled_arguments(), "batch_size": args.batch_size},
     }
     with user_errors(ValueError):  # the library names the file at fault
-        _prediction.predict_files(model, files, args.out, how.color_mode, how.intensity, options)
+        _prediction.predict_files(model, files, args.out, spec.color_mode, spec.intensity, options)
     return 0

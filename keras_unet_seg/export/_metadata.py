@@ -30,13 +30,11 @@ def metadata(
     fold,
     precision,
     image_size,
-    intensity,
-    color_mode,
-    threshold,
+    spec,
     class_names,
     class_colors,
 ):
-    """The dict of `<filepath>.json`, for `model` exported as `format`."""
+    """The dict of `<filepath>.json`, for `model` exported as `format` to run by `spec`."""
     from keras_unet_seg import __version__
 
     classes = _classes(num_classes, class_names, class_colors)
@@ -49,37 +47,66 @@ def metadata(
         "model": type(model).__name__,
         "batch_normalization_folded": fold,
         "precision": precision,
-        "input": _input(image_size, channels, color_mode),
+        "input": _input(image_size, channels, spec.color_mode),
         "intensity": {
-            **intensity,
-            "formula": _INTENSITY_FORMULAS[intensity["mode"]],
+            **spec.intensity,
+            "formula": _INTENSITY_FORMULAS[spec.intensity["mode"]],
             "applied_to": "each whole image, before tiling or resizing, in float64",
         },
+        "inference": spec.get_config(),
+        "steps": _steps(spec, image_size),
         "output": {
             "shape": [None, height, width, num_classes],
             "activation": activation,
             "values": "probabilities" if activation in ("sigmoid", "softmax") else "scores",
         },
         "mask": (
-            f"one class: foreground where output >= threshold ({threshold})"
+            f"one class: foreground where output >= threshold ({spec.threshold})"
             if num_classes == 1
             else "several classes: the argmax over the last axis (class ids)"
         ),
-        "threshold": threshold,
-        "tiling": (
-            "`keras-unet-seg predict` runs tiles of 256x256 (overlap 0.25, Gaussian "
-            "blending with sigma 0.125 x tile) to bound memory; the model takes any size, "
-            "and a whole image in one call gives nearly the same masks (they can differ "
-            "near tile seams and borders)"
-        ),
+        "threshold": spec.threshold,
         "classes": classes,
         "parity": parity,
     }
 
 
+def _steps(spec, image_size):
+    """What a consumer does to reproduce `keras-unet-seg predict` with `spec` (`inference`)."""
+    shorter = (
+        "padded with zeros at the bottom and right up to the tile, and the padding cropped"
+        if image_size
+        else "the tile shrinks to it"
+    )
+    flips = (
+        f"average the outputs of the tile flipped {', '.join(spec.tta)} (each flipped back) "
+        "with the unflipped one; "
+        if spec.tta
+        else ""
+    )
+    return [
+        f"read the image as {spec.color_mode} (upright: apply its EXIF orientation)",
+        "normalise the whole image as `intensity` says, in float64, then cast it to float32",
+        "unless both `inference.scale` factors (height, width) are 1, resize the image to "
+        "round(height * scale[0]) x round(width * scale[1]) pixels (at least 1): bilinear, "
+        "half-pixel centres (source = (i + 0.5) * old / new - 0.5, clipped to [0, old - 1]), "
+        "no antialiasing (tf.image.resize's 'bilinear'), height then width, in float32",
+        "cut it into tiles of `inference.tile_size` (a side shorter than the tile: "
+        f"{shorter}); the tiles' starts along a side of length L for a tile of length T are "
+        "numpy.round(numpy.linspace(0, L - T, n)) with n = ceil((L - T) / s) + 1 and "
+        "s = max(1, int(T * (1 - overlap))), rows of tiles top to bottom",
+        f"run the model on each tile; {flips}blend the tiles' outputs with a weight map "
+        "(`blend` 'gaussian': the outer product of exp(-0.5 * ((i - (T - 1) / 2) / "
+        "(sigma_scale * T)) ** 2) along each side, divided by its maximum, at least 1e-12; "
+        "'constant': ones): the sum of weight * output over the tiles divided by the sum "
+        "of the weights, in float32",
+        "resize the probabilities back to the image's size as above (if it was resized)",
+        "make the mask as `mask` says, with `threshold`",
+    ]
+
+
 def _input(image_size, channels, color_mode):
     """The `"input"` entry: layout, shape, size, colour mode and channel order."""
-    color_mode = color_mode or {1: "grayscale", 3: "rgb", 4: "rgba"}.get(channels, "native")
     height, width = image_size or (None, None)
     return {
         "layout": "NHWC: (batch, height, width, channels), float32",

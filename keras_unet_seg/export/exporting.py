@@ -1,10 +1,11 @@
 """Exporting a segmentation model with Keras' exporters, and checking the written file.
 
 `export_model` writes a (folded) model with Keras' own exporters
-(`model.export`), checks the written file in its runtime against the Keras
-model, and writes beside it a JSON file with what a consumer needs to
-reproduce `keras-unet-seg predict`: the input normalization, the output
-activation, the threshold, class names and colours.
+(`model.export`), checks the written file in its runtime against
+`keras-unet-seg predict`, and writes beside it a JSON file with what a consumer
+needs to reproduce that command: the model's `InferenceSpec` (input
+normalization, scale, tiling, threshold), the steps to follow, the output
+activation, class names and colours.
 
 - `"onnx"` writes a `.onnx` file, run with ONNX Runtime (it needs `tf2onnx`
   on the TensorFlow backend); `"litert"` a `.tflite` file, run with the
@@ -14,19 +15,26 @@ activation, the threshold, class names and colours.
 - Every format keeps a dynamic batch, height and width unless `image_size`
   fixes them, and a `UNet` pads inside the exported graph as it does in
   Keras, so a `(100, 75)` image gives a `(100, 75)` mask.
-- The check runs the written file (`load_exported`) on `check_images` and
-  reports the largest absolute difference from the Keras model (the
-  original, unfolded one, in float32); a mask that differs (the `threshold`
-  for one class, the argmax otherwise) fails the export. Under
-  `precision="float16"`, pixels whose Keras probability is within 5e-3 of
-  the threshold (or of the runner-up class) may differ.
+- The check runs `check_images` (normalised) the way `predict` runs them,
+  by the spec (`predict_tiled` with its scale and tiling), once through the
+  written file (`load_exported`) and once through the Keras model as
+  `predict` prepares it (folded, under the spec's precision), and reports
+  the largest absolute difference and the mask pixels that differ (the
+  `threshold` for one class, the argmax otherwise). A pixel that differs
+  fails the export, except where a lower precision explains it: under
+  `precision="float16"` (the export's weights) or `predict`'s float16,
+  pixels whose probability is within 5e-3 of the threshold (or of the
+  runner-up class), under `predict`'s bfloat16 within 3e-2.
 - `<filepath>.json` records the input layout, channels and normalization
-  (`intensity`, with its formula in words), the output activation, the
-  threshold, the class names and colours, and the parity figures.
+  (`intensity`, with its formula in words), the `InferenceSpec` (`inference`)
+  and the `steps` that reproduce `predict` with it, the output activation,
+  the threshold, the class names and colours, and the parity figures.
 """
 
+import dataclasses
 import json
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -49,9 +57,11 @@ _PRECISIONS = ("float32", "float16")
 # Where Keras' exporter offers float16 weights: LiteRT (float16 quantization of the
 # weights). ONNX, SavedModel and OpenVINO are written in float32.
 _FLOAT16_FORMATS = ("litert",)
-# Under float16, a pixel whose Keras probability is this close to the threshold
-# (or whose two best classes are this close) may fall either side.
-_FLOAT16_MASK_TOLERANCE = 5e-3
+# Under a compute dtype, a pixel whose probability is this close to the threshold (or
+# whose two best classes are this close) may fall either side. bfloat16 keeps 8 bits of
+# mantissa (float16 11): measured, bfloat16 moved the probabilities by up to 5e-3 (tests/
+# test_one_answer.py's run on a 1000x700 photo) and 1e-3 (a MobileNetV3Small encoder).
+_MASK_TOLERANCES = {"float32": 0.0, "float16": 5e-3, "bfloat16": 3e-2}
 
 
 def export_model(
@@ -62,19 +72,19 @@ def export_model(
     fold=True,
     precision="float32",
     image_size=None,
-    intensity="auto",
-    color_mode=None,
-    threshold=0.5,
+    spec=None,
     class_names=None,
     class_colors=None,
     check_images=None,
     verbose=True,
+    **deprecated,
 ):
     """Exports a segmentation model for inference outside Keras, and checks the file.
 
     The model is rebuilt in float32, folded unless `fold=False`, written
-    with `model.export`, run in its runtime on `check_images` against the
-    Keras model, and described in `<filepath>.json` (details in
+    with `model.export`, run in its runtime on `check_images` the way
+    `predict` runs them (by `spec`) against the Keras model as `predict`
+    runs it, and described in `<filepath>.json` (details in
     `keras_unet_seg.export.exporting` and the "Deploying a model" guide).
 
     Args:
@@ -88,14 +98,9 @@ def export_model(
         precision: `"float32"`, or `"float16"` for float16 weights (LiteRT
             only). Defaults to `"float32"`.
         image_size: `None` for any height and width, or `(height, width)` to
-            fix them. Defaults to `None`.
-        intensity: the intensity normalization the model was trained with (a
-            mode of `keras_unet_seg.data.normalize_image`, `None`, or a dict
-            from `keras_unet_seg.data.intensity_spec`). Defaults to `"auto"`.
-        color_mode: `"grayscale"`, `"rgb"`, `"rgba"` or `"native"`. Defaults
-            to `None`: from the input channels (1 gray, 3 RGB, 4 RGBA).
-        threshold: float, the probability at or above which a pixel is
-            foreground (one class). Defaults to `0.5`.
+            fix them (the tiles' size). Defaults to `None`.
+        spec: the `InferenceSpec` the model runs by, written into the JSON
+            file and followed by the check. Defaults to `None`: the defaults.
         class_names: one name per mask value. Defaults to `None`:
             `["background", "foreground"]` for one class, else `"class_<id>"`.
         class_colors: one RGB triple per class name. Defaults to `None`: the
@@ -104,34 +109,77 @@ def export_model(
             channels)`, or a list of such batches. Defaults to `None`: random
             images of the fixed size, or of 64x64 and 100x75.
         verbose: bool, whether to print the parity figures. Defaults to `True`.
+        **deprecated: `intensity`, `color_mode` and `threshold`, deprecated:
+            pass them in `spec`.
 
     Returns:
         The dict written to `<filepath>.json`.
 
     Raises:
-        ValueError: for an invalid argument, or masks that differ from Keras'.
+        ValueError: for an invalid argument, or masks that differ from
+            `predict`'s beyond what a lower precision explains.
         ImportError: if the format's exporter or runtime is not installed.
 
     Example:
 
     ```python
-    export_model(keras.saving.load_model("best.keras"), "model.onnx", intensity="auto")
+    model = keras.saving.load_model("runs/a/best.keras")
+    export_model(model, "model.onnx", spec=InferenceSpec.from_run("runs/a"))
     ```
     """
     options = _Options(format, fold, precision, image_size)
-    options.describe(intensity, color_mode, threshold, class_names, class_colors)
     require(format)
     check_built_model(model)
     reference = _float32(model)
     channels = input_shape(reference)[-1]
+    options.describe(
+        _spec(spec, channels, options.image_size, deprecated), class_names, class_colors
+    )
     images = _check_batches(check_images, options.image_size, channels)
     filepath = os.fspath(filepath)
     exported = fold_batch_normalization(reference) if fold else reference
     _write(exported, filepath, options, channels)
-    parity, num_classes = _parity(reference, load_exported(filepath, format), images, options)
+    predicting = _as_predict_runs(reference, exported, options.spec)
+    parity, num_classes = _parity(predicting, load_exported(filepath, format), images, options)
     written = metadata(reference, filepath, channels, num_classes, parity, **vars(options))
     _finish(written, filepath, verbose)
     return written
+
+
+def _spec(spec, channels, image_size, deprecated):
+    """The checked `InferenceSpec` of the model's `channels` (tiles of a fixed `image_size`)."""
+    from keras_unet_seg.inference_spec import InferenceSpec
+
+    given = dict(deprecated)
+    unknown = sorted(set(given) - {"intensity", "color_mode", "threshold"})
+    if unknown:
+        raise TypeError(f"export_model() got unexpected keyword arguments {unknown}")
+    if given:
+        if spec is not None:
+            raise ValueError(
+                f"Arguments {sorted(given)} and `spec` are the same settings: pass only "
+                f"`spec`. Received: spec={spec!r}"
+            )
+        warnings.warn(
+            f"The arguments {sorted(given)} of `export_model` are deprecated and will be "
+            "removed in the next release; pass `spec=InferenceSpec(...)` instead.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+    if spec is None:
+        spec = InferenceSpec(channels=channels, **given)
+    if not isinstance(spec, InferenceSpec):
+        raise ValueError(
+            f"Invalid value for argument `spec`. Expected an InferenceSpec or None. "
+            f"Received: spec={spec!r}"
+        )
+    if spec.channels not in (None, channels):
+        raise ValueError(
+            f"Invalid value for argument `spec`. Expected the model's {channels} input "
+            f"channels. Received: spec.channels={spec.channels}"
+        )
+    changes = {"channels": channels, "tile_size": image_size or spec.tile_size}
+    return dataclasses.replace(spec, **changes)
 
 
 class _Options:
@@ -149,13 +197,9 @@ class _Options:
             )
         self.image_size = check_size("image_size", image_size, allow_none=True)
 
-    def describe(self, intensity, color_mode, threshold, class_names, class_colors):
+    def describe(self, spec, class_names, class_colors):
         """Adds what the JSON file says of the model's inputs and outputs."""
-        from keras_unet_seg.data import intensity_spec
-
-        self.intensity = intensity_spec(intensity)
-        self.color_mode = color_mode
-        self.threshold = threshold
+        self.spec = spec
         self.class_names = class_names
         self.class_colors = class_colors
 
@@ -173,24 +217,60 @@ def _write(model, filepath, options, channels):
     )
 
 
-def _parity(reference, runner, images, options):
-    """`(parity figures, num_classes)` of the exported model (`runner`) against `reference`."""
-    tolerance = _FLOAT16_MASK_TOLERANCE if options.precision == "float16" else 0.0
-    differences, mismatches = [], 0
+def _as_predict_runs(reference, exported, spec):
+    """The model as `predict` runs it: under the spec's precision (a `UNet`), folded.
+
+    `reference` is the float32 model, `exported` the model written (`reference`,
+    folded or not).
+    """
+    from keras_unet_seg import UNet, performance
+
+    model = reference
+    if isinstance(reference, UNet):
+        model = performance.with_precision(reference, spec.precision, training=False)
+    if model is reference and exported is not reference:
+        return exported
+    return fold_batch_normalization(model)
+
+
+class _Sized:
+    """A NumPy function that `predict_tiled` tiles as a model of `input_shape`."""
+
+    def __init__(self, function, input_shape):
+        self.function, self.input_shape = function, input_shape
+
+    def __call__(self, batch):
+        return self.function(batch)
+
+
+def _parity(predicting, runner, images, options):
+    """`(parity figures, num_classes)` of the exported model (`runner`) against `predicting`.
+
+    Both run as `predict` runs images, by `options.spec`; with a fixed `image_size`
+    both are given tiles of that size (shorter sides padded).
+    """
+    from keras_unet_seg.inference import predict_tiled
+
+    spec, policy = options.spec, predicting.dtype_policy
+    tolerance = max(_MASK_TOLERANCES[options.precision], _MASK_TOLERANCES[policy.compute_dtype])
+    shape = (None, *(options.image_size or (None, None)), images[0].shape[-1])
+    if options.image_size:
+        predicting = _Sized(predicting.predict_on_batch, shape)
+    runner = _Sized(runner, shape)
+    differences, mismatches, beyond = [], 0, 0
     for batch in images:
-        want = np.asarray(reference(batch, training=False), dtype=np.float32)
-        got = runner(batch)
-        if got.shape != want.shape:
-            raise ValueError(
-                f"The exported model's output has shape {got.shape} where the Keras model's "
-                f"has {want.shape}: the {options.format} export does not keep the input size."
-            )
+        want = predict_tiled(predicting, batch, **spec.tiled_arguments(), verbose=0)
+        got = predict_tiled(runner, batch, **spec.tiled_arguments(), verbose=0)
         differences.append(float(np.max(np.abs(want - got))))
-        mismatches += _mask_mismatches(want, got, options.threshold, tolerance)
+        mismatches += _mask_mismatches(want, got, spec.threshold, 0.0)
+        beyond += _mask_mismatches(want, got, spec.threshold, tolerance)
     parity = {
         "image_sizes": [list(batch.shape[1:3]) for batch in images],
+        "compared_with": f"keras-unet-seg predict, in {policy.name}",
         "max_abs_difference": max(differences),
         "mask_pixels_differing": mismatches,
+        "mask_tolerance": tolerance,
+        "mask_pixels_beyond_tolerance": beyond,
     }
     return parity, want.shape[-1]
 
@@ -201,19 +281,21 @@ def _finish(written, filepath, verbose):
         json.dump(written, f, indent=2)
         f.write("\n")
     format, parity = written["format"], written["parity"]
-    mismatches = parity["mask_pixels_differing"]
+    mismatches, beyond = parity["mask_pixels_differing"], parity["mask_pixels_beyond_tolerance"]
+    tolerance = parity["mask_tolerance"]
     if verbose:
         sizes = ", ".join("x".join(str(s) for s in size) for size in parity["image_sizes"])
+        near = f" (all within {tolerance:g} of the threshold)" if mismatches and not beyond else ""
         print(
-            f"Exported {format} to '{filepath}' (+ '{filepath}.json'); on {sizes} images the "
-            f"largest difference from Keras is {parity['max_abs_difference']:.2e}, "
-            f"{mismatches} mask pixels differ."
+            f"Exported {format} to '{filepath}' (+ '{filepath}.json'); on {sizes} images run "
+            f"as predict runs them, the largest difference from {parity['compared_with']} is "
+            f"{parity['max_abs_difference']:.2e}, {mismatches} mask pixels differ{near}."
         )
-    if mismatches:
+    if beyond:
         raise ValueError(
             f"The {format} export at '{filepath}' gives {mismatches} mask pixels that differ "
-            f"from the Keras model's (largest probability difference "
-            f"{parity['max_abs_difference']:.2e})."
+            f"from {parity['compared_with']}, {beyond} of them beyond {tolerance:g} of the "
+            f"threshold (largest probability difference {parity['max_abs_difference']:.2e})."
         )
 
 

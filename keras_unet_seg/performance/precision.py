@@ -153,7 +153,11 @@ def with_precision(model, precision="auto", training=False):
     from its config under `precision` and copies the weights (which are
     float32 under every policy), for example to predict in bfloat16 with a
     model trained in float32. The model's class must take the policy through
-    its `dtype` constructor argument, as `UNet` does.
+    its `dtype` constructor argument, as `UNet` does. Every layer that had
+    the model's policy gets the new one, nested ones included (such as the
+    `keras.applications` network of an encoder, whose config carries its
+    own policy); a layer deliberately kept in another (`UNet`'s float32
+    output activation) keeps it.
 
     Args:
         model: a built Keras model, such as a loaded `UNet`.
@@ -166,8 +170,8 @@ def with_precision(model, precision="auto", training=False):
         built model of the same class with the weights copied.
 
     Raises:
-        ValueError: if the model is not built, or if its config has no
-            `dtype` entry to replace.
+        ValueError: if the model is not built, if its config has no `dtype`
+            entry to replace, or if a layer of the copy kept the old policy.
     """
     policy = resolve_precision(
         precision, base_filters=getattr(model, "base_filters", None), training=training
@@ -182,13 +186,47 @@ def with_precision(model, precision="auto", training=False):
             f"`dtype` argument, such as `UNet`. Received: model of class "
             f"{type(model).__name__}"
         )
+    config = _with_policy(config, model.dtype_policy.name, policy)
     config["dtype"] = policy
     clone = type(model).from_config(config)
     build_config = model.get_build_config()
     if build_config:
         clone.build_from_config(build_config)
+    _check_every_layer(model, clone, policy)
     clone.set_weights(model.get_weights())
     return clone
+
+
+def _with_policy(config, old, new):
+    """`config` with every serialized dtype policy named `old`, at any depth, named `new`."""
+    if isinstance(config, list):
+        return [_with_policy(value, old, new) for value in config]
+    if not isinstance(config, dict):
+        return config
+    inner = config.get("config")
+    if (
+        config.get("class_name") in ("DTypePolicy", "FloatDTypePolicy")
+        and isinstance(inner, dict)
+        and inner.get("name") == old
+    ):
+        return {**config, "config": {**inner, "name": new}}
+    return {key: _with_policy(value, old, new) for key, value in config.items()}
+
+
+def _check_every_layer(model, clone, policy):
+    """Raises if a layer of `clone` kept the reduced precision of `model`'s policy.
+
+    (A layer kept in float32 may be deliberate, as `UNet`'s output activation.)
+    """
+    old = model.dtype_policy.name
+    if old == "float32":
+        return
+    kept = [layer.name for layer in clone._flatten_layers() if layer.dtype_policy.name == old]
+    if kept:
+        raise ValueError(
+            f"Cannot rebuild model {model.name!r} under {policy!r}: layers {kept} keep "
+            f"{old!r} (their config does not carry the dtype policy)."
+        )
 
 
 # --------------------------------------------------------------------------- XLA

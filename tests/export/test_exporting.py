@@ -3,28 +3,22 @@
 
 Exports are run in their own runtimes at 64x64 and 100x75 (not a multiple of
 2**depth), binary and multi-class; the ONNX Runtime program of
-docs/guide/deploying.md is run in a subprocess without Keras. Models: base
+docs/guide/deploying.md runs in tests/test_one_answer.py. Models: base
 filters 4, depth 2 or 3, with random batch statistics so that folding matters.
 """
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 from _export_test_models import small_unet as _unet
 from PIL import Image
 
+from keras_unet_seg import InferenceSpec
 from keras_unet_seg.cli import main
-from keras_unet_seg.data import read_image
 from keras_unet_seg.export import export_model, load_exported
-
-ROOT = Path(__file__).resolve().parents[2]
-
 
 # --------------------------------------------------------------------------- export
 
@@ -39,7 +33,7 @@ _FORMATS = {"onnx": "model.onnx", "litert": "model.tflite", "saved_model": "save
 def test_export_round_trip(tmp_path, format, num_classes):
     model = _unet(num_classes=num_classes, depth=3)
     path = str(tmp_path / _FORMATS[format])
-    metadata = export_model(model, path, format, threshold=0.4, verbose=False)
+    metadata = export_model(model, path, format, spec=InferenceSpec(threshold=0.4), verbose=False)
 
     assert metadata["parity"]["image_sizes"] == [[64, 64], [100, 75]]
     assert metadata["parity"]["max_abs_difference"] < 1e-5
@@ -94,6 +88,8 @@ def test_export_fixed_size_and_float16(tmp_path):
         ({"precision": "float16"}, "Expected 'float32' for format 'onnx'"),
         ({"precision": "int8"}, "Invalid value for argument `precision`"),
         ({"image_size": (0, 8)}, "Invalid value for argument `image_size`"),
+        ({"spec": InferenceSpec(channels=1)}, "Expected the model's 3 input channels"),
+        ({"spec": "auto"}, "Expected an InferenceSpec or None"),
     ],
 )
 def test_export_refuses_bad_arguments(tmp_path, kwargs, message):
@@ -139,29 +135,6 @@ def test_export_command_writes_the_run_intensity(exported_run, capsys):
     assert "Expected 'float32' for format 'onnx'" in capsys.readouterr().err
 
 
-def test_deploying_page_example_runs_without_keras(exported_run):
-    page = (ROOT / "docs" / "guide" / "deploying.md").read_text(encoding="utf-8")
-    (program,) = [
-        block for block in re.findall(r"```python\n(.*?)```", page, re.S) if "onnxruntime" in block
-    ]
-    assert len(program.strip().splitlines()) <= 32
-    check = (
-        "\nimport sys\nassert not {'keras', 'tensorflow', 'keras_unet_seg'} & set(sys.modules)\n"
-    )
-    subprocess.run(
-        [sys.executable, "-c", program + check], cwd=exported_run, check=True, timeout=120
-    )
-    mask = np.asarray(Image.open(exported_run / "mask.png"))
-
-    model = keras.saving.load_model(exported_run / "best.keras")
-    config = json.loads((exported_run / "config.json").read_text())
-    image = read_image(exported_run / "photo.png", "rgb", config["intensity"])
-    expected = np.asarray(model(image[None]))[0, ..., 0] >= 0.5
-    assert mask.shape == (75, 100)
-    np.testing.assert_array_equal(mask == 255, expected)
-    assert 0 < expected.mean() < 1  # both values occur: the comparison means something
-
-
 def test_predict_folds_by_default_and_no_fold_gives_the_same_masks(exported_run, capsys):
     masks = {}
     for flags in ([], ["--no-fold"]):
@@ -174,6 +147,15 @@ def test_predict_folds_by_default_and_no_fold_gives_the_same_masks(exported_run,
         masks[bool(flags)] = np.asarray(Image.open(out / "masks" / "photo.png"))
     np.testing.assert_array_equal(masks[False], masks[True])
     assert 0 < np.mean(masks[False] == 255) < 1
+
+
+def test_export_model_intensity_color_mode_and_threshold_are_deprecated_for_spec(tmp_path):
+    model = _unet()
+    with pytest.warns(DeprecationWarning, match=r"pass `spec=InferenceSpec\(...\)` instead"):
+        written = export_model(model, str(tmp_path / "m.onnx"), threshold=0.3, verbose=False)
+    assert written["inference"]["threshold"] == written["threshold"] == 0.3
+    with pytest.raises(ValueError, match="are the same settings: pass only `spec`"):
+        export_model(model, str(tmp_path / "m.onnx"), threshold=0.3, spec=InferenceSpec())
 
 
 def test_export_package_re_exports_every_public_name():
