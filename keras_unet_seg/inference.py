@@ -403,6 +403,7 @@ def predict_directory(
     overlay_mode="contour",
     class_colors=None,
     class_names=None,
+    overwrite=False,
     verbose=1,
 ):
     """Predicts every image of a folder and writes its mask and overlay PNGs.
@@ -412,7 +413,10 @@ def predict_directory(
     size, and written as `output_dir/masks/<name>.png` (binary: 0/255; several
     classes: a palette PNG of class ids) and `output_dir/overlays/<name>.png`. A
     folder's files keep their relative path as name; a dataset folder (holding
-    `images/` and `masks/`) gives its images. Every input is checked first.
+    `images/` and `masks/`) gives its images. Every input is checked first, and where
+    the files go: never inside an input folder, and never over a file that an earlier
+    prediction did not write (`output_dir` records what it holds in
+    `.keras-unet-seg.sha256` files).
 
     Args:
         model: a Keras model (or callable) returning probabilities, such as a `UNet`.
@@ -431,6 +435,8 @@ def predict_directory(
         class_colors: list of RGB colours by class id (such as the training masks'
             palette); `None` for the overlays' defaults.
         class_names: list of names by class id, background first, for the legends.
+        overwrite: bool, default `False`. Replace the masks and overlays of an earlier
+            prediction in `output_dir` (other files are never replaced).
         verbose: int, default 1. 0 prints nothing; 1 a progress bar and a summary.
 
     Returns:
@@ -439,7 +445,10 @@ def predict_directory(
     Raises:
         FileNotFoundError: if an input does not exist.
         ValueError: if an input is not a readable image (it is named), a folder holds
-            none, two inputs have the same name, or an argument is invalid.
+            none, two inputs have the same name, `output_dir` overlaps an input, or an
+            argument is invalid.
+        FileExistsError: if a file to write exists and an earlier prediction did not
+            write it, or did and `overwrite` is `False`.
     """
     from keras_unet_seg import _prediction, _validation
 
@@ -452,6 +461,7 @@ def predict_directory(
         "tiling": dict(tile_size=tile_size, overlap=overlap, batch_size=batch_size, tta=tta),
     }
     files = _prediction.list_inputs(inputs, verbose=verbose)
+    _prediction.check_outputs(inputs, files, output_dir, overwrite)
     return _prediction.predict_files(
         model, files, output_dir, color_mode, intensity, options, verbose
     )

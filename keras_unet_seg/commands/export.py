@@ -8,10 +8,15 @@ reads them; else random images of 64x64 and 100x75), the largest difference from
 the Keras model is printed, and the command fails if a mask differs. Beside it,
 PATH.json records the input normalization (the run's config.json), the output,
 the threshold, class names and colours: what a program in another language needs
-to reproduce `predict`.
+to reproduce `predict`. The export is written under a temporary name and renamed
+once checked, so a failed export leaves the old files as they were. An existing
+--out is replaced only with --overwrite and only if an earlier export wrote it
+(`keras_unet_seg._outputs`); --out is never an input (--model, --images).
 """
 
-from keras_unet_seg import _prediction
+import os
+
+from keras_unet_seg import _outputs, _prediction
 from keras_unet_seg.commands import _config, _models, _parser, _reading, _types
 from keras_unet_seg.commands._errors import user_errors
 
@@ -33,6 +38,7 @@ def add_arguments(parser):
         metavar="PATH",
         help="file to write (model.onnx, model.tflite, model.xml) or SavedModel folder",
     )
+    _parser.add_overwrite_argument(parser, "the files of an earlier export at --out")
     parser.add_argument(
         "--no-fold",
         dest="fold",
@@ -71,10 +77,17 @@ def add_arguments(parser):
 
 def run(args):
     from keras_unet_seg import data, export
+    from keras_unet_seg.export.exporting import written_files
 
     _models.check_model_file(args.model)
-    with user_errors(ValueError, FileNotFoundError):  # every image, before the model
+    # Every image, and where the export goes, before the model.
+    with user_errors(ValueError, FileNotFoundError, FileExistsError):
         files = _prediction.list_inputs(args.images) if args.images else []
+        targets = written_files(args.out, args.format)
+        inputs = [args.model, *(args.images or [])]
+        _outputs.check_outside_inputs(targets, inputs, args.out, option="--out")
+        folder = os.path.dirname(os.path.abspath(args.out))
+        _outputs.check_writable(targets, args.overwrite, folder, args.out, "--out", "--overwrite")
     model = _models.load_model(args.model)
     reading = _reading.image_reading(
         model,
@@ -82,7 +95,7 @@ def run(args):
         color_mode=args.color_mode,
         intensity=args.intensity,
     )
-    with user_errors(ImportError, ValueError):
+    with user_errors(ImportError, ValueError, FileExistsError):
         check_images = [
             data.read_image(path, reading.color_mode, reading.intensity)[None] for path, _ in files
         ]
@@ -99,5 +112,6 @@ def run(args):
             class_names=reading.class_names,
             class_colors=reading.palette,
             check_images=check_images or None,
+            overwrite=args.overwrite,
         )
     return 0

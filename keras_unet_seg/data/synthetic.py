@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 
+from keras_unet_seg import _atomic, _outputs
 from keras_unet_seg._validation import (
     check_non_negative_int,
     check_positive_int,
@@ -171,14 +172,15 @@ def make_synthetic_dataset(
             background included.
         overwrite: bool, default `False`. If the four folders already hold files, a
             `ValueError` is raised unless `overwrite=True`, which first deletes the
-            PNG files in them (and nothing else).
+            files an earlier call wrote there (recorded in `root`'s
+            `.keras-unet-seg.sha256`); a file it did not write is never deleted.
 
     Returns:
         `root`, as a `str`.
 
     Raises:
         ValueError: an argument is invalid, or the folders are not empty and
-            `overwrite` is `False`.
+            `overwrite` is `False`, or hold a file this function did not write.
 
     Example:
 
@@ -192,19 +194,20 @@ def make_synthetic_dataset(
     """
     _check_args(num_train, num_val, image_size, seed, max_shapes, num_classes)
     root = os.fspath(root)
-    _clear_folders(root, overwrite)
     counts = {"train": int(num_train), "val": int(num_val)}
     size = (int(image_size[0]), int(image_size[1]))
-    for split, split_id in _SPLITS:
-        for index in range(counts[split]):
-            rng = np.random.default_rng([int(seed), split_id, index])
-            image, mask = _make_pair(rng, *size, int(max_shapes), int(num_classes))
-            _save_pair(os.path.join(root, split), f"{index:05d}.png", image, mask, num_classes)
+    with _outputs.recording(root):
+        _clear_folders(root, overwrite)
+        for split, split_id in _SPLITS:
+            for index in range(counts[split]):
+                rng = np.random.default_rng([int(seed), split_id, index])
+                image, mask = _make_pair(rng, *size, int(max_shapes), int(num_classes))
+                _save_pair(os.path.join(root, split), f"{index:05d}.png", image, mask, num_classes)
     return root
 
 
 def _clear_folders(root, overwrite):
-    """Refuses folders that hold files, or with `overwrite` deletes their PNG files."""
+    """Refuses folders that hold files, or with `overwrite` deletes those written here."""
     folders = [
         os.path.join(root, split, kind) for split, _ in _SPLITS for kind in ("images", "masks")
     ]
@@ -218,11 +221,17 @@ def _clear_folders(root, overwrite):
         raise ValueError(
             f"Folder '{root}' already holds {len(existing)} files in its train/ and val/ "
             f"folders (such as '{existing[0]}'). Pass an empty or new folder, or "
-            "overwrite=True to delete their PNG files first."
+            "overwrite=True to delete the files an earlier call wrote there first."
+        )
+    foreign = [path for path in existing if not _outputs.written_by_library(path, root)]
+    if foreign:
+        raise ValueError(
+            f"Folder '{root}' holds {len(foreign)} files in its train/ and val/ folders that "
+            f"make_synthetic_dataset did not write (such as '{foreign[0]}'); they are never "
+            "deleted: pass an empty or new folder."
         )
     for path in existing:
-        if path.lower().endswith(".png") and os.path.isfile(path):
-            os.remove(path)
+        os.remove(path)
     for folder in folders:
         os.makedirs(folder, exist_ok=True)
 
@@ -231,9 +240,10 @@ def _save_pair(split_dir, name, image, mask, num_classes):
     """Writes an RGB image and its mask (a palette PNG of class ids when multi-class)."""
     from PIL import Image
 
-    Image.fromarray(image, mode="RGB").save(os.path.join(split_dir, "images", name))
     mask_file = Image.fromarray(mask, mode="L")
     if num_classes > 1:
         mask_file = mask_file.convert("P")
         mask_file.putpalette(_class_palette())
-    mask_file.save(os.path.join(split_dir, "masks", name))
+    for kind, file in (("images", Image.fromarray(image, mode="RGB")), ("masks", mask_file)):
+        with _atomic.atomic_path(os.path.join(split_dir, kind, name)) as temporary:
+            file.save(temporary, format="PNG")

@@ -25,12 +25,12 @@ activation, the threshold, class names and colours.
   threshold, the class names and colours, and the parity figures.
 """
 
-import json
 import os
 
 import keras
 import numpy as np
 
+from keras_unet_seg import _atomic, _outputs
 from keras_unet_seg._validation import check_built_model, check_choice, check_size
 from keras_unet_seg.export._metadata import metadata
 from keras_unet_seg.export._shapes import input_shape
@@ -52,6 +52,8 @@ _FLOAT16_FORMATS = ("litert",)
 # Under float16, a pixel whose Keras probability is this close to the threshold
 # (or whose two best classes are this close) may fall either side.
 _FLOAT16_MASK_TOLERANCE = 5e-3
+# The files an exporter writes beside the one named (OpenVINO's weights).
+_SIBLINGS = {"openvino": (".bin",)}
 
 
 def export_model(
@@ -68,6 +70,7 @@ def export_model(
     class_names=None,
     class_colors=None,
     check_images=None,
+    overwrite=False,
     verbose=True,
 ):
     """Exports a segmentation model for inference outside Keras, and checks the file.
@@ -103,13 +106,19 @@ def export_model(
         check_images: float32 normalized images `(n, height, width,
             channels)`, or a list of such batches. Defaults to `None`: random
             images of the fixed size, or of 64x64 and 100x75.
+        overwrite: bool, whether to replace the files of an earlier export at
+            `filepath` (files the library did not write are never replaced).
+            Defaults to `False`.
         verbose: bool, whether to print the parity figures. Defaults to `True`.
 
     Returns:
         The dict written to `<filepath>.json`.
 
     Raises:
-        ValueError: for an invalid argument, or masks that differ from Keras'.
+        ValueError: for an invalid argument, or masks that differ from Keras'
+            (nothing is then written).
+        FileExistsError: if `filepath` or `<filepath>.json` exists and is not an
+            earlier export, or is one and `overwrite` is `False`.
         ImportError: if the format's exporter or runtime is not installed.
 
     Example:
@@ -126,11 +135,22 @@ def export_model(
     channels = input_shape(reference)[-1]
     images = _check_batches(check_images, options.image_size, channels)
     filepath = os.fspath(filepath)
+    targets = written_files(filepath, format)
+    folder = os.path.dirname(os.path.abspath(filepath))
+    _outputs.check_writable(targets, overwrite, folder, filepath, option="filepath")
     exported = fold_batch_normalization(reference) if fold else reference
-    _write(exported, filepath, options, channels)
-    parity, num_classes = _parity(reference, load_exported(filepath, format), images, options)
-    written = metadata(reference, filepath, channels, num_classes, parity, **vars(options))
-    _finish(written, filepath, verbose)
+    # Written under a temporary name, checked, then renamed: a failed export leaves
+    # the old files as they were.
+    with _outputs.recording(folder):
+        with _atomic.atomic_path(filepath, siblings=_SIBLINGS.get(format, ())) as temporary:
+            _write(exported, temporary, options, channels)
+            runner = load_exported(temporary, format)
+            parity, num_classes = _parity(reference, runner, images, options)
+            written = metadata(reference, filepath, channels, num_classes, parity, **vars(options))
+            _check_parity(written, filepath)
+        _atomic.write_json(filepath + ".json", written)
+    if verbose:
+        _print_parity(written, filepath)
     return written
 
 
@@ -195,26 +215,36 @@ def _parity(reference, runner, images, options):
     return parity, want.shape[-1]
 
 
-def _finish(written, filepath, verbose):
-    """Writes the JSON file, prints the parity figures if `verbose`, raises on a mismatch."""
-    with open(filepath + ".json", "w", encoding="utf-8") as f:
-        json.dump(written, f, indent=2)
-        f.write("\n")
-    format, parity = written["format"], written["parity"]
-    mismatches = parity["mask_pixels_differing"]
-    if verbose:
-        sizes = ", ".join("x".join(str(s) for s in size) for size in parity["image_sizes"])
-        print(
-            f"Exported {format} to '{filepath}' (+ '{filepath}.json'); on {sizes} images the "
-            f"largest difference from Keras is {parity['max_abs_difference']:.2e}, "
-            f"{mismatches} mask pixels differ."
-        )
-    if mismatches:
+def written_files(filepath, format):
+    """The paths an export of `format` at `filepath` writes: its file(s) and JSON file."""
+    stem = os.path.splitext(filepath)[0]
+    return [
+        filepath,
+        *(stem + extension for extension in _SIBLINGS.get(format, ())),
+        filepath + ".json",
+    ]
+
+
+def _check_parity(written, filepath):
+    """Raises if a mask of the export differs from the Keras model's."""
+    parity = written["parity"]
+    if parity["mask_pixels_differing"]:
         raise ValueError(
-            f"The {format} export at '{filepath}' gives {mismatches} mask pixels that differ "
-            f"from the Keras model's (largest probability difference "
-            f"{parity['max_abs_difference']:.2e})."
+            f"The {written['format']} export to '{filepath}' gives "
+            f"{parity['mask_pixels_differing']} mask pixels that differ from the Keras model's "
+            f"(largest probability difference {parity['max_abs_difference']:.2e}); it was not "
+            "written."
         )
+
+
+def _print_parity(written, filepath):
+    parity = written["parity"]
+    sizes = ", ".join("x".join(str(s) for s in size) for size in parity["image_sizes"])
+    print(
+        f"Exported {written['format']} to '{filepath}' (+ '{filepath}.json'); on {sizes} images "
+        f"the largest difference from Keras is {parity['max_abs_difference']:.2e}, "
+        f"{parity['mask_pixels_differing']} mask pixels differ."
+    )
 
 
 def _float32(model):
