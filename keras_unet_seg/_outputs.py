@@ -6,7 +6,8 @@ wrote below it, one line `<sha256>  <relative path>` a file (the format of
 `sha256sum -c`; a SavedModel folder's checksum covers its files). Inside
 `recording(folder)`, every file `_atomic.atomic_path` writes below `folder` is
 recorded, in one appended line, before it replaces the old file: an interruption
-never leaves a file of the library unrecorded, nor a line cut in two that counts.
+never leaves a file of the library unrecorded, and a line it cuts short counts for
+nothing (the next line starts on a line of its own).
 
 An existing file counts as the library's when its content is one the list records
 under its path; a file the user made, or changed since, is never replaced
@@ -58,15 +59,19 @@ def record(path, content):
     path = os.path.abspath(path)
     if root is None or not _inside(path, root):
         return
-    line = f"{checksum(content)}  {_relative(path, root)}\n"
-    descriptor = os.open(os.path.join(root, MANIFEST), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    line = f"{checksum(content)}  {_relative(path, root)}\n".encode()
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT
+    descriptor = os.open(os.path.join(root, MANIFEST), flags, 0o666)
     try:
-        os.write(descriptor, line.encode("utf-8"))  # one write: the line whole, or nothing
+        size = os.fstat(descriptor).st_size
+        if size and os.pread(descriptor, 1, size - 1) != b"\n":  # a line cut short
+            line = b"\n" + line
+        os.write(descriptor, line)  # one write: the line whole, or cut short
     finally:
         os.close(descriptor)
 
 
-def _recorded(root):
+def recorded(root):
     """`{relative path: {sha256, ...}}` of the list of `root` (empty if none)."""
     recorded = {}
     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
@@ -78,11 +83,11 @@ def _recorded(root):
     return recorded
 
 
-def written_by_library(path, root, recorded=None):
+def written_by_library(path, root, listed=None):
     """Whether `path` exists with content the library recorded writing there (in the
-    list of `root`, read again unless `recorded` gives it)."""
-    recorded = _recorded(root) if recorded is None else recorded
-    digests = recorded.get(_relative(os.path.abspath(path), os.path.abspath(root)), ())
+    list of `root`: `recorded(root)`, read again unless `listed` gives it)."""
+    listed = recorded(root) if listed is None else listed
+    digests = listed.get(_relative(os.path.abspath(path), os.path.abspath(root)), ())
     return os.path.lexists(path) and checksum(path) in digests
 
 
@@ -91,8 +96,8 @@ def check_writable(paths, overwrite, root, out, option="output_dir", flag="overw
     new, or the library's and `overwrite`. `out` (given as `option`) and `flag` word
     the error."""
     existing = [path for path in paths if os.path.lexists(path)]
-    recorded = _recorded(root) if existing else {}
-    foreign = [path for path in existing if not written_by_library(path, root, recorded)]
+    listed = recorded(root) if existing else {}
+    foreign = [path for path in existing if not written_by_library(path, root, listed)]
     if foreign:
         they = "it" if len(foreign) == 1 else "they"
         raise FileExistsError(
@@ -129,8 +134,7 @@ def check_outside_inputs(targets, inputs, out, option="output_dir"):
             if _inside(written, read) or _inside(read, written):
                 raise ValueError(
                     f"{option} '{out}' would write '{target}', which overlaps the input "
-                    f"'{source}'; outputs never go among the inputs: choose an {option} "
-                    "outside it."
+                    f"'{source}'; outputs never go among the inputs: choose another {option}."
                 )
 
 

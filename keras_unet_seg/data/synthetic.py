@@ -173,14 +173,16 @@ def make_synthetic_dataset(
         overwrite: bool, default `False`. If the four folders already hold files, a
             `ValueError` is raised unless `overwrite=True`, which first deletes the
             files an earlier call wrote there (recorded in `root`'s
-            `.keras-unet-seg.sha256`); a file it did not write is never deleted.
+            `.keras-unet-seg.sha256`); a file it did not write is never deleted, and
+            one where it writes is refused.
 
     Returns:
         `root`, as a `str`.
 
     Raises:
         ValueError: an argument is invalid, or the folders are not empty and
-            `overwrite` is `False`, or hold a file this function did not write.
+            `overwrite` is `False`, or hold a file this function did not write
+            where it writes.
 
     Example:
 
@@ -197,7 +199,7 @@ def make_synthetic_dataset(
     counts = {"train": int(num_train), "val": int(num_val)}
     size = (int(image_size[0]), int(image_size[1]))
     with _outputs.recording(root):
-        _clear_folders(root, overwrite)
+        _clear_folders(root, overwrite, counts)
         for split, split_id in _SPLITS:
             for index in range(counts[split]):
                 rng = np.random.default_rng([int(seed), split_id, index])
@@ -206,8 +208,9 @@ def make_synthetic_dataset(
     return root
 
 
-def _clear_folders(root, overwrite):
-    """Refuses folders that hold files, or with `overwrite` deletes those written here."""
+def _clear_folders(root, overwrite, counts):
+    """Refuses folders that hold files; with `overwrite`, deletes the files an earlier
+    call wrote there, and refuses a file it did not write where it writes."""
     folders = [
         os.path.join(root, split, kind) for split, _ in _SPLITS for kind in ("images", "masks")
     ]
@@ -223,14 +226,22 @@ def _clear_folders(root, overwrite):
             f"folders (such as '{existing[0]}'). Pass an empty or new folder, or "
             "overwrite=True to delete the files an earlier call wrote there first."
         )
-    foreign = [path for path in existing if not _outputs.written_by_library(path, root)]
+    listed = _outputs.recorded(root)
+    ours = [path for path in existing if _outputs.written_by_library(path, root, listed)]
+    targets = {
+        os.path.join(root, split, kind, f"{index:05d}.png")
+        for split, count in counts.items()
+        for kind in ("images", "masks")
+        for index in range(count)
+    }
+    foreign = sorted(targets.intersection(existing).difference(ours))
     if foreign:
         raise ValueError(
-            f"Folder '{root}' holds {len(foreign)} files in its train/ and val/ folders that "
-            f"make_synthetic_dataset did not write (such as '{foreign[0]}'); they are never "
-            "deleted: pass an empty or new folder."
+            f"Folder '{root}' holds files that make_synthetic_dataset did not write where it "
+            f"writes (such as '{foreign[0]}'); they are never replaced: pass an empty or new "
+            "folder."
         )
-    for path in existing:
+    for path in ours:
         os.remove(path)
     for folder in folders:
         os.makedirs(folder, exist_ok=True)

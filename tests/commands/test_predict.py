@@ -163,7 +163,7 @@ def test_predict_never_writes_inside_a_dataset_folder(trained_run, dataset, out,
     written = dataset / out / "masks"
     assert error_line(capsys) == (
         f"keras-unet-seg: error: --out '{dataset / out}' would write '{written}', which overlaps "
-        f"the input '{dataset}'; outputs never go among the inputs: choose an --out outside it."
+        f"the input '{dataset}'; outputs never go among the inputs: choose another --out."
     )
     assert checksums(dataset) == before
 
