@@ -200,12 +200,16 @@ def make_synthetic_dataset(
     size = (int(image_size[0]), int(image_size[1]))
     with _outputs.recording(root):
         _clear_folders(root, overwrite, counts)
-        for split, split_id in _SPLITS:
-            for index in range(counts[split]):
-                rng = np.random.default_rng([int(seed), split_id, index])
-                image, mask = _make_pair(rng, *size, int(max_shapes), int(num_classes))
-                _save_pair(os.path.join(root, split), f"{index:05d}.png", image, mask, num_classes)
+        _write_pairs(root, counts, size, int(seed), int(max_shapes), int(num_classes))
     return root
+
+
+def _write_pairs(root, counts, size, seed, max_shapes, num_classes):
+    for split, split_id in _SPLITS:
+        for index in range(counts[split]):
+            rng = np.random.default_rng([seed, split_id, index])
+            image, mask = _make_pair(rng, *size, max_shapes, num_classes)
+            _save_pair(os.path.join(root, split), f"{index:05d}.png", image, mask, num_classes)
 
 
 def _clear_folders(root, overwrite, counts):

@@ -106,19 +106,17 @@ def export_model(
         check_images: float32 normalized images `(n, height, width,
             channels)`, or a list of such batches. Defaults to `None`: random
             images of the fixed size, or of 64x64 and 100x75.
-        overwrite: bool, whether to replace the files of an earlier export at
-            `filepath` (files the library did not write are never replaced).
-            Defaults to `False`.
+        overwrite: bool, whether to replace an earlier export's files (never
+            another file). Defaults to `False`.
         verbose: bool, whether to print the parity figures. Defaults to `True`.
 
     Returns:
         The dict written to `<filepath>.json`.
 
     Raises:
-        ValueError: for an invalid argument, or masks that differ from Keras'
-            (nothing is then written).
-        FileExistsError: if `filepath` or `<filepath>.json` exists and is not an
-            earlier export, or is one and `overwrite` is `False`.
+        ValueError: for an invalid argument, or masks that differ from Keras'.
+        FileExistsError: if a file to write exists and is not an earlier
+            export's, or is and `overwrite` is `False`.
         ImportError: if the format's exporter or runtime is not installed.
 
     Example:
@@ -134,21 +132,7 @@ def export_model(
     reference = _float32(model)
     channels = input_shape(reference)[-1]
     images = _check_batches(check_images, options.image_size, channels)
-    filepath = os.fspath(filepath)
-    targets = written_files(filepath, format)
-    folder = os.path.dirname(os.path.abspath(filepath))
-    _outputs.check_writable(targets, overwrite, folder, filepath, option="filepath")
-    exported = fold_batch_normalization(reference) if fold else reference
-    # Written under a temporary name, checked, then renamed: a failed export leaves
-    # the old files as they were.
-    with _outputs.recording(folder):
-        with _atomic.atomic_path(filepath, siblings=_SIBLINGS.get(format, ())) as temporary:
-            _write(exported, temporary, options, channels)
-            runner = load_exported(temporary, format)
-            parity, num_classes = _parity(reference, runner, images, options)
-            written = metadata(reference, filepath, channels, num_classes, parity, **vars(options))
-            _check_parity(written, filepath)
-        _atomic.write_json(filepath + ".json", written)
+    written = _export(reference, os.fspath(filepath), options, channels, images, overwrite)
     if verbose:
         _print_parity(written, filepath)
     return written
@@ -178,6 +162,29 @@ class _Options:
         self.threshold = threshold
         self.class_names = class_names
         self.class_colors = class_colors
+
+
+def _export(reference, filepath, options, channels, images, overwrite):
+    """Writes the export of `reference` and its JSON file; returns the JSON's dict.
+
+    Existing files are replaced only if an earlier export wrote them and `overwrite`.
+    The model is written under a temporary name and checked before it is renamed: a
+    failed export leaves the old files as they were.
+    """
+    folder = os.path.dirname(os.path.abspath(filepath))
+    targets = written_files(filepath, options.format)
+    _outputs.check_writable(targets, overwrite, folder, filepath, option="filepath")
+    exported = fold_batch_normalization(reference) if options.fold else reference
+    siblings = _SIBLINGS.get(options.format, ())
+    with _outputs.recording(folder):
+        with _atomic.atomic_path(filepath, siblings=siblings) as temporary:
+            _write(exported, temporary, options, channels)
+            runner = load_exported(temporary, options.format)
+            parity, num_classes = _parity(reference, runner, images, options)
+            written = metadata(reference, filepath, channels, num_classes, parity, **vars(options))
+            _check_parity(written, filepath)
+        _atomic.write_json(filepath + ".json", written)
+    return written
 
 
 def _write(model, filepath, options, channels):
