@@ -10,6 +10,9 @@ import math
 import os
 import re
 import secrets
+import shutil
+
+from keras_unet_seg import _outputs
 
 
 def temporary_name(path):
@@ -25,27 +28,65 @@ def is_temporary_name(name):
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path, siblings=()):
     """Yields a temporary path to write; on success it replaces `path` in one step.
 
-    The folder of `path` is created if needed. On any error (or interruption) the
-    temporary file is removed and `path` is left as it was.
+    The folder of `path` is created if needed. A folder written at the temporary
+    path (a SavedModel) replaces the folder `path`. `siblings` are the extensions of
+    files the writer puts beside the temporary file (OpenVINO's `.bin` beside its
+    `.xml`); they replace those beside `path` first. Each file is recorded (inside
+    `_outputs.recording`) before it replaces the old one. On any error (or
+    interruption) the temporary files are removed and `path` is left as it was.
     """
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     temporary = temporary_name(path)
+    moves = [
+        *((_sibling(temporary, extension), _sibling(path, extension)) for extension in siblings),
+        (temporary, path),
+    ]
     try:
         yield temporary
-        _fsync(temporary)
-        os.replace(temporary, path)
+        for source, target in moves:
+            _fsync(source)
+            _outputs.record(target, source)
+            _replace(source, target)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(temporary)
+        for source, _ in moves:
+            _remove(source)
         raise
 
 
+def _sibling(path, extension):
+    return os.path.splitext(path)[0] + extension
+
+
+def _replace(source, target):
+    if not os.path.isdir(source):
+        os.replace(source, target)
+        return
+    old = temporary_name(target) if os.path.isdir(target) else None
+    if old:  # a folder cannot replace a folder in one step: the old one is moved aside
+        os.rename(target, old)
+    os.rename(source, target)
+    if old:
+        shutil.rmtree(old)
+
+
+def _remove(path):
+    with contextlib.suppress(FileNotFoundError):
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+
+
 def _fsync(path):
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
+    files = [path]
+    if os.path.isdir(path):
+        files = [os.path.join(folder, name) for folder, _, names in os.walk(path) for name in names]
+    for file in files:
+        with open(file, "rb") as f:
+            os.fsync(f.fileno())
 
 
 def json_safe(value):

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from keras_unet_seg import _atomic, data
+from keras_unet_seg import _atomic, _outputs, data
 
 
 def list_inputs(inputs, verbose=1):
@@ -80,6 +80,21 @@ def _check_unique_names(found):
 def scaled_size(size, scale):
     """`(height, width)` resized by the `(height, width)` factors `scale`: rounded, at least 1."""
     return tuple(max(1, round(length * factor)) for length, factor in zip(size, scale, strict=True))
+
+
+def check_outputs(inputs, files, output_dir, overwrite, option="output_dir", flag="overwrite=True"):
+    """Raises unless predicting the `files` of `inputs` into `output_dir` writes
+    outside every input and replaces (with `overwrite`) only an earlier prediction's
+    masks and overlays (`keras_unet_seg._outputs`)."""
+    inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    folders = [os.path.join(output_dir, kind) for kind in ("masks", "overlays")]
+    _outputs.check_outside_inputs(folders, inputs, output_dir, option)
+    targets = [path for _, name in files for path in _output_paths(output_dir, name)]
+    _outputs.check_writable(targets, overwrite, output_dir, output_dir, option, flag)
+
+
+def _output_paths(output_dir, name):
+    return tuple(os.path.join(output_dir, kind, f"{name}.png") for kind in ("masks", "overlays"))
 
 
 def rescaled(predict, images, scale):
@@ -188,12 +203,13 @@ def predict_files(model, files, output_dir, color_mode, intensity, options, verb
 
     progress = keras.utils.Progbar(len(files), unit_name="image", verbose=verbose)
     written = []
-    for index, (path, name) in enumerate(files):
-        image = data.read_image(path, color_mode, intensity)
-        probabilities = predict_tiled(model, image, **options["tiling"])
-        mask, overlay = write_prediction(output_dir, name, image, probabilities, options)
-        written.append({"image": path, "mask": mask, "overlay": overlay})
-        progress.update(index + 1)
+    with _outputs.recording(output_dir):
+        for index, (path, name) in enumerate(files):
+            image = data.read_image(path, color_mode, intensity)
+            probabilities = predict_tiled(model, image, **options["tiling"])
+            mask, overlay = write_prediction(output_dir, name, image, probabilities, options)
+            written.append({"image": path, "mask": mask, "overlay": overlay})
+            progress.update(index + 1)
     if verbose:
         masks = "mask" if len(files) == 1 else "masks"
         masks_dir, overlays_dir = (os.path.join(output_dir, k) for k in ("masks", "overlays"))
@@ -213,7 +229,7 @@ def write_prediction(output_dir, name, image, probabilities, options):
     num_classes = max(probabilities.shape[-1], 2)
     colors = class_colors(num_classes, options["class_colors"])
     multiclass = probabilities.shape[-1] > 1
-    mask_path = os.path.join(output_dir, "masks", f"{name}.png")
+    mask_path, _ = _output_paths(output_dir, name)
     save_mask(mask_path, mask_png(probabilities, threshold), colors if multiclass else {})
     subfolder, base = os.path.split(name)
     mode = options["overlay_mode"]

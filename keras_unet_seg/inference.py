@@ -420,6 +420,7 @@ def predict_directory(
     class_colors=None,
     class_names=None,
     spec=None,
+    overwrite=False,
     verbose=1,
 ):
     """Predicts every image of a folder and writes its mask and overlay PNGs.
@@ -429,10 +430,13 @@ def predict_directory(
     size, and written as `output_dir/masks/<name>.png` (binary: 0/255; several
     classes: a palette PNG of class ids) and `output_dir/overlays/<name>.png`. A
     folder's files keep their relative path as name; a dataset folder (holding
-    `images/` and `masks/`) gives its images. Every input is checked first. A
-    `spec` (`InferenceSpec.from_run(run)`) gives how the command reads, scales,
-    tiles and thresholds for a run; the model is used as given (the command
-    folds its batch normalization and rebuilds it under `spec.precision`).
+    `images/` and `masks/`) gives its images. Every input is checked first, and where
+    the files go: never inside an input folder, and never over a file that an earlier
+    prediction did not write (`output_dir` records what it holds in
+    `.keras-unet-seg.sha256` files). A `spec` (`InferenceSpec.from_run(run)`) gives
+    how the command reads, scales, tiles and thresholds for a run; the model is used
+    as given (the command folds its batch normalization and rebuilds it under
+    `spec.precision`).
 
     Args:
         model: a Keras model (or callable) returning probabilities, such as a `UNet`.
@@ -454,6 +458,8 @@ def predict_directory(
         spec: `None` (default), or an `InferenceSpec` that gives `color_mode`,
             `intensity`, `scale`, the tiling and `threshold` (leave those arguments
             at their defaults).
+        overwrite: bool, default `False`. Replace the masks and overlays of an earlier
+            prediction in `output_dir` (other files are never replaced).
         verbose: int, default 1. 0 prints nothing; 1 a progress bar and a summary.
 
     Returns:
@@ -462,7 +468,10 @@ def predict_directory(
     Raises:
         FileNotFoundError: if an input does not exist.
         ValueError: if an input is not a readable image (it is named), a folder holds
-            none, two inputs have the same name, or an argument is invalid.
+            none, two inputs have the same name, `output_dir` overlaps an input, or an
+            argument is invalid.
+        FileExistsError: if a file to write exists and an earlier prediction did not
+            write it, or did and `overwrite` is `False`.
     """
     covered = dict(color_mode=color_mode, intensity=intensity, scale=scale, tile_size=tile_size)
     covered.update(overlap=overlap, tta=tta, threshold=threshold)
@@ -475,6 +484,7 @@ def predict_directory(
         "tiling": {**spec.tiled_arguments(), "batch_size": batch_size},
     }
     files = _prediction.list_inputs(inputs, verbose=verbose)
+    _prediction.check_outputs(inputs, files, output_dir, overwrite)
     return _prediction.predict_files(
         model, files, output_dir, spec.color_mode, spec.intensity, options, verbose
     )

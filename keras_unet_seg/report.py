@@ -151,6 +151,15 @@ def _confusion_html(matrix, class_names):
     return "".join(rows) + "</table>"
 
 
+def report_files(directory):
+    """The paths `write_report` writes in `directory`: `"html"`, `"csv"`, `"json"`."""
+    return {
+        "html": os.path.join(directory, "report.html"),
+        "csv": os.path.join(directory, "per_image.csv"),
+        "json": os.path.join(directory, "summary.json"),
+    }
+
+
 def write_report(
     directory,
     records,
@@ -189,11 +198,7 @@ def write_report(
     metrics = [m for m in METRICS if m in summary[class_ids[0]]]
     columns = _columns(class_ids, class_names, metrics)
     os.makedirs(directory, exist_ok=True)
-    paths = {
-        "html": os.path.join(directory, "report.html"),
-        "csv": os.path.join(directory, "per_image.csv"),
-        "json": os.path.join(directory, "summary.json"),
-    }
+    paths = report_files(directory)
     _write_csv(paths["csv"], records, class_ids, columns)
     document = {
         "details": details or {},

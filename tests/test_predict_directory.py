@@ -114,6 +114,25 @@ def test_inputs_are_checked_before_anything_is_written(tmp_path, inputs, error, 
     assert not (tmp_path / "out").exists()
 
 
+def test_only_files_an_earlier_prediction_wrote_are_replaced(tmp_path):
+    _image(tmp_path / "in" / "a.png", np.zeros((4, 4), np.uint8))
+    out = tmp_path / "out"
+    predict_directory(_binary_model(), tmp_path / "in", out, verbose=0)
+    with pytest.raises(FileExistsError, match="pass overwrite=True to replace them"):
+        predict_directory(_binary_model(), tmp_path / "in", out, verbose=0)
+    predict_directory(_binary_model(), tmp_path / "in", out, overwrite=True, verbose=0)
+
+    (out / "masks" / "a.png").write_bytes(b"the user's mask")
+    with pytest.raises(
+        FileExistsError, match=r"did not write 'masks/a.png' \(or it changed since\)"
+    ):
+        predict_directory(_binary_model(), tmp_path / "in", out, overwrite=True, verbose=0)
+    assert (out / "masks" / "a.png").read_bytes() == b"the user's mask"
+    with pytest.raises(ValueError, match="outputs never go among the inputs"):
+        predict_directory(_binary_model(), tmp_path / "in", tmp_path / "in" / "out", verbose=0)
+    assert not (tmp_path / "in" / "out").exists()
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

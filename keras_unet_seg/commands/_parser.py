@@ -112,3 +112,12 @@ def add_reading_arguments(group):
         "(default: the one the model was trained with, from the run's config.json beside "
         "--model; else auto)",
     )
+
+
+def add_overwrite_argument(parser, what):
+    """`--overwrite`: replace `what`, the files of an earlier run of the command."""
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help=f"replace {what} (files keras-unet-seg did not write are never replaced)",
+    )

@@ -1,17 +1,29 @@
-"""The run folder of `train`: its files, claiming it, resuming it, and what it logged.
+"""The run folder of `train`: its files, claiming and locking it, resuming it, and
+what it logged.
 
 `--out RUN` receives `config.json`, `best.keras`, `model.keras`, `log.csv`,
-`curves.png` and `backup/` (`_run_state`: the backups of the last two epochs). A
-folder holding other files is refused unless `--overwrite` (which replaces a run's
-own files there); `--resume` continues from the newest complete backup.
+`curves.png` and `backup/` (`_run_state`: the backups of the last two epochs). The
+run's files are recorded as they are written (`keras_unet_seg._outputs`); its
+backups are recognised by their names and files. A folder holding other files is
+refused unless `--overwrite`, which removes the run's own files only; a file the run
+did not write where it writes (a user's `config.json`, `backup/notes.txt`) is never
+removed: the folder is refused. While a process trains in it, the folder holds
+`.keras-unet-seg.lock` (its pid, host and start time), and a second process is
+refused; a lock left by a process that no longer runs is taken over.
+`--resume` continues from the newest complete backup.
 """
 
+import contextlib
 import csv
+import datetime
+import json
 import os
 import shutil
+import socket
+import time
 from typing import NamedTuple
 
-from keras_unet_seg import _atomic
+from keras_unet_seg import _atomic, _outputs
 from keras_unet_seg.commands import _run_state
 from keras_unet_seg.commands._errors import CommandError, one_line
 
@@ -23,6 +35,9 @@ CURVES_FILE = "curves.png"
 BACKUP_FOLDER = _run_state.BACKUP_FOLDER
 # The files a run writes; `--overwrite` replaces them (and the backups) in a folder.
 RUN_FILES = (CONFIG_FILE, BEST_MODEL_FILE, FINAL_MODEL_FILE, LOG_FILE, CURVES_FILE)
+LOCK_FILE = ".keras-unet-seg.lock"
+_UNREADABLE_LOCK_SECONDS = 10
+_SHOWN = 5
 
 
 class RunPaths(NamedTuple):
@@ -60,14 +75,106 @@ def check_resumable(out):
         )
 
 
-def open_run(out, epochs, resume, overwrite, verbose=1):
-    """Checks (and with `--overwrite` clears) the run folder; returns its `RunPaths`.
+@contextlib.contextmanager
+def locked(out, verbose=1):
+    """Holds the run folder `out` (created if needed) for this process while in the block.
 
-    Raises `CommandError` for a file in place of the folder, a folder that is not
-    this command's (unless `overwrite`), or a resumed run that has trained `epochs`.
+    Raises `CommandError` if another live process holds it; takes over (with a
+    notice) a lock whose process no longer runs. The lock is removed on leaving,
+    error or interruption included, and a folder created here is removed if empty.
     """
     if os.path.exists(out) and not os.path.isdir(out):
         raise CommandError(f"run folder '{out}' is a file, not a folder.")
+    created = not os.path.isdir(out)
+    write(lambda: os.makedirs(out, exist_ok=True), out)
+    path = os.path.join(out, LOCK_FILE)
+    try:
+        _lock(out, path, verbose)
+    except BaseException:
+        _remove_empty(out, created)
+        raise
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+        _remove_empty(out, created)
+
+
+def _lock(out, path, verbose):
+    holder = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        other = _stale_holder(out, path)
+        if verbose and other:
+            print(
+                f"Taking over the run folder '{out}': its lock was left by process "
+                f"{other['pid']} on {other['host']}, which no longer runs."
+            )
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+        return _lock(out, path, verbose)
+    except OSError as error:
+        raise CommandError(f"cannot write '{path}': {error.strerror or one_line(error)}.") from None
+    with os.fdopen(descriptor, "w", encoding="utf-8") as f:
+        json.dump(holder, f)
+
+
+def _stale_holder(out, path):
+    """The holder of the lock `path` that no longer runs (`None` if the lock is gone);
+    raises `CommandError` if it may still run."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            holder = json.load(f)
+        pid, host = int(holder["pid"]), str(holder["host"])
+    except FileNotFoundError:  # released meanwhile
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        # A process writes its lock as soon as it creates it: an old unreadable lock is
+        # one whose process was killed in between.
+        if time.time() - os.path.getmtime(path) > _UNREADABLE_LOCK_SECONDS:
+            return {"pid": "(unknown)", "host": "(unknown)"}
+        raise CommandError(
+            f"run folder '{out}' is being locked by another process; try again."
+        ) from None
+    if host != socket.gethostname() or _running(pid):
+        gone = "" if host == socket.gethostname() else f"; if it no longer runs, delete '{path}'"
+        raise CommandError(
+            f"run folder '{out}' is in use by process {pid} on {host} (training since "
+            f"{holder.get('started')}): wait for it to finish, or choose another --out{gone}."
+        )
+    return {"pid": pid, "host": host}
+
+
+def _running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        pass
+    return True
+
+
+def _remove_empty(out, created):
+    if created:
+        with contextlib.suppress(OSError):  # not empty: it holds the run
+            os.rmdir(out)
+
+
+def open_run(out, epochs, resume, overwrite, verbose=1):
+    """Checks (and with `--overwrite` clears) the run folder; returns its `RunPaths`.
+
+    Raises `CommandError` for a folder that is not this command's (unless
+    `overwrite`), a file the run did not write where it writes, or a resumed run that
+    has trained `epochs`.
+    """
+    check_own_files(out)
     if not resume:
         _claim(out, overwrite, verbose)
     paths = run_paths(out)
@@ -80,11 +187,46 @@ def open_run(out, epochs, resume, overwrite, verbose=1):
     return paths
 
 
+def check_own_files(out):
+    """Raises `CommandError` if a file where a run writes was not written by a run.
+
+    The run's files count as a run's when recorded (`_outputs`), and `backup/`'s
+    entries when they are backups (`_run_state.is_backup`).
+    """
+    foreign = [
+        name
+        for name in RUN_FILES
+        if os.path.lexists(os.path.join(out, name))
+        and not _outputs.written_by_library(os.path.join(out, name), out)
+    ]
+    backup = os.path.join(out, BACKUP_FOLDER)
+    if os.path.islink(backup) or os.path.isfile(backup):
+        foreign.append(BACKUP_FOLDER)
+    elif os.path.isdir(backup):
+        foreign += [
+            f"{BACKUP_FOLDER}/{name}"
+            for name in sorted(os.listdir(backup))
+            if not _run_state.is_backup(os.path.join(backup, name))
+        ]
+    if foreign:
+        raise CommandError(
+            f"run folder '{out}' holds {_shown(foreign)} where a run writes, and "
+            "keras-unet-seg did not write them (or they changed since): it never replaces "
+            "or removes them; choose another --out."
+        )
+
+
 def _claim(out, overwrite, verbose):
-    """Refuses a folder holding files (not written by this command) unless `overwrite`."""
+    """Refuses a folder holding files unless `overwrite`; then removes the run's files
+    (`check_own_files` has found them all the run's)."""
     if not os.path.isdir(out):
         return
-    found = sorted(name for name in os.listdir(out) if not _atomic.is_temporary_name(name))
+    hidden = (_outputs.MANIFEST, LOCK_FILE)
+    found = sorted(
+        name
+        for name in os.listdir(out)
+        if not _atomic.is_temporary_name(name) and name not in hidden
+    )
     if found and not overwrite:
         _refuse(out, found)
     removed = [name for name in (*RUN_FILES, BACKUP_FOLDER) if name in found]
@@ -102,12 +244,16 @@ def _refuse(out, found):
             "--resume to continue it, --overwrite to start it over, or choose another "
             "--out."
         )
-    shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
     raise CommandError(
-        f"run folder '{out}' is not empty and holds no training run (it holds {shown}); "
-        "choose another --out, or pass --overwrite to train there (a run's own files "
-        f"and {BACKUP_FOLDER}/ are then replaced, other files kept)."
+        f"run folder '{out}' is not empty and holds no training run (it holds "
+        f"{_shown(found)}); choose another --out, or pass --overwrite to train there (the "
+        "files of an earlier run are then removed, other files kept)."
     )
+
+
+def _shown(names):
+    more = f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else ""
+    return ", ".join(names[:_SHOWN]) + more
 
 
 def _remove(path):

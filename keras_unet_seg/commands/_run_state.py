@@ -37,6 +37,7 @@ BACKUP_FOLDER = "backup"
 WEIGHTS_FILE = "weights.npz"
 STATE_FILE = "state.json"
 _BACKUP_NAME = re.compile(r"^epoch-(\d+)$")
+_PARTIAL_NAME = re.compile(r"^\.epoch-\d+\.tmp-[0-9a-f]{8}$")
 # Backups kept: the newest, and the previous one in case the newest is damaged later.
 _KEEP = 2
 
@@ -295,6 +296,18 @@ def backups(backup_dir):
         if match and os.path.isdir(os.path.join(backup_dir, name)):
             found.append((int(match.group(1)), os.path.join(backup_dir, name)))
     return sorted(found, reverse=True)
+
+
+def is_backup(path):
+    """Whether `path` is a backup folder a run wrote (committed or partial, maybe
+    damaged): its name, and files among the weights and the state only."""
+    name = os.path.basename(path)
+    return (
+        bool(_BACKUP_NAME.match(name) or _PARTIAL_NAME.match(name))
+        and os.path.isdir(path)
+        and not os.path.islink(path)
+        and set(os.listdir(path)) <= {WEIGHTS_FILE, STATE_FILE}
+    )
 
 
 def read_state(path):

@@ -67,8 +67,9 @@ def _add_run_arguments(run):
     run.add_argument(
         "--overwrite",
         action="store_true",
-        help="train in an --out folder that is not empty: a run's own files there and "
-        "its backup/ are replaced (other files are kept)",
+        help="train in an --out folder that is not empty: an earlier run's files there "
+        "and its backup/ are removed, other files kept (a file where the run writes that "
+        "keras-unet-seg did not write is never removed: the folder is refused)",
     )
 
 

@@ -9,16 +9,26 @@ writes into `OUT`: `model.keras` (last epoch) and `best.keras`, `metrics.json`
 `overlays/*.png` (each validation image with the true outline in green and the
 predicted outline in red, or in its class colour), `predictions.png` (a grid of
 images, masks, predictions and overlays), `curves.png`, `log.csv` and `config.json`
-(the training options, reusable with `train --config`).
+(the training options, reusable with `train --config`). A file there that an earlier
+demo did not write is never replaced: the folder is refused before anything is
+written (`keras_unet_seg._outputs`).
 """
 
 import os
 import sys
 import time
 
-from keras_unet_seg import _atomic
-from keras_unet_seg.commands import _config, _models, _reading, _types, evaluate, train
-from keras_unet_seg.commands._errors import PROG, CommandError, UsageError
+from keras_unet_seg import _atomic, _outputs
+from keras_unet_seg.commands import (
+    _config,
+    _models,
+    _reading,
+    _run_folder,
+    _types,
+    evaluate,
+    train,
+)
+from keras_unet_seg.commands._errors import PROG, CommandError, UsageError, user_errors
 
 NAME = "demo"
 
@@ -67,7 +77,30 @@ def run(args):
         raise CommandError(f"output folder '{out}' is a file, not a folder.")
     if min(args.image_size) < 16:
         raise UsageError(f"demo: --image-size must be at least 16, got {args.image_size}.")
-    data_dir = _write_data(os.path.join(out, "data"), args)
+    _check_outputs(out, args)
+    with _outputs.recording(out):
+        return _run(args, start)
+
+
+def _check_outputs(out, args):
+    """Refuses a file where the demo writes that an earlier demo did not write."""
+    from keras_unet_seg.report import report_files
+
+    overlays = (os.path.join(out, "overlays", f"{i:05d}.png") for i in range(args.num_val))
+    targets = [
+        *(os.path.join(out, name) for name in ("metrics.json", "predictions.png")),
+        *report_files(os.path.join(out, "report")).values(),
+        *overlays,
+    ]
+    with user_errors(FileExistsError):
+        _outputs.check_writable(targets, True, out, out, option="--out")
+    _run_folder.check_own_files(out)
+
+
+def _run(args, start):
+    out = args.out
+    with user_errors(ValueError):  # data/ holding files an earlier demo did not write
+        data_dir = _write_data(os.path.join(out, "data"), args)
 
     print(f"Training a UNet (base_filters={args.base_filters}, depth=3) for {args.epochs} epochs.")
     trained = train.train(_train_options(data_dir, out, args), verbose=1)

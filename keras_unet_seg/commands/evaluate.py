@@ -12,15 +12,17 @@ symmetric surface distance and normalized surface Dice at `--tolerance`, in unit
 `--spacing`; `keras_unet_seg.evaluation.evaluate_directory`). `--report DIR` writes
 `report.html` (one self-contained page: summary, confusion matrix, Dice histogram,
 every image with its thumbnails, sortable, worst first), `per_image.csv` and
-`summary.json`.
+`summary.json`. Neither is written inside --data, and an existing file is replaced
+only with --overwrite and only if an earlier evaluate wrote it
+(`keras_unet_seg._outputs`).
 """
 
 import os
 
 import numpy as np
 
-from keras_unet_seg import _atomic
-from keras_unet_seg.commands import _config, _models, _types, predict
+from keras_unet_seg import _atomic, _outputs
+from keras_unet_seg.commands import _config, _models, _parser, _types, predict
 from keras_unet_seg.commands._errors import require_folder, user_errors
 
 NAME = "evaluate"
@@ -55,6 +57,7 @@ def add_arguments(parser):
         metavar="DIR",
         help="folder to write report.html, per_image.csv and summary.json into",
     )
+    _parser.add_overwrite_argument(parser, "the files of an earlier evaluate (--json, --report)")
     parser.add_argument(
         "--spacing",
         type=_types.positive_pair,
@@ -82,17 +85,43 @@ def add_arguments(parser):
 
 def run(args):
     require_folder(args.data, "data folder")
+    with user_errors(ValueError, FileExistsError):  # where the files go, before the model
+        for option, out, root, targets in _outputs_of(args):
+            _outputs.check_outside_inputs(targets, [args.data, args.model], out, option)
+            _outputs.check_writable(targets, args.overwrite, root, out, option, "--overwrite")
     report = evaluate(_models.load_model(args.model), args)
     print_table(report)
     print_class_table(report)
     if args.report:
-        paths = write_report(args.report, report, spacing=args.spacing, tolerance=args.tolerance)
+        with _outputs.recording(args.report):
+            paths = write_report(
+                args.report, report, spacing=args.spacing, tolerance=args.tolerance
+            )
         print(f"Report written to '{paths['html']}'.")
     if args.json:
         kept = ("predictions", "confusion")
-        _atomic.write_json(args.json, {k: v for k, v in report.items() if k not in kept})
+        with _outputs.recording(_folder(args.json)):
+            _atomic.write_json(args.json, {k: v for k, v in report.items() if k not in kept})
         print(f"Scores written to '{args.json}'.")
     return 0
+
+
+def _outputs_of(args):
+    """`(option, value, folder, paths written)` of the options that write files."""
+    from keras_unet_seg.report import report_files
+
+    found = []
+    if args.report:
+        found.append(
+            ("--report", args.report, args.report, list(report_files(args.report).values()))
+        )
+    if args.json:
+        found.append(("--json", args.json, _folder(args.json), [args.json]))
+    return found
+
+
+def _folder(path):
+    return os.path.dirname(os.path.abspath(path))
 
 
 def evaluate(model, args, verbose=1):

@@ -11,12 +11,17 @@ pixels that differ are printed, and the command fails if a mask differs beyond
 what a lower precision explains. Beside it, PATH.json records the run's inference
 specification (input normalization and scale from the run's config.json,
 tiling, threshold), the steps that reproduce `predict` with it, the output, class
-names and colours: what a program in another language needs.
+names and colours: what a program in another language needs. The export is
+written under a temporary name and renamed once checked, so a failed export
+leaves the old files as they were. An existing --out is replaced only with
+--overwrite and only if an earlier export wrote it (`keras_unet_seg._outputs`);
+--out is never an input (--model, --images).
 """
 
 import dataclasses
+import os
 
-from keras_unet_seg import _prediction
+from keras_unet_seg import _outputs, _prediction
 from keras_unet_seg.commands import _config, _models, _parser, _reading, _types
 from keras_unet_seg.commands._errors import user_errors
 
@@ -38,6 +43,7 @@ def add_arguments(parser):
         metavar="PATH",
         help="file to write (model.onnx, model.tflite, model.xml) or SavedModel folder",
     )
+    _parser.add_overwrite_argument(parser, "the files of an earlier export at --out")
     parser.add_argument(
         "--no-fold",
         dest="fold",
@@ -76,10 +82,17 @@ def add_arguments(parser):
 
 def run(args):
     from keras_unet_seg import data, export
+    from keras_unet_seg.export.exporting import written_files
 
     _models.check_model_file(args.model)
-    with user_errors(ValueError, FileNotFoundError):  # every image, before the model
+    # Every image, and where the export goes, before the model.
+    with user_errors(ValueError, FileNotFoundError, FileExistsError):
         files = _prediction.list_inputs(args.images) if args.images else []
+        targets = written_files(args.out, args.format)
+        inputs = [args.model, *(args.images or [])]
+        _outputs.check_outside_inputs(targets, inputs, args.out, option="--out")
+        folder = os.path.dirname(os.path.abspath(args.out))
+        _outputs.check_writable(targets, args.overwrite, folder, args.out, "--out", "--overwrite")
     model = _models.load_model(args.model)
     reading = _reading.image_reading(
         model,
@@ -89,7 +102,7 @@ def run(args):
         scale="auto",
     )
     spec = dataclasses.replace(reading.spec, threshold=args.threshold)
-    with user_errors(ImportError, ValueError):
+    with user_errors(ImportError, ValueError, FileExistsError):
         check_images = [
             data.read_image(path, spec.color_mode, spec.intensity)[None] for path, _ in files
         ]
@@ -104,5 +117,6 @@ def run(args):
             class_names=reading.class_names,
             class_colors=reading.palette,
             check_images=check_images or None,
+            overwrite=args.overwrite,
         )
     return 0

@@ -6,7 +6,9 @@ run's color mode and intensity normalization from the `config.json` beside the
 model, or `--color-mode` and `--intensity`), predicted tile by tile with
 `predict_tiled` at its own size, and written as `OUT/masks/<name>.png` (binary:
 0/255; several classes: class ids) and `OUT/overlays/<name>.png`. Files of a folder
-keep their relative path (`keras_unet_seg.inference.predict_directory`).
+keep their relative path (`keras_unet_seg.inference.predict_directory`). --out is
+never inside an input folder, and an existing file there is replaced only with
+--overwrite and only if an earlier predict wrote it (`keras_unet_seg._outputs`).
 """
 
 import dataclasses
@@ -24,6 +26,7 @@ def add_arguments(parser):
         "--model", required=True, metavar="FILE", help=".keras model, such as RUN/model.keras"
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="folder to write to")
+    _parser.add_overwrite_argument(parser, "the masks and overlays of an earlier predict")
     add_inference_arguments(parser)
     parser.add_argument(
         "--overlay-mode",
@@ -105,8 +108,12 @@ def reading(args, model, run_config, scale, verbose=1):
 
 def run(args):
     _models.check_model_file(args.model)
-    with user_errors(ValueError, FileNotFoundError):  # every input, before the model
+    # Every input, and where the files go, before the model.
+    with user_errors(ValueError, FileNotFoundError, FileExistsError):
         files = _prediction.list_inputs(args.inputs)
+        _prediction.check_outputs(
+            args.inputs, files, args.out, args.overwrite, "--out", "--overwrite"
+        )
     model = _models.load_model(args.model)
     how = reading(args, model, _config.saved_run_config(args.model), args.scale)
     spec = how.spec

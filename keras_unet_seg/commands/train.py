@@ -8,7 +8,9 @@ run folder receives `config.json` (every option, reusable as `--config`),
 `best.keras` (best epoch by the first metric on the validation set), `model.keras`
 (the last epoch), `log.csv`, `curves.png` and `backup/` (the weights and optimizer
 state of the last two epochs, each written whole before it replaces the older one).
---out must be a new or empty folder, unless --overwrite replaces a run's files there.
+--out must be a new or empty folder, unless --overwrite removes an earlier run's files
+there (files the run did not write are never removed), and one process at a time
+trains in it (`.keras-unet-seg.lock`).
 An interrupted run (Ctrl-C, a kill, a full disk) continues from its newest complete
 backup, weights and optimizer state included, with `keras-unet-seg train --out RUN
 --resume`; add `--epochs N` to train a finished run longer. Training stops with an
@@ -19,7 +21,7 @@ import os
 
 import keras
 
-from keras_unet_seg import performance
+from keras_unet_seg import _outputs, performance
 from keras_unet_seg.commands import (
     _encoder_options,
     _losses_metrics,
@@ -276,6 +278,11 @@ def train(options, verbose=1):
         the paths written.
     """
     require_folder(options.data, "data folder")
+    with _run_folder.locked(options.out, verbose), _outputs.recording(options.out):
+        return _train(options, verbose)
+
+
+def _train(options, verbose):
     paths = _run_folder.open_run(
         options.out, options.epochs, options.resume, options.overwrite, verbose
     )

@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 
+from keras_unet_seg import _atomic, _outputs
 from keras_unet_seg._validation import (
     check_non_negative_int,
     check_positive_int,
@@ -171,14 +172,17 @@ def make_synthetic_dataset(
             background included.
         overwrite: bool, default `False`. If the four folders already hold files, a
             `ValueError` is raised unless `overwrite=True`, which first deletes the
-            PNG files in them (and nothing else).
+            files an earlier call wrote there (recorded in `root`'s
+            `.keras-unet-seg.sha256`); a file it did not write is never deleted, and
+            one where it writes is refused.
 
     Returns:
         `root`, as a `str`.
 
     Raises:
         ValueError: an argument is invalid, or the folders are not empty and
-            `overwrite` is `False`.
+            `overwrite` is `False`, or hold a file this function did not write
+            where it writes.
 
     Example:
 
@@ -192,19 +196,25 @@ def make_synthetic_dataset(
     """
     _check_args(num_train, num_val, image_size, seed, max_shapes, num_classes)
     root = os.fspath(root)
-    _clear_folders(root, overwrite)
     counts = {"train": int(num_train), "val": int(num_val)}
     size = (int(image_size[0]), int(image_size[1]))
-    for split, split_id in _SPLITS:
-        for index in range(counts[split]):
-            rng = np.random.default_rng([int(seed), split_id, index])
-            image, mask = _make_pair(rng, *size, int(max_shapes), int(num_classes))
-            _save_pair(os.path.join(root, split), f"{index:05d}.png", image, mask, num_classes)
+    with _outputs.recording(root):
+        _clear_folders(root, overwrite, counts)
+        _write_pairs(root, counts, size, int(seed), int(max_shapes), int(num_classes))
     return root
 
 
-def _clear_folders(root, overwrite):
-    """Refuses folders that hold files, or with `overwrite` deletes their PNG files."""
+def _write_pairs(root, counts, size, seed, max_shapes, num_classes):
+    for split, split_id in _SPLITS:
+        for index in range(counts[split]):
+            rng = np.random.default_rng([seed, split_id, index])
+            image, mask = _make_pair(rng, *size, max_shapes, num_classes)
+            _save_pair(os.path.join(root, split), f"{index:05d}.png", image, mask, num_classes)
+
+
+def _clear_folders(root, overwrite, counts):
+    """Refuses folders that hold files; with `overwrite`, deletes the files an earlier
+    call wrote there, and refuses a file it did not write where it writes."""
     folders = [
         os.path.join(root, split, kind) for split, _ in _SPLITS for kind in ("images", "masks")
     ]
@@ -218,11 +228,25 @@ def _clear_folders(root, overwrite):
         raise ValueError(
             f"Folder '{root}' already holds {len(existing)} files in its train/ and val/ "
             f"folders (such as '{existing[0]}'). Pass an empty or new folder, or "
-            "overwrite=True to delete their PNG files first."
+            "overwrite=True to delete the files an earlier call wrote there first."
         )
-    for path in existing:
-        if path.lower().endswith(".png") and os.path.isfile(path):
-            os.remove(path)
+    listed = _outputs.recorded(root)
+    ours = [path for path in existing if _outputs.written_by_library(path, root, listed)]
+    targets = {
+        os.path.join(root, split, kind, f"{index:05d}.png")
+        for split, count in counts.items()
+        for kind in ("images", "masks")
+        for index in range(count)
+    }
+    foreign = sorted(targets.intersection(existing).difference(ours))
+    if foreign:
+        raise ValueError(
+            f"Folder '{root}' holds files that make_synthetic_dataset did not write where it "
+            f"writes (such as '{foreign[0]}'); they are never replaced: pass an empty or new "
+            "folder."
+        )
+    for path in ours:
+        os.remove(path)
     for folder in folders:
         os.makedirs(folder, exist_ok=True)
 
@@ -231,9 +255,10 @@ def _save_pair(split_dir, name, image, mask, num_classes):
     """Writes an RGB image and its mask (a palette PNG of class ids when multi-class)."""
     from PIL import Image
 
-    Image.fromarray(image, mode="RGB").save(os.path.join(split_dir, "images", name))
     mask_file = Image.fromarray(mask, mode="L")
     if num_classes > 1:
         mask_file = mask_file.convert("P")
         mask_file.putpalette(_class_palette())
-    mask_file.save(os.path.join(split_dir, "masks", name))
+    for kind, file in (("images", Image.fromarray(image, mode="RGB")), ("masks", mask_file)):
+        with _atomic.atomic_path(os.path.join(split_dir, kind, name)) as temporary:
+            file.save(temporary, format="PNG")

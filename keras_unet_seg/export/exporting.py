@@ -32,13 +32,13 @@ activation, class names and colours.
 """
 
 import dataclasses
-import json
 import os
 import warnings
 
 import keras
 import numpy as np
 
+from keras_unet_seg import _atomic, _outputs
 from keras_unet_seg._validation import check_built_model, check_choice, check_size
 from keras_unet_seg.export._metadata import metadata
 from keras_unet_seg.export._shapes import input_shape
@@ -62,6 +62,8 @@ _FLOAT16_FORMATS = ("litert",)
 # mantissa (float16 11): measured, bfloat16 moved the probabilities by up to 5e-3 (tests/
 # test_one_answer.py's run on a 1000x700 photo) and 1e-3 (a MobileNetV3Small encoder).
 _MASK_TOLERANCES = {"float32": 0.0, "float16": 5e-3, "bfloat16": 3e-2}
+# The files an exporter writes beside the one named (OpenVINO's weights).
+_SIBLINGS = {"openvino": (".bin",)}
 
 
 def export_model(
@@ -76,6 +78,7 @@ def export_model(
     class_names=None,
     class_colors=None,
     check_images=None,
+    overwrite=False,
     verbose=True,
     **deprecated,
 ):
@@ -108,6 +111,8 @@ def export_model(
         check_images: float32 normalized images `(n, height, width,
             channels)`, or a list of such batches. Defaults to `None`: random
             images of the fixed size, or of 64x64 and 100x75.
+        overwrite: bool, whether to replace an earlier export's files (never
+            another file). Defaults to `False`.
         verbose: bool, whether to print the parity figures. Defaults to `True`.
         **deprecated: `intensity`, `color_mode` and `threshold`, deprecated:
             pass them in `spec`.
@@ -117,7 +122,10 @@ def export_model(
 
     Raises:
         ValueError: for an invalid argument, or masks that differ from
-            `predict`'s beyond what a lower precision explains.
+            `predict`'s beyond what a lower precision explains (nothing is
+            written then).
+        FileExistsError: if a file to write exists and is not an earlier
+            export's, or is and `overwrite` is `False`.
         ImportError: if the format's exporter or runtime is not installed.
 
     Example:
@@ -136,13 +144,9 @@ def export_model(
         _spec(spec, channels, options.image_size, deprecated), class_names, class_colors
     )
     images = _check_batches(check_images, options.image_size, channels)
-    filepath = os.fspath(filepath)
-    exported = fold_batch_normalization(reference) if fold else reference
-    _write(exported, filepath, options, channels)
-    predicting = _as_predict_runs(reference, exported, options.spec)
-    parity, num_classes = _parity(predicting, load_exported(filepath, format), images, options)
-    written = metadata(reference, filepath, channels, num_classes, parity, **vars(options))
-    _finish(written, filepath, verbose)
+    written = _export(reference, os.fspath(filepath), options, channels, images, overwrite)
+    if verbose:
+        _print_parity(written, filepath)
     return written
 
 
@@ -202,6 +206,30 @@ class _Options:
         self.spec = spec
         self.class_names = class_names
         self.class_colors = class_colors
+
+
+def _export(reference, filepath, options, channels, images, overwrite):
+    """Writes the export of `reference` and its JSON file; returns the JSON's dict.
+
+    Existing files are replaced only if an earlier export wrote them and `overwrite`.
+    The model is written under a temporary name and checked before it is renamed: a
+    failed export leaves the old files as they were.
+    """
+    folder = os.path.dirname(os.path.abspath(filepath))
+    targets = written_files(filepath, options.format)
+    _outputs.check_writable(targets, overwrite, folder, filepath, option="filepath")
+    exported = fold_batch_normalization(reference) if options.fold else reference
+    siblings = _SIBLINGS.get(options.format, ())
+    with _outputs.recording(folder):
+        with _atomic.atomic_path(filepath, siblings=siblings) as temporary:
+            _write(exported, temporary, options, channels)
+            runner = load_exported(temporary, options.format)
+            predicting = _as_predict_runs(reference, exported, options.spec)
+            parity, num_classes = _parity(predicting, runner, images, options)
+            written = metadata(reference, filepath, channels, num_classes, parity, **vars(options))
+            _check_parity(written, filepath)
+        _atomic.write_json(filepath + ".json", written)
+    return written
 
 
 def _write(model, filepath, options, channels):
@@ -275,28 +303,39 @@ def _parity(predicting, runner, images, options):
     return parity, want.shape[-1]
 
 
-def _finish(written, filepath, verbose):
-    """Writes the JSON file, prints the parity figures if `verbose`, raises on a mismatch."""
-    with open(filepath + ".json", "w", encoding="utf-8") as f:
-        json.dump(written, f, indent=2)
-        f.write("\n")
-    format, parity = written["format"], written["parity"]
+def written_files(filepath, format):
+    """The paths an export of `format` at `filepath` writes: its file(s) and JSON file."""
+    stem = os.path.splitext(filepath)[0]
+    return [
+        filepath,
+        *(stem + extension for extension in _SIBLINGS.get(format, ())),
+        filepath + ".json",
+    ]
+
+
+def _check_parity(written, filepath):
+    """Raises if a mask of the export differs from `predict`'s beyond the tolerance."""
+    parity = written["parity"]
     mismatches, beyond = parity["mask_pixels_differing"], parity["mask_pixels_beyond_tolerance"]
-    tolerance = parity["mask_tolerance"]
-    if verbose:
-        sizes = ", ".join("x".join(str(s) for s in size) for size in parity["image_sizes"])
-        near = f" (all within {tolerance:g} of the threshold)" if mismatches and not beyond else ""
-        print(
-            f"Exported {format} to '{filepath}' (+ '{filepath}.json'); on {sizes} images run "
-            f"as predict runs them, the largest difference from {parity['compared_with']} is "
-            f"{parity['max_abs_difference']:.2e}, {mismatches} mask pixels differ{near}."
-        )
     if beyond:
         raise ValueError(
-            f"The {format} export at '{filepath}' gives {mismatches} mask pixels that differ "
-            f"from {parity['compared_with']}, {beyond} of them beyond {tolerance:g} of the "
-            f"threshold (largest probability difference {parity['max_abs_difference']:.2e})."
+            f"The {written['format']} export at '{filepath}' gives {mismatches} mask pixels "
+            f"that differ from {parity['compared_with']}, {beyond} of them beyond "
+            f"{parity['mask_tolerance']:g} of the threshold (largest probability difference "
+            f"{parity['max_abs_difference']:.2e}); it was not written."
         )
+
+
+def _print_parity(written, filepath):
+    parity = written["parity"]
+    mismatches, tolerance = parity["mask_pixels_differing"], parity["mask_tolerance"]
+    sizes = ", ".join("x".join(str(s) for s in size) for size in parity["image_sizes"])
+    near = f" (all within {tolerance:g} of the threshold)" if mismatches else ""
+    print(
+        f"Exported {written['format']} to '{filepath}' (+ '{filepath}.json'); on {sizes} images "
+        f"run as predict runs them, the largest difference from {parity['compared_with']} is "
+        f"{parity['max_abs_difference']:.2e}, {mismatches} mask pixels differ{near}."
+    )
 
 
 def _float32(model):

@@ -1,4 +1,5 @@
-"""`keras-unet-seg demo`: the whole pipeline on synthetic data, through the functions."""
+"""`keras-unet-seg demo`: the whole pipeline on synthetic data, through the functions;
+a rerun replaces the demo's own files, never the user's."""
 
 import json
 import os
@@ -8,7 +9,7 @@ import pytest
 
 from keras_unet_seg.cli import main
 
-from ._helpers import temporary_files
+from ._helpers import checksums, error_line, temporary_files
 
 
 @pytest.mark.slow
@@ -31,3 +32,31 @@ def test_demo_writes_model_metrics_overlays_and_curves(tmp_path, capsys):
     assert (out / "report" / "report.html").is_file()
     assert "overall (pooled)" in printed and "Scoring" in printed
     assert metrics["validation"]["dice"] == pytest.approx(metrics["classes"]["1"]["dice"], abs=1e-4)
+
+    # A rerun replaces what the demo wrote, and nothing else.
+    (out / "notes.txt").write_text("the user's notes")
+    notes = checksums(out / "notes.txt")
+    assert main(argv) == 0
+    assert checksums(out / "notes.txt") == notes
+
+
+def test_demo_never_replaces_a_users_file(tmp_path, capsys):
+    out = tmp_path / "demo"
+    (out / "data" / "train" / "images").mkdir(parents=True)
+    (out / "metrics.json").write_text('{"my": "metrics"}')
+    (out / "data" / "train" / "images" / "00000.png").write_bytes(b"the user's image")
+    before = checksums(out)
+    assert main(["demo", "--out", str(out)]) == 1
+    assert error_line(capsys) == (
+        f"keras-unet-seg: error: --out '{out}': keras-unet-seg did not write 'metrics.json' "
+        "(or it changed since), and it never replaces a file it did not write; choose "
+        "another --out."
+    )
+    (out / "metrics.json").unlink()
+    del before[str(out / "metrics.json")]
+    assert main(["demo", "--out", str(out)]) == 1
+    assert error_line(capsys).startswith(
+        f"keras-unet-seg: error: Folder '{out / 'data'}' holds files that "
+        "make_synthetic_dataset did not write where it writes (such as "
+    )
+    assert checksums(out) == before

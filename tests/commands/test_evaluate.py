@@ -11,7 +11,7 @@ from PIL import Image
 
 from keras_unet_seg.cli import main
 
-from ._helpers import temporary_files
+from ._helpers import checksums, error_line, temporary_files
 
 
 @pytest.mark.slow
@@ -49,6 +49,38 @@ def test_evaluate_writes_per_image_and_pooled_scores(trained_run, data_dir, tmp_
     np.testing.assert_allclose(overall["precision"], tp / (tp + fp), atol=1e-5)
     np.testing.assert_allclose(overall["recall"], tp / (tp + fn), atol=1e-5)
     assert temporary_files(scores.parent) == []
+    # Its own scores are replaced with --overwrite only.
+    assert main(["evaluate", *argv, "--data", data_dir, "--json", str(scores)]) == 1
+    assert error_line(capsys).endswith(
+        f"--json '{scores}': keras-unet-seg wrote 'val.json' before; pass --overwrite to "
+        "replace it, or choose another --json."
+    )
+    assert main(["evaluate", *argv, "--data", data_dir, "--json", str(scores), "--overwrite"]) == 0
+
+
+def test_evaluate_never_writes_among_its_inputs_nor_over_a_users_file(
+    trained_run, data_dir, tmp_path, capsys
+):
+    argv = ["evaluate", "--model", str(trained_run / "best.keras"), "--data", data_dir]
+    data = checksums(data_dir)
+    report = os.path.join(data_dir, "report")
+    assert main([*argv, "--report", report]) == 1
+    assert error_line(capsys) == (
+        f"keras-unet-seg: error: --report '{report}' would write "
+        f"'{os.path.join(report, 'report.html')}', which overlaps the input '{data_dir}'; "
+        "outputs never go among the inputs: choose another --report."
+    )
+    scores = tmp_path / "scores.json"
+    scores.write_text('{"my": "scores"}')
+    mine = checksums(scores)
+    for flags in ([], ["--overwrite"]):
+        assert main([*argv, "--json", str(scores), *flags]) == 1
+        assert error_line(capsys) == (
+            f"keras-unet-seg: error: --json '{scores}': keras-unet-seg did not write "
+            "'scores.json' (or it changed since), and it never replaces a file it did not "
+            "write; choose another --json."
+        )
+    assert checksums(data_dir) == data and checksums(scores) == mine
 
 
 @pytest.mark.slow

@@ -1,9 +1,10 @@
 """`keras-unet-seg predict`: files and folders of any size, unreadable files, and on a
 multi-class run the training scale, palette masks, legends, and a dataset folder's
-masks left alone."""
+masks left alone; the user's files (inputs, files in --out) never overwritten."""
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from PIL import Image
 from keras_unet_seg.cli import main
 from keras_unet_seg.data import make_synthetic_dataset
 
-from ._helpers import error_line, temporary_files
+from ._helpers import checksums, error_line, temporary_files
 
 NAMES = "background,disc,blob"
 
@@ -68,7 +69,7 @@ def test_scale_native_predicts_at_the_files_size(resized_run, tmp_path, capsys):
     args = ["predict", image, "--model", str(run / "best.keras"), "--out", str(tmp_path)]
     assert main([*args, "--scale", "native"]) == 0
     assert "Resizing" not in capsys.readouterr().out
-    assert main([*args, "--scale", "0.5x0.25"]) == 0
+    assert main([*args, "--scale", "0.5x0.25", "--overwrite"]) == 0
     assert "Resizing images by 0.5 x 0.25 (height x width; --scale)" in capsys.readouterr().out
     assert main([*args, "--scale", "big"]) == 2
     assert "expected auto, native, or a factor F or FHxFW" in capsys.readouterr().err
@@ -143,3 +144,67 @@ def test_the_command_writes_what_predict_directory_writes(trained_run, data_dir,
         by_command = np.asarray(Image.open(tmp_path / "command" / "masks" / name))
         np.testing.assert_array_equal(np.asarray(Image.open(row["mask"])), by_command)
         assert Image.open(row["overlay"]).size == Image.open(row["image"]).size
+
+
+# --------------------------------------------------------------------------- the user's files
+
+
+@pytest.fixture
+def dataset(data_dir, tmp_path):
+    """A copy of the validation pairs: a dataset folder holding images/ and masks/."""
+    return shutil.copytree(os.path.join(data_dir, "val"), tmp_path / "dataset")
+
+
+@pytest.mark.parametrize("out", [".", "masks", "predictions"])
+def test_predict_never_writes_inside_a_dataset_folder(trained_run, dataset, out, capsys):
+    before = checksums(dataset)
+    argv = ["predict", str(dataset), "--model", str(trained_run / "model.keras")]
+    assert main([*argv, "--out", str(dataset / out), "--overwrite"]) == 1
+    written = dataset / out / "masks"
+    assert error_line(capsys) == (
+        f"keras-unet-seg: error: --out '{dataset / out}' would write '{written}', which overlaps "
+        f"the input '{dataset}'; outputs never go among the inputs: choose another --out."
+    )
+    assert checksums(dataset) == before
+
+
+def test_predict_never_replaces_a_file_it_did_not_write(trained_run, dataset, tmp_path, capsys):
+    out = tmp_path / "out"
+    (out / "masks").mkdir(parents=True)
+    shutil.copy(dataset / "masks" / "00001.png", out / "masks" / "00001.png")  # the user's
+    before = checksums(out)
+    argv = ["predict", str(dataset / "images"), "--model", str(trained_run / "model.keras")]
+    for flags in ([], ["--overwrite"]):
+        assert main([*argv, "--out", str(out), *flags]) == 1
+        assert error_line(capsys) == (
+            f"keras-unet-seg: error: --out '{out}': keras-unet-seg did not write "
+            "'masks/00001.png' (or it changed since), and it never replaces a file it did not "
+            "write; choose another --out."
+        )
+        assert checksums(out) == before
+
+
+def test_predict_overwrite_replaces_only_what_predict_wrote(trained_run, dataset, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["predict", str(dataset / "images" / "00000.png"), "--out", str(out)]
+    argv += ["--model", str(trained_run / "model.keras"), "--tile-size", "32"]
+    assert main(argv) == 0
+    (out / "notes.txt").write_text("the user's notes")
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(out / "masks" / "mine.png")
+    users = checksums(out / "notes.txt", out / "masks" / "mine.png")
+    capsys.readouterr()
+    assert main(argv) == 1
+    assert error_line(capsys) == (
+        f"keras-unet-seg: error: --out '{out}': keras-unet-seg wrote 'masks/00000.png', "
+        "'overlays/00000.png' before; pass --overwrite to replace them, or choose another --out."
+    )
+    assert main([*argv, "--overwrite"]) == 0
+    assert checksums(out / "notes.txt", out / "masks" / "mine.png") == users
+
+    # A mask the user corrected by hand is theirs now: never replaced.
+    Image.fromarray(np.full((32, 32), 255, np.uint8)).save(out / "masks" / "00000.png")
+    corrected = checksums(out)
+    capsys.readouterr()
+    assert main([*argv, "--overwrite"]) == 1
+    assert "did not write 'masks/00000.png' (or it changed since)" in error_line(capsys)
+    assert checksums(out) == corrected

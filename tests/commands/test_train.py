@@ -1,4 +1,5 @@
-"""`keras-unet-seg train`: the run folder, config files, resuming, precision and devices.
+"""`keras-unet-seg train`: the run folder (what --overwrite removes, its lock), config
+files, resuming, precision and devices.
 
 Commands run in-process through `main(argv)`. Data: a tiny synthetic dataset of 32x32
 images; models: base_filters 4, depth 2 (`conftest.py`).
@@ -7,6 +8,8 @@ images; models: base_filters 4, depth 2 (`conftest.py`).
 import csv
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 
@@ -16,10 +19,10 @@ import pytest
 from PIL import Image
 
 from keras_unet_seg.cli import main
-from keras_unet_seg.commands import _run_state, train
+from keras_unet_seg.commands import _run_folder, _run_state, train
 from keras_unet_seg.data import make_synthetic_dataset
 
-from ._helpers import SMALL_MODEL, error_line, temporary_files, train_namespace
+from ._helpers import SMALL_MODEL, checksums, error_line, temporary_files, train_namespace
 
 
 @pytest.mark.slow
@@ -174,7 +177,7 @@ def test_train_and_predict_take_precision_and_xla(data_dir, tmp_path, capsys):
     predict = ["predict", "--model", str(other_path), str(image), "--out", str(tmp_path / "o")]
     assert main(predict) == 0
     assert "Predicting in float32, XLA off, 1 device." in capsys.readouterr().out
-    assert main([*predict, "--precision", "mixed_bfloat16"]) == 1
+    assert main([*predict, "--precision", "mixed_bfloat16", "--overwrite"]) == 1
     assert error_line(capsys).endswith(
         "--precision mixed_bfloat16 applies to UNet models; this model is a Functional and "
         "computes in float32: use --precision auto."
@@ -262,6 +265,63 @@ def test_train_refuses_to_overwrite_a_run(trained_run, data_dir, capsys):
         error_line(capsys)
     )
     assert (trained_run / "model.keras").stat().st_mtime_ns == before
+
+
+@pytest.fixture
+def run_copy(trained_run, tmp_path):
+    """A copy of the trained run (its list of the files it wrote included)."""
+    return shutil.copytree(trained_run, tmp_path / "run")
+
+
+def test_train_overwrite_removes_only_the_files_the_run_wrote(run_copy, data_dir, capsys):
+    (run_copy / "notes.txt").write_text("the user's notes")
+    (run_copy / "backup.md").write_text("the user's backup plan")
+    users = checksums(run_copy / "notes.txt", run_copy / "backup.md")
+    argv = ["train", "--data", data_dir, "--out", str(run_copy), *SMALL_MODEL, "--epochs", "1"]
+    assert main([*argv, "--overwrite", "--no-augment"]) == 0
+    assert (
+        "--overwrite: removed config.json, best.keras, model.keras, log.csv, curves.png, "
+        f"backup from '{run_copy}'."
+    ) in capsys.readouterr().out
+    assert checksums(run_copy / "notes.txt", run_copy / "backup.md") == users
+    assert [row["epoch"] for row in csv.DictReader(open(run_copy / "log.csv"))] == ["0"]
+
+
+def _lock(run, pid):
+    lock = {"pid": pid, "host": socket.gethostname(), "started": "2026-01-01T00:00:00+00:00"}
+    (run / _run_folder.LOCK_FILE).write_text(json.dumps(lock))
+
+
+def test_a_run_folder_in_use_by_a_live_process_is_refused(run_copy, capsys):
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _lock(run_copy, other.pid)
+        before = checksums(run_copy)
+        assert main(["train", "--out", str(run_copy), "--resume", "--epochs", "3"]) == 1
+        assert error_line(capsys) == (
+            f"keras-unet-seg: error: run folder '{run_copy}' is in use by process {other.pid} "
+            f"on {socket.gethostname()} (training since 2026-01-01T00:00:00+00:00): wait for it "
+            "to finish, or choose another --out."
+        )
+        assert checksums(run_copy) == before
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_lock_left_by_a_killed_process_is_taken_over(run_copy, capsys):
+    killed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    killed.kill()
+    killed.wait()
+    _lock(run_copy, killed.pid)
+    assert main(["train", "--out", str(run_copy), "--resume"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0] == (
+        f"Taking over the run folder '{run_copy}': its lock was left by process {killed.pid} "
+        f"on {socket.gethostname()}, which no longer runs."
+    )
+    assert "has already trained 2 epochs (--epochs 2)" in captured.err  # then it goes on
+    assert not (run_copy / _run_folder.LOCK_FILE).exists()  # released on the error
 
 
 def test_options_are_the_parsers_defaults_with_the_values_given(data_dir, tmp_path):

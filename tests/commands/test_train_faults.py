@@ -22,12 +22,12 @@ import keras
 import numpy as np
 import pytest
 
-from keras_unet_seg import _atomic
+from keras_unet_seg import _atomic, _outputs
 from keras_unet_seg.cli import main
 from keras_unet_seg.commands import _run_state
 from keras_unet_seg.data import make_synthetic_dataset
 
-from ._helpers import error_line
+from ._helpers import checksums, error_line
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).resolve().parent / "fault_worker.py"
@@ -53,7 +53,7 @@ def _leftovers(run):
         os.path.relpath(os.path.join(folder, name), run)
         for folder, folders, files in os.walk(run)
         for name in (*folders, *files)
-        if name.startswith(".")
+        if name.startswith(".") and name != _outputs.MANIFEST
     )
 
 
@@ -269,30 +269,39 @@ def test_a_nan_loss_stops_training_in_one_line_and_saves_no_nan_model(data_dir, 
 # --------------------------------------------------------------------------- #
 
 
-def test_train_refuses_a_folder_it_did_not_write_unless_overwrite(data_dir, tmp_path, capsys):
+def test_train_never_replaces_or_removes_a_file_it_did_not_write(data_dir, tmp_path, capsys):
+    # The folder: a user's config.json, log.csv and backup/thesis_v3.docx.
     run = tmp_path / "mine"
-    run.mkdir()
-    for name in ("log.csv", "model.keras", "notes.txt"):
-        (run / name).write_text(f"the user's {name}")
+    (run / "backup").mkdir(parents=True)
+    (run / "config.json").write_text('{"my": "settings"}')
+    (run / "log.csv").write_text("day,hours\n1,8\n")
+    (run / "backup" / "thesis_v3.docx").write_bytes(b"PK\x03\x04 the thesis")
+    (run / "notes.txt").write_text("the user's notes")
+    before = checksums(run)
     argv = ["train", "--data", data_dir, "--out", str(run), *SMALL, "--epochs", "1"]
-    assert main(argv) == 1
-    assert error_line(capsys).endswith(
-        f"run folder '{run}' is not empty and holds no training run (it holds log.csv, "
-        "model.keras, notes.txt); choose another --out, or pass --overwrite to train there "
-        "(a run's own files and backup/ are then replaced, other files kept)."
-    )
-    assert (run / "model.keras").read_text() == "the user's model.keras"
+    for flags in ([], ["--overwrite"]):
+        assert main([*argv, *flags]) == 1
+        assert error_line(capsys) == (
+            f"keras-unet-seg: error: run folder '{run}' holds config.json, log.csv, "
+            "backup/thesis_v3.docx where a run writes, and keras-unet-seg did not write them "
+            "(or they changed since): it never replaces or removes them; choose another --out."
+        )
+        assert checksums(run) == before
 
+    # A folder without a run's files is refused unless --overwrite (a run's files shown).
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("the user's notes")
+    assert main(["train", "--data", data_dir, "--out", str(notes), *SMALL]) == 1
+    assert error_line(capsys).endswith(
+        f"run folder '{notes}' is not empty and holds no training run (it holds notes.txt); "
+        "choose another --out, or pass --overwrite to train there (the files of an earlier "
+        "run are then removed, other files kept)."
+    )
     stale = tmp_path / "stale"
     (stale / "backup" / "epoch-0003").mkdir(parents=True)
     assert main(["train", "--data", data_dir, "--out", str(stale), *SMALL]) == 1
     assert "(it holds backup); choose another --out" in error_line(capsys)
-
-    assert main([*argv, "--overwrite"]) == 0
-    assert f"--overwrite: removed model.keras, log.csv from '{run}'." in capsys.readouterr().out
-    assert (run / "notes.txt").read_text() == "the user's notes.txt"
-    assert _logged_epochs(run) == [0]
-    keras.saving.load_model(run / "model.keras")
 
     assert main(["train", "--out", str(run), "--resume", "--overwrite"]) == 2
     assert "--resume continues the run in --out and --overwrite starts it over" in (

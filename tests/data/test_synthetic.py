@@ -57,6 +57,14 @@ def test_refuses_to_overwrite_unless_asked(tmp_path):
         "00001.png",
         "keep.txt",
     ]
+    # A file it did not write where it writes (a user's image) is never replaced.
+    mine = tmp_path / "train" / "masks" / "00001.png"
+    mine.write_bytes(b"the user's mask")
+    with pytest.raises(
+        ValueError, match=r"holds files that make_synthetic_dataset did not write where"
+    ):
+        make_synthetic_dataset(tmp_path, 2, 1, (32, 32), seed=0, overwrite=True)
+    assert mine.read_bytes() == b"the user's mask"
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,14 @@ docs/guide/deploying.md runs in tests/test_one_answer.py. Models: base
 filters 4, depth 2 or 3, with random batch statistics so that folding matters.
 """
 
+import hashlib
 import json
+import os
 import re
+import shutil
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 from _export_test_models import small_unet as _unet
@@ -133,6 +137,73 @@ def test_export_command_writes_the_run_intensity(exported_run, capsys):
     )
     assert code == 1
     assert "Expected 'float32' for format 'onnx'" in capsys.readouterr().err
+
+
+@pytest.fixture
+def run_copy(exported_run, tmp_path):
+    """A copy of the exported run, its list of the files the library wrote included."""
+    return shutil.copytree(exported_run, tmp_path / "run")
+
+
+def _sha256(*paths):
+    return [hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in paths]
+
+
+def test_export_never_overwrites_its_model(run_copy, capsys):
+    model = run_copy / "best.keras"
+    before = _sha256(model)
+    # The same file, named another way.
+    for out in (model, os.path.join(run_copy, "..", run_copy.name, "best.keras")):
+        for flags in ([], ["--overwrite"]):
+            argv = ["export", "--model", str(model), "--format", "onnx", "--out", str(out)]
+            assert main([*argv, *flags]) == 1
+            assert capsys.readouterr().err.strip() == (
+                f"keras-unet-seg: error: --out '{out}' would overwrite the input '{model}'; "
+                "inputs are never overwritten: choose another --out."
+            )
+    assert _sha256(model) == before
+
+
+def test_export_never_replaces_a_users_files(run_copy, capsys):
+    notes = run_copy / "notes.onnx"
+    notes.write_bytes(b"the user's notes")
+    Path(f"{notes}.json").write_text('{"exported_by": "keras-unet-seg, by hand"}')
+    before = _sha256(notes, f"{notes}.json")
+    argv = ["export", "--model", str(run_copy / "best.keras"), "--format", "onnx"]
+    for flags in ([], ["--overwrite"]):
+        assert main([*argv, "--out", str(notes), *flags]) == 1
+        assert capsys.readouterr().err.strip() == (
+            f"keras-unet-seg: error: --out '{notes}': keras-unet-seg did not write "
+            "'notes.onnx', 'notes.onnx.json' (or they changed since), and it never replaces a "
+            "file it did not write; choose another --out."
+        )
+    assert _sha256(notes, f"{notes}.json") == before
+
+
+def test_a_failed_export_leaves_the_old_export_as_it_was(run_copy, monkeypatch, capsys):
+    out = run_copy / "model.onnx"
+    before, files = _sha256(out, f"{out}.json"), sorted(os.listdir(run_copy))
+    argv = ["export", "--model", str(run_copy / "best.keras"), "--format", "onnx"]
+    argv += ["--out", str(out)]
+    assert main(argv) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"keras-unet-seg: error: --out '{out}': keras-unet-seg wrote 'model.onnx', "
+        "'model.onnx.json' before; pass --overwrite to replace them, or choose another --out."
+    )
+
+    def fail(model, filepath, **kwargs):
+        Path(filepath).write_bytes(b"half an ONNX file")
+        raise ValueError("the converter failed")
+
+    monkeypatch.setattr(keras.Model, "export", fail)
+    assert main([*argv, "--overwrite"]) == 1
+    assert capsys.readouterr().err.strip() == "keras-unet-seg: error: the converter failed"
+    assert _sha256(out, f"{out}.json") == before
+    assert sorted(os.listdir(run_copy)) == files  # no temporary file left
+
+    monkeypatch.undo()
+    assert main([*argv, "--overwrite"]) == 0  # an earlier export is replaced
+    assert json.loads(Path(f"{out}.json").read_text())["file"] == "model.onnx"
 
 
 def test_predict_folds_by_default_and_no_fold_gives_the_same_masks(exported_run, capsys):
