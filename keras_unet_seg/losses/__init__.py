@@ -17,9 +17,10 @@ Conventions shared by every loss here:
   a 256x256 mask passes float16's maximum of 65504. The classes return float32
   unless given another `dtype`.
 - `smooth` (default `1e-5`) is added to the numerator and the denominator of
-  each overlap score, so an empty prediction of an empty mask scores 1 and
-  has loss 0. With `smooth=0` the score of that case is 0 (loss 1), as in
-  `keras.losses.Dice`; it stays finite either way.
+  each overlap score. An empty prediction of an empty mask scores 1 and has
+  loss 0, with `smooth=0` too: a score whose denominator is 0 is 1 when
+  nothing was got wrong, the rule of 0/0 of `keras_unet_seg.metrics` and
+  `keras_unet_seg.evaluation` (`keras.losses.Dice` gives that case loss 1).
 - `per_image=True` scores each image over its spatial axes, then averages the
   images; `per_image=False` pools the whole batch into one score.
 - In multi-class mode, each class is scored on its own and the class losses
