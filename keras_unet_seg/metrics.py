@@ -27,8 +27,12 @@ Conventions shared by every metric here:
 - Nothing seen, nothing scored: before any pixel is counted (no update, only
   empty batches, every pixel ignored or weighted 0) `result()` is 0, as for Keras' own
   metrics (`keras.metrics.Precision`, `keras.metrics.MeanIoU`), not 1.
-- A NaN prediction (or, with `from_logits=False`, an infinite one) makes the
-  score NaN: it is never hidden by the threshold as a negative pixel.
+- A NaN prediction (or, with `from_logits=False`, an infinite one) or a NaN
+  target makes the score NaN: it is never hidden by the threshold as a
+  negative pixel. Targets the labels cannot hold (outside [0, 1], or class
+  ids outside the classes other than `ignore_class`) raise a `ValueError`
+  where their values are known (eager execution) and make the score NaN
+  inside a traced graph, as for the losses.
 - `y_true` and `y_pred` must agree in batch and spatial size (a `ValueError`
   names both shapes where they are known).
 - Counts are float32: exact up to 2**24 (about 16.7 million) pixels per class,

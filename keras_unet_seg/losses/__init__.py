@@ -30,10 +30,17 @@ Conventions shared by every loss here:
 - `y_true` and `y_pred` must agree in batch and spatial size (a `ValueError`
   names both shapes; checked where the shapes are known, so always in eager
   mode).
-- A NaN prediction, or an infinite probability, makes the loss NaN (it never
-  scores as perfect, and `keras.callbacks.TerminateOnNaN` sees it). Infinite
-  logits are saturated probabilities: logits are clipped to `[-1e4, 1e4]`, so
-  the loss stays finite.
+- A NaN prediction or target, or an infinite probability, makes the loss NaN
+  (it never scores as perfect, and `keras.callbacks.TerminateOnNaN` sees it).
+  Infinite logits are saturated probabilities: logits are clipped to
+  `[-1e4, 1e4]`, so the loss stays finite.
+- Targets the labels cannot hold (outside [0, 1], such as a 0/255 mask, or
+  class ids outside `[0, C)` other than `ignore_class`) raise a `ValueError`
+  where their values are known: in eager execution, and so in PyTorch's `fit`.
+  Inside a traced graph (`tf.function`, `jax.jit`: TensorFlow's and JAX's
+  `fit`) no error can be raised from a value, so they make the loss NaN, never
+  a wrong number. `SegmentationDataset` checks every mask when it is built.
+- An empty batch (no image) has loss 0, as Keras' own losses give.
 """
 
 import keras
