@@ -154,10 +154,16 @@ class LearningRateSchedule(keras.callbacks.Callback):
         learning_rate: float > 0, the base rate (`base_rate` of
             `learning_rate`).
         epochs: int, the epochs of the whole run.
-        schedule, warmup_epochs, unfreeze_epoch, unfreeze_factor, mode,
-            patience, factor, min_delta: as in `learning_rate`.
+        schedule: `"none"`, `"cosine"` or `"plateau"`, as in `learning_rate`.
+        warmup_epochs: int >= 0, as in `learning_rate`.
+        unfreeze_epoch: int or `None`, as in `learning_rate`.
+        unfreeze_factor: float > 0, as in `learning_rate`.
         monitor: str, the logged quantity that `"plateau"` watches, such as
             `"val_dice_coefficient"`. Required for `"plateau"`.
+        mode: `"max"` or `"min"`, as in `learning_rate`.
+        patience: int > 0, as in `learning_rate`.
+        factor: float in (0, 1), as in `learning_rate`.
+        min_delta: float >= 0, as in `learning_rate`.
         history: the monitored values of the epochs already trained, to
             resume a `"plateau"` run (`learning_rate`'s `history`: a resumed
             run's log gives them). Defaults to `()`.
