@@ -12,6 +12,8 @@ import keras
 PACKAGE = "keras_unet_seg"
 
 _KERAS_MODULES = {"loss": "losses", "metric": "metrics"}
+# What a class must implement to be a loss or a metric, and the base class that does not.
+_ABSTRACT = {"loss": ("Loss", ("call",)), "metric": ("Metric", ("update_state", "result"))}
 
 
 def name_table(entries):
@@ -52,8 +54,9 @@ def lookup(identifier, table, keras_get, kind):
         The instance or function, or `None` for `None`.
 
     Raises:
-        ValueError: if the identifier cannot be interpreted, or names a class
-            with required arguments.
+        ValueError: if the identifier cannot be interpreted, names a class
+            with required arguments, or names an abstract base class (Keras'
+            `Loss` or `Metric` itself).
     """
     if identifier is None:
         return None
@@ -63,12 +66,30 @@ def lookup(identifier, table, keras_get, kind):
         return keras_get(identifier)
     if identifier in table:
         return _build(table[identifier], identifier, kind)
+    ours = ", ".join(sorted(name for name in table if name.islower()))
+    expected = (
+        f"Expected a {kind} of keras_unet_seg ({ours}, or a class name) or a name that "
+        f"`keras.{_KERAS_MODULES[kind]}.get` knows."
+    )
     try:
-        return keras_get(identifier)
+        found = keras_get(identifier)
     except ValueError:
-        ours = ", ".join(sorted(name for name in table if name.islower()))
         raise ValueError(
-            f"Could not interpret {kind} identifier: {identifier!r}. Expected a {kind} of "
-            f"keras_unet_seg ({ours}, or a class name) or a name that "
-            f"`keras.{_KERAS_MODULES[kind]}.get` knows."
+            f"Could not interpret {kind} identifier: {identifier!r}. {expected}"
         ) from None
+    except TypeError:  # Keras called a class that has required arguments
+        raise ValueError(
+            f"Could not build the {kind} {identifier!r} from its name: `{identifier}` has "
+            f"required arguments. Build it in Python or give its config dict. {expected}"
+        ) from None
+    base_name, methods = _ABSTRACT[kind]
+    base = getattr(getattr(keras, _KERAS_MODULES[kind]), base_name)
+    if isinstance(found, base) and any(
+        getattr(type(found), method) is getattr(base, method) for method in methods
+    ):
+        raise ValueError(
+            f"Could not use the {kind} identifier {identifier!r}: `{type(found).__name__}` "
+            f"is an abstract base class to subclass (it leaves `{'` and `'.join(methods)}` "
+            f"to subclasses), not a {kind}. {expected}"
+        )
+    return found

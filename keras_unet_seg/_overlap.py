@@ -5,22 +5,70 @@ From `y_true` and `y_pred` to float32 maps and their sums: the target map of
 `ignore_class`, pixel weights from `sample_weight`, probabilities from logits,
 soft or hard confusion sums (true positives, false positives, false negatives
 per class), the NaN penalty of invalid predictions and the classes that take
-part in a class average. Private: `keras_unet_seg.losses` and
-`keras_unet_seg.metrics` are its users.
+part in a class average; and the one rule of a score whose denominator is 0,
+as `ratio` (`keras.ops`) and `ratio_numpy` (NumPy). Private: `keras_unet_seg.losses`,
+`keras_unet_seg.metrics` and `keras_unet_seg.evaluation` are its users.
+
+The rule of 0/0, shared by the losses, the metrics, `evaluation` and the evaluate
+report: a score whose denominator is 0 is 1 when nothing was got wrong (no false
+positive and no false negative) and 0 otherwise. So Dice and IoU of an empty
+prediction of an empty mask are 1; precision of an empty prediction is 1 for an
+empty mask and 0 for a non-empty one; recall of an empty mask is 1 for an empty
+prediction and 0 for a non-empty one.
 """
 
 import math
 
+import numpy as np
 from keras import ops
 
 from keras_unet_seg._validation import Shaped, invalid_value
 
 # Probabilities are clipped to [EPSILON, 1 - EPSILON] before a log (as Keras
-# does), and a zero denominator (possible only with smooth=0) is floored to it.
+# does), and a zero count of valid pixels is floored to it.
 EPSILON = 1e-7
 # Logits are clipped to [-LOGIT_LIMIT, LOGIT_LIMIT]: an infinite logit is a saturated
 # probability, and gives a finite loss (inf - inf would be NaN).
 LOGIT_LIMIT = 1e4
+
+
+# --------------------------------------------------------------------------- #
+# The scores and their rule of 0/0
+# --------------------------------------------------------------------------- #
+
+# Each score of confusion counts as (numerator, denominator).
+SCORES = {
+    "dice": lambda tp, fp, fn: (2 * tp, 2 * tp + fp + fn),
+    "iou": lambda tp, fp, fn: (tp, tp + fp + fn),
+    "precision": lambda tp, fp, fn: (tp, tp + fp),
+    "recall": lambda tp, fp, fn: (tp, tp + fn),
+}
+
+
+def ratio(numerator, denominator, errors):
+    """`numerator / denominator`; where the denominator is 0, 1 if `errors` is 0, else 0.
+
+    `keras.ops` tensors (float32, the denominator >= 0); the module's rule of 0/0. A
+    NaN stays NaN, and the gradient is finite everywhere else.
+    """
+    positive = ops.not_equal(denominator, 0.0)
+    value = numerator / ops.where(positive, denominator, 1.0)
+    no_error = ops.cast(ops.equal(errors, 0.0), value.dtype)
+    return ops.where(positive, value, no_error)
+
+
+def ratio_numpy(numerator, denominator, errors):
+    """`ratio` of NumPy numbers or arrays, in float64."""
+    numerator, denominator = np.asarray(numerator, float), np.asarray(denominator, float)
+    positive = denominator != 0
+    value = numerator / np.where(positive, denominator, 1.0)
+    return np.where(positive, value, (np.asarray(errors) == 0).astype(float))
+
+
+def score_numpy(name, true_pos, false_pos, false_neg):
+    """The score `name` of `SCORES` from NumPy counts, by the rule of 0/0."""
+    numerator, denominator = SCORES[name](true_pos, false_pos, false_neg)
+    return ratio_numpy(numerator, denominator, np.add(false_pos, false_neg))
 
 
 # --------------------------------------------------------------------------- #
@@ -135,14 +183,64 @@ def _one_hot_valid(target, ignore_class, num_channels):
     return ops.cast(ops.less(ignored, 0.5), "float32")
 
 
+def _known_count(flags):
+    """How many of the boolean `flags` are true, or `None` inside a traced graph.
+
+    Under `tf.function` or `jax.jit` the values are not known while the graph is
+    built, and no Python error can be raised from them.
+    """
+    try:
+        return int(ops.convert_to_numpy(ops.sum(ops.cast(flags, "int32"))))
+    except (RuntimeError, TypeError):  # a symbolic tf.Tensor; a JAX tracer
+        return None
+
+
+def _out_of_range(target, sparse, num_channels, ignore_class):
+    """The map of target values outside the labels: NaN, or a value the labels cannot hold.
+
+    Raises the `ValueError` when the values are known (eagerly) and some finite one
+    is out of range (NaN targets are left to make the loss NaN).
+    """
+    if sparse:
+        high = num_channels - 1
+        expected = f"class ids in [0, {high}]"
+        wrong = ops.logical_or(
+            ops.not_equal(target, ops.round(target)),
+            ops.logical_or(ops.less(target, 0.0), ops.greater(target, float(high))),
+        )
+    else:
+        expected = "values in [0, 1]" + (
+            " (a binary mask: divide a 0/255 mask by 255)" if num_channels == 1 else ""
+        )
+        wrong = ops.logical_or(ops.less(target, 0.0), ops.greater(target, 1.0))
+    if ignore_class is not None:
+        wrong = ops.logical_and(wrong, ops.not_equal(target, float(ignore_class)))
+    count = _known_count(wrong)
+    if count:
+        low = float(ops.convert_to_numpy(ops.min(ops.where(wrong, target, float("inf")))))
+        high = float(ops.convert_to_numpy(ops.max(ops.where(wrong, target, float("-inf")))))
+        ignored = "" if ignore_class is None else f" or ignore_class={ignore_class}"
+        raise ValueError(
+            f"Invalid value for argument `y_true`. Expected {expected}{ignored}. Received: "
+            f"{count} values outside it, between {low:g} and {high:g}"
+        )
+    return ops.logical_or(wrong, ops.isnan(target))
+
+
 def targets_and_valid(y_true, y_pred, sparse_y_true, ignore_class):
     """Float32 target map of `y_pred`'s shape, and a (..., 1) valid-pixel map or None.
 
-    The target is zero on the pixels that `valid` leaves out.
+    The target is zero on the pixels that `valid` leaves out. Target values that the
+    labels cannot hold (outside [0, 1], or class ids outside the classes, except
+    `ignore_class`) raise a `ValueError` where the values are known (eager
+    execution); inside a traced graph (`tf.function`, `jax.jit`), where no error can
+    be raised, they and NaN targets make their pixels' target NaN, so that a loss or
+    a score is NaN, never a silently wrong number.
     """
     y_true, sparse = _standardize_y_true(y_true, y_pred, sparse_y_true)
     num_channels = channels(y_pred)
     target = ops.cast(y_true, "float32")
+    invalid = _out_of_range(target, sparse, num_channels, ignore_class)
     valid = None
     if num_channels > 1 and not sparse:
         if ignore_class is not None:
@@ -157,6 +255,8 @@ def targets_and_valid(y_true, y_pred, sparse_y_true, ignore_class):
             target = ops.cast(ops.equal(target, class_ids), "float32")
     if valid is not None:
         target = target * valid
+    # NaN on the channels of every invalid pixel (a one-hot row of a wrong id is all 0).
+    target = target + ops.where(ops.any(invalid, axis=-1, keepdims=True), float("nan"), 0.0)
     return target, valid
 
 

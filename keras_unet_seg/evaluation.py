@@ -5,10 +5,12 @@ each image and class, usable on any predicted mask (from this library or not).
 
 Conventions:
 
-- Overlap scores (Dice, IoU, precision, recall) use the smoothing of the losses and
-  metrics, `smooth=1e-5` added to numerator and denominator: an empty prediction of
-  an empty mask scores 1, a non-empty prediction of an empty mask (or the reverse)
-  about 0.
+- Overlap scores (Dice, IoU, precision, recall) are exact ratios of the pixel counts,
+  with the rule of 0/0 of the metrics (`keras_unet_seg.metrics`) and the losses: a
+  score whose denominator is 0 is 1 when nothing was got wrong and 0 otherwise. So
+  an empty prediction of an empty mask scores 1 everywhere; an empty prediction of a
+  non-empty mask has Dice, IoU, recall and precision 0; a non-empty prediction of
+  an empty mask has Dice, IoU, precision and recall 0.
 - Boundaries are the mask's pixels with a 4-connected neighbour outside it (pixels on
   the image's border count as boundary, as in MONAI). Distances are Euclidean, in
   units of `spacing` (the size of a pixel along height and width, such as
@@ -26,6 +28,7 @@ import math
 import numpy as np
 
 from keras_unet_seg import _validation
+from keras_unet_seg._overlap import score_numpy
 
 __all__ = [
     "boundary_distances",
@@ -35,7 +38,6 @@ __all__ = [
     "summarize",
 ]
 
-SMOOTH = 1e-5
 METRICS = ("dice", "iou", "precision", "recall", "hd95", "assd", "nsd")
 # The scores of each image and the pooled ones of `evaluate_directory`.
 IMAGE_METRICS = ("dice", "iou", "precision", "recall")
@@ -163,12 +165,7 @@ def _boundary_scores(true_mask, pred_mask, spacing, tolerance):
 
 
 def _overlap_scores(tp, fp, fn):
-    return {
-        "dice": (2 * tp + SMOOTH) / (2 * tp + fp + fn + SMOOTH),
-        "iou": (tp + SMOOTH) / (tp + fp + fn + SMOOTH),
-        "precision": (tp + SMOOTH) / (tp + fp + SMOOTH),
-        "recall": (tp + SMOOTH) / (tp + fn + SMOOTH),
-    }
+    return {name: float(score_numpy(name, tp, fp, fn)) for name in IMAGE_METRICS}
 
 
 def segmentation_scores(

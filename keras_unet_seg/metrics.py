@@ -17,13 +17,22 @@ Conventions shared by every metric here:
 - Binary predictions are positive where `y_pred >= threshold` (on logits,
   where `y_pred >= log(threshold / (1 - threshold))`, the same set without a
   sigmoid); multi-class predictions are the argmax over channels.
-- Empty-mask convention: a score whose denominator is 0 is 1 when the
-  prediction made no error (an empty prediction of an empty mask) and 0
-  otherwise (precision of an empty prediction of a non-empty mask). In
-  multi-class averages, a class absent from both labels and predictions is
-  left out; when every class is, the score is 1.
-- A NaN prediction (or, with `from_logits=False`, an infinite one) makes the
-  score NaN: it is never hidden by the threshold as a negative pixel.
+- Empty-mask convention, the rule of 0/0 that the losses and
+  `keras_unet_seg.evaluation` share: a score whose denominator is 0 is 1 when
+  the prediction made no error (an empty prediction of an empty mask) and 0
+  otherwise (precision of an empty prediction of a non-empty mask, recall of
+  a non-empty prediction of an empty mask). In multi-class averages, a class
+  absent from both labels and predictions is left out; when every class is,
+  the score is 1.
+- Nothing seen, nothing scored: before any pixel is counted (no update, only
+  empty batches, every pixel ignored or weighted 0) `result()` is 0, as for Keras' own
+  metrics (`keras.metrics.Precision`, `keras.metrics.MeanIoU`), not 1.
+- A NaN prediction (or, with `from_logits=False`, an infinite one) or a NaN
+  target makes the score NaN: it is never hidden by the threshold as a
+  negative pixel. Targets the labels cannot hold (outside [0, 1], or class
+  ids outside the classes other than `ignore_class`) raise a `ValueError`
+  where their values are known (eager execution) and make the score NaN
+  inside a traced graph, as for the losses.
 - `y_true` and `y_pred` must agree in batch and spatial size (a `ValueError`
   names both shapes where they are known).
 - Counts are float32: exact up to 2**24 (about 16.7 million) pixels per class,
@@ -37,8 +46,10 @@ from keras import ops
 
 from keras_unet_seg._lookup import PACKAGE, lookup, name_table
 from keras_unet_seg._overlap import (
+    SCORES,
     confusion_sums,
     non_finite_penalty,
+    ratio,
     sample_weights,
     scored_classes,
     take_classes,
@@ -115,8 +126,10 @@ def _cut(threshold, from_logits):
 class _ConfusionMetric(keras.metrics.Metric):
     """Shared base: confusion counts (or per-image scores) and their ratio.
 
-    Subclasses define `_num_den(tp, fp, fn) -> (numerator, denominator)`.
+    Subclasses name their score in `_overlap.SCORES` as `_score_name`.
     """
+
+    _score_name = None
 
     def __init__(
         self,
@@ -149,6 +162,7 @@ class _ConfusionMetric(keras.metrics.Metric):
             self.true_positives = self._sum_variable(shape, "true_positives")
             self.false_positives = self._sum_variable(shape, "false_positives")
             self.false_negatives = self._sum_variable(shape, "false_negatives")
+            self.pixel_count = self._sum_variable((), "pixel_count")
 
     def _sum_variable(self, shape, name):
         """A float32 state variable, zero at first, summed across replicas."""
@@ -160,15 +174,9 @@ class _ConfusionMetric(keras.metrics.Metric):
     # Scores from counts
     # ------------------------------------------------------------------ #
 
-    def _num_den(self, true_pos, false_pos, false_neg):
-        raise NotImplementedError
-
     def _score(self, true_pos, false_pos, false_neg):
-        numerator, denominator = self._num_den(true_pos, false_pos, false_neg)
-        positive = ops.greater(denominator, 0.0)
-        ratio = numerator / ops.where(positive, denominator, 1.0)
-        no_error = ops.cast(ops.equal(false_pos + false_neg, 0.0), "float32")
-        return ops.where(positive, ratio, no_error)
+        numerator, denominator = SCORES[self._score_name](true_pos, false_pos, false_neg)
+        return ratio(numerator, denominator, false_pos + false_neg)
 
     def _score_counts(self, true_pos, false_pos, false_neg):
         """Scores counts of shape (..., num_classes) into shape (...); NaN counts give NaN."""
@@ -225,6 +233,8 @@ class _ConfusionMetric(keras.metrics.Metric):
                 Shaped(y_pred),
             )
         target, valid = targets_and_valid(y_true, y_pred, self.sparse_y_true, self.ignore_class)
+        # NaN where a target is NaN (or invalid, in a traced graph), which `>=` would hide.
+        target_penalty = non_finite_penalty(target, True, tuple(range(1, rank)))
         if self.num_classes == 1:
             target = ops.cast(ops.greater_equal(target, 0.5), "float32")
         predicted = self._predicted(y_pred)
@@ -239,12 +249,17 @@ class _ConfusionMetric(keras.metrics.Metric):
         # (batch, 1): an empty replica batch may have a wrong channel count (see
         # `confusion_sums`).
         penalty = ops.expand_dims(
-            non_finite_penalty(y_pred, self.from_logits, tuple(range(1, rank))), -1
+            non_finite_penalty(y_pred, self.from_logits, tuple(range(1, rank))) + target_penalty,
+            -1,
         )
         if not self.per_image:
             self.true_positives.assign_add(true_pos + ops.sum(penalty))
             self.false_positives.assign_add(false_pos)
             self.false_negatives.assign_add(false_neg)
+            pixels = ops.ones_like(target[..., :1]) if valid is None else valid
+            if pixel_weight is not None:
+                pixels = pixels * pixel_weight
+            self.pixel_count.assign_add(ops.sum(pixels))
             return
         self._add_image_scores(true_pos + penalty, false_pos, false_neg, image_weight, valid)
 
@@ -265,7 +280,8 @@ class _ConfusionMetric(keras.metrics.Metric):
             return ops.where(
                 ops.greater(count, 0.0), self.score_sum / ops.maximum(count, 1e-12), 0.0
             )
-        return self._score_counts(self.true_positives, self.false_positives, self.false_negatives)
+        score = self._score_counts(self.true_positives, self.false_positives, self.false_negatives)
+        return ops.where(ops.greater(self.pixel_count, 0.0), score, 0.0)
 
     def get_config(self):
         return {
@@ -313,6 +329,8 @@ class DiceCoefficient(_ConfusionMetric):
     - [Dice, 1945](https://doi.org/10.2307/1932409)
     """
 
+    _score_name = "dice"
+
     def __init__(
         self,
         num_classes=1,
@@ -336,9 +354,6 @@ class DiceCoefficient(_ConfusionMetric):
             sparse_y_true=sparse_y_true,
             name=name,
         )
-
-    def _num_den(self, true_pos, false_pos, false_neg):
-        return 2.0 * true_pos, 2.0 * true_pos + false_pos + false_neg
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -376,6 +391,8 @@ class IoUScore(_ConfusionMetric):
     - [Jaccard, 1912](https://doi.org/10.1111/j.1469-8137.1912.tb05611.x)
     """
 
+    _score_name = "iou"
+
     def __init__(
         self,
         num_classes=1,
@@ -399,9 +416,6 @@ class IoUScore(_ConfusionMetric):
             sparse_y_true=sparse_y_true,
             name=name,
         )
-
-    def _num_den(self, true_pos, false_pos, false_neg):
-        return true_pos, true_pos + false_pos + false_neg
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -436,6 +450,8 @@ class Precision(_ConfusionMetric):
     - [Taha and Hanbury, 2015](https://doi.org/10.1186/s12880-015-0068-x)
     """
 
+    _score_name = "precision"
+
     def __init__(
         self,
         num_classes=1,
@@ -459,9 +475,6 @@ class Precision(_ConfusionMetric):
             sparse_y_true=sparse_y_true,
             name=name,
         )
-
-    def _num_den(self, true_pos, false_pos, false_neg):
-        return true_pos, true_pos + false_pos
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -496,6 +509,8 @@ class Recall(_ConfusionMetric):
     - [Taha and Hanbury, 2015](https://doi.org/10.1186/s12880-015-0068-x)
     """
 
+    _score_name = "recall"
+
     def __init__(
         self,
         num_classes=1,
@@ -519,9 +534,6 @@ class Recall(_ConfusionMetric):
             sparse_y_true=sparse_y_true,
             name=name,
         )
-
-    def _num_den(self, true_pos, false_pos, false_neg):
-        return true_pos, true_pos + false_neg
 
 
 # Each class by its class name, its snake_case name and aliases.

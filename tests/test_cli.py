@@ -185,6 +185,29 @@ USER_MISTAKES = {
         2,
         "--metrics: unknown metric 'iuo'",
     ),
+    "abstract Keras loss": (
+        ["train", "--data", "{empty}", "--out", "{run}", "--loss", "Loss"],
+        2,
+        "train: --loss: Could not use the loss identifier 'Loss': `Loss` is an abstract base "
+        "class to subclass (it leaves `call` to subclasses), not a loss. Use one of bce_dice, "
+        "dice, focal_tversky, jaccard, tversky, or the name of a Keras loss such as "
+        "binary_crossentropy.",
+    ),
+    "abstract Keras metric": (
+        ["train", "--data", "{empty}", "--out", "{run}", "--metrics", "dice,Metric"],
+        2,
+        "train: --metrics: Could not use the metric identifier 'Metric': `Metric` is an "
+        "abstract base class to subclass (it leaves `update_state` and `result` to "
+        "subclasses), not a metric. Use one of dice, iou, precision, recall",
+    ),
+    "Keras metric with required arguments": (
+        ["train", "--data", "{empty}", "--out", "{run}", "--metrics", "MeanMetricWrapper"],
+        2,
+        "train: --metrics: Could not build the metric 'MeanMetricWrapper' from its name: "
+        "`MeanMetricWrapper` has required arguments. Build it in Python or give its config "
+        "dict. Use one of dice, iou, precision, recall, or the name of a Keras metric such "
+        "as binary_accuracy.",
+    ),
     "unknown config key": (
         ["train", "--data", "{empty}", "--out", "{run}", "--config", "{config}"],
         2,

@@ -127,6 +127,15 @@ def test_clear_errors():
         ),
     ):
         losses.get("CombinedLoss")
+    # Keras' abstract base classes and classes with required arguments.
+    for get, name, message in (
+        (losses.get, "Loss", "`Loss` is an abstract base class to subclass"),
+        (metrics.get, "Metric", "(it leaves `update_state` and `result` to subclasses)"),
+        (losses.get, "LossFunctionWrapper", "`LossFunctionWrapper` has required arguments"),
+        (metrics.get, "MeanMetricWrapper", "`MeanMetricWrapper` has required arguments"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            get(name)
     combined = CombinedLoss([DiceLoss()])
     restored = losses.get(keras.saving.serialize_keras_object(combined))
     assert type(restored) is CombinedLoss

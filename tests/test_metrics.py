@@ -96,6 +96,29 @@ def test_empty_mask_convention(per_image):
         assert score(cls(per_image=per_image), full, empty) == 0.0
 
 
+@pytest.mark.parametrize("per_image", [False, True])
+def test_nothing_seen_scores_zero_not_one(per_image):
+    """An empty batch, or every pixel ignored, is no evidence of a perfect score."""
+    empty_batch = np.zeros((0, 4, 4, 1), "float32")
+    void = np.full((1, 4, 4, 1), 255.0, "float32")
+    for cls in CLASSES:
+        assert score(cls(per_image=per_image), empty_batch, empty_batch) == 0.0
+        assert float(ops.convert_to_numpy(cls(per_image=per_image).result())) == 0.0
+        ignored = cls(per_image=per_image, ignore_class=255)
+        assert score(ignored, void, np.zeros_like(void)) == 0.0
+        # Then one empty image seen: the empty/empty convention, 1.
+        assert score(ignored, np.zeros_like(void), np.zeros_like(void)) == 1.0
+    assert score(keras.metrics.Precision(), empty_batch, empty_batch) == 0.0
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_a_nan_target_gives_a_nan_score(cls):
+    y_true = np.zeros((2, 4, 4, 1), "float32")
+    y_true[1, 0, 0, 0] = np.nan
+    for per_image in (False, True):
+        assert math.isnan(score(cls(per_image=per_image), y_true, np.zeros_like(y_true)))
+
+
 def test_per_image_against_pooled_by_hand():
     # Image 1: IoU 1/3; image 2: empty mask, empty prediction: 1.
     y_true = np.concatenate([HAND_TRUE, np.zeros_like(HAND_TRUE)])

@@ -3,6 +3,7 @@
 Backend-agnostic: tests/test_backends.py runs this file again under JAX and PyTorch.
 """
 
+import math
 import re
 
 import numpy as np
@@ -83,3 +84,149 @@ def test_class_average_and_weights():
     assert _overlap.check_class_weights((1, 2)) == [1.0, 2.0]
     with pytest.raises(ValueError, match=re.escape("Received: class_weights='ab'")):
         _overlap.check_class_weights("ab")
+
+
+# --------------------------------------------------------------------------- #
+# The rule of 0/0, one table for the twins, the metrics, the losses and evaluation
+# --------------------------------------------------------------------------- #
+
+# (true positives, false positives, false negatives) -> dice, iou, precision, recall.
+ZERO_BY_ZERO_CASES = {
+    "empty prediction of an empty mask": ((0, 0, 0), (1.0, 1.0, 1.0, 1.0)),
+    "empty prediction of a non-empty mask": ((0, 0, 5), (0.0, 0.0, 0.0, 0.0)),
+    "non-empty prediction of an empty mask": ((0, 5, 0), (0.0, 0.0, 0.0, 0.0)),
+    "perfect prediction": ((5, 0, 0), (1.0, 1.0, 1.0, 1.0)),
+    "partial overlap": ((2, 1, 3), (4 / 8, 2 / 6, 2 / 3, 2 / 5)),
+}
+SCORE_NAMES = ("dice", "iou", "precision", "recall")
+
+
+def _masks(true_pos, false_pos, false_neg):
+    """A 4x4 (truth, prediction) pair of 0/1 ids with the given counts."""
+    truth, pred = np.zeros(16, np.int64), np.zeros(16, np.int64)
+    truth[: true_pos + false_neg] = 1
+    pred[:true_pos] = 1
+    pred[true_pos + false_neg : true_pos + false_neg + false_pos] = 1
+    return truth.reshape(4, 4), pred.reshape(4, 4)
+
+
+@pytest.mark.parametrize("case", sorted(ZERO_BY_ZERO_CASES))
+def test_one_rule_of_zero_by_zero_everywhere(case):
+    from keras_unet_seg.evaluation import segmentation_scores
+    from keras_unet_seg.losses import DiceLoss, JaccardLoss, TverskyLoss
+    from keras_unet_seg.metrics import DiceCoefficient, IoUScore, Precision, Recall
+
+    counts, expected = ZERO_BY_ZERO_CASES[case]
+    expected = dict(zip(SCORE_NAMES, expected, strict=True))
+    truth, pred = _masks(*counts)
+    y_true = truth[None, ..., None].astype("float32")
+    y_pred = pred[None, ..., None].astype("float32")
+    evaluated = segmentation_scores(truth, pred, boundary=False)[1]
+    metrics = dict(zip(SCORE_NAMES, (DiceCoefficient, IoUScore, Precision, Recall), strict=True))
+    # Losses of hard predictions with smooth=0; Tversky (1, 0) is precision, (0, 1) recall.
+    losses = {
+        "dice": DiceLoss(smooth=0.0),
+        "iou": JaccardLoss(smooth=0.0),
+        "precision": TverskyLoss(alpha=1.0, beta=0.0, smooth=0.0),
+        "recall": TverskyLoss(alpha=0.0, beta=1.0, smooth=0.0),
+    }
+    for name in SCORE_NAMES:
+        numerator, denominator = _overlap.SCORES[name](*np.asarray(counts, "float32"))
+        errors = np.float32(counts[1] + counts[2])
+        found = {
+            "keras.ops": to_numpy(_overlap.ratio(numerator, denominator, errors)),
+            "numpy": float(_overlap.score_numpy(name, *counts)),
+            "metric": to_numpy(_metric_result(metrics[name](), y_true, y_pred)),
+            "loss": 1.0 - to_numpy(losses[name](y_true, y_pred)),
+            "evaluation": evaluated[name],
+        }
+        for where, value in found.items():
+            assert value == pytest.approx(expected[name], abs=1e-6), (name, where)
+
+
+def _metric_result(metric, y_true, y_pred):
+    metric.update_state(y_true, y_pred)
+    return metric.result()
+
+
+def test_the_ratios_keep_nan():
+    nan = _overlap.ratio(np.float32(np.nan), np.float32(np.nan), np.float32(np.nan))
+    assert np.isnan(to_numpy(nan))
+    assert np.isnan(_overlap.score_numpy("dice", np.nan, 0, 0))
+
+
+# --------------------------------------------------------------------------- #
+# Targets the labels cannot hold
+# --------------------------------------------------------------------------- #
+
+BINARY_PRED = np.full((1, 4, 4, 1), 0.5, "float32")
+
+
+@pytest.mark.parametrize(
+    "y_true, y_pred, ignore_class, message",
+    [
+        (
+            np.full((1, 4, 4, 1), 255.0, "float32"),
+            BINARY_PRED,
+            None,
+            "Expected values in [0, 1] (a binary mask: divide a 0/255 mask by 255). "
+            "Received: 16 values outside it, between 255 and 255",
+        ),
+        (
+            np.full((1, 4, 4, 1), -1.0, "float32"),
+            BINARY_PRED,
+            255,
+            "Expected values in [0, 1] (a binary mask: divide a 0/255 mask by 255) or "
+            "ignore_class=255. Received: 16 values outside it, between -1 and -1",
+        ),
+        (
+            np.array([[[[0], [3]], [[7], [1]]]], "float32"),
+            np.zeros((1, 2, 2, 3), "float32"),
+            None,
+            "Expected class ids in [0, 2]. Received: 2 values outside it, between 3 and 7",
+        ),
+        (
+            np.array([[[[0.5], [1]], [[2], [255]]]], "float32"),
+            np.zeros((1, 2, 2, 3), "float32"),
+            255,
+            "Expected class ids in [0, 2] or ignore_class=255. Received: 1 values outside "
+            "it, between 0.5 and 0.5",
+        ),
+        (
+            np.full((1, 2, 2, 3), 2.0, "float32"),
+            np.zeros((1, 2, 2, 3), "float32"),
+            None,
+            "Expected values in [0, 1]. Received: 12 values outside it, between 2 and 2",
+        ),
+    ],
+)
+def test_targets_the_labels_cannot_hold_are_refused_eagerly(y_true, y_pred, ignore_class, message):
+    from keras_unet_seg.losses import DiceLoss
+    from keras_unet_seg.metrics import IoUScore
+
+    num_classes = y_pred.shape[-1]
+    full = "Invalid value for argument `y_true`. " + message
+    for use in (
+        lambda: _overlap.targets_and_valid(y_true, y_pred, None, ignore_class),
+        lambda: DiceLoss(ignore_class=ignore_class)(y_true, y_pred),
+        lambda: IoUScore(num_classes, ignore_class=ignore_class).update_state(y_true, y_pred),
+    ):
+        with pytest.raises(ValueError, match=re.escape(full)):
+            use()
+
+
+def test_targets_the_labels_cannot_hold_make_a_traced_loss_nan():
+    """In a compiled `fit` step no error can be raised: the loss is NaN, never wrong."""
+    import keras
+
+    from keras_unet_seg.losses import DiceLoss
+
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(1, 1)])
+    model.compile(loss=DiceLoss(), metrics=["mae"])
+    images = np.ones((2, 4, 4, 1), "float32")
+    masks = np.full((2, 4, 4, 1), 255.0, "float32")
+    if keras.backend.backend() == "torch":  # eager: the values are known
+        with pytest.raises(ValueError, match="divide a 0/255 mask by 255"):
+            model.evaluate(images, masks, verbose=0)
+    else:
+        assert math.isnan(model.evaluate(images, masks, verbose=0)[0])

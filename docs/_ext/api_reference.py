@@ -36,6 +36,7 @@ SECTIONS = {
     "losses": ("Losses", "Segmentation losses, written in `keras.ops`: they run on every backend."),
     "metrics": ("Metrics", "Streaming segmentation metrics, exact over an epoch."),
     "data": ("Data", "The `tf.data` input pipeline, joint augmentation, synthetic data."),
+    "training": ("Training", "Callbacks for any `model.fit`: the learning-rate schedule."),
     "inference": ("Inference", "Prediction on images of any size."),
     "inference_spec": (
         "Inference specification",

@@ -3,7 +3,7 @@
 `--encoder NAME` builds `UNet(encoder=NAME)`; `--encoder-weights imagenet|PATH` loads
 its weights; `--freeze-encoder-epochs N` trains the first `N` epochs with the encoder
 frozen (batch normalization in inference mode), then the whole model at a tenth of
-the learning rate.
+the scheduled learning rate (`training.learning_rate`'s `unfreeze_factor`).
 """
 
 import keras
@@ -39,7 +39,7 @@ def add_arguments(model, training):
         default=0,
         metavar="N",
         help="train the first N epochs with the encoder frozen, then the whole model at "
-        f"{UNFROZEN_LEARNING_RATE_FACTOR:g} times the learning rate",
+        f"{UNFROZEN_LEARNING_RATE_FACTOR:g} times the learning rate of --lr-schedule",
     )
 
 
@@ -57,46 +57,51 @@ def model_kwargs(options):
     }
 
 
-def freeze_callbacks(model, options):
+def freeze_callbacks(model, options, verbose=1):
     """Freezes the encoder for `--freeze-encoder-epochs`; returns the callback that unfreezes.
 
     Call after `compile`. The optimizer is built for every weight first, encoder
     included, so that unfreezing needs no new optimizer, and a resumed run restores
-    the same optimizer state whichever phase it stopped in.
+    the same optimizer state whichever phase it stopped in. The learning rate's
+    factor after the unfreezing is the schedule's (`train.schedule_callbacks`).
     """
     if not options.freeze_encoder_epochs:
         return []
     model.optimizer.build(model.trainable_variables)
     model.freeze_encoder()
-    return [
-        UnfreezeEncoder(
-            options.freeze_encoder_epochs,
-            options.learning_rate * UNFROZEN_LEARNING_RATE_FACTOR,
-        )
-    ]
+    return [UnfreezeEncoder(options.freeze_encoder_epochs, verbose=verbose)]
 
 
 class UnfreezeEncoder(keras.callbacks.Callback):
-    """Unfreezes the model's encoder at the start of epoch `epoch` (0-based).
+    """Unfreezes the model's encoder at the start of epoch `epoch` (0-based), and says so.
 
-    Sets the learning rate to `learning_rate` and rebuilds the training step, so
-    that the encoder's weights train from that epoch on. The model's optimizer must
-    have been built with every weight, encoder included (`freeze_callbacks` does
-    it). A run resumed after `epoch` unfreezes at its first epoch.
+    Rebuilds the training step, so that the encoder's weights train from that epoch
+    on; the learning rate is the schedule's (`training.LearningRateSchedule`, which
+    must come before this callback so the printed rate is the epoch's). The model's
+    optimizer must have been built with every weight, encoder included
+    (`freeze_callbacks` does it). A run resumed after `epoch` unfreezes at its first
+    epoch.
 
     Args:
         epoch: int, the first epoch that trains the encoder.
-        learning_rate: float, the learning rate from that epoch on.
+        verbose: int, 1 prints one line when the encoder unfreezes, 0 nothing.
     """
 
-    def __init__(self, epoch, learning_rate):
+    def __init__(self, epoch, verbose=1):
         super().__init__()
         self.epoch = epoch
-        self.learning_rate = learning_rate
+        self.verbose = verbose
 
     def on_epoch_begin(self, epoch, logs=None):
         if epoch < self.epoch or self.model.encoder.trainable:
             return
         self.model.unfreeze_encoder()
-        self.model.optimizer.learning_rate = self.learning_rate
         self.model.make_train_function(force=True)
+        if self.verbose:
+            rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            since = "" if epoch == self.epoch else f" (resumed; frozen for {self.epoch} epochs)"
+            print(
+                f"Epoch {epoch + 1}: the encoder is unfrozen{since} and trains from now on, "
+                f"at {UNFROZEN_LEARNING_RATE_FACTOR:g} times the scheduled learning rate "
+                f"({rate:.4g})."
+            )

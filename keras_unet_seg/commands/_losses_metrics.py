@@ -32,15 +32,24 @@ def _build_named(module, spec, where, kind, names):
         raise UsageError(f"{where}: {kind} {spec}: {one_line(error)}") from None
 
 
+def _refusal(spec, error, kind):
+    """Why `spec` is refused: unknown, or a Keras class that is not a usable `kind`."""
+    message = one_line(error)
+    if message.startswith("Could not interpret"):
+        return f"unknown {kind} {_name(spec)!r}."
+    # An abstract base class, or a class with required arguments: the lookup's reason.
+    return message.split(". Expected")[0] + "."
+
+
 def get_loss(spec, where):
     """The loss of `--loss` (a name or a dict with arguments), or a `UsageError`."""
     from keras_unet_seg import losses
 
     try:
         return _build_named(losses, spec, where, "loss", LOSS_NAMES)
-    except ValueError:
+    except ValueError as error:
         raise UsageError(
-            f"{where}: unknown loss {_name(spec)!r}. Use one of "
+            f"{where}: {_refusal(spec, error, 'loss')} Use one of "
             f"{', '.join(sorted(LOSS_NAMES))}, or the name of a Keras loss such as "
             "binary_crossentropy."
         ) from None
@@ -54,9 +63,9 @@ def get_metric(spec, where, num_classes=1):
 
     try:
         metric = _build_named(metrics, spec, where, "metric", METRIC_NAMES)
-    except ValueError:
+    except ValueError as error:
         raise UsageError(
-            f"{where}: unknown metric {_name(spec)!r}. Use one of "
+            f"{where}: {_refusal(spec, error, 'metric')} Use one of "
             f"{', '.join(sorted(METRIC_NAMES))}, or the name of a Keras metric such as "
             "binary_accuracy."
         ) from None

@@ -216,35 +216,29 @@ def data_facts(dataset, options):
     return facts
 
 
-def schedule_callbacks(options, monitor):
-    """The learning-rate schedule, warm-up and early stopping of the options.
+def schedule_callbacks(options, monitor, history=()):
+    """The learning-rate schedule and early stopping of the options.
 
-    One `LearningRateScheduler` sets the rate at each epoch's start (a function of
-    the epoch alone, so a resumed run continues it): the linear warm-up, then the
-    cosine decay; under `plateau` it leaves the rate to `ReduceLROnPlateau` after
-    the warm-up.
+    One `training.LearningRateSchedule` sets every epoch's rate (the warm-up, the
+    cosine or plateau schedule, and the factor after `--freeze-encoder-epochs`):
+    a function of the epoch and the options alone, so a resumed run continues it.
+    `history` holds the monitored values of the epochs a resumed run has done,
+    which `plateau` replays.
     """
-    import math
+    from keras_unet_seg.training import LearningRateSchedule
 
-    base, warmup, epochs = options.learning_rate, options.warmup_epochs, options.epochs
-
-    def rate(epoch, current):
-        if epoch < warmup:
-            return base * (epoch + 1) / (warmup + 1)
-        if options.lr_schedule == "cosine":
-            progress = (epoch - warmup) / max(epochs - warmup, 1)
-            return base * 0.5 * (1 + math.cos(math.pi * progress))
-        if options.lr_schedule == "plateau" or epoch > warmup:
-            return current
-        return base
-
-    callbacks = []
-    if warmup or options.lr_schedule == "cosine":
-        callbacks.append(keras.callbacks.LearningRateScheduler(rate))
-    if options.lr_schedule == "plateau":
-        callbacks.append(
-            keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode="max", factor=0.5, patience=3)
+    callbacks = [
+        LearningRateSchedule(
+            options.learning_rate,
+            options.epochs,
+            schedule=options.lr_schedule,
+            warmup_epochs=options.warmup_epochs,
+            unfreeze_epoch=options.freeze_encoder_epochs or None,
+            unfreeze_factor=_encoder_options.UNFROZEN_LEARNING_RATE_FACTOR,
+            monitor=monitor,
+            history=history,
         )
+    ]
     if options.early_stopping:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -298,7 +292,7 @@ def _train(options, verbose):
     with dist.scope():
         if not model.built:  # --color-mode native: as many channels as the files
             model.build((None, None, None, facts["input_channels"]))
-        unfreeze = _encoder_options.freeze_callbacks(model, options)
+        unfreeze = _encoder_options.freeze_callbacks(model, options, verbose)
         restored = _run_folder.start(
             paths, {**run_config(options), **facts}, model, options, verbose
         )
@@ -310,7 +304,8 @@ def _train(options, verbose):
             f"(batches of {batch})."
         )
     # The schedule first, so that the rate it sets is in the logged rows.
-    callbacks = [*schedule_callbacks(options, monitor), *unfreeze, state]
+    history = [row.get(monitor) for row in state.rows]
+    callbacks = [*schedule_callbacks(options, monitor, history), *unfreeze, state]
     start = restored.epoch if restored else 0
     with dist.scope():
         _fit(model, (train_data, val_data), start, callbacks, paths, options, verbose)

@@ -40,8 +40,9 @@ class ApplicationEncoder(keras.layers.Layer):
     `weights="imagenet"` downloads the ImageNet weights through
     `keras.applications` on the first build (into `~/.keras/models/`). A
     config never names weights: a saved model holds its own, so
-    `get_config()` stores `weights=None` and loading a `.keras` file
-    downloads nothing.
+    `get_config()` stores `weights=None`, and `from_config` ignores any
+    `weights` a config names: loading a `.keras` file never downloads or
+    reads another file.
 
     Setting `trainable = False` freezes the network, and its batch
     normalization then runs in inference mode, also in `fit`.
@@ -145,6 +146,12 @@ class ApplicationEncoder(keras.layers.Layer):
         # The weights travel with a saved model, never by name in its config.
         config.update({"network": self.network, "weights": None})
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        # A saved model's weights replace the encoder's: whatever weights an (edited)
+        # config names, loading neither downloads nor reads them.
+        return cls(**{**config, "weights": None})
 
 
 def _transfer_weights(source, target):

@@ -17,9 +17,10 @@ Conventions shared by every loss here:
   a 256x256 mask passes float16's maximum of 65504. The classes return float32
   unless given another `dtype`.
 - `smooth` (default `1e-5`) is added to the numerator and the denominator of
-  each overlap score, so an empty prediction of an empty mask scores 1 and
-  has loss 0. With `smooth=0` the score of that case is 0 (loss 1), as in
-  `keras.losses.Dice`; it stays finite either way.
+  each overlap score. An empty prediction of an empty mask scores 1 and has
+  loss 0, with `smooth=0` too: a score whose denominator is 0 is 1 when
+  nothing was got wrong, the rule of 0/0 of `keras_unet_seg.metrics` and
+  `keras_unet_seg.evaluation` (`keras.losses.Dice` gives that case loss 1).
 - `per_image=True` scores each image over its spatial axes, then averages the
   images; `per_image=False` pools the whole batch into one score.
 - In multi-class mode, each class is scored on its own and the class losses
@@ -29,10 +30,17 @@ Conventions shared by every loss here:
 - `y_true` and `y_pred` must agree in batch and spatial size (a `ValueError`
   names both shapes; checked where the shapes are known, so always in eager
   mode).
-- A NaN prediction, or an infinite probability, makes the loss NaN (it never
-  scores as perfect, and `keras.callbacks.TerminateOnNaN` sees it). Infinite
-  logits are saturated probabilities: logits are clipped to `[-1e4, 1e4]`, so
-  the loss stays finite.
+- A NaN prediction or target, or an infinite probability, makes the loss NaN
+  (it never scores as perfect, and `keras.callbacks.TerminateOnNaN` sees it).
+  Infinite logits are saturated probabilities: logits are clipped to
+  `[-1e4, 1e4]`, so the loss stays finite.
+- Targets the labels cannot hold (outside [0, 1], such as a 0/255 mask, or
+  class ids outside `[0, C)` other than `ignore_class`) raise a `ValueError`
+  where their values are known: in eager execution, and so in PyTorch's `fit`.
+  Inside a traced graph (`tf.function`, `jax.jit`: TensorFlow's and JAX's
+  `fit`) no error can be raised from a value, so they make the loss NaN, never
+  a wrong number. `SegmentationDataset` checks every mask when it is built.
+- An empty batch (no image) has loss 0, as Keras' own losses give.
 """
 
 import keras

@@ -66,7 +66,8 @@ _CALL_DOC = """\
             border-emphasising weight maps of the U-Net paper.
 
     Returns:
-        The reduced loss, a scalar in `dtype` (float32 by default)."""
+        The reduced loss, a scalar in `dtype` (float32 by default); 0 for an
+        empty batch (no image), as Keras' own losses give."""
 
 
 def _documented(cls):
@@ -142,7 +143,12 @@ class _OverlapLoss(_LossArithmetic, keras.losses.Loss):
                 image_weight, pixel_weight = sample_weights(image_weight, rank, self.per_image)
         if pixel_weight is not None:
             y_true = (y_true, pixel_weight)
-        return super().__call__(y_true, y_pred, sample_weight=image_weight)
+        loss = super().__call__(y_true, y_pred, sample_weight=image_weight)
+        if self.reduction not in (None, "none") and tuple(loss.shape) == (0,):
+            # Keras returns the losses of an empty batch unreduced; reduced, they sum
+            # to 0, as `keras.losses.BinaryCrossentropy` gives (and a traced graph).
+            return ops.zeros((), dtype=loss.dtype)
+        return loss
 
     def call(self, y_true, y_pred):
         pixel_weight = None
@@ -178,8 +184,10 @@ class DiceLoss(_OverlapLoss):
     `0.5 * DiceLoss() + keras.losses.BinaryCrossentropy()`.
 
     Empty-mask convention: an empty prediction of an empty mask has loss 0
-    (score 1) while `smooth > 0`; with `smooth=0` it has loss 1, as
-    `keras.losses.Dice`. With `smooth=0` and `per_image=False` this equals
+    (score 1), with `smooth=0` too: a score whose denominator is 0 is 1 when
+    nothing was got wrong, the rule of the metrics and of
+    `keras_unet_seg.evaluation` (`keras.losses.Dice` gives that case loss 1).
+    Otherwise, with `smooth=0` and `per_image=False` this equals
     `keras.losses.Dice()`; with `per_image=True`,
     `keras.losses.Dice(axis=(1, 2, 3))` (up to Keras' 1e-7 epsilon).
 
@@ -239,8 +247,8 @@ class JaccardLoss(_OverlapLoss):
 
     Options, inputs and dtype handling as in `DiceLoss`.
 
-    Empty-mask convention: an empty prediction of an empty mask has loss 0
-    while `smooth > 0`; with `smooth=0` it has loss 1.
+    Empty-mask convention: an empty prediction of an empty mask has loss 0,
+    with `smooth=0` too (a score whose denominator is 0 is 1).
 
     Args:
         {options}
@@ -302,8 +310,8 @@ class TverskyLoss(_OverlapLoss):
     `TverskyLoss(alpha=b, beta=a, smooth=0, per_image=False)`.
     Options, inputs and dtype handling as in `DiceLoss`.
 
-    Empty-mask convention: an empty prediction of an empty mask has loss 0
-    while `smooth > 0`; with `smooth=0` it has loss 1.
+    Empty-mask convention: an empty prediction of an empty mask has loss 0,
+    with `smooth=0` too (a score whose denominator is 0 is 1).
 
     Args:
         alpha: float >= 0, weight of the false positives. Defaults to `0.5`.
@@ -381,8 +389,8 @@ class FocalTverskyLoss(_OverlapLoss):
     the loss stays in [0, 1]. Options, inputs and dtype handling as in
     `DiceLoss`.
 
-    Empty-mask convention: an empty prediction of an empty mask has loss 0
-    while `smooth > 0`; with `smooth=0` it has loss 1. The gradient at a
+    Empty-mask convention: an empty prediction of an empty mask has loss 0,
+    with `smooth=0` too. NaN targets give a NaN loss. The gradient at a
     perfect prediction is finite (zero) although `x ** 0.75` has an infinite
     slope at 0.
 
@@ -465,7 +473,7 @@ class BCEDiceLoss(_OverlapLoss):
     Inputs and dtype handling as in `DiceLoss`.
 
     Empty-mask convention: the Dice term of an empty prediction of an empty
-    mask is 0 while `smooth > 0` (1 with `smooth=0`); the cross-entropy term
+    mask is 0, with `smooth=0` too; the cross-entropy term
     is its usual value.
 
     Args:

@@ -16,6 +16,7 @@ from keras_unet_seg._overlap import (
     confusion_sums,
     non_finite_penalty,
     probabilities,
+    ratio,
     reduce_axes,
     scored_classes,
     targets_and_valid,
@@ -73,22 +74,29 @@ def _check_tversky(alpha, beta):
 # --------------------------------------------------------------------------- #
 
 
-def _ratio(numerator, error):
-    """numerator / (numerator + error), in [0, 1], finite even when both are 0."""
-    return numerator / ops.maximum(numerator + error, EPSILON)
+def _ratio(numerator, weighted_error, false_pos, false_neg):
+    """numerator / (numerator + weighted_error), in [0, 1], by the rule of 0/0.
+
+    A zero denominator (possible only with `smooth=0`) gives 1 when there is no false
+    positive and no false negative, else 0, as the metrics and `evaluation` do.
+    """
+    return ratio(numerator, numerator + weighted_error, false_pos + false_neg)
 
 
 def _dice_score_loss(true_pos, false_pos, false_neg, smooth):
-    return 1.0 - _ratio(2.0 * true_pos + smooth, false_pos + false_neg)
+    errors = false_pos + false_neg
+    return 1.0 - _ratio(2.0 * true_pos + smooth, errors, false_pos, false_neg)
 
 
 def _jaccard_score_loss(true_pos, false_pos, false_neg, smooth):
-    return 1.0 - _ratio(true_pos + smooth, false_pos + false_neg)
+    errors = false_pos + false_neg
+    return 1.0 - _ratio(true_pos + smooth, errors, false_pos, false_neg)
 
 
 def _tversky_score_loss(alpha, beta):
     def score_loss(true_pos, false_pos, false_neg, smooth):
-        return 1.0 - _ratio(true_pos + smooth, alpha * false_pos + beta * false_neg)
+        errors = alpha * false_pos + beta * false_neg
+        return 1.0 - _ratio(true_pos + smooth, errors, false_pos, false_neg)
 
     return score_loss
 
@@ -103,10 +111,11 @@ def _focal_tversky_score_loss(alpha, beta, gamma):
         # x**gamma with gamma < 1 has an infinite slope at 0: the inner `where`
         # keeps the power away from 0, so a perfect prediction has loss 0 and a
         # finite (zero) gradient. The smallest positive float32 `base` is
-        # 2**-24, where the slope is still finite.
-        positive = ops.greater(base, 0.0)
-        safe = ops.where(positive, base, 1.0)
-        return ops.where(positive, ops.power(safe, gamma), 0.0)
+        # 2**-24, where the slope is still finite. A NaN `base` (NaN targets)
+        # stays NaN: only an exact 0 is replaced.
+        zero = ops.equal(base, 0.0)
+        safe = ops.where(zero, 1.0, base)
+        return ops.where(zero, 0.0, ops.power(safe, gamma))
 
     return score_loss
 
@@ -196,7 +205,8 @@ def dice_loss(
 
     TP, FP and FN are soft counts: `sum(t * p)`, `sum((1 - t) * p)` and
     `sum(t * (1 - p))`. Empty-mask convention: an empty prediction of an empty
-    mask has loss 0 (score 1) while `smooth > 0`; with `smooth=0` it has loss 1.
+    mask has loss 0 (score 1), with `smooth=0` too (the rule of 0/0 of the
+    metrics: a score whose denominator is 0 is 1).
 
     Args:
         y_true: ground truth: a 0/1 mask `(batch, ..., 1)` for binary, or
@@ -260,8 +270,8 @@ def jaccard_loss(
 ):
     """Soft Jaccard (IoU) loss, `1 - (TP + smooth) / (TP + FP + FN + smooth)`.
 
-    Empty-mask convention: an empty prediction of an empty mask has loss 0
-    while `smooth > 0`; with `smooth=0` it has loss 1. Arguments and return
+    Empty-mask convention: an empty prediction of an empty mask has loss 0,
+    whatever `smooth`. Arguments and return
     value as in `dice_loss`.
 
     Example:

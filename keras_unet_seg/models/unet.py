@@ -83,7 +83,9 @@ class UNet(keras.Model):
             deepest stride. Defaults to `None`.
         encoder_weights: weights of a named encoder: `None` (random),
             `"imagenet"` (downloaded by `keras.applications` on first use) or
-            the path of a weights file. Defaults to `None`.
+            the path of a weights file. Never part of a config: a saved model
+            holds its weights, and loading it downloads or reads nothing else
+            (`from_config` ignores `encoder_weights`). Defaults to `None`.
         encoder_trainable: bool, `False` freezes the encoder (its batch
             normalization then runs in inference mode); see
             `unfreeze_encoder`. Defaults to `True`.
@@ -430,7 +432,9 @@ class UNet(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
+        # A saved model's weights replace the encoder's: whatever `encoder_weights` an
+        # (edited) config names, loading neither downloads nor reads them.
+        config = {**config, "encoder_weights": None}
         for key in ("dtype", "encoder", "decoder"):
             if isinstance(config.get(key), dict):
                 config[key] = keras.saving.deserialize_keras_object(config[key])

@@ -1,6 +1,7 @@
 """`train --encoder`, `--encoder-weights` and `--freeze-encoder-epochs`, and `UnfreezeEncoder`."""
 
 import csv
+import math
 
 import keras
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 
 from keras_unet_seg import UNet
 from keras_unet_seg.cli import main
+from keras_unet_seg.commands import _run_state
 from keras_unet_seg.commands._encoder_options import UnfreezeEncoder
 from keras_unet_seg.data import make_synthetic_dataset
 
@@ -36,12 +38,13 @@ def test_unfreeze_encoder_callback_trains_the_encoder_from_its_epoch():
         def on_epoch_end(self, epoch, logs=None):
             snapshots.append(_weights(model.encoder))
 
-    callbacks = [UnfreezeEncoder(1, 1e-4), Snapshot()]
+    callbacks = [UnfreezeEncoder(1, verbose=0), Snapshot()]
     model.fit(images, masks, epochs=2, batch_size=2, verbose=0, callbacks=callbacks)
     assert _same(snapshots[0], snapshots[1])  # epoch 0: frozen, statistics included
     assert not _same(snapshots[1], snapshots[2])  # epoch 1: the encoder trains
     assert model.encoder_trainable
-    np.testing.assert_allclose(float(model.optimizer.learning_rate), 1e-4, rtol=1e-6)
+    # The rate is the schedule's (training.LearningRateSchedule), not the callback's.
+    np.testing.assert_allclose(float(model.optimizer.learning_rate), 1e-2, rtol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -59,19 +62,46 @@ def test_encoder_options_without_an_encoder_are_usage_errors(tmp_path, capsys, o
     assert message in capsys.readouterr().err
 
 
+class _InterruptAtEpoch4(_run_state.RunState):
+    """Ctrl-C at the start of the fifth epoch (after the backup of the fourth)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 4:
+            raise KeyboardInterrupt
+        super().on_epoch_begin(epoch, logs)
+
+
 @pytest.mark.slow
-def test_train_with_a_frozen_then_unfrozen_encoder(tmp_path):
+def test_train_with_a_frozen_then_unfrozen_encoder_on_a_cosine_schedule_resumed(
+    tmp_path, monkeypatch, capsys
+):
+    """The issue's case: base rate 0.01, cosine over 6 epochs, 2 frozen, killed after 4."""
     data = make_synthetic_dataset(tmp_path / "d", num_train=2, num_val=1, image_size=(32, 32))
     run = tmp_path / "run"
+    monkeypatch.setattr(_run_state, "RunState", _InterruptAtEpoch4)
     code = main(
         [
             *("train", "--data", data, "--out", str(run), "--image-size", "32"),
-            *("--batch-size", "2", "--epochs", "2", "--no-augment"),
-            *("--encoder", "mobilenetv2", "--freeze-encoder-epochs", "1"),
+            *("--batch-size", "2", "--epochs", "6", "--no-augment"),
+            *("--encoder", "mobilenetv2", "--freeze-encoder-epochs", "2"),
+            *("--lr-schedule", "cosine", "--learning-rate", "0.01"),
         ]
     )
-    assert code == 0
+    assert code == 130
+    monkeypatch.undo()
+    cosine = [0.01 * 0.5 * (1 + math.cos(math.pi * epoch / 6)) for epoch in range(6)]
+    expected = cosine[:2] + [0.1 * rate for rate in cosine[2:]]
+    unfrozen = "the encoder is unfrozen{} and trains from now on, at 0.1 times the scheduled "
+    assert (
+        f"Epoch 3: {unfrozen.format('')}learning rate ({expected[2]:.4g})."
+        in capsys.readouterr().out
+    )
+    assert main(["train", "--out", str(run), "--resume"]) == 0
+    resumed = unfrozen.format(" (resumed; frozen for 2 epochs)")
+    assert f"Epoch 5: {resumed}learning rate ({expected[4]:.4g})." in capsys.readouterr().out
     with open(run / "log.csv", newline="") as f:
-        assert [int(row["epoch"]) for row in csv.DictReader(f)] == [0, 1]
+        rows = list(csv.DictReader(f))
+    assert [int(row["epoch"]) for row in rows] == list(range(6))
+    np.testing.assert_allclose([float(row["learning_rate"]) for row in rows], expected, rtol=1e-6)
     model = keras.models.load_model(run / "model.keras", safe_mode=True)
     assert model.encoder.network == "mobilenetv2" and model.encoder_trainable

@@ -4,6 +4,7 @@
 """
 
 import json
+import zipfile
 
 import keras
 import numpy as np
@@ -134,3 +135,53 @@ def test_preprocessing_of_other_channel_counts_uses_the_average_statistics():
     actual = keras.ops.convert_to_numpy(ImagePreprocessing("torch")(np.ones((1, 1, 1, 2))))
     expected = (1 - np.mean([0.485, 0.456, 0.406])) / np.mean([0.229, 0.224, 0.225])
     np.testing.assert_allclose(actual, np.full((1, 1, 1, 2), expected), rtol=1e-6)
+
+
+def _with_config(source, target, edit):
+    """Copies the `.keras` archive `source` to `target` with its config.json edited."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for item in old.infolist():
+            data = old.read(item)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                edit(config)
+                data = json.dumps(config).encode()
+            new.writestr(item, data)
+
+
+@pytest.mark.one_backend
+@pytest.mark.parametrize("top, nested", [("imagenet", "path"), ("path", "imagenet")])
+def test_loading_never_downloads_or_reads_the_weights_a_config_names(
+    tmp_path, monkeypatch, top, nested
+):
+    """A `.keras` whose config names imagenet or a file loads its own weights, nothing else."""
+    import urllib.request
+
+    from keras.src.utils import file_utils
+
+    model = UNet(encoder="mobilenetv3small", decoder_filters=[4, 4, 8, 8, 8])
+    images = _images((1, 32, 32, 3))
+    expected = keras.ops.convert_to_numpy(model(images))
+    model.save(tmp_path / "saved.keras")
+    junk = tmp_path / "junk.weights.h5"
+    junk.write_bytes(b"not weights")
+    sources = {"imagenet": "imagenet", "path": str(junk)}
+
+    def edit(config):
+        config["config"]["encoder_weights"] = sources[top]
+        config["config"]["encoder"]["config"]["weights"] = sources[nested]
+
+    _with_config(tmp_path / "saved.keras", tmp_path / "edited.keras", edit)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"loading tried the network: {args}")
+
+    monkeypatch.setattr(file_utils, "get_file", refuse)
+    monkeypatch.setattr(keras.utils, "get_file", refuse)
+    monkeypatch.setattr(file_utils, "urlretrieve", refuse)
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(urllib.request, "urlretrieve", refuse)
+    loaded = keras.models.load_model(tmp_path / "edited.keras", safe_mode=True)
+    assert loaded.get_config()["encoder_weights"] is None
+    assert loaded.encoder.weights_source is None
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(images)), expected, atol=1e-5)

@@ -240,6 +240,27 @@ def test_a_nan_or_infinite_probability_is_never_a_perfect_score(name, bad):
         assert math.isnan(value(ALL[name](from_logits=True), y_true, y_pred))
 
 
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_a_nan_target_gives_a_nan_loss(name):
+    """NaN targets are never a perfect score (focal Tversky's power used to hide them)."""
+    y_true = np.zeros((2, 4, 4, 1), "float32")
+    y_true[1, 0, 0, 0] = np.nan
+    y_pred = np.full((2, 4, 4, 1), 0.3, "float32")
+    assert math.isnan(value(ALL[name](), y_true, y_pred))
+    per_image = to_numpy(ALL[name](reduction=None)(y_true, y_pred))
+    assert not math.isnan(per_image[0]) and math.isnan(per_image[1])
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_an_empty_batch_has_loss_zero(name):
+    """As `keras.losses.BinaryCrossentropy` gives: no image adds nothing to the sum."""
+    empty = np.zeros((0, 4, 4, 1), "float32")
+    assert value(keras.losses.BinaryCrossentropy(), empty, empty) == 0.0
+    for reduction in ("sum_over_batch_size", "sum", "mean_with_sample_weight"):
+        assert value(ALL[name](reduction=reduction), empty, empty) == 0.0
+    assert tuple(ALL[name](reduction=None)(empty, empty).shape) == (0,)
+
+
 def test_terminate_on_nan_sees_a_nan_prediction():
     """A model whose output turns NaN stops `fit` (the loss no longer hides it)."""
     inputs = keras.Input((4, 4, 1))
@@ -291,9 +312,9 @@ def test_empty_mask_convention():
     empty = np.zeros((2, 8, 8, 1), "float32")
     for name, make in ALL.items():
         assert value(make(), empty, empty) == pytest.approx(0.0, abs=1e-6), name
-    # smooth=0 reproduces keras.losses.Dice: the empty/empty case scores 0 (loss 1).
+    # smooth=0 too, by the rule of 0/0 of the metrics (keras.losses.Dice gives loss 1).
     for make in BOUNDED.values():
-        assert value(make(smooth=0.0), empty, empty) == pytest.approx(1.0)
+        assert value(make(smooth=0.0), empty, empty) == 0.0
     assert value(keras.losses.Dice(), empty, empty) == pytest.approx(1.0)
 
 
@@ -563,7 +584,7 @@ def test_explicit_sparse_flag():
 def test_agrees_with_keras_dice_and_tversky(data):
     y_true, y_pred = data
     if y_true.sum() + y_pred.sum() < 1:
-        return  # Keras scores an empty pair 0 (loss 1); so does smooth=0, see above
+        return  # Keras scores an empty pair 0 (loss 1), smooth=0 here 1, see above
     # smooth=0, per_image=False == keras.losses.Dice() (batch pooled, axis=None).
     assert value(DiceLoss(smooth=0.0, per_image=False), y_true, y_pred) == pytest.approx(
         value(keras.losses.Dice(), y_true, y_pred), abs=1e-6
