@@ -53,7 +53,10 @@ def metadata(
         "intensity": {
             **intensity,
             "formula": _INTENSITY_FORMULAS[intensity["mode"]],
-            "applied_to": "each whole image, before tiling or resizing, in float64",
+            "applied_to": (
+                "each whole image, before tiling or resizing, in float32 (float64 for "
+                "float64 data and integers beyond 2**24)"
+            ),
         },
         "output": {
             "shape": [None, height, width, num_classes],
