@@ -77,12 +77,34 @@ def _check_unique_names(found):
         seen[name] = path
 
 
-def predict_image(model, image, scale=(1.0, 1.0), **tiling):
+def scaled_size(shape, scale, source="the image"):
+    """The `(height, width)` an image of `shape` is resized to by `scale`, checked.
+
+    Raises:
+        ValueError: the resized image would be larger than a file may decode to
+            (`keras_unet_seg.data.read_header`'s limits), naming `scale` and `source`.
+    """
+    from keras_unet_seg.data._decoding import size_excess
+
+    height, width, channels = shape
+    size = (max(1, round(height * scale[0])), max(1, round(width * scale[1])))
+    excess = size_excess(*size, channels, 1)
+    if excess is not None:
+        raise ValueError(
+            f"Invalid value for argument `scale` (--scale): {scale[0]:g} x {scale[1]:g} "
+            f"would resize {source} ({height}x{width}) to {excess}, the limit of the "
+            "files read. Give a smaller scale (native: the files' own size)."
+        )
+    return size
+
+
+def predict_image(model, image, scale=(1.0, 1.0), source="the image", **tiling):
     """Probabilities `(height, width, num_classes)` of one image, by `predict_tiled`.
 
     With a `scale` other than 1, the image is resized by it first (bilinear, as the
-    training pipeline resizes) and the probabilities back to the image's size.
-    `tiling` holds `predict_tiled`'s arguments (`tile_size`, `overlap`, ...).
+    training pipeline resizes; `scaled_size`, which names `source` if it is too
+    large) and the probabilities back to the image's size. `tiling` holds
+    `predict_tiled`'s arguments (`tile_size`, `overlap`, ...).
     """
     from keras_unet_seg.inference import predict_tiled
 
@@ -91,7 +113,7 @@ def predict_image(model, image, scale=(1.0, 1.0), **tiling):
     import tensorflow as tf
 
     height, width = image.shape[:2]
-    size = (max(1, round(height * scale[0])), max(1, round(width * scale[1])))
+    size = scaled_size(image.shape, scale, source)
     resized = tf.image.resize(image, size, method="bilinear").numpy()
     probabilities = predict_tiled(model, resized, **tiling)
     return tf.image.resize(probabilities, (height, width), method="bilinear").numpy()
@@ -171,7 +193,9 @@ def predict_files(model, files, output_dir, color_mode, intensity, options, verb
     written = []
     for index, (path, name) in enumerate(files):
         image = data.read_image(path, color_mode, intensity)
-        probabilities = predict_image(model, image, options["scale"], **options["tiling"])
+        probabilities = predict_image(
+            model, image, options["scale"], f"'{path}'", **options["tiling"]
+        )
         mask, overlay = write_prediction(output_dir, name, image, probabilities, options)
         written.append({"image": path, "mask": mask, "overlay": overlay})
         progress.update(index + 1)

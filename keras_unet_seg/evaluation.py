@@ -429,7 +429,7 @@ def _score_pairs(model, dataset, options, scoring, keep, verbose):
     pairs = zip(dataset.image_paths, dataset.mask_paths, dataset.as_numpy_iterator(), strict=True)
     for index, (image_path, mask_path, (image, mask)) in enumerate(pairs):
         probabilities = _prediction.predict_image(
-            model, image, options["scale"], **options["tiling"]
+            model, image, options["scale"], f"'{image_path}'", **options["tiling"]
         )
         y_true = mask[..., 0].astype(np.int64)
         y_pred = _prediction.class_ids(probabilities, options["threshold"])

@@ -319,6 +319,15 @@ def test_help_and_version_exit_zero(capsys):
     assert "--base-filters" in capsys.readouterr().out
 
 
+def test_help_shows_no_default_for_flags(capsys):
+    """`--no-fold` (store_false) said "(default: True)", meaning the flag is absent."""
+    assert main(["predict", "--help"]) == 0
+    help = " ".join(capsys.readouterr().out.split())
+    assert "the same masks in float32)" in help  # the end of --no-fold's help
+    assert "(default: True)" not in help and "(default: False)" not in help
+    assert "fraction shared by neighbour tiles (default: 0.25)" in help
+
+
 def test_entry_point_reports_a_user_mistake_without_traceback(tmp_path):
     executable = shutil.which("keras-unet-seg", path=os.path.dirname(sys.executable))
     assert executable, "the keras-unet-seg entry point is not installed"

@@ -82,7 +82,9 @@ def add_arguments(parser):
 
 def run(args):
     require_folder(args.data, "data folder")
-    report = evaluate(_models.load_model(args.model), args)
+    model = _models.load_model(args.model)
+    predict.check_tile_size(args, model)
+    report = evaluate(model, args)
     print_table(report)
     print_class_table(report)
     if args.report:

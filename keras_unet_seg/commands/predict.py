@@ -11,7 +11,7 @@ keep their relative path (`keras_unet_seg.inference.predict_directory`).
 
 from keras_unet_seg import _prediction
 from keras_unet_seg.commands import _config, _models, _parser, _reading, _types
-from keras_unet_seg.commands._errors import user_errors
+from keras_unet_seg.commands._errors import UsageError, user_errors
 
 NAME = "predict"
 
@@ -91,6 +91,20 @@ def reading(args, model, run_config, scale, verbose=1):
     )
 
 
+def check_tile_size(args, model):
+    """Refuses a `--tile-size` below the model's minimum tile (`2**depth`)."""
+    from keras_unet_seg.inference import minimum_tile_size
+
+    minimum = minimum_tile_size(model)
+    if min(args.tile_size) < minimum:
+        height, width = args.tile_size
+        raise UsageError(
+            f"{args.command}: --tile-size {height}x{width} is below the model's minimum "
+            f"tile of {minimum}x{minimum} (2**depth): a smaller tile is padded up inside "
+            f"the model, which changes the masks. Give --tile-size {minimum} or more."
+        )
+
+
 def tiling(args):
     """`predict_tiled`'s arguments of the inference options."""
     return {
@@ -106,6 +120,7 @@ def run(args):
     with user_errors(ValueError, FileNotFoundError):  # every input, before the model
         files = _prediction.list_inputs(args.inputs)
     model = _models.load_model(args.model)
+    check_tile_size(args, model)
     how = reading(args, model, _config.saved_run_config(args.model), args.scale)
     model = _models.inference_model(
         model, args.precision, fold=args.fold, jit_compile=args.jit_compile

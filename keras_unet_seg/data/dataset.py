@@ -439,9 +439,7 @@ class _Pairs:
         return dataset
 
 
-def _find_pairs(
-    images_dir, masks_dir, mask_suffix, color_mode, on_error, verify, options, verbose
-):
+def _find_pairs(images_dir, masks_dir, mask_suffix, color_mode, on_error, verify, options, verbose):
     """Pairs and checks the files of the two folders; see `_checks`."""
     samples, problems, num_found = _layout.pair_files(images_dir, masks_dir, mask_suffix)
     if num_found == 0:
