@@ -23,6 +23,9 @@ from keras_unet_seg.evaluation import METRICS
 
 __all__ = ["write_report"]
 
+# The longer side of each thumbnail, by default.
+THUMBNAIL_SIZE = 128
+
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
@@ -160,7 +163,7 @@ def write_report(
     class_names=None,
     title="Segmentation report",
     details=None,
-    thumbnail_size=128,
+    thumbnail_size=THUMBNAIL_SIZE,
 ):
     """Writes `report.html`, `per_image.csv` and `summary.json` into `directory`.
 

@@ -102,9 +102,10 @@ def evaluate(model, args, verbose=1):
 
     The run's `config.json` beside `--model` (read once) gives how to read the
     images, and for a run trained on this flat folder, its validation split. With
-    `--report`, the report keeps each image's arrays (`predictions`).
+    `--report`, the report keeps each image's arrays at thumbnail size (`predictions`).
     """
     from keras_unet_seg.evaluation import evaluate_directory
+    from keras_unet_seg.report import THUMBNAIL_SIZE
 
     model = _models.inference_model(
         model, args.precision, fold=args.fold, jit_compile=args.jit_compile, verbose=verbose
@@ -129,6 +130,7 @@ def evaluate(model, args, verbose=1):
             spacing=args.spacing,
             tolerance=args.tolerance,
             return_predictions=bool(args.report),
+            thumbnail_size=THUMBNAIL_SIZE,  # the report keeps thumbnails only
             verbose=verbose,
         )
     return named_report(args.model, report, reading.class_names)
