@@ -120,18 +120,21 @@ def predict_image(model, image, scale=(1.0, 1.0), source="the image", **tiling):
 
 
 def class_ids(probabilities, threshold):
-    """Predicted class ids `(height, width)`: thresholded (one channel) or the argmax."""
-    if probabilities.shape[-1] == 1:
-        return (probabilities[..., 0] >= threshold).astype(np.int64)
-    return np.argmax(probabilities, axis=-1)
+    """Predicted class ids `(height, width)`: thresholded (one channel) or the argmax,
+    in the smallest unsigned dtype that holds them."""
+    num_classes = probabilities.shape[-1]
+    if num_classes == 1:
+        return (probabilities[..., 0] >= threshold).view(np.uint8)
+    dtype = np.uint8 if num_classes <= 256 else np.uint16
+    return np.argmax(probabilities, axis=-1).astype(dtype)
 
 
 def mask_png(probabilities, threshold):
-    """A uint8 mask PNG array: 0/255 for one class, class ids for several."""
+    """A mask PNG array: uint8 0/255 for one class, class ids for several."""
     ids = class_ids(probabilities, threshold)
     if probabilities.shape[-1] == 1:
-        return (ids * 255).astype(np.uint8)
-    return ids.astype(np.uint8 if probabilities.shape[-1] <= 256 else np.uint16)
+        ids *= 255
+    return ids
 
 
 def display_image(image):
