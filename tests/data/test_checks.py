@@ -145,3 +145,38 @@ def test_verify_false_reports_decoding_errors_during_iteration(tmp_path):
     dataset = from_dir(tmp_path, verify=False, shuffle=False)  # headers only: passes
     with pytest.raises(tf.errors.OpError, match=re.escape(f"File '{path}' cannot be decoded")):
         list(dataset)
+
+
+@pytest.mark.parametrize("limit", [2000, None])
+def test_checking_threads_decode_at_most_the_limit_of_one_file(tmp_path, monkeypatch, limit):
+    """Each pair decodes to 4,096 bytes (32x32 RGB and gray): under a pixel limit of 2,000
+    (6,000 bytes) the threads decode one pair at a time; without one, several."""
+    import threading
+    import time
+
+    from PIL import Image
+
+    from keras_unet_seg.data import _checks
+
+    write_id_pairs(tmp_path, 8)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+    lock, state = threading.Lock(), {"now": 0, "most": 0}
+    read_image = _checks.read_image
+
+    def slow_read_image(*args):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        time.sleep(0.05)
+        with lock:
+            state["now"] -= 1
+        return read_image(*args)
+
+    monkeypatch.setattr(_checks, "read_image", slow_read_image)
+    monkeypatch.setattr(_checks.os, "cpu_count", lambda: 2)  # 4 threads
+    dataset = from_dir(tmp_path, verbose=False, image_size=None, batch_size=None)
+    assert len(dataset.image_paths) == 8
+    if limit is not None:
+        assert state["most"] == 1
+    else:
+        assert state["most"] >= 2
