@@ -21,13 +21,16 @@ SMALL_MODEL = ["--base-filters", "4", "--depth", "2", "--image-size", "32", "--b
 
 
 def _error_line(capsys):
-    """The single line the command printed on stderr for a user mistake."""
+    """The single line the command printed on stderr for a user mistake (with the
+    lines of a list in it: bad files, one a line)."""
     err = capsys.readouterr().err
     assert "Traceback" not in err
     lines = err.strip().splitlines()
-    assert len(lines) == 1, err
     assert lines[0].startswith("keras-unet-seg: error: "), lines[0]
-    return lines[0]
+    if len(lines) > 1:  # a list, then its closing sentence
+        assert all(line.startswith("  ") for line in lines[1:-1]), err
+        assert lines[-1] == "Fix them, or pass --on-error skip to leave them out.", err
+    return "\n".join(lines)
 
 
 @pytest.fixture
@@ -248,12 +251,14 @@ USER_MISTAKES = {
         1,
         "input '{fifo_image}' is not a regular file (a pipe, socket or device).",
     ),
-    "file name not UTF-8": (
+    "file name not UTF-8": (  # the image and the mask: two bad files, one a line
         ["train", "--data", "{odd_data}", "--out", "{run}", *SMALL_MODEL],
         1,
-        "cannot read the training data (--data {odd_data}, --train-subset train): File "
-        "'{odd_data}/train/images/\\udcffbad.png' has a name that is not valid UTF-8 (shown "
-        "with \\udcXX escapes), which the tf.data pipeline cannot read; rename it.",
+        "cannot read the training data (--data {odd_data}, --train-subset train): 2 of 2 "
+        "samples found in '{odd_data}/train/images' and '{odd_data}/train/masks' cannot be "
+        "used:\n  File '{odd_data}/train/images/\\udcffbad.png' has a name that is not valid "
+        "UTF-8 (shown with \\udcXX escapes), which the tf.data pipeline cannot read; rename "
+        "it.\n  File '{odd_data}/train/masks/\\udcffbad.png' has a name",
     ),
     "pipe in a data folder": (
         ["train", "--data", "{pipe_data}", "--out", "{run}", *SMALL_MODEL],
