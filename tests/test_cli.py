@@ -348,3 +348,21 @@ def test_entry_point_reports_a_user_mistake_without_traceback(tmp_path):
     assert "Traceback" not in result.stderr
     ours = [line for line in result.stderr.splitlines() if line.startswith("keras-unet-seg")]
     assert ours == [f"keras-unet-seg: error: data folder '{missing}' does not exist."]
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict"])
+def test_a_size_option_beyond_the_pixel_limit_is_refused(command, tmp_path, capsys):
+    """--image-size 30000 asked for 900 million pixels an image (3.6 GB as float32 gray)."""
+    option = "--tile-size" if command == "predict" else "--image-size"
+    argv = {
+        "train": ["train", "--data", str(tmp_path), "--out", str(tmp_path / "run")],
+        "evaluate": ["evaluate", "--model", "m.keras", "--data", str(tmp_path)],
+        "predict": ["predict", "a.png", "--model", "m.keras", "--out", str(tmp_path / "out")],
+    }[command]
+    assert main([*argv, option, "30000"]) == 2
+    assert _error_line(capsys) == (
+        f"keras-unet-seg: error: {command}: argument {option}: expected a size of at most "
+        f"89,478,485 pixels (PIL.Image.MAX_IMAGE_PIXELS), got '30000' (see `keras-unet-seg "
+        f"{command} --help`)"
+    )
+    assert os.listdir(tmp_path) == []
