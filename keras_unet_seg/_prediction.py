@@ -77,9 +77,27 @@ def _check_unique_names(found):
         seen[name] = path
 
 
-def scaled_size(size, scale):
-    """`(height, width)` resized by the `(height, width)` factors `scale`: rounded, at least 1."""
-    return tuple(max(1, round(length * factor)) for length, factor in zip(size, scale, strict=True))
+def scaled_size(size, scale, channels=1, source="the image"):
+    """`(height, width)` resized by the `(height, width)` factors `scale`, checked.
+
+    Rounded, at least 1.
+
+    Raises:
+        ValueError: the resized image would be larger than a file may decode to
+            (`keras_unet_seg.data.read_header`'s limits), naming `scale` and `source`.
+    """
+    from keras_unet_seg.data._decoding import size_excess
+
+    height, width = size
+    scaled = (max(1, round(height * scale[0])), max(1, round(width * scale[1])))
+    excess = size_excess(*scaled, channels, 1)
+    if excess is not None:
+        raise ValueError(
+            f"Invalid value for argument `scale` (--scale): {scale[0]:g} x {scale[1]:g} "
+            f"would resize {source} ({height}x{width}) to {excess}, the limit of the "
+            "files read. Give a smaller scale (native: the files' own size)."
+        )
+    return scaled
 
 
 def check_outputs(inputs, files, output_dir, overwrite, option="output_dir", flag="overwrite=True"):
@@ -103,7 +121,9 @@ def rescaled(predict, images, scale):
     if tuple(scale) == (1.0, 1.0):
         return predict(images)
     size = images.shape[-3:-1]
-    small = resize_bilinear(images.astype(np.float32, copy=False), scaled_size(size, scale))
+    small = resize_bilinear(
+        images.astype(np.float32, copy=False), scaled_size(size, scale, images.shape[-1])
+    )
     return resize_bilinear(predict(small), size)
 
 
@@ -130,18 +150,21 @@ def resize_bilinear(images, size):
 
 
 def class_ids(probabilities, threshold):
-    """Predicted class ids `(height, width)`: thresholded (one channel) or the argmax."""
-    if probabilities.shape[-1] == 1:
-        return (probabilities[..., 0] >= threshold).astype(np.int64)
-    return np.argmax(probabilities, axis=-1)
+    """Predicted class ids `(height, width)`: thresholded (one channel) or the argmax,
+    in the smallest unsigned dtype that holds them."""
+    num_classes = probabilities.shape[-1]
+    if num_classes == 1:
+        return (probabilities[..., 0] >= threshold).view(np.uint8)
+    dtype = np.uint8 if num_classes <= 256 else np.uint16
+    return np.argmax(probabilities, axis=-1).astype(dtype)
 
 
 def mask_png(probabilities, threshold):
-    """A uint8 mask PNG array: 0/255 for one class, class ids for several."""
+    """A mask PNG array: uint8 0/255 for one class, class ids for several."""
     ids = class_ids(probabilities, threshold)
     if probabilities.shape[-1] == 1:
-        return (ids * 255).astype(np.uint8)
-    return ids.astype(np.uint8 if probabilities.shape[-1] <= 256 else np.uint16)
+        ids *= 255
+    return ids
 
 
 def display_image(image):
@@ -203,9 +226,11 @@ def predict_files(model, files, output_dir, color_mode, intensity, options, verb
 
     progress = keras.utils.Progbar(len(files), unit_name="image", verbose=verbose)
     written = []
+    scale = options["tiling"]["scale"]
     with _outputs.recording(output_dir):
         for index, (path, name) in enumerate(files):
             image = data.read_image(path, color_mode, intensity)
+            scaled_size(image.shape[:2], scale, image.shape[-1], f"'{path}'")  # names the file
             probabilities = predict_tiled(model, image, **options["tiling"])
             mask, overlay = write_prediction(output_dir, name, image, probabilities, options)
             written.append({"image": path, "mask": mask, "overlay": overlay})

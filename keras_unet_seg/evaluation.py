@@ -273,6 +273,7 @@ def evaluate_directory(
     spacing=None,
     tolerance=1.0,
     return_predictions=False,
+    thumbnail_size=None,
     verbose=1,
 ):
     """Scores a model on a folder of images and masks, image by image and pooled.
@@ -300,6 +301,10 @@ def evaluate_directory(
         spacing: pixel size (a number or a pair, default 1), the unit of the distances.
         tolerance: float, default 1.0. Boundary agreement distance of `nsd`.
         return_predictions: bool, default `False`. Also return each image's arrays.
+        thumbnail_size: int or `None` (default: full size). With
+            `return_predictions`, each image's arrays subsampled (nearest) so that
+            their longer side is at most this: what a report's thumbnails need,
+            memory flat in the number of images.
         verbose: int, default 1. 0 is silent; 1 shows a progress bar.
 
     Returns:
@@ -326,7 +331,10 @@ def evaluate_directory(
         reading.update(validation_split=validation_split, seed=seed)
     dataset = _read_pairs(directory, image_size, reading)
     scoring = _Scoring(reading["num_classes"], options["threshold"])
-    predictions = list(_score_pairs(model, dataset, options, scoring, return_predictions, verbose))
+    if thumbnail_size is not None:
+        _validation.check_positive_int("thumbnail_size", thumbnail_size)
+    keep = return_predictions and (thumbnail_size or True)
+    predictions = list(_score_pairs(model, dataset, options, scoring, keep, verbose))
     report = {"data": directory, "subset": reading["subset"], "threshold": options["threshold"]}
     report.update(scoring.report())
     if return_predictions:
@@ -416,8 +424,15 @@ class _Scoring:
         }
 
 
+def _subsampled(array, size):
+    """`array` (height and width first) subsampled so its longer side is at most `size`."""
+    step = -(-max(array.shape[:2]) // size)
+    return np.ascontiguousarray(array[::step, ::step]) if step > 1 else array
+
+
 def _score_pairs(model, dataset, options, scoring, keep, verbose):
-    """Predicts and scores each pair; yields its arrays if `keep`."""
+    """Predicts and scores each pair; yields its arrays if `keep` (`True`: full size;
+    an int: subsampled to that longer side)."""
     import keras
 
     from keras_unet_seg import _prediction
@@ -426,16 +441,21 @@ def _score_pairs(model, dataset, options, scoring, keep, verbose):
     progress = keras.utils.Progbar(len(dataset.image_paths), unit_name="image", verbose=verbose)
     pairs = zip(dataset.image_paths, dataset.mask_paths, dataset.as_numpy_iterator(), strict=True)
     for index, (image_path, mask_path, (image, mask)) in enumerate(pairs):
+        scale = options["tiling"]["scale"]
+        _prediction.scaled_size(image.shape[:2], scale, image.shape[-1], f"'{image_path}'")
         probabilities = predict_tiled(model, image, **options["tiling"])
         y_true = mask[..., 0].astype(np.int64)
         y_pred = _prediction.class_ids(probabilities, options["threshold"])
         scoring.add((image_path, mask_path), mask, probabilities, (y_true, y_pred), options)
         if keep:
-            yield {
+            arrays = {
                 "image": _prediction.display_image(image),
                 "mask": mask,
                 "probabilities": probabilities,
                 "y_true": y_true,
                 "y_pred": y_pred,
             }
+            if keep is not True:
+                arrays = {name: _subsampled(array, keep) for name, array in arrays.items()}
+            yield arrays
         progress.update(index + 1)

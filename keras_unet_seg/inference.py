@@ -26,8 +26,9 @@ How `predict_tiled` tiles an image:
   first (bilinear, half-pixel centres, no antialiasing, in float32, before
   `preprocess`) and the probabilities back to its size.
 - Memory stays bounded: the model sees at most `batch_size` tiles at a time
-  (times one pass per flip with `tta`); the output and one weight
-  accumulator of the padded image's size are kept on the host. An `overlap`
+  (times one pass per flip with `tta`); besides the image, only the output
+  (of the padded image's size) is kept on the host: the weights' sum is the
+  outer product of two vectors, the tiles forming a grid. An `overlap`
   that would predict each pixel more than 100 times as often as tiles
   without overlap is refused rather than run for hours.
 
@@ -118,7 +119,8 @@ def predict_tiled(
         for one image, `(batch, height, width, num_classes)` for a batch.
 
     Raises:
-        ValueError: if an argument is invalid, an overlap needs over 100
+        ValueError: if an argument is invalid, `tile_size` is below the model's
+            `2**depth` (`minimum_tile_size`), an overlap needs over 100
             times the tiles of none, the image is not the model's channels
             or is an integer image without `preprocess`, or the model's
             output does not keep the tiles' batch size, height and width.
@@ -140,6 +142,7 @@ def predict_tiled(
     """
     options = _Options(tile_size, overlap, batch_size, blend, sigma_scale, tta, preprocess)
     options.check_padding_and_verbose(padding_mode, verbose)
+    _check_tile_size(model, tile_size, options.tile_size)
     required = _model_input_shape(model)
     images, single = _checked_images(image, preprocess, required[-1])
     output = _scaled_tiles(model, images, required, options, (padding_mode, padding_value), scale)
@@ -154,6 +157,23 @@ def _scaled_tiles(model, images, required, options, padding, scale):
         return _blend_tiles(model, grid.pad(images, *padding), grid, options)
 
     return _prediction.rescaled(tiled, images, check_scale("scale", scale))
+
+
+def minimum_tile_size(model):
+    """The smallest tile side `model` takes: `2**depth` for a `UNet` (a smaller tile is
+    padded up inside the model, and its masks change), else 1."""
+    depth = getattr(model, "depth", None)
+    return 2**depth if isinstance(depth, int) else 1
+
+
+def _check_tile_size(model, tile_size, checked):
+    minimum = minimum_tile_size(model)
+    if min(checked) < minimum:
+        raise ValueError(
+            "Invalid value for argument `tile_size`. Expected at least the model's "
+            f"minimum tile of {minimum}x{minimum} (2**depth): a smaller tile is padded up "
+            f"inside the model, which changes the masks. Received: tile_size={tile_size!r}"
+        )
 
 
 class _Options:
@@ -191,10 +211,10 @@ class _Grid:
         self.tile_w = self.width if self.width < tile_w and required_w is None else tile_w
         self.padded_h = max(self.height, self.tile_h)
         self.padded_w = max(self.width, self.tile_w)
-        starts_y = _tile_starts(self.padded_h, self.tile_h, options.overlap)
-        starts_x = _tile_starts(self.padded_w, self.tile_w, options.overlap)
-        self._check_count(len(starts_y) * len(starts_x), options.overlap)
-        self.starts = [(y, x) for y in starts_y for x in starts_x]
+        self.starts_y = _tile_starts(self.padded_h, self.tile_h, options.overlap)
+        self.starts_x = _tile_starts(self.padded_w, self.tile_w, options.overlap)
+        self._check_count(len(self.starts_y) * len(self.starts_x), options.overlap)
+        self.starts = [(y, x) for y in self.starts_y for x in self.starts_x]
         self.tiles = [(b, y, x) for b in range(num_images) for y, x in self.starts]
 
     def _check_count(self, count, overlap):
@@ -228,11 +248,17 @@ class _Grid:
 
 
 def _blend_tiles(model, images, grid, options):
-    """The blended predictions of every tile of `images`, on `grid`."""
-    weights = _weight_map(grid.tile_h, grid.tile_w, options.blend, options.sigma_scale)
-    weight_sum = np.zeros((grid.padded_h, grid.padded_w), dtype="float32")
-    for y, x in grid.starts:
-        weight_sum[grid.window(y, x)] += weights
+    """The blended predictions of every tile of `images`, on `grid`.
+
+    The weights are separable and the tiles a grid, so their sum is the outer product
+    of a column's and a row's: no map of the image's size is needed besides the output.
+    """
+    profiles = _weight_profiles(grid.tile_h, grid.tile_w, options.blend, options.sigma_scale)
+    weights = np.outer(*profiles)
+    sums = [np.zeros(length, dtype="float32") for length in (grid.padded_h, grid.padded_w)]
+    for total, starts, profile in zip(sums, (grid.starts_y, grid.starts_x), profiles, strict=True):
+        for start in starts:
+            total[start : start + len(profile)] += profile
     model_batch = min(options.batch_size, len(grid.tiles))
     calls = -(-len(grid.tiles) // model_batch)
     show = options.verbose == 1 or (options.verbose == "auto" and calls > _PROGRESS_MIN_CALLS)
@@ -247,7 +273,9 @@ def _blend_tiles(model, images, grid, options):
             output[(b, *grid.window(y, x))] += prob * weights[..., None]
         if progress is not None:
             progress.update(first + len(chunk))
-    output /= weight_sum[None, :, :, None]
+    for top in range(0, grid.padded_h, grid.tile_h):  # a band of rows at a time
+        rows = slice(top, top + grid.tile_h)
+        output[:, rows] /= np.outer(sums[0][rows], sums[1])[None, :, :, None]
     return grid.crop(output)
 
 
@@ -348,22 +376,22 @@ def _tile_starts(length, tile, overlap):
     return [int(s) for s in np.round(np.linspace(0, length - tile, count))]
 
 
-def _weight_map(tile_h, tile_w, blend, sigma_scale):
-    """The blending weights of one tile, shape `(tile_h, tile_w)`, max 1, never 0.
+def _weight_profiles(tile_h, tile_w, blend, sigma_scale):
+    """The blending weights of one tile along its height and width (their outer product
+    is the tile's map), each max 1 and never below 1e-6.
 
     The Gaussian is centred at `(size - 1) / 2`, so the map is symmetric
     under flips (MONAI centres it at `size // 2`).
     """
     if blend == "constant":
-        return np.ones((tile_h, tile_w), dtype="float32")
+        return np.ones(tile_h, dtype="float32"), np.ones(tile_w, dtype="float32")
     profiles = []
     for size in (tile_h, tile_w):
         coords = np.arange(size, dtype="float64") - (size - 1) / 2
-        sigma = sigma_scale * size
-        profiles.append(np.exp(-0.5 * (coords / sigma) ** 2))
-    weights = np.outer(profiles[0], profiles[1])
-    # Far from the centre a small sigma underflows to 0; every pixel needs a weight.
-    return np.maximum(weights / weights.max(), 1e-12).astype("float32")
+        profile = np.exp(-0.5 * (coords / (sigma_scale * size)) ** 2)
+        # Far from the centre a small sigma underflows to 0; every pixel needs a weight.
+        profiles.append(np.maximum(profile / profile.max(), 1e-6).astype("float32"))
+    return profiles
 
 
 def _predict_with_flips(model, batch, flips):

@@ -23,17 +23,24 @@ from keras_unet_seg.evaluation import METRICS
 
 __all__ = ["write_report"]
 
+# The longer side of each thumbnail, by default.
+THUMBNAIL_SIZE = 128
+
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }
 th { background: #f3f3f3; }
-#images th { cursor: pointer; user-select: none; }
+.wide { max-width: 100%; overflow-x: auto; }
+#images { font-size: 0.85em; font-variant-numeric: tabular-nums; }
+#images th, #images td { padding: 0.2em 0.3em; }
+#images th { cursor: pointer; user-select: none; min-width: 3.5em; }
 #images th.sorted::after { content: " \\25B2"; }
 #images th.sorted.descending::after { content: " \\25BC"; }
-td.name { text-align: left; font-family: monospace; }
-td.thumbs { white-space: nowrap; }
-td.thumbs img { margin-right: 2px; image-rendering: pixelated; }
+td.name { text-align: left; font-family: monospace; min-width: 8em; max-width: 14em;
+  overflow-wrap: anywhere; }
+div.thumbs { display: grid; grid-template-columns: repeat(2, max-content); gap: 2px; }
+div.thumbs img { image-rendering: pixelated; }
 .legend span { display: inline-block; width: 0.9em; height: 0.9em; margin: 0 0.3em 0 1em; }
 """
 
@@ -169,7 +176,7 @@ def write_report(
     class_names=None,
     title="Segmentation report",
     details=None,
-    thumbnail_size=128,
+    thumbnail_size=THUMBNAIL_SIZE,
 ):
     """Writes `report.html`, `per_image.csv` and `summary.json` into `directory`.
 
@@ -270,12 +277,17 @@ def _images_table(records, class_ids, class_names, columns, thumbnail_size):
         for c in class_ids
     )
     rows = "".join(_image_row(r, class_ids, columns, thumbnail_size) for r in records)
-    header = "".join(f"<th data-sortable>{html.escape(label)}</th>" for _, _, label in columns)
+    header = "".join(f"<th data-sortable>{_breakable(label)}</th>" for _, _, label in columns)
     return f"""<p class="legend">Thumbnails: image, truth, prediction, predicted outline.
 Classes:{legend}. Click a column to sort; worst Dice first.</p>
-<table id="images" data-initial="2"><thead><tr><th data-sortable>image</th>
-<th>image / truth / prediction / overlay</th><th data-sortable>dice (mean)</th>{header}
-</tr></thead><tbody>{rows}</tbody></table>"""
+<div class="wide"><table id="images" data-initial="2"><thead><tr><th data-sortable>image</th>
+<th>image, truth, prediction, overlay</th><th data-sortable>dice (mean)</th>{header}
+</tr></thead><tbody>{rows}</tbody></table></div>"""
+
+
+def _breakable(text):
+    """Escaped `text` that may wrap after its underscores and slashes (long names)."""
+    return html.escape(text).replace("_", "_<wbr>").replace("/", "/<wbr>")
 
 
 def _image_row(record, class_ids, columns, thumbnail_size):
@@ -295,8 +307,8 @@ def _image_row(record, class_ids, columns, thumbnail_size):
     )
     name = html.escape(record["name"])
     return (
-        f'<tr><td class="name" data-value="{name}">{name}</td>'
-        f'<td class="thumbs">{thumbs}</td>'
+        f'<tr><td class="name" data-value="{name}">{_breakable(record["name"])}</td>'
+        f'<td><div class="thumbs">{thumbs}</div></td>'
         f'<td class="mean" data-value="{mean:.6f}">{mean:.4f}</td>{cells}</tr>'
     )
 

@@ -21,13 +21,16 @@ SMALL_MODEL = ["--base-filters", "4", "--depth", "2", "--image-size", "32", "--b
 
 
 def _error_line(capsys):
-    """The single line the command printed on stderr for a user mistake."""
+    """The single line the command printed on stderr for a user mistake (with the
+    lines of a list in it: bad files, one a line)."""
     err = capsys.readouterr().err
     assert "Traceback" not in err
     lines = err.strip().splitlines()
-    assert len(lines) == 1, err
     assert lines[0].startswith("keras-unet-seg: error: "), lines[0]
-    return lines[0]
+    if len(lines) > 1:  # a list, then its closing sentence
+        assert all(line.startswith("  ") for line in lines[1:-1]), err
+        assert lines[-1] == "Fix them, or pass --on-error skip to leave them out.", err
+    return "\n".join(lines)
 
 
 @pytest.fixture
@@ -271,12 +274,14 @@ USER_MISTAKES = {
         1,
         "input '{fifo_image}' is not a regular file (a pipe, socket or device).",
     ),
-    "file name not UTF-8": (
+    "file name not UTF-8": (  # the image and the mask: two bad files, one a line
         ["train", "--data", "{odd_data}", "--out", "{run}", *SMALL_MODEL],
         1,
-        "cannot read the training data (--data {odd_data}, --train-subset train): File "
-        "'{odd_data}/train/images/\\udcffbad.png' has a name that is not valid UTF-8 (shown "
-        "with \\udcXX escapes), which the tf.data pipeline cannot read; rename it.",
+        "cannot read the training data (--data {odd_data}, --train-subset train): 2 of 2 "
+        "samples found in '{odd_data}/train/images' and '{odd_data}/train/masks' cannot be "
+        "used:\n  File '{odd_data}/train/images/\\udcffbad.png' has a name that is not valid "
+        "UTF-8 (shown with \\udcXX escapes), which the tf.data pipeline cannot read; rename "
+        "it.\n  File '{odd_data}/train/masks/\\udcffbad.png' has a name",
     ),
     "pipe in a data folder": (
         ["train", "--data", "{pipe_data}", "--out", "{run}", *SMALL_MODEL],
@@ -342,6 +347,15 @@ def test_help_and_version_exit_zero(capsys):
     assert "--base-filters" in capsys.readouterr().out
 
 
+def test_help_shows_no_default_for_flags(capsys):
+    """`--no-fold` (store_false) said "(default: True)", meaning the flag is absent."""
+    assert main(["predict", "--help"]) == 0
+    help = " ".join(capsys.readouterr().out.split())
+    assert "the same masks in float32)" in help  # the end of --no-fold's help
+    assert "(default: True)" not in help and "(default: False)" not in help
+    assert "fraction shared by neighbour tiles (default: 0.25)" in help
+
+
 def test_entry_point_reports_a_user_mistake_without_traceback(tmp_path):
     executable = shutil.which("keras-unet-seg", path=os.path.dirname(sys.executable))
     assert executable, "the keras-unet-seg entry point is not installed"
@@ -357,3 +371,21 @@ def test_entry_point_reports_a_user_mistake_without_traceback(tmp_path):
     assert "Traceback" not in result.stderr
     ours = [line for line in result.stderr.splitlines() if line.startswith("keras-unet-seg")]
     assert ours == [f"keras-unet-seg: error: data folder '{missing}' does not exist."]
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict"])
+def test_a_size_option_beyond_the_pixel_limit_is_refused(command, tmp_path, capsys):
+    """--image-size 30000 asked for 900 million pixels an image (3.6 GB as float32 gray)."""
+    option = "--tile-size" if command == "predict" else "--image-size"
+    argv = {
+        "train": ["train", "--data", str(tmp_path), "--out", str(tmp_path / "run")],
+        "evaluate": ["evaluate", "--model", "m.keras", "--data", str(tmp_path)],
+        "predict": ["predict", "a.png", "--model", "m.keras", "--out", str(tmp_path / "out")],
+    }[command]
+    assert main([*argv, option, "30000"]) == 2
+    assert _error_line(capsys) == (
+        f"keras-unet-seg: error: {command}: argument {option}: expected a size of at most "
+        f"89,478,485 pixels (PIL.Image.MAX_IMAGE_PIXELS), got '30000' (see `keras-unet-seg "
+        f"{command} --help`)"
+    )
+    assert os.listdir(tmp_path) == []

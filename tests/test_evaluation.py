@@ -222,6 +222,24 @@ def test_evaluate_directory_returns_the_arrays_and_reads_flat_folders(scored_fol
     assert split["subset"] == "validation" and split["num_images"] == 1
 
 
+def test_evaluate_directory_keeps_thumbnails_only_when_asked(scored_folder):
+    """A report needs thumbnails: the arrays kept are subsampled, not full size."""
+    from keras_unet_seg.evaluation import evaluate_directory
+
+    flat = str(scored_folder / "val")
+    full = evaluate_directory(
+        _square_model(), flat, return_predictions=True, verbose=0, tile_size=8
+    )
+    small = evaluate_directory(
+        _square_model(), flat, return_predictions=True, thumbnail_size=3, verbose=0, tile_size=8
+    )
+    assert small["per_image"] == full["per_image"]
+    for kept, whole in zip(small["predictions"], full["predictions"], strict=True):
+        for name, array in kept.items():
+            assert array.shape[:2] == (3, 3)  # every third pixel of 8
+            np.testing.assert_array_equal(array, whole[name][::3, ::3])
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

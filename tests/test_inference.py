@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from keras_unet_seg import UNet
-from keras_unet_seg.inference import _tile_starts, _weight_map, predict_tiled
+from keras_unet_seg.inference import _tile_starts, _weight_profiles, predict_tiled
 
 
 class _RecordingModel:
@@ -103,7 +103,7 @@ def test_model_sees_fixed_batches_of_at_most_batch_size():
 
 
 def test_weight_map_is_gaussian_centred_and_symmetric():
-    weights = _weight_map(128, 96, "gaussian", 0.125)
+    weights = np.outer(*_weight_profiles(128, 96, "gaussian", 0.125))
     assert weights.shape == (128, 96)
     assert weights.max() <= 1.0 and weights.min() > 0
     np.testing.assert_allclose(weights, weights[::-1, ::-1])
@@ -376,3 +376,16 @@ def test_long_predictions_show_a_progress_bar(capsys):
     assert "9/9" in capsys.readouterr().out
     predict_tiled(_RecordingModel(), _image((352, 320, 3)), 32, overlap=0, batch_size=1)
     assert "110/110" in capsys.readouterr().out  # "auto": more than 100 calls
+
+
+def test_a_tile_below_the_models_two_to_the_depth_is_refused():
+    model = UNet(base_filters=4, depth=2)
+    image = np.zeros((16, 16, 3), "float32")
+    with pytest.raises(ValueError) as error:
+        predict_tiled(model, image, tile_size=(8, 3))
+    assert str(error.value) == (
+        "Invalid value for argument `tile_size`. Expected at least the model's minimum tile "
+        "of 4x4 (2**depth): a smaller tile is padded up inside the model, which changes the "
+        "masks. Received: tile_size=(8, 3)"
+    )
+    assert predict_tiled(model, image, tile_size=4).shape == (16, 16, 1)

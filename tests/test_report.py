@@ -141,3 +141,20 @@ def test_report_opens_in_headless_chromium(three_class_run, tmp_path):
     pixels = np.asarray(Image.open(screenshot).convert("RGB"))
     assert pixels.shape[:2] == (1600, 1280)
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50  # text, tables, thumbnails
+    # The page fits a 1280-pixel window (its image table, of 3 classes, was 3236 wide).
+    probe = report / "probe.html"
+    probe.write_text(
+        (report / "report.html")
+        .read_text(encoding="utf-8")
+        .replace("</body>", "<script>document.title = document.body.scrollWidth;</script></body>"),
+        encoding="utf-8",
+    )
+    dom = subprocess.run(
+        [CHROMIUM, *CHROMIUM_FLAGS, *profile, "--window-size=1280,1600", "--dump-dom",
+         probe.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout  # fmt: skip
+    assert int(re.search(r"<title>(\d+)</title>", dom).group(1)) <= 1280

@@ -6,6 +6,8 @@ frozen (batch normalization in inference mode), then the whole model at a tenth 
 the scheduled learning rate (`training.learning_rate`'s `unfreeze_factor`).
 """
 
+import difflib
+
 import keras
 
 from keras_unet_seg.commands._errors import UsageError
@@ -51,10 +53,27 @@ def model_kwargs(options):
                 flag = "--" + name.replace("_", "-")
                 raise UsageError(f"train: {flag} needs --encoder NAME.")
         return {"depth": options.depth}
+    _check_encoder_name(options.encoder)
     return {
         "encoder": options.encoder,
         "encoder_weights": options.encoder_weights,
     }
+
+
+def _check_encoder_name(name):
+    """Refuses an unknown `--encoder`, suggesting the closest names."""
+    from keras_unet_seg.encoders import available
+
+    names = sorted(available())
+    if name in names:
+        return
+    close = difflib.get_close_matches(name.lower(), names, n=3, cutoff=0.6)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    raise UsageError(
+        f"train: --encoder {name}: not a known encoder; {hint}"
+        "keras_unet_seg.encoders.available() lists them all (such as resnet50, "
+        "efficientnetb0, mobilenetv2)."
+    )
 
 
 def freeze_callbacks(model, options, verbose=1):

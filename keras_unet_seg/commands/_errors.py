@@ -31,8 +31,16 @@ class UsageError(CommandError):
 
 
 def one_line(message):
-    """Joins a possibly multi-line message into one line."""
-    return " ".join(str(message).split())
+    """Joins a possibly multi-line message into one line; the items of a list in it
+    (lines indented by two spaces, such as bad files) stay one a line."""
+    lines = []
+    for line in str(message).splitlines():
+        item = line.startswith("  ") and bool(line.strip())
+        if item or not lines or lines[-1].startswith("  "):
+            lines.append(line.rstrip() if item else " ".join(line.split()))
+        else:
+            lines[-1] = " ".join(f"{lines[-1]} {line}".split())
+    return "\n".join(line for line in lines if line)
 
 
 @contextlib.contextmanager

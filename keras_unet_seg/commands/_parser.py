@@ -7,7 +7,8 @@ from keras_unet_seg.commands._errors import PROG, UsageError
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the descriptions' line breaks and shows every meaningful default."""
+    """Keeps the descriptions' line breaks and shows every meaningful default (not that
+    of a flag: `--no-fold`'s default True means the flag is absent, said by its help)."""
 
     def _get_help_string(self, action):
         help = action.help or ""
@@ -16,7 +17,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
             "%(default)" in help
             or not action.option_strings
             or default is None
-            or default is False
+            or isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction))
             or default == argparse.SUPPRESS
         ):
             return help

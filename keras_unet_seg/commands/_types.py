@@ -65,7 +65,8 @@ def _pair(value):
 
 
 def image_size(value):
-    """`64`, `"64"`, `"64x48"`, `"64,48"` or `[64, 48]` to a `(height, width)` tuple."""
+    """`64`, `"64"`, `"64x48"`, `"64,48"` or `[64, 48]` to a `(height, width)` tuple, of
+    at most `PIL.Image.MAX_IMAGE_PIXELS` pixels (the limit of the files read)."""
     expected = "a size N or HxW (positive integers)"
     parts = _pair(value)
     if isinstance(value, str):
@@ -79,6 +80,11 @@ def image_size(value):
         isinstance(p, int) and not isinstance(p, bool) and p >= 1 for p in parts
     ):
         _fail(expected, value)
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and parts[0] * parts[1] > limit:
+        _fail(f"a size of at most {limit:,} pixels (PIL.Image.MAX_IMAGE_PIXELS)", value)
     return tuple(parts)
 
 

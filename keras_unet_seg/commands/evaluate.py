@@ -89,7 +89,9 @@ def run(args):
         for option, out, root, targets in _outputs_of(args):
             _outputs.check_outside_inputs(targets, [args.data, args.model], out, option)
             _outputs.check_writable(targets, args.overwrite, root, out, option, "--overwrite")
-    report = evaluate(_models.load_model(args.model), args)
+    model = _models.load_model(args.model)
+    predict.check_tile_size(args, model)
+    report = evaluate(model, args)
     print_table(report)
     print_class_table(report)
     if args.report:
@@ -129,9 +131,10 @@ def evaluate(model, args, verbose=1):
 
     The run's `config.json` beside `--model` (read once) gives how to read the
     images, and for a run trained on this flat folder, its validation split. With
-    `--report`, the report keeps each image's arrays (`predictions`).
+    `--report`, the report keeps each image's arrays at thumbnail size (`predictions`).
     """
     from keras_unet_seg.evaluation import evaluate_directory
+    from keras_unet_seg.report import THUMBNAIL_SIZE
 
     run_config = _config.saved_run_config(args.model)
     split = _validation_split(args, run_config[1], verbose)
@@ -160,6 +163,7 @@ def evaluate(model, args, verbose=1):
             spacing=args.spacing,
             tolerance=args.tolerance,
             return_predictions=bool(args.report),
+            thumbnail_size=THUMBNAIL_SIZE,  # the report keeps thumbnails only
             verbose=verbose,
         )
     return named_report(args.model, report, reading.class_names)

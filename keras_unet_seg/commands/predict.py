@@ -15,7 +15,7 @@ import dataclasses
 
 from keras_unet_seg import _prediction
 from keras_unet_seg.commands import _config, _models, _parser, _reading, _types
-from keras_unet_seg.commands._errors import user_errors
+from keras_unet_seg.commands._errors import UsageError, user_errors
 
 NAME = "predict"
 
@@ -106,6 +106,20 @@ def reading(args, model, run_config, scale, verbose=1):
     return how._replace(spec=spec)
 
 
+def check_tile_size(args, model):
+    """Refuses a `--tile-size` below the model's minimum tile (`2**depth`)."""
+    from keras_unet_seg.inference import minimum_tile_size
+
+    minimum = minimum_tile_size(model)
+    if min(args.tile_size) < minimum:
+        height, width = args.tile_size
+        raise UsageError(
+            f"{args.command}: --tile-size {height}x{width} is below the model's minimum "
+            f"tile of {minimum}x{minimum} (2**depth): a smaller tile is padded up inside "
+            f"the model, which changes the masks. Give --tile-size {minimum} or more."
+        )
+
+
 def run(args):
     _models.check_model_file(args.model)
     # Every input, and where the files go, before the model.
@@ -115,6 +129,7 @@ def run(args):
             args.inputs, files, args.out, args.overwrite, "--out", "--overwrite"
         )
     model = _models.load_model(args.model)
+    check_tile_size(args, model)
     how = reading(args, model, _config.saved_run_config(args.model), args.scale)
     spec = how.spec
     model = _models.inference_model(

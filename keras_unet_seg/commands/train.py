@@ -151,8 +151,9 @@ def load_datasets(options, dist):
                     f" '{options.data}' is one flat folder (images/ and masks/): pass "
                     "--validation-split 0.2 to hold out a fifth of it for validation."
                 )
+            message = str(error).replace("on_error='skip'", "--on-error skip")
             raise CommandError(
-                f"cannot read the {role} data (--data {options.data}, {where}): {error}{hint}"
+                f"cannot read the {role} data (--data {options.data}, {where}): {message}{hint}"
             ) from None
     # A batch that does not split evenly among the devices fails (JAX; TensorFlow's
     # MirroredStrategy in training, and in evaluation when a replica gets no image),

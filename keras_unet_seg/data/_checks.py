@@ -1,26 +1,66 @@
 """Checking every image/mask pair before a pipeline is built: sizes, channels, decoding.
 
-`from_directory` refuses a bad file up front, with a message naming it, or leaves it
-out with `on_error="skip"`, listing it in a warning: nothing is left out silently.
+`from_directory` refuses bad files up front, every one in one message naming each, or
+leaves them out with `on_error="skip"`, listing them (printed, or in a warning when
+not verbose): nothing is left out silently.
 """
 
+import contextlib
 import os
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
-from keras_unet_seg.data._decoding import InvalidFileError, read_header
+from keras_unet_seg.data._decoding import InvalidFileError, max_decoded_bytes, read_header
 from keras_unet_seg.data._images import channels_for, read_image
 from keras_unet_seg.data._layout import Problem
 from keras_unet_seg.data._masks import read_mask
 
+# The decoded bytes the checking threads hold at once when Pillow's limit is off.
+_DEFAULT_BUDGET = 3 * 89_478_485
+
+
+class _ByteBudget:
+    """Decoded bytes that threads may hold at once: a file waits until its bytes are free
+    (one larger than the whole budget waits for every other to finish)."""
+
+    def __init__(self, total):
+        self._total = self._free = total
+        self._condition = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, nbytes):
+        nbytes = min(nbytes, self._total)
+        with self._condition:
+            self._condition.wait_for(lambda: self._free >= nbytes)
+            self._free -= nbytes
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._free += nbytes
+                self._condition.notify_all()
+
+
+def _decoded_bytes(header):
+    return header.height * header.width * header.channels * header.bytes_per_sample
+
 
 def check_sample(
-    sample, color_mode, num_classes, mask_threshold, ignore_class, verify, intensity="auto"
+    sample,
+    color_mode,
+    num_classes,
+    mask_threshold,
+    ignore_class,
+    verify,
+    intensity="auto",
+    budget=None,
 ):
     """Checks one pair; returns its `(height, width, channels)` or raises `InvalidFileError`.
 
     Sizes are compared upright (after EXIF orientation). `channels` are those of the
-    image as `color_mode` reads it (decoded when `verify`, else from the header).
+    image as `color_mode` reads it (decoded when `verify`, else from the header), its
+    decoded bytes held from `budget` (a `_ByteBudget`) while it is decoded.
     """
     image = read_header(sample.image_path)
     mask = read_header(sample.mask_path)
@@ -40,22 +80,27 @@ def check_sample(
         )
     channels = channels_for(color_mode) or image.channels
     if verify:
-        channels = read_image(sample.image_path, color_mode, intensity).shape[-1]
-        read_mask(sample.mask_path, num_classes, mask_threshold, ignore_class)
+        nbytes = _decoded_bytes(image) + _decoded_bytes(mask)
+        with budget.hold(nbytes) if budget else contextlib.nullcontext():
+            channels = read_image(sample.image_path, color_mode, intensity).shape[-1]
+            read_mask(sample.mask_path, num_classes, mask_threshold, ignore_class)
     return image.height, image.width, channels
 
 
-def check_samples(samples, on_error, **checks):
+def check_samples(samples, **checks):
     """Checks every pair in parallel threads (Pillow decodes without the GIL).
 
+    The threads together decode at most `max_decoded_bytes()` at once (the limit of
+    one file), so memory stays that of the largest file whatever the thread count.
     Returns `(kept, shapes, bad)`: the good pairs, their `(height, width, channels)`
-    and a `Problem` for each bad one; with `on_error="raise"` the first bad pair
-    raises instead. `checks` are the keyword arguments of `check_sample`.
+    and a `Problem` for each bad one (every pair is checked, whatever `on_error`).
+    `checks` are the keyword arguments of `check_sample`.
     """
+    budget = _ByteBudget(max_decoded_bytes() or _DEFAULT_BUDGET)
 
     def check(sample):
         try:
-            return check_sample(sample, **checks), None
+            return check_sample(sample, **checks, budget=budget), None
         except InvalidFileError as error:
             path = error.path or sample.image_path
             return None, Problem(sample.key, path, str(error))
@@ -69,27 +114,42 @@ def check_samples(samples, on_error, **checks):
             kept.append(sample)
             shapes.append(shape)
         else:
-            if on_error == "raise":
-                raise InvalidFileError(problem.reason)
             bad.append(problem)
     return kept, shapes, bad
 
 
-def report_skipped(problems, num_found, num_kept, images_dir, masks_dir):
-    """Warns with every skipped sample and its reason; returns them as `(path, reason)`.
+def report_problems(problems, num_found, num_kept, folders, on_error, verbose):
+    """Raises with every bad sample (`on_error="raise"`), or lists the skipped ones.
+
+    The skipped samples are printed (`verbose`) or given in a warning, one a line;
+    they are returned as `(path, reason)`.
 
     Raises:
+        InvalidFileError: with `on_error="raise"`, one or more samples are bad: the
+            message gives each one's reason (which names its file).
         ValueError: every sample was skipped.
     """
-    skipped = [(p.path, p.reason) for p in sorted(problems, key=lambda p: p.key)]
+    problems = sorted(problems, key=lambda p: p.key)
+    images_dir, masks_dir = folders
+    where = f"{num_found} samples found in '{images_dir}' and '{masks_dir}'"
+    if problems and on_error == "raise":
+        if len(problems) == 1:
+            message = f"{problems[0].reason} Pass on_error='skip' to leave it out."
+        else:
+            listing = "\n".join(f"  {p.reason}" for p in problems)
+            message = (
+                f"{len(problems)} of {where} cannot be used:\n{listing}\nFix them, or pass "
+                "on_error='skip' to leave them out."
+            )
+        raise InvalidFileError(message, problems[0].path)
+    skipped = [(p.path, p.reason) for p in problems]
     if skipped:
-        listing = "\n".join(f"  {path}: {reason}" for path, reason in skipped)
-        warnings.warn(
-            f"Skipped {len(skipped)} of {num_found} samples found in '{images_dir}' "
-            f"and '{masks_dir}' (on_error='skip'); kept {num_kept}:\n{listing}",
-            UserWarning,
-            stacklevel=4,
-        )
+        listing = "\n".join(f"  {reason}" for _, reason in skipped)  # each names its file
+        message = f"Skipped {len(skipped)} of {where} (on_error='skip'); kept {num_kept}:"
+        if verbose:
+            print(f"{message}\n{listing}")
+        else:
+            warnings.warn(f"{message}\n{listing}", UserWarning, stacklevel=4)
     if not num_kept:
         raise ValueError(
             f"No usable image/mask pairs in '{images_dir}' and '{masks_dir}': "

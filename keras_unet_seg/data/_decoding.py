@@ -7,7 +7,8 @@ read 16-bit multi-channel PNG files, which Pillow truncates to 8 bits.
 """
 
 import os
-from dataclasses import dataclass
+import struct
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -32,6 +33,8 @@ _MODE_CHANNELS.update(dict.fromkeys(("RGB", "RGBX", "CMYK", "YCbCr", "LAB", "HSV
 # The EXIF orientation tag, and the orientations that swap height and width.
 _ORIENTATION = 0x0112
 _TRANSPOSING = (5, 6, 7, 8)
+# Pillow's default pixel limit is "around a quarter gigabyte for a 24-bit (3 bpp) image".
+_BYTES_PER_LIMIT_PIXEL = 3
 
 
 class InvalidFileError(ValueError):
@@ -56,6 +59,7 @@ class Header:
     width: int
     channels: int = 1
     orientation: int = 1
+    bytes_per_sample: int = 1
 
 
 def max_image_pixels():
@@ -66,25 +70,75 @@ def max_image_pixels():
     return _import_pil().MAX_IMAGE_PIXELS
 
 
-def _check_pixels(path, height, width):
-    limit = max_image_pixels()
-    if limit is not None and height * width > limit:
+def max_decoded_bytes():
+    """The most bytes an image may decode to: 3 a pixel of `max_image_pixels()`.
+
+    Pillow's pixel limit is meant as a quarter gigabyte of 8-bit RGB; the same bytes
+    bound every other depth and channel count (16-bit RGBA, 300-channel TIFFs).
+    `None` when `PIL.Image.MAX_IMAGE_PIXELS` is `None`.
+    """
+    pixels = max_image_pixels()
+    return None if pixels is None else _BYTES_PER_LIMIT_PIXEL * pixels
+
+
+def size_excess(height, width, channels, bytes_per_sample):
+    """What makes an image of this size too large to decode, in words; `None` if nothing.
+
+    An image is too large when it has more than `max_image_pixels()` pixels or
+    decodes to more than `max_decoded_bytes()` bytes (all channels, all bytes).
+    """
+    pixels, limit = height * width, max_image_pixels()
+    nbytes = pixels * channels * bytes_per_sample
+    if limit is None or (pixels <= limit and nbytes <= max_decoded_bytes()):
+        return None
+    return (
+        f"{height}x{width} pixels x {channels} channels x {bytes_per_sample} "
+        f"byte{'s' if bytes_per_sample > 1 else ''} = "
+        f"{nbytes:,} bytes, more than the limit of {limit:,} pixels and "
+        f"{max_decoded_bytes():,} bytes (PIL.Image.MAX_IMAGE_PIXELS and 3 bytes a pixel "
+        "of it)"
+    )
+
+
+def _check_size(header):
+    excess = size_excess(header.height, header.width, header.channels, header.bytes_per_sample)
+    if excess is not None:
         raise InvalidFileError(
-            f"File '{path}' is {height}x{width} = {height * width} pixels, more than the "
-            f"limit of {limit} (PIL.Image.MAX_IMAGE_PIXELS), so it is not decoded: it could "
+            f"File '{header.path}' would decode to {excess}, so it is not decoded: it could "
             "be a decompression bomb. If you trust it, raise PIL.Image.MAX_IMAGE_PIXELS "
             "(None removes the limit).",
-            path,
+            header.path,
         )
 
 
 def _orientation(image):
     """The EXIF orientation of a Pillow image, 1 (upright) when it has none."""
     try:
-        value = image.getexif().get(_ORIENTATION, 1)
+        if image.format == "PNG" and "exif" not in image.info:
+            # Pillow would decode every pixel to look for an eXIf chunk after the data.
+            exif = _png_exif_after_data(image.filename)
+        else:
+            exif = image.getexif()
+        value = exif.get(_ORIENTATION, 1)
     except Exception:  # a damaged EXIF block is no orientation
         return 1
     return value if value in range(1, 9) else 1
+
+
+def _png_exif_after_data(path):
+    """The `PIL.Image.Exif` of a PNG's eXIf chunk found by skipping chunks (empty if none)."""
+    exif = _import_pil().Exif()
+    with open(path, "rb") as f:
+        f.seek(8)  # the signature
+        while len(head := f.read(8)) == 8:
+            length, kind = struct.unpack(">I4s", head)
+            if kind == b"eXIf":
+                exif.load(b"Exif\x00\x00" + f.read(length))
+                break
+            if kind == b"IEND":
+                break
+            f.seek(length + 4, os.SEEK_CUR)  # the data and its CRC
+    return exif
 
 
 def apply_orientation(array, orientation):
@@ -115,15 +169,20 @@ def _import_pil():
 def read_header(path):
     """Opens `path` with Pillow (header only) and checks size, format and extension.
 
+    The size is checked before any pixel is decoded: the pixels and the decoded bytes
+    (height x width x channels x bytes a sample) against `size_excess`'s limits.
+
     Raises:
-        InvalidFileError: the file is empty, not an image, or its content does not
-            match its extension (a BMP named `.jpg`).
+        InvalidFileError: the file is empty, not an image, larger than the limits, or
+            its content does not match its extension (a BMP named `.jpg`).
     """
     _check_regular_file(path)
     Image = _import_pil()
     try:
         with Image.open(path) as image:
             header = _pillow_header(path, image)
+    except InvalidFileError:
+        raise
     except Image.DecompressionBombError as error:
         raise InvalidFileError(
             f"File '{path}' is not decoded: {error}. Raise PIL.Image.MAX_IMAGE_PIXELS "
@@ -133,13 +192,13 @@ def read_header(path):
     except Exception as error:  # Pillow raises many types for bad files.
         header = _tifffile_header(path)
         if header is not None:
-            _check_pixels(path, header.height, header.width)
+            _check_size(header)
             return header
         raise InvalidFileError(
             f"File '{path}' is not a readable image: {type(error).__name__}: {error}.",
             path,
         ) from None
-    _check_pixels(path, header.height, header.width)
+    _check_size(header)
     _check_extension(path, header.format)
     return header
 
@@ -158,15 +217,30 @@ def _check_regular_file(path):
 
 
 def _pillow_header(path, image):
-    """The `Header` of an opened Pillow image, its size upright."""
-    orientation = _orientation(image)
-    height, width = image.height, image.width
-    if orientation in _TRANSPOSING:
-        height, width = width, height
+    """The `Header` of an opened Pillow image, its size upright, checked (`_check_size`)."""
     channels = _MODE_CHANNELS.get(image.mode, 1)
     if image.mode == "P":
         channels = 4 if "transparency" in image.info else 3
-    return Header(path, image.format, image.mode, height, width, channels, orientation)
+    header = Header(
+        path, image.format, image.mode, image.height, image.width, channels, 1, _sample_bytes(image)
+    )
+    _check_size(header)  # before the EXIF, which some formats decode pixels to find
+    orientation = _orientation(image)
+    if orientation in _TRANSPOSING:
+        return replace(header, height=image.width, width=image.height, orientation=orientation)
+    return replace(header, orientation=orientation)
+
+
+def _sample_bytes(image):
+    """Bytes of one decoded sample of an opened Pillow image (2 for 16-bit RGB PNG)."""
+    from PIL import ImageMode
+
+    if _needs_full_depth_reader(image):
+        return -(-max(_tiff_bits(image)) // 8) if image.format == "TIFF" else 2
+    try:
+        return np.dtype(ImageMode.getmode(image.mode).typestr).itemsize
+    except (KeyError, TypeError):  # a mode NumPy has no dtype for: Pillow's widest
+        return 4
 
 
 def _check_extension(path, file_format):
@@ -204,10 +278,14 @@ def _needs_full_depth_reader(image):
     if image.mode not in ("RGB", "RGBA", "RGBX", "CMYK", "LAB", "YCbCr"):
         return False
     if image.format == "TIFF":
-        bits = getattr(image, "tag_v2", {}).get(258, (8,))
-        bits = bits if isinstance(bits, tuple) else (bits,)
-        return any(b > 8 for b in bits)
+        return any(b > 8 for b in _tiff_bits(image))
     return ";16" in _tile_rawmode(image)
+
+
+def _tiff_bits(image):
+    """The BitsPerSample of a TIFF opened by Pillow, as a tuple."""
+    bits = getattr(image, "tag_v2", {}).get(258, (8,))
+    return bits if isinstance(bits, tuple) else (bits,)
 
 
 def _tifffile_header(path):
@@ -219,11 +297,13 @@ def _tifffile_header(path):
 
         with tifffile.TiffFile(path) as tiff:
             page = tiff.pages[0]
-            height, width = page.imagelength, page.imagewidth
-            channels = page.samplesperpixel
+            height, width = int(page.imagelength), int(page.imagewidth)
+            # Channels as decoded: every sample of the page (its depth included).
+            channels = int(np.prod(page.shape)) // max(height * width, 1)
+            sample_bytes = np.dtype(page.dtype).itemsize
     except Exception:
         return None
-    return Header(path, "TIFF", "tifffile", int(height), int(width), int(channels))
+    return Header(path, "TIFF", "tifffile", height, width, channels, 1, sample_bytes)
 
 
 def _read_png_16(path):

@@ -185,10 +185,12 @@ class SegmentationDataset:
             validation_split: float in (0, 1) or `None`: the fraction of a flat
                 folder's pairs held out for `subset="validation"`, by a permutation
                 seeded by `seed` (required): the subsets are disjoint and complete.
-            on_error: `"raise"` (default) or `"skip"` (warn and leave bad pairs out).
+            on_error: `"raise"` (default: one error listing every bad pair) or
+                `"skip"` (leave bad pairs out, listing them).
             verify: bool, default `True`. Decode every file up front (`False`: headers).
             verbose: bool, default `True`. Print how many pairs were found and how
-                many each subset uses, as `image_dataset_from_directory` does.
+                many each subset uses, as `image_dataset_from_directory` does, and
+                the pairs skipped (a warning lists them when `False`).
 
         Returns:
             A `tf.data.Dataset` of `(images, masks)`, or `(train_dataset,
@@ -209,7 +211,7 @@ class SegmentationDataset:
             raise invalid_value("directory", "an existing folder", directory)
         images_dir, masks_dir = _layout.resolve_layout(directory, subset, validation_split, seed)
         pairs = _find_pairs(
-            images_dir, masks_dir, mask_suffix, color_mode, on_error, verify, options
+            images_dir, masks_dir, mask_suffix, color_mode, on_error, verify, options, verbose
         )
         if verbose:
             print(
@@ -437,7 +439,7 @@ class _Pairs:
         return dataset
 
 
-def _find_pairs(images_dir, masks_dir, mask_suffix, color_mode, on_error, verify, options):
+def _find_pairs(images_dir, masks_dir, mask_suffix, color_mode, on_error, verify, options, verbose):
     """Pairs and checks the files of the two folders; see `_checks`."""
     samples, problems, num_found = _layout.pair_files(images_dir, masks_dir, mask_suffix)
     if num_found == 0:
@@ -445,11 +447,8 @@ def _find_pairs(images_dir, masks_dir, mask_suffix, color_mode, on_error, verify
             f"No image files found in '{images_dir}' or '{masks_dir}' (extensions "
             f"{', '.join(IMAGE_EXTENSIONS)})."
         )
-    if problems and on_error == "raise":
-        raise InvalidFileError(problems[0].reason)
     kept, shapes, bad = _checks.check_samples(
         samples,
-        on_error,
         color_mode=color_mode,
         num_classes=options.num_classes,
         mask_threshold=options.mask_threshold,
@@ -457,7 +456,9 @@ def _find_pairs(images_dir, masks_dir, mask_suffix, color_mode, on_error, verify
         verify=verify,
         intensity=options.intensity,
     )
-    skipped = _checks.report_skipped(problems + bad, num_found, len(kept), images_dir, masks_dir)
+    skipped = _checks.report_problems(
+        problems + bad, num_found, len(kept), (images_dir, masks_dir), on_error, verbose
+    )
     channels = _checks.common_channels(kept, shapes)
     _checks.check_batchable(kept, shapes, options.image_size, options.batch_size)
     size_of = {sample.image_path: shape[:2] for sample, shape in zip(kept, shapes, strict=True)}

@@ -79,12 +79,26 @@ def _dtype_range(dtype):
     return None
 
 
+def _work_dtype(image):
+    """float32 where it holds every value of `image` exactly, else float64."""
+    if image.dtype.itemsize <= 2 or image.dtype == np.float32:
+        return np.float32
+    exact = -(2**24) <= image.min() and image.max() <= 2**24  # float32's integers
+    return np.float32 if image.dtype.kind in "iu" and exact else np.float64
+
+
 def _rescale(image, low, high, epsilon):
-    """`(image - low) / (high - low)`; zeros where `high - low` is below `epsilon`."""
-    span = high - low
-    flat = np.asarray(span) <= epsilon
-    safe = np.where(flat, 1.0, span)
-    return np.where(flat, 0.0, (image - low) / safe)
+    """`(image - low) / (high - low)` in `_work_dtype`; zeros where `high - low` is below
+    `epsilon`. One array the size of the image is made (in place from there)."""
+    dtype = _work_dtype(image)
+    span = np.asarray(high - low, np.float64)
+    flat = span <= epsilon
+    values = image.astype(dtype)
+    values -= np.asarray(low, dtype)
+    values /= np.where(flat, 1.0, span).astype(dtype)
+    if np.any(flat):
+        values *= np.logical_not(flat)
+    return values
 
 
 def check_finite(image):
@@ -166,13 +180,15 @@ def normalize_image(image, mode="auto", *, low=1.0, high=99.8, per_channel=False
         return image.astype(np.float32)
     if mode == "scale":
         return _scale(image, warn_low_range=spec["mode"] == "scale")
-    values = image.astype(np.float64)
     axes = (0, 1) if spec["per_channel"] and image.ndim == 3 else None
     if mode == "standardize":
-        mean = values.mean(axis=axes, keepdims=axes is not None)
+        values = image.astype(_work_dtype(image))
+        mean = values.mean(axis=axes, keepdims=axes is not None, dtype=np.float64)
         std = values.std(axis=axes, keepdims=axes is not None)
-        return ((values - mean) / (std + spec["epsilon"])).astype(np.float32)
-    return _percentile_or_minmax(values, mode, axes, spec)
+        values -= mean.astype(values.dtype)
+        values /= (std + spec["epsilon"]).astype(values.dtype)
+        return values.astype(np.float32, copy=False)
+    return _percentile_or_minmax(image, mode, axes, spec).astype(np.float32, copy=False)
 
 
 def _scale(image, warn_low_range):
@@ -197,20 +213,27 @@ def _scale(image, warn_low_range):
                 UserWarning,
                 stacklevel=3,
             )
-    return (image.astype(np.float64) / scale).astype(np.float32)
+    values = image.astype(np.float32)  # exact: integers up to 65535 (checked above)
+    values /= np.float32(scale)
+    return values
 
 
-def _percentile_or_minmax(values, mode, axes, spec):
-    """`"minmax"`, or `"percentile"` falling back to the range where the percentiles meet."""
+def _percentile_or_minmax(image, mode, axes, spec):
+    """`"minmax"`, or `"percentile"` falling back to the range where the percentiles meet.
+
+    The statistics are those of the stored values (no float copy of an integer image).
+    """
     epsilon = spec["epsilon"]
-    minimum = values.min(axis=axes, keepdims=axes is not None)
-    maximum = values.max(axis=axes, keepdims=axes is not None)
+    if image.dtype == np.bool_:
+        image = image.view(np.uint8)
+    minimum = image.min(axis=axes, keepdims=axes is not None).astype(np.float64)
+    maximum = image.max(axis=axes, keepdims=axes is not None).astype(np.float64)
     if mode == "minmax":
-        return _rescale(values, minimum, maximum, epsilon).astype(np.float32)
+        return _rescale(image, minimum, maximum, epsilon)
     lower, upper = np.percentile(
-        values, [spec["low"], spec["high"]], axis=axes, keepdims=axes is not None
-    )
+        image, [spec["low"], spec["high"]], axis=axes, keepdims=axes is not None
+    ).astype(np.float64)
     sparse = (upper - lower) <= epsilon
     lower = np.where(sparse, minimum, lower)
     upper = np.where(sparse, maximum, upper)
-    return _rescale(values, lower, upper, epsilon).astype(np.float32)
+    return _rescale(image, lower, upper, epsilon)

@@ -51,7 +51,10 @@ def metadata(
         "intensity": {
             **spec.intensity,
             "formula": _INTENSITY_FORMULAS[spec.intensity["mode"]],
-            "applied_to": "each whole image, before tiling or resizing, in float64",
+            "applied_to": (
+                "each whole image, before tiling or resizing, in float32 (float64 for "
+                "float64 data and integers beyond 2**24)"
+            ),
         },
         "inference": spec.get_config(),
         "steps": _steps(spec, image_size),

@@ -59,7 +59,8 @@ def _to_uint8(array):
                 f"in [0, 255]). Received: image.dtype={array.dtype} with values in "
                 f"[{low:g}, {high:g}]"
             )
-        return np.round(array.astype("float64") * 255).astype("uint8")
+        scaled = array * np.float32(255)  # float32 (no float64 copy of a large image)
+        return np.round(scaled, out=scaled).astype("uint8")
     raise ValueError(
         "Invalid value for argument `image`. Expected a uint8 or float image. "
         f"Received: image.dtype={array.dtype}"

@@ -48,6 +48,8 @@ from keras_unet_seg.viz._images import as_list, image_to_uint8_rgb, mask_to_clas
 __all__ = ["class_color", "overlay_mask", "save_overlays"]
 
 _MODES = ("fill", "contour")
+# Rows blended at a time: about 25 MB of float copies for an 8000-pixel-wide image.
+_BAND_ROWS = 256
 
 # Colours of classes 2, 3, ... when no `color_mapping` is given (Tableau 10
 # without its red, which is the default `color` of class 1).
@@ -150,7 +152,7 @@ def overlay_mask(
     rgb, ids = _image_and_class_ids(image, mask, threshold, ignore_class)
     if mode == "contour":
         ids = np.where(_boundary(ids, thickness), ids, 0)
-    present = [int(k) for k in np.unique(ids) if k != 0]
+    present = [int(k) for k in np.flatnonzero(np.bincount(ids.ravel())) if k != 0]
     if not present:
         return rgb  # already a new array
     return _draw(rgb, ids, _class_colors(present, color, color_mapping), alpha)
@@ -292,21 +294,29 @@ def _legend_color(class_id, color, color_mapping):
 
 
 def _draw(rgb, ids, colors, alpha):
-    """`rgb` with the classes of `ids` blended in by `draw_segmentation_masks`."""
+    """`rgb` with the classes of `ids` blended in by `draw_segmentation_masks`.
+
+    A band of rows at a time (the blend is pixel by pixel), so that its float copies
+    and one-hot maps stay small whatever the image's size.
+    """
     present = sorted(colors)
-    # Compact ids 1..n so that draw_segmentation_masks' one-hot stays small
-    # whatever the ids (e.g. 255), and spell out every id it looks up.
-    compact = np.searchsorted(np.array([0, *present]), ids).astype("int32")
     mapping = {0: (0, 0, 0), **{i + 1: colors[k] for i, k in enumerate(present)}}
-    drawn = keras.visualization.draw_segmentation_masks(
-        rgb[None].astype("float32"),
-        compact[None, :, :, None],
-        num_classes=len(present) + 1,
-        color_mapping=mapping,
-        alpha=alpha,
-        ignore_index=0,
-    )
-    return np.asarray(keras.ops.convert_to_numpy(drawn)[0], dtype="uint8")
+    drawn = np.empty_like(rgb)
+    for top in range(0, rgb.shape[0], _BAND_ROWS):
+        rows = slice(top, top + _BAND_ROWS)
+        # Compact ids 1..n so that draw_segmentation_masks' one-hot stays small
+        # whatever the ids (e.g. 255), and spell out every id it looks up.
+        compact = np.searchsorted(np.array([0, *present]), ids[rows]).astype("int32")
+        band = keras.visualization.draw_segmentation_masks(
+            rgb[None, rows].astype("float32"),
+            compact[None, :, :, None],
+            num_classes=len(present) + 1,
+            color_mapping=mapping,
+            alpha=alpha,
+            ignore_index=0,
+        )
+        drawn[rows] = keras.ops.convert_to_numpy(band)[0]
+    return drawn
 
 
 def _png_names(names, num_images, num_predictions):

@@ -52,7 +52,12 @@ def test_unfreeze_encoder_callback_trains_the_encoder_from_its_epoch():
     [
         (["--encoder-weights", "imagenet"], "train: --encoder-weights needs --encoder NAME."),
         (["--freeze-encoder-epochs", "1"], "train: --freeze-encoder-epochs needs --encoder NAME."),
-        (["--encoder", "resnet51"], "Received: network='resnet51'"),
+        (
+            ["--encoder", "resnet51"],
+            "keras-unet-seg: error: train: --encoder resnet51: not a known encoder; did you "
+            "mean resnet50 or resnet152 or resnet101? keras_unet_seg.encoders.available() lists "
+            "them all (such as resnet50, efficientnetb0, mobilenetv2).\n",
+        ),
     ],
 )
 def test_encoder_options_without_an_encoder_are_usage_errors(tmp_path, capsys, options, message):

@@ -208,3 +208,42 @@ def test_predict_overwrite_replaces_only_what_predict_wrote(trained_run, dataset
     assert main([*argv, "--overwrite"]) == 1
     assert "did not write 'masks/00000.png' (or it changed since)" in error_line(capsys)
     assert checksums(out) == corrected
+
+
+def test_a_tile_below_the_models_minimum_is_refused(trained_run, tmp_path, capsys):
+    """The run's depth 2 needs tiles of 4 pixels or more; smaller ones were padded up
+    inside the model and changed the masks."""
+    image = tmp_path / "a.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    model = str(trained_run / "model.keras")
+    for command in (
+        ["predict", str(image), "--out", str(tmp_path / "out")],
+        ["evaluate", "--data", str(trained_run)],
+    ):
+        argv = [*command, "--model", model, "--tile-size", "3x8"]
+        assert main(argv) == 2
+        assert error_line(capsys) == (
+            f"keras-unet-seg: error: {command[0]}: --tile-size 3x8 is below the model's minimum "
+            "tile of 4x4 (2**depth): a smaller tile is padded up inside the model, which "
+            "changes the masks. Give --tile-size 4 or more."
+        )
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_scale_beyond_the_size_limit_is_refused(trained_run, tmp_path, capsys, monkeypatch):
+    """--scale 300 on a 100x75 image asked for 22500x30000 pixels (2 GB as 8 bits, 8 GB as
+    float32); the rescaled size meets the files' limit (lowered here: 10,000 pixels)."""
+    image = tmp_path / "a.png"
+    Image.fromarray(np.zeros((75, 100, 3), np.uint8)).save(image)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)
+    out = tmp_path / "out"
+    argv = ["predict", str(image), "--model", str(trained_run / "model.keras"), "--out", str(out)]
+    assert main([*argv, "--scale", "3"]) == 1
+    assert error_line(capsys) == (
+        "keras-unet-seg: error: Invalid value for argument `scale` (--scale): 3 x 3 would "
+        f"resize '{image}' (75x100) to 225x300 pixels x 3 channels x 1 byte = 202,500 bytes, "
+        "more than the limit of 10,000 pixels and 30,000 bytes (PIL.Image.MAX_IMAGE_PIXELS "
+        "and 3 bytes a pixel of it), the limit of the files read. Give a smaller scale "
+        "(native: the files' own size)."
+    )
+    assert main([*argv, "--scale", "1.1"]) == 0

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import shutil
+import warnings
 
 import keras
 import numpy as np
@@ -119,10 +120,28 @@ def test_on_error_skip_reports_and_trains(split_data, tmp_path, capsys):
     shutil.copytree(split_data, data)
     (data / "train" / "images" / "00001.png").write_bytes(b"not a png")
     args = ["train", "--data", str(data), "--out", str(tmp_path / "run"), *SMALL, "--epochs", "1"]
+    (data / "train" / "images" / "00002.png").write_bytes(b"")
     assert main(args) == 1
-    assert "00001.png' is not a readable image" in capsys.readouterr().err
-    with pytest.warns(UserWarning, match=r"Skipped 1 of 8 samples"):
+    err = capsys.readouterr().err.splitlines()  # every bad file, one a line
+    assert err[0] == (
+        f"keras-unet-seg: error: cannot read the training data (--data {data}, --train-subset "
+        f"train): 2 of 8 samples found in '{data / 'train' / 'images'}' and "
+        f"'{data / 'train' / 'masks'}' cannot be used:"
+    )
+    assert err[1].startswith(
+        f"  File '{data / 'train' / 'images' / '00001.png'}' is not a readable"
+    )
+    assert err[2] == f"  File '{data / 'train' / 'images' / '00002.png'}' is empty (0 bytes)."
+    assert err[3] == "Fix them, or pass --on-error skip to leave them out."
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # printed as lines, not warned
         assert main([*args, "--on-error", "skip", "--no-augment"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    first = out.index(
+        f"Skipped 2 of 8 samples found in '{data / 'train' / 'images'}' and "
+        f"'{data / 'train' / 'masks'}' (on_error='skip'); kept 6:"
+    )
+    assert out[first + 1 : first + 3] == [err[1], err[2]]
 
 
 def test_aspect_ratio_options(tmp_path, capsys):

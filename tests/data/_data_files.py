@@ -1,6 +1,8 @@
 """Helpers that build image/mask files on disk for the data tests."""
 
 import os
+import struct
+import zlib
 
 import numpy as np
 from PIL import Image
@@ -112,3 +114,24 @@ def fluorescence(channels, seed=0, size=32):
     mask = np.zeros((size, size), np.uint8)
     mask[8:20, 10:24] = 255
     return image, mask
+
+
+def zero_png(path, height, width, channels, bit_depth):
+    """A PNG of zeros of any depth and channels, compressed row by row: a large image
+    in a small file, written without holding its pixels."""
+    color_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
+    row = b"\0" + bytes(width * channels * bit_depth // 8)  # filter byte, then the row
+    compressor = zlib.compressobj(9)
+    data = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+
+    def chunk(kind, body):
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data))
+        f.write(chunk(b"IEND", b""))
+    return str(path)

@@ -20,6 +20,7 @@ from _data_files import (
     save_with_orientation,
     upright_scene,
     write_id_pairs,
+    zero_png,
 )
 from PIL import Image, ImageOps
 
@@ -163,10 +164,108 @@ def test_exif_rotated_photos_train_against_upright_masks(tmp_path, size, orienta
 def test_pixel_limit_is_pillows_and_configurable(tmp_path, monkeypatch):
     path = save(tmp_path / "a.png", np.zeros((32, 32), np.uint8))
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
-    with pytest.raises(InvalidFileError, match=r"is 32x32 = 1024 pixels, more than the limit"):
+    with pytest.raises(InvalidFileError) as error:
         read_image(path)
+    assert str(error.value) == (
+        f"File '{path}' would decode to 32x32 pixels x 1 channels x 1 byte = 1,024 bytes, "
+        "more than the limit of 1,000 pixels and 3,000 bytes (PIL.Image.MAX_IMAGE_PIXELS "
+        "and 3 bytes a pixel of it), so it is not decoded: it could be a decompression "
+        "bomb. If you trust it, raise PIL.Image.MAX_IMAGE_PIXELS (None removes the limit)."
+    )
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
     assert read_image(path).shape == (32, 32, 3)
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "sample_bytes"),
+    [("rgba16.png", (40, 40, 4), 2), ("channels.tif", (8, 8, 300), 1), ("gray.png", (40, 40), 1)],
+)
+def test_byte_limit_counts_every_channel_and_byte(tmp_path, monkeypatch, name, shape, sample_bytes):
+    """Files under the pixel limit (2000) that decode to more than 3 bytes a pixel of it
+    (6000) are refused from the header; 8-bit gray under both limits is read."""
+    path = str(tmp_path / name)
+    if name.endswith(".png"):
+        zero_png(path, *shape[:2], shape[2] if len(shape) == 3 else 1, 8 * sample_bytes)
+    else:
+        tifffile.imwrite(
+            path, np.zeros(shape, np.uint8), photometric="minisblack", planarconfig="contig"
+        )
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2000)
+    channels = shape[2] if len(shape) == 3 else 1
+    header = read_header(path) if channels == 1 else None
+    if header is not None:
+        assert (header.channels, header.bytes_per_sample) == (1, 1)
+        assert read_image(path, "grayscale").shape == (40, 40, 1)
+        return
+    nbytes = shape[0] * shape[1] * channels * sample_bytes
+    expected = (
+        f"File '{path}' would decode to {shape[0]}x{shape[1]} pixels x {channels} channels "
+        f"x {sample_bytes} byte{'s' if sample_bytes > 1 else ''} = {nbytes:,} bytes, more "
+        "than the limit of 2,000 pixels and 6,000 bytes"
+    )
+    for read in (read_header, lambda p: read_image(p, "native")):
+        with pytest.raises(InvalidFileError) as error:
+            read(path)
+        assert str(error.value).startswith(expected)
+        assert error.value.path == path
+
+
+def test_byte_limit_is_checked_before_any_pixel_is_decoded(tmp_path):
+    """A 16-bit RGBA PNG and a 300-channel TIFF under the pixel limit but over the byte
+    limit (lowered to 1,000,000 pixels, 3 MB) are refused by `read_image` and
+    `from_directory` in one fresh process without growing it by their decoded size
+    (6.5 MB and 27 MB; 26 and 108 MB as float32)."""
+    roots = []
+    for index, name in enumerate(("rgba16.png", "channels.tif")):
+        root = tmp_path / f"data{index}"
+        path = root / "images" / name
+        os.makedirs(path.parent)
+        if name.endswith(".png"):
+            zero_png(path, 900, 900, 4, 16)
+        else:
+            zeros = np.zeros((300, 300, 300), np.uint8)
+            tifffile.imwrite(
+                path, zeros, photometric="minisblack", planarconfig="contig", compression="zlib"
+            )
+        save(root / "masks" / (path.stem + ".png"), np.zeros((8, 8), np.uint8))
+        roots.append((str(root), str(path)))
+    script = textwrap.dedent(
+        f"""
+        import resource
+        from PIL import Image
+        from keras_unet_seg.data import SegmentationDataset, read_image
+        Image.MAX_IMAGE_PIXELS = 1_000_000
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        messages = []
+        for root, path in {roots!r}:
+            for call in (
+                lambda: read_image(path, "native"),
+                lambda: SegmentationDataset.from_directory(root, verbose=False),
+            ):
+                try:
+                    call()
+                except ValueError as error:
+                    messages.append(str(error))
+        growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+        print(growth // 1024)
+        print(*messages, sep="\\n")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "KERAS_BACKEND": "numpy"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    growth_mb, *messages = result.stdout.strip().splitlines()
+    assert int(growth_mb) < 5, result.stdout
+    assert len(messages) == 4, result.stdout
+    decoded = ["900x900 pixels x 4 channels x 2 bytes", "300x300 pixels x 300 channels x 1 byte"]
+    for (_, path), what, pair in zip(roots, decoded, (messages[:2], messages[2:]), strict=True):
+        for message in pair:
+            assert f"File '{path}' would decode to {what}" in message
 
 
 def _write_huge_tiff(path, shape, dtype):
