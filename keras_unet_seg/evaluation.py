@@ -278,8 +278,7 @@ def evaluate_directory(
 ):
     """Scores a model on a folder of images and masks, image by image and pooled.
 
-    What `keras-unet-seg evaluate` computes (see the Evaluation guide): the overall
-    scores come from confusion counts pooled over every pixel of every image.
+    What `keras-unet-seg evaluate` computes (the Evaluation guide); pooled over all pixels.
 
     Args:
         model: a Keras model returning probabilities, such as a `UNet`.
@@ -293,26 +292,22 @@ def evaluate_directory(
         intensity: the intensity normalization of training, default `"auto"`.
         scale: `None` (default: 1), or a factor or `(height, width)` factors to resize
             images by before the model (and the probabilities back).
-        tile_size: int or `(height, width)`, default 256. `predict_tiled`'s tiles.
-        overlap: float in [0, 1), default 0.25. Fraction shared by neighbour tiles.
-        batch_size: int, default 4. Tiles per model call.
-        tta: bool, default `False`. Average the predictions of the flipped images.
+        tile_size, overlap, batch_size, tta: `predict_tiled`'s tiling, default 256,
+            0.25, 4 and `False`.
         threshold: float in [0, 1], default 0.5. Foreground at or above it (one class).
         spacing: pixel size (a number or a pair, default 1), the unit of the distances.
         tolerance: float, default 1.0. Boundary agreement distance of `nsd`.
         return_predictions: bool, default `False`. Also return each image's arrays.
-        thumbnail_size: int or `None` (default: full size). With
-            `return_predictions`, each image's arrays subsampled (nearest) so that
-            their longer side is at most this: what a report's thumbnails need,
-            memory flat in the number of images.
+        thumbnail_size: int or `None` (default: full size). With `return_predictions`,
+            each image's arrays subsampled (nearest) to this longer side at most.
         verbose: int, default 1. 0 is silent; 1 shows a progress bar.
 
     Returns:
         A dict: `data`, `subset`, `threshold`, `num_images`, `overall` (pooled Dice,
-        IoU, precision, recall), `classes` (`summarize`), `per_image` (`image`,
-        `mask`, the four scores, `classes`), `confusion` (int64, at least 2x2); with
-        `return_predictions`, `predictions`: per image `image` (as overlays draw
-        it), `mask`, `probabilities`, `y_true` and `y_pred` (class ids).
+        IoU, precision, recall), `classes` (`summarize`), `per_image` (`image`, `mask`,
+        the four scores, `classes`), `confusion` (int64, at least 2x2); with
+        `return_predictions`, `predictions`: per image `image` (as overlays draw it),
+        `mask`, `probabilities`, `y_true` and `y_pred` (class ids).
 
     Raises:
         ValueError: naming the folder, file or argument at fault.
@@ -325,10 +320,8 @@ def evaluate_directory(
         "tolerance": _validation.check_positive("tolerance", tolerance),
     }
     reading = {"color_mode": color_mode, "intensity": intensity}
-    reading["subset"] = _resolve_subset(directory, subset, validation_split)
+    reading.update(_subset_of(directory, subset, validation_split, seed))
     reading["num_classes"] = _num_classes(model, color_mode)
-    if validation_split is not None:
-        reading.update(validation_split=validation_split, seed=seed)
     dataset = _read_pairs(directory, image_size, reading)
     scoring = _Scoring(reading["num_classes"], options["threshold"])
     if thumbnail_size is not None:
@@ -340,6 +333,14 @@ def evaluate_directory(
     if return_predictions:
         report["predictions"] = predictions
     return report
+
+
+def _subset_of(directory, subset, validation_split, seed):
+    """`from_directory`'s `subset` (and split) arguments of `evaluate_directory`'s."""
+    resolved = {"subset": _resolve_subset(directory, subset, validation_split)}
+    if validation_split is not None:
+        resolved.update(validation_split=validation_split, seed=seed)
+    return resolved
 
 
 def _resolve_subset(directory, subset, validation_split):

@@ -83,9 +83,8 @@ def predict_tiled(
     """Predicts a segmentation map of an image of any size, tile by tile.
 
     Overlapping tiles go through the model `batch_size` at a time and are
-    blended back with a weight map, so no seams show (details in
-    `keras_unet_seg.inference`). The image is not normalised here: pass a float image normalised
-    the way the model was trained, or a `preprocess` callable.
+    blended back with a weight map, so no seams show (`keras_unet_seg.inference`).
+    Pass a float image normalised as in training, or a `preprocess` callable.
 
     Args:
         model: a Keras model (or any callable) mapping `(n, h, w, channels)`
@@ -100,30 +99,29 @@ def predict_tiled(
             `"gaussian"`.
         sigma_scale: float > 0, the Gaussian's standard deviation as a
             fraction of the tile size. Defaults to `0.125`.
-        tta: flip test-time augmentation: `False`, `True` (flips
-            `"horizontal"`, `"vertical"` and `"both"`, averaged) or a tuple
-            of some of these. Defaults to `False`.
+        tta: flip test-time augmentation: `False`, `True` (flips `"horizontal"`,
+            `"vertical"` and `"both"`, averaged) or a tuple of some. Defaults to `False`.
         preprocess: callable applied pixel by pixel to each float32 batch
             of tiles, such as `lambda x: x / 255.0`, or `None`. Required for
             integer images. Defaults to `None`.
-        padding_mode: the `numpy.pad` mode (`"constant"`, `"reflect"`,
-            `"symmetric"`, `"edge"`) of a side shorter than a fixed-size
-            model's tile. Defaults to `"constant"`.
+        padding_mode: the `numpy.pad` mode (`"constant"`, `"reflect"`, `"symmetric"`,
+            `"edge"`) of a side shorter than a fixed-size model's tile. Defaults to
+            `"constant"`.
         padding_value: float, of `"constant"` padding. Defaults to `0.0`.
         verbose: `"auto"` (a progress bar past 100 model calls), `0` or `1`.
             Defaults to `"auto"`.
-        scale: a factor or `(height, width)` factors to resize by first. Defaults to `None` (1).
+        scale: a factor or `(height, width)` factors to resize by first (and
+            the probabilities back). Defaults to `None` (1).
 
     Returns:
         A float32 NumPy array of probabilities, `(height, width, num_classes)`
         for one image, `(batch, height, width, num_classes)` for a batch.
 
     Raises:
-        ValueError: if an argument is invalid, `tile_size` is below the model's
-            `2**depth` (`minimum_tile_size`), an overlap needs over 100
-            times the tiles of none, the image is not the model's channels
-            or is an integer image without `preprocess`, or the model's
-            output does not keep the tiles' batch size, height and width.
+        ValueError: an invalid argument, a `tile_size` below the model's
+            `minimum_tile_size`, an overlap of over 100 times the tiles of none,
+            an image of other channels than the model's or of integers without
+            `preprocess`, or a model output of another size than its tiles.
 
     Example:
 
@@ -458,13 +456,10 @@ def predict_directory(
     size, and written as `output_dir/masks/<name>.png` (binary: 0/255; several
     classes: a palette PNG of class ids) and `output_dir/overlays/<name>.png`. A
     folder's files keep their relative path as name; a dataset folder (holding
-    `images/` and `masks/`) gives its images. Every input is checked first, and where
-    the files go: never inside an input folder, and never over a file that an earlier
-    prediction did not write (`output_dir` records what it holds in
-    `.keras-unet-seg.sha256` files). A `spec` (`InferenceSpec.from_run(run)`) gives
-    how the command reads, scales, tiles and thresholds for a run; the model is used
-    as given (the command folds its batch normalization and rebuilds it under
-    `spec.precision`).
+    `images/` and `masks/`) gives its images. Inputs and outputs are checked first:
+    nothing is written among the inputs or over a file no prediction wrote. A `spec`
+    (`InferenceSpec.from_run(run)`) reads, scales, tiles and thresholds as the command
+    does; the model is used as given (the command folds it, under `spec.precision`).
 
     Args:
         model: a Keras model (or callable) returning probabilities, such as a `UNet`.
@@ -480,8 +475,7 @@ def predict_directory(
         tta: bool, default `False`. Average the predictions of the flipped images.
         threshold: float in [0, 1], default 0.5. Foreground at or above it (one class).
         overlay_mode: `"contour"` (default: outlines) or `"fill"`.
-        class_colors: list of RGB colours by class id (such as the training masks'
-            palette); `None` for the overlays' defaults.
+        class_colors: RGB colours by class id (the training masks' palette), or `None`.
         class_names: list of names by class id, background first, for the legends.
         spec: `None` (default), or an `InferenceSpec` that gives `color_mode`,
             `intensity`, `scale`, the tiling and `threshold` (leave those arguments
@@ -495,11 +489,10 @@ def predict_directory(
 
     Raises:
         FileNotFoundError: if an input does not exist.
-        ValueError: if an input is not a readable image (it is named), a folder holds
-            none, two inputs have the same name, `output_dir` overlaps an input, or an
-            argument is invalid.
-        FileExistsError: if a file to write exists and an earlier prediction did not
-            write it, or did and `overwrite` is `False`.
+        ValueError: an unreadable input (named), a folder without images, two inputs of
+            one name, an `output_dir` among the inputs, or an invalid argument.
+        FileExistsError: a file to write exists, and no prediction wrote it or
+            `overwrite` is `False`.
     """
     covered = dict(color_mode=color_mode, intensity=intensity, scale=scale, tile_size=tile_size)
     covered.update(overlap=overlap, tta=tta, threshold=threshold)

@@ -214,9 +214,7 @@ class SegmentationDataset:
             images_dir, masks_dir, mask_suffix, color_mode, on_error, verify, options, verbose
         )
         if verbose:
-            print(
-                f"Found {len(pairs.samples)} image/mask pairs in '{os.path.dirname(images_dir)}'."
-            )
+            _print_found(pairs, images_dir)
         if validation_split is None:
             return pairs.dataset(pairs.samples, options, color_mode, cache)
         return _split_datasets(pairs, subset, validation_split, seed, options, color_mode, verbose)
@@ -463,6 +461,10 @@ def _find_pairs(images_dir, masks_dir, mask_suffix, color_mode, on_error, verify
     _checks.check_batchable(kept, shapes, options.image_size, options.batch_size)
     size_of = {sample.image_path: shape[:2] for sample, shape in zip(kept, shapes, strict=True)}
     return _Pairs(kept, size_of, channels, skipped, options.intensity)
+
+
+def _print_found(pairs, images_dir):
+    print(f"Found {len(pairs.samples)} image/mask pairs in '{os.path.dirname(images_dir)}'.")
 
 
 def _split_datasets(pairs, subset, validation_split, seed, options, color_mode, verbose):

@@ -84,11 +84,10 @@ def export_model(
 ):
     """Exports a segmentation model for inference outside Keras, and checks the file.
 
-    The model is rebuilt in float32, folded unless `fold=False`, written
-    with `model.export`, run in its runtime on `check_images` the way
-    `predict` runs them (by `spec`) against the Keras model as `predict`
-    runs it, and described in `<filepath>.json` (details in
-    `keras_unet_seg.export.exporting` and the "Deploying a model" guide).
+    The model is rebuilt in float32, folded unless `fold=False`, written with
+    `model.export`, run in its runtime on `check_images` as `predict` runs them (by
+    `spec`) against the Keras model as `predict` runs it, and described in
+    `<filepath>.json` (`keras_unet_seg.export.exporting`, the "Deploying" guide).
 
     Args:
         model: a built Keras model mapping images `(batch, height, width,
@@ -121,11 +120,10 @@ def export_model(
         The dict written to `<filepath>.json`.
 
     Raises:
-        ValueError: for an invalid argument, or masks that differ from
-            `predict`'s beyond what a lower precision explains (nothing is
-            written then).
-        FileExistsError: if a file to write exists and is not an earlier
-            export's, or is and `overwrite` is `False`.
+        ValueError: an invalid argument, or masks that differ from `predict`'s
+            beyond what a lower precision explains (nothing is written then).
+        FileExistsError: a file to write exists, and no export wrote it or
+            `overwrite` is `False`.
         ImportError: if the format's exporter or runtime is not installed.
 
     Example:

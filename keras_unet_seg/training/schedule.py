@@ -26,13 +26,21 @@ def _check(epochs, schedule, warmup_epochs, unfreeze_epoch, unfreeze_factor, mod
     _validation.check_non_negative("min_delta", min_delta)
 
 
-def _plateau_reductions(history, start, stop, mode, patience, min_delta):
+def _plateau_reductions(history, start, stop, mode, plateau):
     """How many times `keras.callbacks.ReduceLROnPlateau` reduces the rate over `history`.
 
     The monitored values of epochs `start` (the end of the warm-up) to `stop - 1`,
     with its rule: a value improves on the best by more than `min_delta`, or waits;
     `patience` waits in a row reduce the rate once and start the count again.
+    `plateau` is `(patience, factor, min_delta)`.
     """
+    if len(history) < stop:
+        raise ValueError(
+            f"Invalid value for argument `history`. Expected the monitored value of each "
+            f"of the {stop} epochs before epoch {stop} (a resumed run's log) for "
+            f"schedule='plateau'. Received: {len(history)} values"
+        )
+    patience, _, min_delta = plateau
     best, wait, reductions = -math.inf, 0, 0
     sign = 1.0 if mode == "max" else -1.0
     for value in history[start:stop]:
@@ -44,6 +52,18 @@ def _plateau_reductions(history, start, stop, mode, patience, min_delta):
         if wait >= patience:
             reductions, wait = reductions + 1, 0
     return reductions
+
+
+def _schedule_factor(epoch, epochs, schedule, warmup_epochs, history, mode, plateau):
+    """The rate of `epoch` by the warm-up and the schedule, as a fraction of the base."""
+    if epoch < warmup_epochs:
+        return (epoch + 1) / (warmup_epochs + 1)
+    if schedule == "cosine":
+        progress = (epoch - warmup_epochs) / max(epochs - warmup_epochs, 1)
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    if schedule == "plateau":
+        return plateau[1] ** _plateau_reductions(history, warmup_epochs, epoch, mode, plateau)
+    return 1.0
 
 
 def learning_rate(
@@ -89,13 +109,10 @@ def learning_rate(
         unfreeze_factor: float > 0. Defaults to `0.1`.
         history: the monitored quantity of each epoch before `epoch` (index =
             epoch), for `"plateau"`; it must hold at least `epoch` values.
-        mode: `"max"` (higher is better, such as a Dice score) or `"min"`
-            (a loss). Defaults to `"max"`.
-        patience: int > 0, epochs without improvement per reduction.
-            Defaults to `3`.
-        factor: float in (0, 1), the reduction. Defaults to `0.5`.
-        min_delta: float >= 0, the least change that counts as an
-            improvement. Defaults to `1e-4`.
+        mode: `"max"` (a score: higher is better) or `"min"` (a loss). Defaults to
+            `"max"`.
+        patience, factor, min_delta: `"plateau"`'s epochs without improvement per
+            reduction (3), reduction (0.5) and least improvement (1e-4).
 
     Returns:
         The learning rate, a Python float.
@@ -117,22 +134,9 @@ def learning_rate(
     _validation.check_positive("base_rate", base_rate)
     plateau = (patience, factor, min_delta)
     _check(epochs, schedule, warmup_epochs, unfreeze_epoch, unfreeze_factor, mode, plateau)
-    if epoch < warmup_epochs:
-        rate = base_rate * (epoch + 1) / (warmup_epochs + 1)
-    elif schedule == "cosine":
-        progress = (epoch - warmup_epochs) / max(epochs - warmup_epochs, 1)
-        rate = base_rate * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-    elif schedule == "plateau":
-        if len(history) < epoch:
-            raise ValueError(
-                f"Invalid value for argument `history`. Expected the monitored value of each "
-                f"of the {epoch} epochs before epoch {epoch} (a resumed run's log) for "
-                f"schedule='plateau'. Received: {len(history)} values"
-            )
-        reductions = _plateau_reductions(history, warmup_epochs, epoch, mode, patience, min_delta)
-        rate = base_rate * factor**reductions
-    else:
-        rate = base_rate
+    rate = base_rate * _schedule_factor(
+        epoch, epochs, schedule, warmup_epochs, history, mode, plateau
+    )
     if unfreeze_epoch is not None and epoch >= unfreeze_epoch:
         rate *= unfreeze_factor
     return float(rate)
