@@ -267,6 +267,7 @@ def evaluate_directory(
     seed=0,
     color_mode="rgb",
     intensity="auto",
+    mask_threshold=None,
     scale=None,
     tile_size=256,
     overlap=0.25,
@@ -293,6 +294,8 @@ def evaluate_directory(
         seed: int, default 0. The seed of `validation_split`.
         color_mode: str, default `"rgb"`. How images are read, as for training.
         intensity: the intensity normalization of training, default `"auto"`.
+        mask_threshold: number or `None` (default): how the masks are binarised, as
+            for training (`SegmentationDataset`).
         scale: `None` (default: 1), or a factor or `(height, width)` factors to resize
             images by before the model (and the probabilities back).
         tile_size: int or `(height, width)`, default 256. `predict_tiled`'s tiles.
@@ -322,7 +325,7 @@ def evaluate_directory(
         "spacing": _spacing(spacing),
         "tolerance": _validation.check_positive("tolerance", tolerance),
     }
-    reading = {"color_mode": color_mode, "intensity": intensity}
+    reading = {"color_mode": color_mode, "intensity": intensity, "mask_threshold": mask_threshold}
     reading["subset"] = _resolve_subset(directory, subset, validation_split)
     reading["num_classes"] = _num_classes(model, color_mode)
     if validation_split is not None:

@@ -140,6 +140,15 @@ def _add_image_arguments(data, parser):
         "where predict and evaluate find it",
     )
     data.add_argument(
+        "--mask-threshold",
+        type=_types.finite_float,
+        default=None,
+        metavar="T",
+        help="with --num-classes 1: foreground is mask value > T, any values allowed (such "
+        "as 127 for 0/255 masks saved as JPEG); by default a mask holds 0 and one other "
+        "value, or is a label image (0 and object ids 1..N), and foreground is value > 0",
+    )
+    data.add_argument(
         "--augment",
         action=argparse.BooleanOptionalAction,
         default=True,

@@ -5,6 +5,7 @@ words as argparse does and `_config.config_defaults` words for a config file.
 """
 
 import argparse
+import math
 
 
 def _fail(expected, value):
@@ -45,6 +46,10 @@ def _float(value, expected, accept):
 
 def positive_float(value):
     return _float(value, "a positive number", lambda x: 0 < x < float("inf"))
+
+
+def finite_float(value):
+    return _float(value, "a finite number", math.isfinite)
 
 
 def fraction(value):

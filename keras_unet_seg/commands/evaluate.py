@@ -121,6 +121,7 @@ def evaluate(model, args, verbose=1):
             **split,
             color_mode=reading.color_mode,
             intensity=reading.intensity,
+            mask_threshold=run_config[1].get("mask_threshold"),
             scale=reading.scale,
             **predict.tiling(args),
             threshold=args.threshold,

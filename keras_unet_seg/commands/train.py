@@ -120,6 +120,7 @@ def load_datasets(options, dist):
         "color_mode": options.color_mode,
         "intensity": options.intensity,
         "num_classes": options.num_classes,
+        "mask_threshold": options.mask_threshold,
         "seed": options.seed,
         "on_error": options.on_error,
         "crop_to_aspect_ratio": options.crop_to_aspect_ratio,

@@ -7,17 +7,27 @@ out with `on_error="skip"`, listing it in a warning: nothing is left out silentl
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 from keras_unet_seg.data._decoding import InvalidFileError, read_header
 from keras_unet_seg.data._images import channels_for, read_image
 from keras_unet_seg.data._layout import Problem
-from keras_unet_seg.data._masks import read_mask
+from keras_unet_seg.data._masks import check_mask_values, read_mask_values
+
+
+class PairFacts(NamedTuple):
+    """What checking a pair found: its upright size, channels, and mask rule."""
+
+    height: int
+    width: int
+    channels: int
+    label_mask: bool  # a binary mask read as a label image (`is_label_image`)
 
 
 def check_sample(
     sample, color_mode, num_classes, mask_threshold, ignore_class, verify, intensity="auto"
 ):
-    """Checks one pair; returns its `(height, width, channels)` or raises `InvalidFileError`.
+    """Checks one pair; returns its `PairFacts` or raises `InvalidFileError`.
 
     Sizes are compared upright (after EXIF orientation). `channels` are those of the
     image as `color_mode` reads it (decoded when `verify`, else from the header).
@@ -39,16 +49,20 @@ def check_sample(
             sample.mask_path,
         )
     channels = channels_for(color_mode) or image.channels
+    label_mask = False
     if verify:
         channels = read_image(sample.image_path, color_mode, intensity).shape[-1]
-        read_mask(sample.mask_path, num_classes, mask_threshold, ignore_class)
-    return image.height, image.width, channels
+        values = read_mask_values(sample.mask_path)
+        label_mask = check_mask_values(
+            values, sample.mask_path, num_classes, mask_threshold, ignore_class
+        )
+    return PairFacts(image.height, image.width, channels, label_mask)
 
 
 def check_samples(samples, on_error, **checks):
     """Checks every pair in parallel threads (Pillow decodes without the GIL).
 
-    Returns `(kept, shapes, bad)`: the good pairs, their `(height, width, channels)`
+    Returns `(kept, shapes, bad)`: the good pairs, their `PairFacts`
     and a `Problem` for each bad one; with `on_error="raise"` the first bad pair
     raises instead. `checks` are the keyword arguments of `check_sample`.
     """

@@ -275,3 +275,44 @@ def test_options_are_the_parsers_defaults_with_the_values_given(data_dir, tmp_pa
     assert config["image_size"] == [128, 128] and config["metrics"] == ["dice", "iou"]
     with pytest.raises(TypeError, match="train has no option 'colour'"):
         train.options(colour="red")
+
+
+@pytest.mark.slow
+def test_label_image_masks_train_with_the_default_mask_rule(tmp_path, capsys, monkeypatch):
+    """Masks of object ids 1..N (StarDist, Cellpose) train as foreground; a threshold too."""
+    from keras_unet_seg import evaluation
+
+    data = make_synthetic_dataset(tmp_path / "data", 4, 2, image_size=(32, 32), seed=1)
+    for mask_path in sorted((tmp_path / "data").glob("*/masks/*.png")):
+        foreground = np.asarray(Image.open(mask_path)) > 0
+        labels = np.where(foreground, 1 + np.arange(32)[None, :] // 4, 0).astype(np.uint16)
+        assert len(np.unique(labels)) > 2, mask_path  # a label image, not a 0/1 mask
+        Image.fromarray(labels).save(mask_path)
+    run = tmp_path / "run"
+    argv = ["train", "--data", data, "--out", str(run), *SMALL_MODEL, "--epochs", "1"]
+    assert main([*argv, "--batch-size", "2", "--no-augment"]) == 0
+    assert "4 masks are label images (0 and object ids 1..N): foreground is value > 0." in (
+        capsys.readouterr().out
+    )
+    assert json.loads((run / "config.json").read_text())["mask_threshold"] is None
+
+    # --config takes it (no training needed to see that), and evaluate reads it back.
+    (tmp_path / "options.json").write_text(json.dumps({"mask_threshold": 1}))
+    args = train.resolve_options(
+        train_namespace([*argv[1:], "--config", str(tmp_path / "options.json")])
+    )
+    assert args.mask_threshold == 1.0
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "mask_threshold": 1.0}))
+    model = str(run / "best.keras")
+    seen = []
+
+    def read_pairs(directory, image_size, reading):
+        seen.append(reading)
+        raise ValueError("read")
+
+    monkeypatch.setattr(evaluation, "_read_pairs", read_pairs)
+    assert main(["evaluate", "--model", model, "--data", data, "--tile-size", "32"]) == 1
+    assert seen[0]["mask_threshold"] == 1.0
+    assert main(["train", *argv[1:], "--mask-threshold", "nan"]) == 2
+    assert "--mask-threshold: expected a finite number, got 'nan'" in capsys.readouterr().err
