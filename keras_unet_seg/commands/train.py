@@ -174,13 +174,15 @@ def load_datasets(options, dist):
             )
         even.append(dist.even_batches(dataset, count, batch_size))
     train_data, val_data = even
+    if options.steps_per_epoch:  # epochs of a fixed number of steps, whatever the images
+        train_data = train_data.repeat()
     return train_data, val_data, data_facts(datasets[0], options)
 
 
 def data_facts(dataset, options):
     """What `config.json` records of the training data, for predict and evaluate.
 
-    `input_channels`; `training_scale`, the factor from the training images' median
+    `training_images`, how many; `input_channels`; `training_scale`, the factor from the training images' median
     size on disk to `--image-size` (height, width), by which `predict` and `evaluate`
     resize new images; and `mask_palette`, the colours of the class ids when the
     training masks are palette PNGs, which `predict` writes its masks with.
@@ -202,6 +204,7 @@ def data_facts(dataset, options):
             "them; --crop-to-aspect-ratio or --pad-to-aspect-ratio keeps their shape."
         )
     facts = {
+        "training_images": len(dataset.image_paths),
         "input_channels": int(dataset.element_spec[0].shape[-1]),
         "training_scale": [
             round(height / float(np.median(heights)), 6),
@@ -303,12 +306,25 @@ def train(options, verbose=1):
             f"Training in {_models.speed_summary(policy, jit_compile, dist.num_replicas)} "
             f"(batches of {batch})."
         )
+        print(_length(options, facts["training_images"], batch))
     # The schedule first, so that the rate it sets is in the logged rows.
     callbacks = [*schedule_callbacks(options, monitor), *unfreeze, state]
     start = restored.epoch if restored else 0
     with dist.scope():
         _fit(model, (train_data, val_data), start, callbacks, paths, options, verbose)
     return _finish(model, monitor, paths, options, verbose)
+
+
+def _length(options, num_images, batch_size):
+    """What the training length means for these images, in a sentence."""
+    steps = options.steps_per_epoch or -(-num_images // batch_size)
+    total = steps * options.epochs
+    passes = total * batch_size / num_images
+    per_epoch = "" if options.steps_per_epoch else ", one pass over the images an epoch"
+    return (
+        f"{options.epochs} epochs of {steps} optimizer steps{per_epoch}: {total} steps, "
+        f"about {passes:.3g} passes over the {num_images} training images."
+    )
 
 
 def _fit(model, datasets, start, callbacks, paths, options, verbose):
@@ -319,8 +335,12 @@ def _fit(model, datasets, start, callbacks, paths, options, verbose):
     state = callbacks[-1]
     try:
         if start < options.epochs:
+            train_data = datasets[0]
+            if options.steps_per_epoch:  # a resumed run draws the batches it would have
+                train_data = train_data.skip(start * options.steps_per_epoch)
             model.fit(
-                datasets[0],
+                train_data,
+                steps_per_epoch=options.steps_per_epoch or None,
                 validation_data=datasets[1],
                 epochs=options.epochs,
                 initial_epoch=start,
