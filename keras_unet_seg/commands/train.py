@@ -321,8 +321,9 @@ def _length(options, num_images, batch_size):
     total = steps * options.epochs
     passes = total * batch_size / num_images
     per_epoch = "" if options.steps_per_epoch else ", one pass over the images an epoch"
+    epochs = "1 epoch" if options.epochs == 1 else f"{options.epochs} epochs"
     return (
-        f"{options.epochs} epochs of {steps} optimizer steps{per_epoch}: {total} steps, "
+        f"{epochs} of {steps} optimizer steps{per_epoch}: {total} steps, "
         f"about {passes:.3g} passes over the {num_images} training images."
     )
 

@@ -63,7 +63,8 @@ def test_resume_continues_from_the_saved_epoch_and_optimizer_state(
     run = tmp_path / "run"
     argv = ["train", "--data", data_dir, "--out", str(run), *SMALL_MODEL, "--epochs", "4"]
     argv += ["--no-augment"]  # the backup holds the optimizer whatever the pipeline
-    steps_per_epoch = 2  # 8 training images, batches of 4
+    steps_per_epoch = 3  # drawn from the 8 training images repeated, in batches of 4
+    argv += ["--steps-per-epoch", str(steps_per_epoch)]
 
     monkeypatch.setattr(_run_state, "RunState", _InterruptAtEpoch)
     assert main(argv) == 130
@@ -93,7 +94,7 @@ def test_resume_continues_from_the_saved_epoch_and_optimizer_state(
     assert main(["train", "--out", str(run), "--resume"]) == 1
     assert "already trained 4 epochs" in error_line(capsys)
     assert main(["train", "--out", str(run), "--resume", "--epochs", "5"]) == 0
-    assert "epoch 5/5, optimizer step 8" in capsys.readouterr().out
+    assert f"epoch 5/5, optimizer step {4 * steps_per_epoch}" in capsys.readouterr().out
     model = keras.saving.load_model(run / "model.keras")
     assert int(model.optimizer.iterations) == 5 * steps_per_epoch
     assert temporary_files(run) == []
@@ -316,3 +317,22 @@ def test_label_image_masks_train_with_the_default_mask_rule(tmp_path, capsys, mo
     assert seen[0]["mask_threshold"] == 1.0
     assert main(["train", *argv[1:], "--mask-threshold", "nan"]) == 2
     assert "--mask-threshold: expected a finite number, got 'nan'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_default_length_is_the_same_number_of_steps_for_8_and_96_images(tmp_path, capsys):
+    """An epoch is `--steps-per-epoch` optimizer steps, however many images there are."""
+    steps = {}
+    for count in (8, 96):
+        data = make_synthetic_dataset(tmp_path / f"d{count}", count, 2, image_size=(32, 32))
+        options = train.options(
+            data=data, out=str(tmp_path / f"r{count}"), image_size=(32, 32), base_filters=4
+        )
+        options.depth, options.epochs, options.augment = 2, 1, False
+        result = train.train(options, verbose=1)
+        steps[count] = int(result["model"].optimizer.iterations)
+        out = capsys.readouterr().out
+        passes = f"{25 * 8 / count:.3g}"
+        assert f"1 epoch of 25 optimizer steps: 25 steps, about {passes} passes over the " in out
+    assert steps == {8: 25, 96: 25}
+    assert train.options().steps_per_epoch == 25 and train.options().epochs == 20
