@@ -152,10 +152,16 @@ def _add_image_arguments(data, parser):
         "value, or is a label image (0 and object ids 1..N), and foreground is value > 0",
     )
     data.add_argument(
+        "--no-augment", dest="augment", action="store_const", const="none", help="--augment none"
+    )
+    data.add_argument(  # after --no-augment: a config file's "augment" is checked by this one
         "--augment",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="random flips, rotations, zoom and photometric changes (JointAugmentation)",
+        type=_types.augment_choice,
+        default="geometric",
+        metavar="MODE",
+        help="random changes of each training pair (JointAugmentation): geometric (flips "
+        "and 90-degree rotations), all (also small rotations, zoom, brightness, contrast, "
+        "gamma and noise) or none; chosen by measurement on real images (the Data guide)",
     )
 
 

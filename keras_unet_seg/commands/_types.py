@@ -168,6 +168,26 @@ def optional_choice(*choices):
     return convert
 
 
+# `train --augment`: JointAugmentation's arguments of each mode (None: no augmentation).
+AUGMENTATIONS = {
+    "geometric": dict.fromkeys(
+        ("rotation", "zoom", "brightness", "contrast", "gamma", "noise"), 0.0
+    ),
+    "all": {},
+    "none": None,
+}
+
+
+def augment_choice(value):
+    """A mode of `AUGMENTATIONS`; `true` and `false` (runs from before the modes) are
+    "all" and "none"."""
+    if isinstance(value, bool):
+        return "all" if value else "none"
+    if value not in AUGMENTATIONS:
+        _fail("one of " + ", ".join(repr(mode) for mode in AUGMENTATIONS), value)
+    return value
+
+
 def intensity_choice(value):
     """An intensity mode (`none`: values as stored) or, in a config file, a dict.
 

@@ -27,6 +27,7 @@ from keras_unet_seg.commands import (
     _models,
     _run_folder,
     _run_state,
+    _types,
 )
 from keras_unet_seg.commands._errors import (
     PROG,
@@ -132,7 +133,7 @@ def load_datasets(options, dist):
     )
     datasets = []
     for role, subset, extra in (
-        ("training", subsets[0], {"shuffle": True, "augment": options.augment or None}),
+        ("training", subsets[0], {"shuffle": True, "augment": _augmentation(options)}),
         ("validation", subsets[1], {"shuffle": False}),
     ):
         if split is not None:
@@ -179,13 +180,19 @@ def load_datasets(options, dist):
     return train_data, val_data, data_facts(datasets[0], options)
 
 
+def _augmentation(options):
+    """`from_directory`'s `augment` of `--augment` (JointAugmentation's arguments, or None)."""
+    return _types.AUGMENTATIONS[options.augment]
+
+
 def data_facts(dataset, options):
     """What `config.json` records of the training data, for predict and evaluate.
 
-    `training_images`, how many; `input_channels`; `training_scale`, the factor from the training images' median
-    size on disk to `--image-size` (height, width), by which `predict` and `evaluate`
-    resize new images; and `mask_palette`, the colours of the class ids when the
-    training masks are palette PNGs, which `predict` writes its masks with.
+    `training_images`, how many; `input_channels`; `training_scale`, the factor from
+    the training images' median size on disk to `--image-size` (height, width), by
+    which `predict` and `evaluate` resize new images; and `mask_palette`, the colours
+    of the class ids when the training masks are palette PNGs, which `predict` writes
+    its masks with.
     """
     import math
 

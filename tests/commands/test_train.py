@@ -29,7 +29,7 @@ def test_train_writes_the_run_and_the_command_line_overrides_the_config(trained_
     config = json.loads((trained_run / "config.json").read_text())
     assert config["epochs"] == 2  # command line over config file
     assert config["base_filters"] == 4 and config["depth"] == 2  # from the config file
-    assert config["augment"] is False and config["image_size"] == [32, 32]
+    assert config["augment"] == "none" and config["image_size"] == [32, 32]
     assert "out" not in config and "config" not in config and "resume" not in config
     with open(trained_run / "log.csv", newline="") as f:
         rows = list(csv.DictReader(f))
