@@ -264,6 +264,7 @@ def evaluate_directory(
     seed=0,
     color_mode="rgb",
     intensity="auto",
+    mask_threshold=None,
     scale=None,
     tile_size=256,
     overlap=0.25,
@@ -286,10 +287,9 @@ def evaluate_directory(
         subset: str or `None`, default `"auto"`: `"validation"` with a
             `validation_split`, `None` (`directory/images`) when it exists, else `"val"`.
         image_size: `None` (default: own size), or an int or `(height, width)` to resize to.
-        validation_split: float or `None`. The fraction of a flat folder held out.
-        seed: int, default 0. The seed of `validation_split`.
-        color_mode: str, default `"rgb"`. How images are read, as for training.
-        intensity: the intensity normalization of training, default `"auto"`.
+        validation_split, seed: the fraction of a flat folder held out and its seed.
+        color_mode, intensity, mask_threshold: how images and masks are read, as in
+            training (`SegmentationDataset`); default `"rgb"`, `"auto"`, `None`.
         scale: `None` (default: 1), or a factor or `(height, width)` factors to resize
             images by before the model (and the probabilities back).
         tile_size, overlap, batch_size, tta: `predict_tiled`'s tiling, default 256,
@@ -319,7 +319,7 @@ def evaluate_directory(
         "spacing": _spacing(spacing),
         "tolerance": _validation.check_positive("tolerance", tolerance),
     }
-    reading = {"color_mode": color_mode, "intensity": intensity}
+    reading = {"color_mode": color_mode, "intensity": intensity, "mask_threshold": mask_threshold}
     reading.update(_subset_of(directory, subset, validation_split, seed))
     reading["num_classes"] = _num_classes(model, color_mode)
     dataset = _read_pairs(directory, image_size, reading)

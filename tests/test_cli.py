@@ -18,6 +18,7 @@ from keras_unet_seg.cli import main
 from keras_unet_seg.commands import train
 
 SMALL_MODEL = ["--base-filters", "4", "--depth", "2", "--image-size", "32", "--batch-size", "4"]
+SMALL_MODEL += ["--steps-per-epoch", "0"]
 
 
 def _error_line(capsys):

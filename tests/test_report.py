@@ -81,7 +81,7 @@ def three_class_run(tmp_path_factory):
     run = root / "run"
     options = ["--base-filters", "4", "--depth", "2", "--image-size", "32", "--batch-size", "4"]
     args = ["train", "--data", data, "--out", str(run), "--num-classes", "3", *options]
-    assert main([*args, "--epochs", "1", "--no-augment"]) == 0
+    assert main([*args, "--epochs", "1", "--steps-per-epoch", "0", "--no-augment"]) == 0
     return data, run
 
 

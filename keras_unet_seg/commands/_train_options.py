@@ -29,10 +29,13 @@ MODEL_OPTIONS = (
     "attention",
     *_encoder_options.MODEL_OPTIONS,
 )
+# Optimizer steps an epoch by default: with --epochs 20, 500 steps whatever the number
+# of images (benchmarks/bench_quality.py; the Model quality page).
+STEPS_PER_EPOCH = 25
 # Options that are not part of a run's saved config.
 _CONTROL_OPTIONS = ("config", "resume", "overwrite", "out", "verbose")
 # What config.json records besides the options: found in the data, not chosen.
-_RECORDED = ("input_channels", "training_scale", "mask_palette")
+_RECORDED = ("training_images", "input_channels", "training_scale", "mask_palette")
 
 
 def add_arguments(parser):
@@ -141,10 +144,25 @@ def _add_image_arguments(data, parser):
         "where predict and evaluate find it",
     )
     data.add_argument(
+        "--mask-threshold",
+        type=_types.finite_float,
+        default=None,
+        metavar="T",
+        help="with --num-classes 1: foreground is mask value > T, any values allowed (such "
+        "as 127 for 0/255 masks saved as JPEG); by default a mask holds 0 and one other "
+        "value, or is a label image (0 and object ids 1..N), and foreground is value > 0",
+    )
+    data.add_argument(
+        "--no-augment", dest="augment", action="store_const", const="none", help="--augment none"
+    )
+    data.add_argument(  # after --no-augment: a config file's "augment" is checked by this one
         "--augment",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="random flips, rotations, zoom and photometric changes (JointAugmentation)",
+        type=_types.augment_choice,
+        default="geometric",
+        metavar="MODE",
+        help="random changes of each training pair (JointAugmentation): geometric (flips "
+        "and 90-degree rotations), all (also small rotations, zoom, brightness, contrast, "
+        "gamma and noise) or none; chosen by measurement on real images (the Data guide)",
     )
 
 
@@ -225,7 +243,21 @@ def _add_training_arguments(training):
         'selects the best checkpoint; in --config also dicts such as {"name": "dice", '
         '"per_image": true}',
     )
-    training.add_argument("--epochs", type=_types.positive_int, default=20, help="epochs in all")
+    training.add_argument(
+        "--epochs",
+        type=_types.positive_int,
+        default=20,
+        help="epochs in all; each ends with a validation and a checkpoint",
+    )
+    training.add_argument(
+        "--steps-per-epoch",
+        type=_types.non_negative_int,
+        default=STEPS_PER_EPOCH,
+        metavar="N",
+        help="optimizer steps an epoch, drawn from the training images repeated and "
+        "reshuffled, so the training length does not depend on how many images there "
+        "are; 0: one pass over the images an epoch",
+    )
     training.add_argument(
         "--learning-rate", type=_types.positive_float, default=1e-3, help="Adam's learning rate"
     )

@@ -5,6 +5,7 @@ words as argparse does and `_config.config_defaults` words for a config file.
 """
 
 import argparse
+import math
 
 
 def _fail(expected, value):
@@ -45,6 +46,10 @@ def _float(value, expected, accept):
 
 def positive_float(value):
     return _float(value, "a positive number", lambda x: 0 < x < float("inf"))
+
+
+def finite_float(value):
+    return _float(value, "a finite number", math.isfinite)
 
 
 def fraction(value):
@@ -167,6 +172,26 @@ def optional_choice(*choices):
 
     convert.__name__ = "choice"
     return convert
+
+
+# `train --augment`: JointAugmentation's arguments of each mode (None: no augmentation).
+AUGMENTATIONS = {
+    "geometric": dict.fromkeys(
+        ("rotation", "zoom", "brightness", "contrast", "gamma", "noise"), 0.0
+    ),
+    "all": {},
+    "none": None,
+}
+
+
+def augment_choice(value):
+    """A mode of `AUGMENTATIONS`; `true` and `false` (runs from before the modes) are
+    "all" and "none"."""
+    if isinstance(value, bool):
+        return "all" if value else "none"
+    if value not in AUGMENTATIONS:
+        _fail("one of " + ", ".join(repr(mode) for mode in AUGMENTATIONS), value)
+    return value
 
 
 def intensity_choice(value):

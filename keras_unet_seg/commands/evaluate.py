@@ -154,6 +154,7 @@ def evaluate(model, args, verbose=1):
             **split,
             color_mode=spec.color_mode,
             intensity=spec.intensity,
+            mask_threshold=run_config[1].get("mask_threshold"),
             scale=spec.scale,
             tile_size=spec.tile_size,
             overlap=spec.overlap,

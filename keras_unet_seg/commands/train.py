@@ -29,6 +29,7 @@ from keras_unet_seg.commands import (
     _models,
     _run_folder,
     _run_state,
+    _types,
 )
 from keras_unet_seg.commands._errors import (
     PROG,
@@ -122,6 +123,7 @@ def load_datasets(options, dist):
         "color_mode": options.color_mode,
         "intensity": options.intensity,
         "num_classes": options.num_classes,
+        "mask_threshold": options.mask_threshold,
         "seed": options.seed,
         "on_error": options.on_error,
         "crop_to_aspect_ratio": options.crop_to_aspect_ratio,
@@ -133,7 +135,7 @@ def load_datasets(options, dist):
     )
     datasets = []
     for role, subset, extra in (
-        ("training", subsets[0], {"shuffle": True, "augment": options.augment or None}),
+        ("training", subsets[0], {"shuffle": True, "augment": _augmentation(options)}),
         ("validation", subsets[1], {"shuffle": False}),
     ):
         if split is not None:
@@ -176,16 +178,24 @@ def load_datasets(options, dist):
             )
         even.append(dist.even_batches(dataset, count, batch_size))
     train_data, val_data = even
+    if options.steps_per_epoch:  # epochs of a fixed number of steps, whatever the images
+        train_data = train_data.repeat()
     return train_data, val_data, data_facts(datasets[0], options)
+
+
+def _augmentation(options):
+    """`from_directory`'s `augment` of `--augment` (JointAugmentation's arguments, or None)."""
+    return _types.AUGMENTATIONS[options.augment]
 
 
 def data_facts(dataset, options):
     """What `config.json` records of the training data, for predict and evaluate.
 
-    `input_channels`; `training_scale`, the factor from the training images' median
-    size on disk to `--image-size` (height, width), by which `predict` and `evaluate`
-    resize new images; and `mask_palette`, the colours of the class ids when the
-    training masks are palette PNGs, which `predict` writes its masks with.
+    `training_images`, how many; `input_channels`; `training_scale`, the factor from
+    the training images' median size on disk to `--image-size` (height, width), by
+    which `predict` and `evaluate` resize new images; and `mask_palette`, the colours
+    of the class ids when the training masks are palette PNGs, which `predict` writes
+    its masks with.
     """
     import math
 
@@ -204,6 +214,7 @@ def data_facts(dataset, options):
             "them; --crop-to-aspect-ratio or --pad-to-aspect-ratio keeps their shape."
         )
     facts = {
+        "training_images": len(dataset.image_paths),
         "input_channels": int(dataset.element_spec[0].shape[-1]),
         "training_scale": [
             round(height / float(np.median(heights)), 6),
@@ -304,6 +315,7 @@ def _train(options, verbose):
             f"Training in {_models.speed_summary(policy, jit_compile, dist.num_replicas)} "
             f"(batches of {batch})."
         )
+        print(_length(options, facts["training_images"], batch))
     # The schedule first, so that the rate it sets is in the logged rows.
     history = [row.get(monitor) for row in state.rows]
     callbacks = [*schedule_callbacks(options, monitor, history), *unfreeze, state]
@@ -311,6 +323,19 @@ def _train(options, verbose):
     with dist.scope():
         _fit(model, (train_data, val_data), start, callbacks, paths, options, verbose)
     return _finish(model, monitor, paths, options, verbose)
+
+
+def _length(options, num_images, batch_size):
+    """What the training length means for these images, in a sentence."""
+    steps = options.steps_per_epoch or -(-num_images // batch_size)
+    total = steps * options.epochs
+    passes = total * batch_size / num_images
+    per_epoch = "" if options.steps_per_epoch else ", one pass over the images an epoch"
+    epochs = "1 epoch" if options.epochs == 1 else f"{options.epochs} epochs"
+    return (
+        f"{epochs} of {steps} optimizer steps{per_epoch}: {total} steps, "
+        f"about {passes:.3g} passes over the {num_images} training images."
+    )
 
 
 def _fit(model, datasets, start, callbacks, paths, options, verbose):
@@ -321,8 +346,12 @@ def _fit(model, datasets, start, callbacks, paths, options, verbose):
     state = callbacks[-1]
     try:
         if start < options.epochs:
+            train_data = datasets[0]
+            if options.steps_per_epoch:  # a resumed run draws the batches it would have
+                train_data = train_data.skip(start * options.steps_per_epoch)
             model.fit(
-                datasets[0],
+                train_data,
+                steps_per_epoch=options.steps_per_epoch or None,
                 validation_data=datasets[1],
                 epochs=options.epochs,
                 initial_epoch=start,

@@ -10,11 +10,22 @@ import os
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 from keras_unet_seg.data._decoding import InvalidFileError, max_decoded_bytes, read_header
 from keras_unet_seg.data._images import channels_for, read_image
 from keras_unet_seg.data._layout import Problem
-from keras_unet_seg.data._masks import read_mask
+from keras_unet_seg.data._masks import check_mask_values, read_mask_values
+
+
+class PairFacts(NamedTuple):
+    """What checking a pair found: its upright size, channels, and mask rule."""
+
+    height: int
+    width: int
+    channels: int
+    label_mask: bool  # a binary mask read as a label image (`is_label_image`)
+
 
 # The decoded bytes the checking threads hold at once when Pillow's limit is off.
 _DEFAULT_BUDGET = 3 * 89_478_485
@@ -56,7 +67,7 @@ def check_sample(
     intensity="auto",
     budget=None,
 ):
-    """Checks one pair; returns its `(height, width, channels)` or raises `InvalidFileError`.
+    """Checks one pair; returns its `PairFacts` or raises `InvalidFileError`.
 
     Sizes are compared upright (after EXIF orientation). `channels` are those of the
     image as `color_mode` reads it (decoded when `verify`, else from the header), its
@@ -79,12 +90,16 @@ def check_sample(
             sample.mask_path,
         )
     channels = channels_for(color_mode) or image.channels
+    label_mask = False
     if verify:
         nbytes = _decoded_bytes(image) + _decoded_bytes(mask)
         with budget.hold(nbytes) if budget else contextlib.nullcontext():
             channels = read_image(sample.image_path, color_mode, intensity).shape[-1]
-            read_mask(sample.mask_path, num_classes, mask_threshold, ignore_class)
-    return image.height, image.width, channels
+            values = read_mask_values(sample.mask_path)
+            label_mask = check_mask_values(
+                values, sample.mask_path, num_classes, mask_threshold, ignore_class
+            )
+    return PairFacts(image.height, image.width, channels, label_mask)
 
 
 def check_samples(samples, **checks):
@@ -92,7 +107,7 @@ def check_samples(samples, **checks):
 
     The threads together decode at most `max_decoded_bytes()` at once (the limit of
     one file), so memory stays that of the largest file whatever the thread count.
-    Returns `(kept, shapes, bad)`: the good pairs, their `(height, width, channels)`
+    Returns `(kept, shapes, bad)`: the good pairs, their `PairFacts`
     and a `Problem` for each bad one (every pair is checked, whatever `on_error`).
     `checks` are the keyword arguments of `check_sample`.
     """

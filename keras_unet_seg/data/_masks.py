@@ -64,23 +64,46 @@ def _preview(values, limit=10):
     return shown + (", ..." if len(values) > limit else "")
 
 
+def is_label_image(distinct, dtype):
+    """Whether a binary mask's `distinct` values are those of a label image.
+
+    A label image (as StarDist, Cellpose and QuPath write) holds 0 for background and
+    the ids 1..N of its objects: several positive values, none of them the maximum of
+    its integer `dtype`. A mask that reaches that maximum besides other positive
+    values (0/128/255, or a 0/255 mask with JPEG artefacts) is not one.
+    """
+    foreground = distinct[distinct != 0]
+    if len(foreground) < 2 or foreground[0] < 0:
+        return False
+    top = np.iinfo(dtype).max if np.issubdtype(dtype, np.integer) else None
+    return top is None or foreground[-1] < top
+
+
 def check_mask_values(values, path, num_classes, mask_threshold=None, ignore_class=None):
-    """Checks raw mask values against the binary or class-id rule; see `convert_mask`."""
+    """Checks raw mask values against the binary or class-id rule; see `convert_mask`.
+
+    Returns:
+        `True` when a binary mask (`num_classes=1`, no `mask_threshold`) is read as a
+        label image (see `is_label_image`), else `False`.
+    """
     distinct = _distinct_values(values)
     if num_classes == 1:
         if mask_threshold is not None:
-            return
+            return False
+        if is_label_image(distinct, values.dtype):
+            return True
         foreground = distinct[distinct != 0]
         if len(foreground) > 1 or (len(foreground) == 1 and foreground[0] < 0):
             raise InvalidFileError(
                 f"Mask '{path}' is not binary: it holds {len(distinct)} distinct values "
                 f"({_preview(distinct)}). With num_classes=1 a mask must hold 0 for "
                 "background and one positive value for foreground (such as 0/1 or "
-                "0/255). Pass mask_threshold=... to binarise it by value, or "
+                "0/255), or the object ids 1..N of a label image (below its type's "
+                "maximum). Pass mask_threshold=... to binarise it by value, or "
                 "num_classes=... if its values are class ids.",
                 path,
             )
-        return
+        return False
     valid = (distinct >= 0) & (distinct < num_classes)
     if ignore_class is not None:
         valid |= distinct == ignore_class
@@ -95,15 +118,16 @@ def check_mask_values(values, path, num_classes, mask_threshold=None, ignore_cla
             f"[0, {num_classes - 1}] (num_classes={num_classes}){ignore}.{hint}",
             path,
         )
+    return False
 
 
 def convert_mask(values, path, num_classes, mask_threshold=None, ignore_class=None):
     """Turns raw mask values into the training target, `(height, width, 1)`.
 
     With `num_classes == 1`: float32 0/1, foreground where the value is > 0 (the mask
-    must then hold at most one value besides 0), or > `mask_threshold` when given
-    (any values allowed). With `num_classes > 1`: int32 class ids, each in
-    `[0, num_classes)` or equal to `ignore_class`.
+    must then hold one value besides 0, or be a label image: see `is_label_image`),
+    or > `mask_threshold` when given (any values allowed). With `num_classes > 1`:
+    int32 class ids, each in `[0, num_classes)` or equal to `ignore_class`.
     """
     check_mask_values(values, path, num_classes, mask_threshold, ignore_class)
     if num_classes == 1:

@@ -54,7 +54,9 @@ class SegmentationDataset:
 
     Masks become the training target by this rule: with `num_classes=1` a mask
     must hold 0 for background and a single other positive value for foreground
-    (0/1, 0/255, 0/65535, ...), and foreground is value > 0; with
+    (0/1, 0/255, 0/65535, ...), or be a label image (0 and the object ids 1..N, as
+    StarDist, Cellpose and QuPath write, none of them its type's maximum; said when
+    `verbose`), and foreground is value > 0; with
     `mask_threshold=t`, foreground is value > t and any values are allowed (for
     masks saved with JPEG artefacts, say). With `num_classes > 1`, values are
     class ids in `[0, num_classes)`, or `ignore_class`.
@@ -425,6 +427,7 @@ class _Pairs:
     channels: int
     skipped: list
     intensity: dict
+    label_masks: int  # binary masks read as label images
 
     def dataset(self, samples, options, color_mode, cache):
         """The pipeline over `samples` (some of these pairs), with its attributes."""
@@ -460,11 +463,18 @@ def _find_pairs(images_dir, masks_dir, mask_suffix, color_mode, on_error, verify
     channels = _checks.common_channels(kept, shapes)
     _checks.check_batchable(kept, shapes, options.image_size, options.batch_size)
     size_of = {sample.image_path: shape[:2] for sample, shape in zip(kept, shapes, strict=True)}
-    return _Pairs(kept, size_of, channels, skipped, options.intensity)
+    label_masks = sum(shape.label_mask for shape in shapes)
+    return _Pairs(kept, size_of, channels, skipped, options.intensity, label_masks)
 
 
 def _print_found(pairs, images_dir):
     print(f"Found {len(pairs.samples)} image/mask pairs in '{os.path.dirname(images_dir)}'.")
+    if pairs.label_masks:
+        print(
+            f"{pairs.label_masks} masks are label images (0 and object ids 1..N): "
+            "foreground is value > 0. Pass mask_threshold=... to binarise by "
+            "another value, or num_classes=... if the values are class ids."
+        )
 
 
 def _split_datasets(pairs, subset, validation_split, seed, options, color_mode, verbose):

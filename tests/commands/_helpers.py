@@ -7,6 +7,8 @@ from keras_unet_seg._outputs import MANIFEST
 
 # A tiny UNet on 32x32 images: seconds per epoch on two CPU cores.
 SMALL_MODEL = ["--base-filters", "4", "--depth", "2", "--image-size", "32", "--batch-size", "4"]
+# One pass over the tests' few images an epoch (the default is 25 steps, whatever the images).
+SMALL_MODEL += ["--steps-per-epoch", "0"]
 
 
 def error_line(capsys):

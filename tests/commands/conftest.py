@@ -21,7 +21,15 @@ def trained_run(tmp_path_factory, data_dir):
     base = tmp_path_factory.mktemp("run")
     config = base / "options.json"
     config.write_text(
-        json.dumps({"base_filters": 4, "depth": 2, "image_size": [32, 32], "epochs": 1})
+        json.dumps(
+            {
+                "base_filters": 4,
+                "depth": 2,
+                "image_size": [32, 32],
+                "epochs": 1,
+                "steps_per_epoch": 0,
+            }
+        )
     )
     run = base / "run"
     code = main(

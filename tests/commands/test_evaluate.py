@@ -98,7 +98,8 @@ def test_multi_class_grayscale_train_predict_evaluate(tmp_path, capsys):
             Image.fromarray(mask).save(data / split / "masks" / f"{i}.png")
     run, pred, scores = tmp_path / "run", tmp_path / "pred", tmp_path / "scores.json"
     options = ["--num-classes", "3", "--color-mode", "grayscale", "--image-size", "24x40"]
-    options += ["--epochs", "1", "--base-filters", "4", "--depth", "2", "--loss", "dice"]
+    options += ["--epochs", "1", "--steps-per-epoch", "0", "--base-filters", "4", "--depth", "2"]
+    options += ["--loss", "dice"]
     options += ["--no-augment"]
     assert main(["train", "--data", str(data), "--out", str(run), *options]) == 0
     model = str(run / "model.keras")

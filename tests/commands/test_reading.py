@@ -11,9 +11,9 @@ from PIL import Image
 
 from keras_unet_seg.cli import main
 
-tifffile = pytest.importorskip("tifffile")
+from ._helpers import SMALL_MODEL
 
-SMALL_MODEL = ["--base-filters", "4", "--depth", "2", "--image-size", "32", "--batch-size", "4"]
+tifffile = pytest.importorskip("tifffile")
 
 
 def _write_fluorescence(root, channels, num_train=8, num_val=2):

@@ -32,7 +32,7 @@ def test_train_writes_the_run_and_the_command_line_overrides_the_config(trained_
     config = json.loads((trained_run / "config.json").read_text())
     assert config["epochs"] == 2  # command line over config file
     assert config["base_filters"] == 4 and config["depth"] == 2  # from the config file
-    assert config["augment"] is False and config["image_size"] == [32, 32]
+    assert config["augment"] == "none" and config["image_size"] == [32, 32]
     assert "out" not in config and "config" not in config and "resume" not in config
     with open(trained_run / "log.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -66,7 +66,8 @@ def test_resume_continues_from_the_saved_epoch_and_optimizer_state(
     run = tmp_path / "run"
     argv = ["train", "--data", data_dir, "--out", str(run), *SMALL_MODEL, "--epochs", "4"]
     argv += ["--no-augment"]  # the backup holds the optimizer whatever the pipeline
-    steps_per_epoch = 2  # 8 training images, batches of 4
+    steps_per_epoch = 3  # drawn from the 8 training images repeated, in batches of 4
+    argv += ["--steps-per-epoch", str(steps_per_epoch)]
 
     monkeypatch.setattr(_run_state, "RunState", _InterruptAtEpoch)
     assert main(argv) == 130
@@ -96,7 +97,7 @@ def test_resume_continues_from_the_saved_epoch_and_optimizer_state(
     assert main(["train", "--out", str(run), "--resume"]) == 1
     assert "already trained 4 epochs" in error_line(capsys)
     assert main(["train", "--out", str(run), "--resume", "--epochs", "5"]) == 0
-    assert "epoch 5/5, optimizer step 8" in capsys.readouterr().out
+    assert f"epoch 5/5, optimizer step {4 * steps_per_epoch}" in capsys.readouterr().out
     model = keras.saving.load_model(run / "model.keras")
     assert int(model.optimizer.iterations) == 5 * steps_per_epoch
     assert temporary_files(run) == []
@@ -335,3 +336,63 @@ def test_options_are_the_parsers_defaults_with_the_values_given(data_dir, tmp_pa
     assert config["image_size"] == [128, 128] and config["metrics"] == ["dice", "iou"]
     with pytest.raises(TypeError, match="train has no option 'colour'"):
         train.options(colour="red")
+
+
+@pytest.mark.slow
+def test_label_image_masks_train_with_the_default_mask_rule(tmp_path, capsys, monkeypatch):
+    """Masks of object ids 1..N (StarDist, Cellpose) train as foreground; a threshold too."""
+    from keras_unet_seg import evaluation
+
+    data = make_synthetic_dataset(tmp_path / "data", 4, 2, image_size=(32, 32), seed=1)
+    for mask_path in sorted((tmp_path / "data").glob("*/masks/*.png")):
+        foreground = np.asarray(Image.open(mask_path)) > 0
+        labels = np.where(foreground, 1 + np.arange(32)[None, :] // 4, 0).astype(np.uint16)
+        assert len(np.unique(labels)) > 2, mask_path  # a label image, not a 0/1 mask
+        Image.fromarray(labels).save(mask_path)
+    run = tmp_path / "run"
+    argv = ["train", "--data", data, "--out", str(run), *SMALL_MODEL, "--epochs", "1"]
+    assert main([*argv, "--batch-size", "2", "--no-augment"]) == 0
+    assert "4 masks are label images (0 and object ids 1..N): foreground is value > 0." in (
+        capsys.readouterr().out
+    )
+    assert json.loads((run / "config.json").read_text())["mask_threshold"] is None
+
+    # --config takes it (no training needed to see that), and evaluate reads it back.
+    (tmp_path / "options.json").write_text(json.dumps({"mask_threshold": 1}))
+    args = train.resolve_options(
+        train_namespace([*argv[1:], "--config", str(tmp_path / "options.json")])
+    )
+    assert args.mask_threshold == 1.0
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "mask_threshold": 1.0}))
+    model = str(run / "best.keras")
+    seen = []
+
+    def read_pairs(directory, image_size, reading):
+        seen.append(reading)
+        raise ValueError("read")
+
+    monkeypatch.setattr(evaluation, "_read_pairs", read_pairs)
+    assert main(["evaluate", "--model", model, "--data", data, "--tile-size", "32"]) == 1
+    assert seen[0]["mask_threshold"] == 1.0
+    assert main(["train", *argv[1:], "--mask-threshold", "nan"]) == 2
+    assert "--mask-threshold: expected a finite number, got 'nan'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_default_length_is_the_same_number_of_steps_for_8_and_96_images(tmp_path, capsys):
+    """An epoch is `--steps-per-epoch` optimizer steps, however many images there are."""
+    steps = {}
+    for count in (8, 96):
+        data = make_synthetic_dataset(tmp_path / f"d{count}", count, 2, image_size=(32, 32))
+        options = train.options(
+            data=data, out=str(tmp_path / f"r{count}"), image_size=(32, 32), base_filters=4
+        )
+        options.depth, options.epochs, options.augment = 2, 1, False
+        result = train.train(options, verbose=1)
+        steps[count] = int(result["model"].optimizer.iterations)
+        out = capsys.readouterr().out
+        passes = f"{25 * 8 / count:.3g}"
+        assert f"1 epoch of 25 optimizer steps: 25 steps, about {passes} passes over the " in out
+    assert steps == {8: 25, 96: 25}
+    assert train.options().steps_per_epoch == 25 and train.options().epochs == 20

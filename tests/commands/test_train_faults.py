@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).resolve().parent / "fault_worker.py"
 KILLS = int(os.environ.get("KERAS_UNET_SEG_FAULT_KILLS", "1"))
 SMALL = ["--base-filters", "8", "--depth", "2", "--image-size", "32", "--batch-size", "4"]
-SMALL += ["--no-augment", "--seed", "0"]
+SMALL += ["--no-augment", "--seed", "0", "--steps-per-epoch", "0"]
 
 
 @pytest.fixture(scope="module")

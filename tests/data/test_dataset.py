@@ -53,11 +53,11 @@ def test_from_arrays_errors():
     ):
         SegmentationDataset.from_arrays(images, np.zeros((3, 8, 9), np.uint8))
     masks = np.zeros((3, 8, 8), np.uint8)
-    masks[2, 0, :3] = (1, 2, 3)
+    masks[2, 0, :3] = (1, 3, 255)
     with pytest.raises(ValueError, match=r"Mask 'masks\[2\]' is not binary"):
         SegmentationDataset.from_arrays(images, masks)
     with pytest.raises(
-        ValueError, match=r"Mask 'masks\[2\]' holds values \(3\) that are not class ids"
+        ValueError, match=r"Mask 'masks\[2\]' holds values \(3, 255\) that are not class ids"
     ):
         SegmentationDataset.from_arrays(images, masks, num_classes=3)
     with pytest.raises(

@@ -52,6 +52,24 @@ def test_mask_threshold_binarises_noisy_masks(tmp_path):
     np.testing.assert_array_equal(masks.numpy()[0, ..., 0], id_mask(9) > 0)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_label_images_are_read_as_foreground_and_said_so(tmp_path, dtype, capsys):
+    labels = np.zeros((SIZE, SIZE), dtype)
+    labels[2:8, 2:8], labels[10:14, 3:9], labels[20:30, 20:25] = 1, 2, 37
+    save(tmp_path / "images" / "a.png", id_image(0))
+    save(tmp_path / "masks" / "a.png", labels)
+    _, masks = next(iter(from_dir(tmp_path)))
+    np.testing.assert_array_equal(masks.numpy()[0, ..., 0], labels > 0)
+    assert (
+        "1 masks are label images (0 and object ids 1..N): foreground is value > 0."
+        in capsys.readouterr().out
+    )
+    # A threshold is another rule; nothing is said.
+    _, masks = next(iter(from_dir(tmp_path, mask_threshold=1)))
+    np.testing.assert_array_equal(masks.numpy()[0, ..., 0], labels > 1)
+    assert "label images" not in capsys.readouterr().out
+
+
 def test_gray_mask_saved_as_rgb_is_accepted(tmp_path):
     save(tmp_path / "images" / "a.png", id_image(3))
     save(tmp_path / "masks" / "a.png", np.repeat(id_mask(3)[..., None], 3, axis=-1))

@@ -129,7 +129,7 @@ def runs(coins_data, tmp_path_factory):
     for bits, root in coins_data.items():
         runs[bits] = str(tmp_path_factory.mktemp(f"run{bits}"))
         options = ["--base-filters", "8", "--depth", "3", "--image-size", "64"]
-        options += ["--color-mode", "grayscale", "--epochs", str(EPOCHS)]
+        options += ["--color-mode", "grayscale", "--epochs", str(EPOCHS), "--steps-per-epoch", "0"]
         options += ["--learning-rate", "0.003"]
         assert main(["train", "--data", root, "--out", runs[bits], *options]) == 0
     return runs
