@@ -46,6 +46,7 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("one_answer")
     data = make_synthetic_dataset(root / "data", num_train=4, num_val=2, image_size=(64, 64))
     small = ["--base-filters", "4", "--depth", "2", "--image-size", "32", "--batch-size", "4"]
+    small += ["--steps-per-epoch", "0"]
     argv = ["train", "--data", data, "--out", str(root / "run"), *small, "--epochs", "1"]
     assert main([*argv, "--no-augment"]) == 0
     onnx = ["--format", "onnx", "--out", str(root / "model.onnx")]

@@ -87,7 +87,7 @@ def test_train_with_a_frozen_then_unfrozen_encoder_on_a_cosine_schedule_resumed(
     code = main(
         [
             *("train", "--data", data, "--out", str(run), "--image-size", "32"),
-            *("--batch-size", "2", "--epochs", "6", "--no-augment"),
+            *("--batch-size", "2", "--epochs", "6", "--no-augment", "--steps-per-epoch", "0"),
             *("--encoder", "mobilenetv2", "--freeze-encoder-epochs", "2"),
             *("--lr-schedule", "cosine", "--learning-rate", "0.01"),
         ]

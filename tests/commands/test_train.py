@@ -212,7 +212,7 @@ def test_train_strategy_on_two_cpu_devices(strategy, backend, env, tmp_path):
     )
     run = tmp_path / "run"
     argv = [
-        *("train", "--data", str(data), "--out", str(run), *SMALL_MODEL[:-2]),
+        *("train", "--data", str(data), "--out", str(run), *SMALL_MODEL),
         *("--batch-size", "2", "--epochs", "2", "--no-augment", "--strategy", strategy),
     ]
     result = subprocess.run(

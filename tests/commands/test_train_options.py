@@ -18,6 +18,7 @@ from keras_unet_seg.commands import train
 from keras_unet_seg.data import make_synthetic_dataset
 
 SMALL = ["--base-filters", "4", "--depth", "2", "--image-size", "32", "--batch-size", "4"]
+SMALL += ["--steps-per-epoch", "0"]
 
 
 @pytest.fixture(scope="module")
