@@ -153,7 +153,12 @@ def _add_image_arguments(data, parser):
         "value, or is a label image (0 and object ids 1..N), and foreground is value > 0",
     )
     data.add_argument(
-        "--no-augment", dest="augment", action="store_const", const="none", help="--augment none"
+        "--no-augment",
+        dest="augment",
+        action="store_const",
+        const="none",
+        default=argparse.SUPPRESS,  # the default is --augment's
+        help="--augment none",
     )
     data.add_argument(  # after --no-augment: a config file's "augment" is checked by this one
         "--augment",

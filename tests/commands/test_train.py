@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from keras_unet_seg.cli import main
-from keras_unet_seg.commands import _run_folder, _run_state, train
+from keras_unet_seg.commands import _run_folder, _run_state, _types, train
 from keras_unet_seg.data import make_synthetic_dataset
 
 from ._helpers import SMALL_MODEL, checksums, error_line, temporary_files, train_namespace
@@ -396,3 +396,20 @@ def test_default_length_is_the_same_number_of_steps_for_8_and_96_images(tmp_path
         assert f"1 epoch of 25 optimizer steps: 25 steps, about {passes} passes over the " in out
     assert steps == {8: 25, 96: 25}
     assert train.options().steps_per_epoch == 25 and train.options().epochs == 20
+
+
+def test_augment_modes_and_the_booleans_of_older_runs(tmp_path):
+    """`--augment` is geometric by default (the Data guide's measurement); `true` and
+    `false` in the config.json of a run from before the modes are all and none."""
+    assert train.options().augment == "geometric"
+    for config, mode in ((True, "all"), (False, "none"), ("geometric", "geometric")):
+        (tmp_path / "c.json").write_text(json.dumps({"augment": config}))
+        argv = ["--data", "d", "--out", "o", "--config", str(tmp_path / "c.json")]
+        assert train.resolve_options(train_namespace(argv)).augment == mode
+    assert (
+        train.resolve_options(
+            train_namespace(["--data", "d", "--out", "o", "--no-augment"])
+        ).augment
+        == "none"
+    )
+    assert _types.AUGMENTATIONS["geometric"]["zoom"] == 0.0 and _types.AUGMENTATIONS["all"] == {}
