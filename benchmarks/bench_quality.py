@@ -19,12 +19,12 @@ Datasets (`tests/data/real/`, nothing downloaded):
   (0 and object ids 1..183, as StarDist writes them), cut into 16 tiles of
   128x128: the 8 of one colour of a checkerboard train, the other 8 validate.
   The masks stay label images, so the command's defaults must read them.
-- `coins`: scikit-image's coins photograph (8-bit), its mask derived as in
-  `tests/data/test_real_images.py` (a top-hat, then Otsu's level: a reference
-  that favours Otsu), 8 tiles of 64x64 from the left for training, 8 from the
-  right for validation.
+- `coins` (only with `--datasets coins`): scikit-image's coins photograph
+  (8-bit), its mask derived as in `tests/data/test_real_images.py` (a top-hat,
+  then Otsu's level: not an annotation, and a reference that favours Otsu), 8
+  tiles of 64x64 from the left for training, 8 from the right for validation.
 
-    python benchmarks/bench_quality.py                        # 3 seeds, both datasets
+    python benchmarks/bench_quality.py                        # 3 seeds, nuclei
     python benchmarks/bench_quality.py --seeds 0 1 2 3 4 --datasets nuclei
     python benchmarks/bench_quality.py --extra="--no-augment" --methods command
 
@@ -227,7 +227,7 @@ def _row(name, method, results):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--datasets", nargs="+", default=["nuclei"], choices=list(DATASETS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument(
         "--methods",

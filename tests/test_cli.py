@@ -171,7 +171,7 @@ USER_MISTAKES = {
         ["train", "--data", "{empty}", "--out", "{run}", "--base-filters", "100000"],
         2,
         "train: --base-filters 100000 with --depth 4 makes a model of about 7.57e+13 "
-        "parameters, and a training step on batches of 8 128x128 images needs about 1.21 PB, "
+        "parameters, and a training step on batches of 4 128x128 images needs about 1.21 PB, "
         "more than this machine's ",
     ),
     "missing data folder": (

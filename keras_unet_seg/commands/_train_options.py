@@ -29,8 +29,9 @@ MODEL_OPTIONS = (
     "attention",
     *_encoder_options.MODEL_OPTIONS,
 )
-# Optimizer steps an epoch by default: with --epochs 20, 500 steps whatever the number
-# of images (benchmarks/bench_quality.py; the Model quality page).
+# Optimizer steps an epoch by default: with --epochs 10 and --batch-size 4, 250 steps of
+# 4 images whatever the number of images (benchmarks/bench_quality.py; the Model quality
+# page).
 STEPS_PER_EPOCH = 25
 # Options that are not part of a run's saved config.
 _CONTROL_OPTIONS = ("config", "resume", "overwrite", "out", "verbose")
@@ -122,7 +123,7 @@ def _add_image_arguments(data, parser):
     data.add_argument(
         "--batch-size",
         type=_types.positive_int,
-        default=8,
+        default=4,
         help="images per training step (per device under --strategy)",
     )
     data.add_argument(
@@ -251,7 +252,7 @@ def _add_training_arguments(training):
     training.add_argument(
         "--epochs",
         type=_types.positive_int,
-        default=20,
+        default=10,
         help="epochs in all; each ends with a validation and a checkpoint",
     )
     training.add_argument(

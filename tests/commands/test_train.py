@@ -388,14 +388,15 @@ def test_default_length_is_the_same_number_of_steps_for_8_and_96_images(tmp_path
         options = train.options(
             data=data, out=str(tmp_path / f"r{count}"), image_size=(32, 32), base_filters=4
         )
-        options.depth, options.epochs, options.augment = 2, 1, False
+        options.depth, options.epochs, options.augment = 2, 1, "none"
         result = train.train(options, verbose=1)
         steps[count] = int(result["model"].optimizer.iterations)
         out = capsys.readouterr().out
-        passes = f"{25 * 8 / count:.3g}"
+        passes = f"{25 * 4 / count:.3g}"  # batches of 4
         assert f"1 epoch of 25 optimizer steps: 25 steps, about {passes} passes over the " in out
     assert steps == {8: 25, 96: 25}
-    assert train.options().steps_per_epoch == 25 and train.options().epochs == 20
+    defaults = train.options()
+    assert (defaults.epochs, defaults.steps_per_epoch, defaults.batch_size) == (10, 25, 4)
 
 
 def test_augment_modes_and_the_booleans_of_older_runs(tmp_path):
