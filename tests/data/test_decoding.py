@@ -210,34 +210,19 @@ def test_byte_limit_counts_every_channel_and_byte(tmp_path, monkeypatch, name, s
         assert error.value.path == path
 
 
-def test_byte_limit_is_checked_before_any_pixel_is_decoded(tmp_path):
-    """A 16-bit RGBA PNG and a 300-channel TIFF under the pixel limit but over the byte
-    limit (lowered to 1,000,000 pixels, 3 MB) are refused by `read_image` and
-    `from_directory` in one fresh process without growing it by their decoded size
-    (6.5 MB and 27 MB; 26 and 108 MB as float32)."""
-    roots = []
-    for index, name in enumerate(("rgba16.png", "channels.tif")):
-        root = tmp_path / f"data{index}"
-        path = root / "images" / name
-        os.makedirs(path.parent)
-        if name.endswith(".png"):
-            zero_png(path, 900, 900, 4, 16)
-        else:
-            zeros = np.zeros((300, 300, 300), np.uint8)
-            tifffile.imwrite(
-                path, zeros, photometric="minisblack", planarconfig="contig", compression="zlib"
-            )
-        save(root / "masks" / (path.stem + ".png"), np.zeros((8, 8), np.uint8))
-        roots.append((str(root), str(path)))
+def _read_in_a_fresh_process(cases, setup=""):
+    """`(growth of the peak RSS in MB, error messages)` of `read_image` and `from_directory`
+    on each `(root, image path)` of `cases`, in a fresh process after `setup` (one line),
+    under the numpy backend: TensorFlow's import would dwarf the memory measured."""
     script = textwrap.dedent(
         f"""
         import resource
         from PIL import Image
         from keras_unet_seg.data import SegmentationDataset, read_image
-        Image.MAX_IMAGE_PIXELS = 1_000_000
+        {setup}
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         messages = []
-        for root, path in {roots!r}:
+        for root, path in {cases!r}:
             for call in (
                 lambda: read_image(path, "native"),
                 lambda: SegmentationDataset.from_directory(root, verbose=False),
@@ -260,8 +245,30 @@ def test_byte_limit_is_checked_before_any_pixel_is_decoded(tmp_path):
         check=True,
     )
     growth_mb, *messages = result.stdout.strip().splitlines()
-    assert int(growth_mb) < 5, result.stdout
-    assert len(messages) == 4, result.stdout
+    return int(growth_mb), messages
+
+
+def test_byte_limit_is_checked_before_any_pixel_is_decoded(tmp_path):
+    """A 16-bit RGBA PNG and a 300-channel TIFF under the pixel limit but over the byte
+    limit (lowered to 1,000,000 pixels, 3 MB) are refused by `read_image` and
+    `from_directory` in one fresh process without growing it by their decoded size
+    (6.5 MB and 27 MB; 26 and 108 MB as float32)."""
+    roots = []
+    for index, name in enumerate(("rgba16.png", "channels.tif")):
+        root = tmp_path / f"data{index}"
+        path = root / "images" / name
+        os.makedirs(path.parent)
+        if name.endswith(".png"):
+            zero_png(path, 900, 900, 4, 16)
+        else:
+            zeros = np.zeros((300, 300, 300), np.uint8)
+            tifffile.imwrite(
+                path, zeros, photometric="minisblack", planarconfig="contig", compression="zlib"
+            )
+        save(root / "masks" / (path.stem + ".png"), np.zeros((8, 8), np.uint8))
+        roots.append((str(root), str(path)))
+    growth_mb, messages = _read_in_a_fresh_process(roots, "Image.MAX_IMAGE_PIXELS = 1_000_000")
+    assert growth_mb < 5 and len(messages) == 4, messages
     decoded = ["900x900 pixels x 4 channels x 2 bytes", "300x300 pixels x 300 channels x 1 byte"]
     for (_, path), what, pair in zip(roots, decoded, (messages[:2], messages[2:]), strict=True):
         for message in pair:
@@ -297,40 +304,11 @@ def test_decompression_bomb_tiffs_are_refused_in_bounded_memory(tmp_path):
         _write_huge_tiff(root / "images" / "bomb.tif", shape, dtype)
         save(root / "masks" / "bomb.png", np.zeros((8, 8), np.uint8))
         assert os.path.getsize(root / "images" / "bomb.tif") < 2_000_000
-        roots.append(str(root))
-    script = textwrap.dedent(
-        f"""
-        import os, resource
-        from keras_unet_seg.data import SegmentationDataset, read_image
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        messages = []
-        for root in {roots!r}:
-            for call in (
-                lambda: read_image(os.path.join(root, "images", "bomb.tif")),
-                lambda: SegmentationDataset.from_directory(root, verbose=False),
-            ):
-                try:
-                    call()
-                except ValueError as error:
-                    messages.append(str(error))
-        growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-        print(growth // 1024)
-        print(*messages, sep="\\n")
-        """
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        env={**os.environ, "KERAS_BACKEND": "numpy"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    growth_mb, *messages = result.stdout.strip().splitlines()
-    assert int(growth_mb) < 200, result.stdout
-    assert len(messages) == 4
-    for root, message in zip([r for r in roots for _ in range(2)], messages, strict=True):
-        assert os.path.join(root, "images", "bomb.tif") in message
+        roots.append((str(root), str(root / "images" / "bomb.tif")))
+    growth_mb, messages = _read_in_a_fresh_process(roots)
+    assert growth_mb < 200 and len(messages) == 4, messages
+    for (_, path), message in zip([r for r in roots for _ in range(2)], messages, strict=True):
+        assert path in message
         assert "MAX_IMAGE_PIXELS" in message
 
 
