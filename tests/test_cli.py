@@ -170,7 +170,7 @@ USER_MISTAKES = {
     "model beyond memory": (
         ["train", "--data", "{empty}", "--out", "{run}", "--base-filters", "100000"],
         2,
-        "train: --base-filters 100000 with --depth 4 makes a model of about 7.57e+13 "
+        "train: --base-filters 100000 with --depth 4 makes a model of 7.57e+13 "
         "parameters, and a training step on batches of 4 128x128 images needs about 1.21 PB, "
         "more than this machine's ",
     ),

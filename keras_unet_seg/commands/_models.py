@@ -3,6 +3,7 @@
 import os
 
 from keras_unet_seg.commands._errors import CommandError, one_line
+from keras_unet_seg.performance.devices import speed_summary
 
 
 def check_model_file(path):
@@ -58,12 +59,6 @@ def input_channels(model):
         if len(weight.shape) == 4:
             return int(weight.shape[2])
     return None
-
-
-def speed_summary(policy, jit_compile, num_replicas=1):
-    """One line that says how a command computes, such as `float32, XLA off, 1 device`."""
-    devices = "1 device" if num_replicas == 1 else f"{num_replicas} devices"
-    return f"{policy}, XLA {'on' if jit_compile else 'off'}, {devices}"
 
 
 def inference_model(model, precision="auto", fold=True, jit_compile="auto", verbose=1):

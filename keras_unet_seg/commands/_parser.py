@@ -2,7 +2,7 @@
 
 import argparse
 
-from keras_unet_seg.commands import _types
+from keras_unet_seg import _types
 from keras_unet_seg.commands._errors import PROG, UsageError
 
 
@@ -42,27 +42,15 @@ class ArgumentParser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
-        self.option_actions = {}
 
-    def add_argument(self, *args, **kwargs):
-        action = super().add_argument(*args, **kwargs)
-        if action.option_strings and action.dest != "help":
-            self.option_actions[action.dest] = action
-        return action
-
-    def add_argument_group(self, *args, **kwargs):
-        group = super().add_argument_group(*args, **kwargs)
-        parser = self
-        original = group.add_argument
-
-        def add_argument(*a, **k):
-            action = original(*a, **k)
-            if action.option_strings:
-                parser.option_actions[action.dest] = action
-            return action
-
-        group.add_argument = add_argument
-        return group
+    @property
+    def option_actions(self):
+        """The actions of the options (groups' and exclusive groups' too), by `dest`."""
+        return {
+            action.dest: action
+            for action in self._actions
+            if action.option_strings and action.dest not in ("help", "version")
+        }
 
     def error(self, message):
         command = self.prog[len(PROG) :].strip()

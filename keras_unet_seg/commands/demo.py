@@ -15,26 +15,14 @@ written (`keras_unet_seg._outputs`).
 """
 
 import os
-import sys
 import time
 
-from keras_unet_seg import _atomic, _outputs
-from keras_unet_seg.commands import (
-    _config,
-    _models,
-    _reading,
-    _run_folder,
-    _types,
-    evaluate,
-    train,
-)
-from keras_unet_seg.commands._errors import PROG, CommandError, UsageError, user_errors
+from keras_unet_seg import _outputs, _types
+from keras_unet_seg.commands import _config, _models, _reading, _report_output
+from keras_unet_seg.commands._errors import CommandError, UsageError, user_errors
+from keras_unet_seg.training import TrainingConfig, TrainingError, run_folder, train_run
 
 NAME = "demo"
-
-TRUE_COLOR = (0, 255, 0)
-PREDICTED_COLOR = (255, 0, 0)
-TARGET_DICE = 0.9
 
 
 def add_arguments(parser):
@@ -94,7 +82,8 @@ def _check_outputs(out, args):
     ]
     with user_errors(FileExistsError):
         _outputs.check_writable(targets, True, out, out, option="--out")
-    _run_folder.check_own_files(out)
+    with user_errors(TrainingError):
+        run_folder.check_own_files(out)
 
 
 def _run(args, start):
@@ -103,22 +92,25 @@ def _run(args, start):
         data_dir = _write_data(os.path.join(out, "data"), args)
 
     print(f"Training a UNet (base_filters={args.base_filters}, depth=3) for {args.epochs} epochs.")
-    trained = train.train(_train_options(data_dir, out, args), verbose=1)
+    # A demo folder is the demo's own (it holds data/): a previous demo's run files
+    # are replaced.
+    with user_errors(TrainingError):
+        trained = train_run(_training_config(data_dir, args), out, overwrite=True)
     train_seconds = time.perf_counter() - start
 
-    best_path = trained["written"].get("best_model", trained["written"]["model"])
+    best_path = trained.written.get("best_model", trained.written["model"])
     report = _evaluate(best_path, data_dir, args)
-    report_path = evaluate.write_report(os.path.join(out, "report"), report)["html"]
+    report_path = _report_output.write_report(os.path.join(out, "report"), report)["html"]
     predictions = report.pop("predictions")
     names = [os.path.splitext(os.path.basename(row["image"]))[0] for row in report["per_image"]]
-    overlays = _write_overlays(out, names, predictions)
-    grid = _write_grid(out, predictions)
+    overlays = _report_output.write_overlays(out, names, predictions)
+    grid = _report_output.write_grid(out, predictions)
 
     metrics_path = os.path.join(out, "metrics.json")
     seconds = {"seconds": time.perf_counter() - start, "training_seconds": train_seconds}
-    _write_metrics(metrics_path, report, trained, args.epochs, seconds)
+    _report_output.write_metrics(metrics_path, report, trained, args.epochs, seconds)
     written = {
-        "model": trained["written"]["model"],
+        "model": trained.written["model"],
         "best model": best_path,
         "metrics": metrics_path,
         "report": report_path,
@@ -126,11 +118,11 @@ def _run(args, start):
     }
     if grid:
         written["predictions"] = grid
-    if "curves" in trained["written"]:
-        written["curves"] = trained["written"]["curves"]
-    written["training log"] = trained["written"]["log"]
+    if "curves" in trained.written:
+        written["curves"] = trained.written["curves"]
+    written["training log"] = trained.written["log"]
     written["data"] = data_dir
-    _print_summary(report["overall"], written, time.perf_counter() - start)
+    _report_output.print_summary(report["overall"], written, time.perf_counter() - start)
     return 0
 
 
@@ -153,10 +145,9 @@ def _write_data(data_dir, args):
     )
 
 
-def _train_options(data_dir, out, args):
-    return train.options(
+def _training_config(data_dir, args):
+    return TrainingConfig(
         data=data_dir,
-        out=out,
         image_size=tuple(args.image_size),
         batch_size=args.batch_size,
         base_filters=args.base_filters,
@@ -168,9 +159,6 @@ def _train_options(data_dir, out, args):
         learning_rate=3e-3,
         seed=args.seed,
         num_classes=args.num_classes,
-        # A demo folder is the demo's own (it holds data/): a previous demo's run
-        # files are replaced.
-        overwrite=True,
     )
 
 
@@ -191,80 +179,7 @@ def _evaluate(best_path, data_dir, args):
         tile_size=tuple(args.image_size),
         return_predictions=True,
     )
-    report = evaluate.named_report(best_path, report, reading.class_names)
-    evaluate.print_table(report)
-    evaluate.print_class_table(report)
+    report = _report_output.named_report(best_path, report, reading.class_names)
+    _report_output.print_table(report)
+    _report_output.print_class_table(report)
     return report
-
-
-def _write_metrics(path, report, trained, epochs, seconds):
-    _atomic.write_json(
-        path,
-        {
-            "model": report["model"],
-            "validation": report["overall"],
-            "num_validation_images": report["num_images"],
-            "threshold": report["threshold"],
-            "best_epoch": None if trained["best_epoch"] is None else trained["best_epoch"] + 1,
-            "epochs": epochs,
-            "seconds": round(seconds["seconds"], 1),
-            "training_seconds": round(seconds["training_seconds"], 1),
-            "classes": report["classes"],
-            "per_image": report["per_image"],
-        },
-    )
-
-
-def _print_summary(overall, written, seconds):
-    print(
-        f"\nDemo finished in {seconds:.0f} s. Validation: Dice {overall['dice']:.3f}, "
-        f"IoU {overall['iou']:.3f}, precision {overall['precision']:.3f}, "
-        f"recall {overall['recall']:.3f}."
-    )
-    for label, path in written.items():
-        print(f"  {label:<13} {path}")
-    if overall["dice"] < TARGET_DICE:
-        print(
-            f"{PROG}: warning: validation Dice {overall['dice']:.3f} is below "
-            f"{TARGET_DICE}; try more --epochs.",
-            file=sys.stderr,
-        )
-
-
-def _write_overlays(out, names, predictions):
-    """Each validation image with the true outline (green) and the predicted one (red)."""
-    from keras_unet_seg import viz
-
-    outlined = [
-        viz.overlay_mask(p["image"], p["mask"] > 0, color=TRUE_COLOR, alpha=1.0, mode="contour")
-        for p in predictions
-    ]
-    return viz.save_overlays(
-        outlined,
-        [p["probabilities"] for p in predictions],
-        os.path.join(out, "overlays"),
-        names=names,
-        color=PREDICTED_COLOR,
-        alpha=1.0,
-        mode="contour",
-    )
-
-
-def _write_grid(out, predictions, count=4):
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return None
-    from keras_unet_seg import viz
-
-    chosen = predictions[:count]
-    figure = viz.plot_predictions(
-        [p["image"] for p in chosen],
-        [p["mask"] for p in chosen],
-        [p["probabilities"] for p in chosen],
-        mode="contour",
-        alpha=1.0,
-    )
-    path = os.path.join(out, "predictions.png")
-    _atomic.save_figure(path, figure)
-    return path

@@ -19,15 +19,17 @@ only with --overwrite and only if an earlier evaluate wrote it
 
 import os
 
-import numpy as np
-
-from keras_unet_seg import _atomic, _outputs
-from keras_unet_seg.commands import _config, _models, _parser, _types, predict
+from keras_unet_seg import _atomic, _outputs, _types
+from keras_unet_seg.commands import _config, _models, _parser, predict
 from keras_unet_seg.commands._errors import require_folder, user_errors
+from keras_unet_seg.commands._report_output import (
+    named_report,
+    print_class_table,
+    print_table,
+    write_report,
+)
 
 NAME = "evaluate"
-
-METRICS = ("dice", "iou", "precision", "recall")
 
 
 def add_arguments(parser):
@@ -170,16 +172,6 @@ def evaluate(model, args, verbose=1):
     return named_report(args.model, report, reading.class_names)
 
 
-# The report's keys before `class_names`, in the order of the JSON file.
-_FIRST_KEYS = ("data", "subset", "threshold", "num_images", "overall", "classes")
-
-
-def named_report(model_path, report, class_names):
-    """`evaluate_directory`'s report with the model's path and the run's class names."""
-    first = {key: report.pop(key) for key in _FIRST_KEYS}
-    return {"model": model_path, **first, "class_names": class_names, **report}
-
-
 def _subset(subset, split):
     if split or subset is None:
         return "auto"
@@ -199,83 +191,3 @@ def _validation_split(args, saved, verbose):
             f"--seed {split['seed']} of the flat folder, from the run's config.json."
         )
     return split
-
-
-def records(report):
-    """The HTML report's records: each image's name, arrays and scores."""
-    return [
-        {
-            "name": _display_name(row["image"], report["data"], report["subset"]),
-            "image": prediction["image"],
-            "truth": prediction["y_true"],
-            "prediction": prediction["y_pred"],
-            "scores": row["classes"],
-        }
-        for row, prediction in zip(report["per_image"], report["predictions"], strict=True)
-    ]
-
-
-def print_class_table(report):
-    """Prints each class's pooled overlap scores and mean boundary scores."""
-    from keras_unet_seg.evaluation import METRICS as CLASS_METRICS
-
-    header = f"{'class':<10}  " + "  ".join(f"{m:>9}" for m in CLASS_METRICS)
-    print()
-    print(header)
-    print("-" * len(header))
-    for class_id, row in report["classes"].items():
-        print(f"{class_id:<10}  " + "  ".join(f"{row[m]:>9.4f}" for m in CLASS_METRICS))
-    print(
-        "(Dice, IoU, precision, recall pooled; HD95 and ASSD in units of --spacing and NSD "
-        "at --tolerance, means over the images where both truth and prediction hold the "
-        "class.)"
-    )
-
-
-def write_report(directory, report, spacing=(1.0, 1.0), tolerance=1.0):
-    """Writes the HTML report, the CSV and the JSON summary of `report` into `directory`."""
-    from keras_unet_seg.report import write_report as write
-
-    details = {
-        "model": report["model"],
-        "data": report["data"],
-        "subset": report["subset"],
-        "threshold": report["threshold"],
-        "spacing": "x".join(f"{v:g}" for v in spacing),
-        "tolerance": tolerance,
-    }
-    names = report.get("class_names")
-    return write(
-        directory,
-        records(report),
-        report["classes"],
-        report["confusion"],
-        class_names=names if names and len(names) == len(report["confusion"]) else None,
-        title=f"Evaluation of {os.path.basename(report['model'])}",
-        details=details,
-    )
-
-
-def print_table(report):
-    """Prints the per-image and overall scores as a table."""
-    names = [
-        _display_name(row["image"], report["data"], report["subset"]) for row in report["per_image"]
-    ]
-    width = max([len("overall (pooled)"), *(len(n) for n in names)])
-    header = f"{'image':<{width}}  " + "  ".join(f"{m:>9}" for m in METRICS)
-    print(header)
-    print("-" * len(header))
-    for name, row in zip(names, report["per_image"], strict=True):
-        print(f"{name:<{width}}  " + "  ".join(f"{row[m]:>9.4f}" for m in METRICS))
-    print("-" * len(header))
-    overall = report["overall"]
-    print(f"{'overall (pooled)':<{width}}  " + "  ".join(f"{overall[m]:>9.4f}" for m in METRICS))
-    if report["per_image"]:
-        means = {m: float(np.mean([row[m] for row in report["per_image"]])) for m in METRICS}
-        print(f"{'mean of images':<{width}}  " + "  ".join(f"{means[m]:>9.4f}" for m in METRICS))
-
-
-def _display_name(path, data, subset):
-    root = os.path.join(data, subset or "", "images")
-    relative = os.path.relpath(path, root)
-    return path if relative.startswith("..") else relative

@@ -21,8 +21,8 @@ leaves the old files as they were. An existing --out is replaced only with
 import dataclasses
 import os
 
-from keras_unet_seg import _outputs, _prediction
-from keras_unet_seg.commands import _config, _models, _parser, _reading, _types
+from keras_unet_seg import _outputs, _prediction, _types
+from keras_unet_seg.commands import _config, _models, _parser, _reading
 from keras_unet_seg.commands._errors import user_errors
 
 NAME = "export"

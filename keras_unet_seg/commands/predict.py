@@ -13,8 +13,8 @@ never inside an input folder, and an existing file there is replaced only with
 
 import dataclasses
 
-from keras_unet_seg import _prediction
-from keras_unet_seg.commands import _config, _models, _parser, _reading, _types
+from keras_unet_seg import _prediction, _types
+from keras_unet_seg.commands import _config, _models, _parser, _reading
 from keras_unet_seg.commands._errors import UsageError, user_errors
 
 NAME = "predict"

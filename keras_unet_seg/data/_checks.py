@@ -12,6 +12,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
+from keras_unet_seg._naming import option
 from keras_unet_seg.data._decoding import InvalidFileError, max_decoded_bytes, read_header
 from keras_unet_seg.data._images import channels_for, read_image
 from keras_unet_seg.data._layout import Problem
@@ -149,18 +150,19 @@ def report_problems(problems, num_found, num_kept, folders, on_error, verbose):
     where = f"{num_found} samples found in '{images_dir}' and '{masks_dir}'"
     if problems and on_error == "raise":
         if len(problems) == 1:
-            message = f"{problems[0].reason} Pass on_error='skip' to leave it out."
+            message = f"{problems[0].reason} Pass {option('on_error', 'skip')} to leave it out."
         else:
             listing = "\n".join(f"  {p.reason}" for p in problems)
             message = (
                 f"{len(problems)} of {where} cannot be used:\n{listing}\nFix them, or pass "
-                "on_error='skip' to leave them out."
+                f"{option('on_error', 'skip')} to leave them out."
             )
         raise InvalidFileError(message, problems[0].path)
     skipped = [(p.path, p.reason) for p in problems]
     if skipped:
         listing = "\n".join(f"  {reason}" for _, reason in skipped)  # each names its file
-        message = f"Skipped {len(skipped)} of {where} (on_error='skip'); kept {num_kept}:"
+        skip = option("on_error", "skip")
+        message = f"Skipped {len(skipped)} of {where} ({skip}); kept {num_kept}:"
         if verbose:
             print(f"{message}\n{listing}")
         else:

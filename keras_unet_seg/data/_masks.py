@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from keras_unet_seg._naming import option
 from keras_unet_seg.data._decoding import InvalidFileError, decode
 
 
@@ -99,8 +100,8 @@ def check_mask_values(values, path, num_classes, mask_threshold=None, ignore_cla
                 f"({_preview(distinct)}). With num_classes=1 a mask must hold 0 for "
                 "background and one positive value for foreground (such as 0/1 or "
                 "0/255), or the object ids 1..N of a label image (below its type's "
-                "maximum). Pass mask_threshold=... to binarise it by value, or "
-                "num_classes=... if its values are class ids.",
+                f"maximum). Pass {option('mask_threshold', ...)} to binarise it by value, "
+                f"or {option('num_classes', ...)} if its values are class ids.",
                 path,
             )
         return False

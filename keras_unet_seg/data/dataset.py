@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from keras_unet_seg._naming import option
 from keras_unet_seg._validation import (
     check_bool,
     check_choice,
@@ -472,8 +473,9 @@ def _print_found(pairs, images_dir):
     if pairs.label_masks:
         print(
             f"{pairs.label_masks} masks are label images (0 and object ids 1..N): "
-            "foreground is value > 0. Pass mask_threshold=... to binarise by "
-            "another value, or num_classes=... if the values are class ids."
+            f"foreground is value > 0. Pass {option('mask_threshold', ...)} to binarise "
+            f"by another value, or {option('num_classes', ...)} if the values are class "
+            "ids."
         )
 
 
@@ -545,7 +547,7 @@ def _mask_targets(masks, options):
             if num_classes > 1 or threshold is None:
                 raise InvalidFileError(
                     f"Mask 'masks[{index}]' holds non-integer values; pass "
-                    "mask_threshold=... to binarise it."
+                    f"{option('mask_threshold', ...)} to binarise it."
                 )
         values = mask.astype(np.uint8) if mask.dtype == np.bool_ else mask
         targets[index] = convert_mask(

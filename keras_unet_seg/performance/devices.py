@@ -95,3 +95,9 @@ def _lowest(capabilities):
             capability = tuple(int(part) for part in capability.split(".")[:2])
         parsed.append(tuple(capability))
     return min(parsed) if parsed else None
+
+
+def speed_summary(policy, jit_compile, num_replicas=1):
+    """One line that says how a run computes, such as `float32, XLA off, 1 device`."""
+    devices = "1 device" if num_replicas == 1 else f"{num_replicas} devices"
+    return f"{policy}, XLA {'on' if jit_compile else 'off'}, {devices}"

@@ -35,7 +35,7 @@ def _truncate_half(path):
 
 
 def _install(fault):
-    from keras_unet_seg.commands import _run_state
+    from keras_unet_seg.training import backups as _run_state
 
     point = fault.get("point")
     if point is None:

@@ -9,9 +9,8 @@ import pytest
 
 from keras_unet_seg import UNet
 from keras_unet_seg.cli import main
-from keras_unet_seg.commands import _run_state
-from keras_unet_seg.commands._encoder_options import UnfreezeEncoder
 from keras_unet_seg.data import make_synthetic_dataset
+from keras_unet_seg.training import UnfreezeEncoder, callbacks
 
 
 def _weights(layer):
@@ -50,8 +49,8 @@ def test_unfreeze_encoder_callback_trains_the_encoder_from_its_epoch():
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["--encoder-weights", "imagenet"], "train: --encoder-weights needs --encoder NAME."),
-        (["--freeze-encoder-epochs", "1"], "train: --freeze-encoder-epochs needs --encoder NAME."),
+        (["--encoder-weights", "imagenet"], "train: --encoder-weights needs --encoder: it "),
+        (["--freeze-encoder-epochs", "1"], "train: --freeze-encoder-epochs needs --encoder: it "),
         (
             ["--encoder", "resnet51"],
             "keras-unet-seg: error: train: --encoder resnet51: not a known encoder; did you "
@@ -67,7 +66,7 @@ def test_encoder_options_without_an_encoder_are_usage_errors(tmp_path, capsys, o
     assert message in capsys.readouterr().err
 
 
-class _InterruptAtEpoch4(_run_state.RunState):
+class _InterruptAtEpoch4(callbacks.RunCheckpoint):
     """Ctrl-C at the start of the fifth epoch (after the backup of the fourth)."""
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -83,7 +82,7 @@ def test_train_with_a_frozen_then_unfrozen_encoder_on_a_cosine_schedule_resumed(
     """The issue's case: base rate 0.01, cosine over 6 epochs, 2 frozen, killed after 4."""
     data = make_synthetic_dataset(tmp_path / "d", num_train=2, num_val=1, image_size=(32, 32))
     run = tmp_path / "run"
-    monkeypatch.setattr(_run_state, "RunState", _InterruptAtEpoch4)
+    monkeypatch.setattr(callbacks, "RunCheckpoint", _InterruptAtEpoch4)
     code = main(
         [
             *("train", "--data", data, "--out", str(run), "--image-size", "32"),

@@ -18,9 +18,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from keras_unet_seg import _types
 from keras_unet_seg.cli import main
-from keras_unet_seg.commands import _run_folder, _run_state, _types, train
+from keras_unet_seg.commands import train
 from keras_unet_seg.data import make_synthetic_dataset
+from keras_unet_seg.training import backups, callbacks, run_folder
 
 from ._helpers import SMALL_MODEL, checksums, error_line, temporary_files, train_namespace
 
@@ -50,7 +52,7 @@ def test_saved_config_is_reusable_as_a_config_file(trained_run, data_dir, tmp_pa
     assert args.base_filters == 4 and args.epochs == 2 and args.data == data_dir
 
 
-class _InterruptAtEpoch(_run_state.RunState):
+class _InterruptAtEpoch(callbacks.RunCheckpoint):
     """Simulates Ctrl-C at the start of epoch 3 (after the backup of epoch 2)."""
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -69,13 +71,13 @@ def test_resume_continues_from_the_saved_epoch_and_optimizer_state(
     steps_per_epoch = 3  # drawn from the 8 training images repeated, in batches of 4
     argv += ["--steps-per-epoch", str(steps_per_epoch)]
 
-    monkeypatch.setattr(_run_state, "RunState", _InterruptAtEpoch)
+    monkeypatch.setattr(callbacks, "RunCheckpoint", _InterruptAtEpoch)
     assert main(argv) == 130
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert f"continue it with `keras-unet-seg train --out {run} --resume`" in err
     assert not (run / "model.keras").exists()
-    assert [epoch for epoch, _ in _run_state.backups(run / "backup")] == [2, 1]
+    assert [epoch for epoch, _ in backups.backups(run / "backup")] == [2, 1]
 
     monkeypatch.undo()
     assert main(["train", "--out", str(run), "--resume"]) == 0
@@ -290,7 +292,7 @@ def test_train_overwrite_removes_only_the_files_the_run_wrote(run_copy, data_dir
 
 def _lock(run, pid):
     lock = {"pid": pid, "host": socket.gethostname(), "started": "2026-01-01T00:00:00+00:00"}
-    (run / _run_folder.LOCK_FILE).write_text(json.dumps(lock))
+    (run / run_folder.LOCK_FILE).write_text(json.dumps(lock))
 
 
 def test_a_run_folder_in_use_by_a_live_process_is_refused(run_copy, capsys):
@@ -322,7 +324,7 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(run_copy, capsys):
         f"on {socket.gethostname()}, which no longer runs."
     )
     assert "has already trained 2 epochs (--epochs 2)" in captured.err  # then it goes on
-    assert not (run_copy / _run_folder.LOCK_FILE).exists()  # released on the error
+    assert not (run_copy / run_folder.LOCK_FILE).exists()  # released on the error
 
 
 def test_options_are_the_parsers_defaults_with_the_values_given(data_dir, tmp_path):
@@ -331,8 +333,8 @@ def test_options_are_the_parsers_defaults_with_the_values_given(data_dir, tmp_pa
     parsed = train.resolve_options(
         train_namespace(["--data", data_dir, "--out", str(tmp_path), "--depth", "3"])
     )
-    config = train.run_config(options)
-    assert config == {**train.run_config(parsed), "learning_rate": 3e-3}
+    config = train.training_config(options).to_dict()
+    assert config == {**train.training_config(parsed).to_dict(), "learning_rate": 3e-3}
     assert config["image_size"] == [128, 128] and config["metrics"] == ["dice", "iou"]
     with pytest.raises(TypeError, match="train has no option 'colour'"):
         train.options(colour="red")
@@ -390,7 +392,7 @@ def test_default_length_is_the_same_number_of_steps_for_8_and_96_images(tmp_path
         )
         options.depth, options.epochs, options.augment = 2, 1, "none"
         result = train.train(options, verbose=1)
-        steps[count] = int(result["model"].optimizer.iterations)
+        steps[count] = int(result.model.optimizer.iterations)
         out = capsys.readouterr().out
         passes = f"{25 * 4 / count:.3g}"  # batches of 4
         assert f"1 epoch of 25 optimizer steps: 25 steps, about {passes} passes over the " in out
@@ -414,3 +416,12 @@ def test_augment_modes_and_the_booleans_of_older_runs(tmp_path):
         == "none"
     )
     assert _types.AUGMENTATIONS["geometric"]["zoom"] == 0.0 and _types.AUGMENTATIONS["all"] == {}
+
+
+def test_aspect_ratio_options_are_config_options(tmp_path):
+    """Options of a mutually exclusive group are read from a config file and saved."""
+    (tmp_path / "c.json").write_text(json.dumps({"crop_to_aspect_ratio": True}))
+    argv = ["--data", "d", "--out", "o", "--config", str(tmp_path / "c.json")]
+    args = train.resolve_options(train_namespace(argv))
+    assert args.crop_to_aspect_ratio and not args.pad_to_aspect_ratio
+    assert train.training_config(args).to_dict()["crop_to_aspect_ratio"] is True

@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from keras_unet_seg.cli import main
-from keras_unet_seg.commands import train
 from keras_unet_seg.data import make_synthetic_dataset
+from keras_unet_seg.training import run as run_module
 
 SMALL = ["--base-filters", "4", "--depth", "2", "--image-size", "32", "--batch-size", "4"]
 SMALL += ["--steps-per-epoch", "0"]
@@ -55,7 +55,7 @@ def test_config_dict_loss_and_metrics_reach_the_objects(split_data, tmp_path, mo
         )
     )
     compiled = {}
-    original = train.compile_model
+    original = run_module.compile_model
 
     def spy(model, options, **kwargs):
         monitor = original(model, options, **kwargs)
@@ -63,7 +63,7 @@ def test_config_dict_loss_and_metrics_reach_the_objects(split_data, tmp_path, mo
         compiled["metrics"] = model._compile_metrics._user_metrics
         return monitor
 
-    monkeypatch.setattr(train, "compile_model", spy)
+    monkeypatch.setattr(run_module, "compile_model", spy)
     run = tmp_path / "run"
     args = ["train", "--data", split_data, "--out", str(run), "--config", str(config)]
     assert main([*args, *SMALL, "--no-augment"]) == 0
@@ -140,7 +140,7 @@ def test_on_error_skip_reports_and_trains(split_data, tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     first = out.index(
         f"Skipped 2 of 8 samples found in '{data / 'train' / 'images'}' and "
-        f"'{data / 'train' / 'masks'}' (on_error='skip'); kept 6:"
+        f"'{data / 'train' / 'masks'}' (--on-error skip); kept 6:"
     )
     assert out[first + 1 : first + 3] == [err[1], err[2]]
 

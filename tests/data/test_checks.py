@@ -101,7 +101,7 @@ def test_skip_mode_prints_every_skipped_file_one_a_line(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == (
         f"Skipped 5 of 10 samples found in '{tmp_path / 'images'}' and "
-        f"'{tmp_path / 'masks'}' (on_error='skip'); kept 5:"
+        f"'{tmp_path / 'masks'}' (`on_error='skip'`); kept 5:"
     )
     skipped = dict(dataset.skipped)
     assert set(skipped) == set(bad)
@@ -124,7 +124,7 @@ def test_raise_mode_lists_every_bad_file_in_one_error(tmp_path):
         f"5 of 10 samples found in '{tmp_path / 'images'}' and '{tmp_path / 'masks'}' "
         "cannot be used:"
     )
-    assert lines[-1] == "Fix them, or pass on_error='skip' to leave them out."
+    assert lines[-1] == "Fix them, or pass `on_error='skip'` to leave them out."
     assert len(lines) == 7 and all(line.startswith("  ") for line in lines[1:6])
     for path, reason in bad.items():
         assert sum(path in line and reason in line for line in lines[1:6]) == 1

@@ -1,4 +1,4 @@
-"""The commands' option types: each accepts a command-line string or a config-file value.
+"""The options' types: each accepts a command-line string or a config-file value.
 
 They raise `argparse.ArgumentTypeError` ("expected ..., got ..."), which the parser
 words as argparse does and `_config.config_defaults` words for a config file.
@@ -8,7 +8,8 @@ import argparse
 import math
 
 
-def _fail(expected, value):
+def fail(expected, value):
+    """Raises the `argparse.ArgumentTypeError` "expected ..., got ..."."""
     raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}")
 
 
@@ -18,14 +19,14 @@ def _parse(value, parse, expected):
         try:
             return parse(value)
         except ValueError:
-            _fail(expected, value)
+            fail(expected, value)
     return value
 
 
 def _integer(value, expected, minimum):
     number = _parse(value, int, expected)
     if isinstance(number, bool) or not isinstance(number, int) or number < minimum:
-        _fail(expected, value)
+        fail(expected, value)
     return number
 
 
@@ -40,7 +41,7 @@ def non_negative_int(value):
 def _float(value, expected, accept):
     number = _parse(value, float, expected)
     if isinstance(number, bool) or not isinstance(number, (int, float)) or not accept(number):
-        _fail(expected, value)
+        fail(expected, value)
     return float(number)
 
 
@@ -78,18 +79,18 @@ def image_size(value):
         try:
             parts = [int(p) for p in parts]
         except ValueError:
-            _fail(expected, value)
+            fail(expected, value)
     if len(parts) == 1 and not isinstance(value, (list, tuple)):
         parts = parts * 2
     if len(parts) != 2 or not all(
         isinstance(p, int) and not isinstance(p, bool) and p >= 1 for p in parts
     ):
-        _fail(expected, value)
+        fail(expected, value)
     from PIL import Image
 
     limit = Image.MAX_IMAGE_PIXELS
     if limit is not None and parts[0] * parts[1] > limit:
-        _fail(f"a size of at most {limit:,} pixels (PIL.Image.MAX_IMAGE_PIXELS)", value)
+        fail(f"a size of at most {limit:,} pixels (PIL.Image.MAX_IMAGE_PIXELS)", value)
     return tuple(parts)
 
 
@@ -99,11 +100,11 @@ def positive_pair(value, expected="a positive number N or a pair NHxNW"):
     if len(parts) == 1:
         parts = parts * 2
     if len(parts) != 2:
-        _fail(expected, value)
+        fail(expected, value)
     try:
         return tuple(positive_float(part) for part in parts)
     except argparse.ArgumentTypeError:
-        _fail(expected, value)
+        fail(expected, value)
 
 
 positive_pair.__name__ = "pair"
@@ -125,7 +126,7 @@ def _named_spec(value):
         return value.strip()
     if isinstance(value, dict) and isinstance(value.get("name"), str):
         return dict(value)
-    _fail('a name, or in a config file a dict such as {"name": "tversky", "alpha": 0.3}', value)
+    fail('a name, or in a config file a dict such as {"name": "tversky", "alpha": 0.3}', value)
 
 
 def loss_spec(value):
@@ -140,7 +141,7 @@ def _names(value):
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()]
     if not isinstance(value, (list, tuple)):
-        _fail("a comma-separated list of names", value)
+        fail("a comma-separated list of names", value)
     return list(value)
 
 
@@ -156,7 +157,7 @@ def name_list(value):
     """`"dice,iou"` or `["dice", "iou"]` to a list of names."""
     names = _names(value)
     if not all(isinstance(v, str) for v in names):
-        _fail("a comma-separated list of names", value)
+        fail("a comma-separated list of names", value)
     return names
 
 
@@ -167,7 +168,7 @@ def optional_choice(*choices):
         if value is None or (isinstance(value, str) and value.lower() == "none"):
             return None
         if value not in choices:
-            _fail("one of " + ", ".join(repr(c) for c in (*choices, "none")), value)
+            fail("one of " + ", ".join(repr(c) for c in (*choices, "none")), value)
         return value
 
     convert.__name__ = "choice"
@@ -190,7 +191,7 @@ def augment_choice(value):
     if isinstance(value, bool):
         return "all" if value else "none"
     if value not in AUGMENTATIONS:
-        _fail("one of " + ", ".join(repr(mode) for mode in AUGMENTATIONS), value)
+        fail("one of " + ", ".join(repr(mode) for mode in AUGMENTATIONS), value)
     return value
 
 
@@ -208,7 +209,7 @@ def intensity_choice(value):
         return intensity_spec(value)
     except ValueError:
         names = ", ".join(str(m).lower() for m in INTENSITY_MODES)
-        _fail(
+        fail(
             f"one of {names}, or in a config file a dict such as "
             '{"mode": "percentile", "low": 2, "high": 99.5}',
             value,
@@ -224,7 +225,7 @@ def jit_compile_choice(value):
         return value
     if isinstance(value, str) and value.lower() in ("on", "true", "off", "false"):
         return value.lower() in ("on", "true")
-    _fail("auto, on or off", value)
+    fail("auto, on or off", value)
 
 
 jit_compile_choice.__name__ = "choice"

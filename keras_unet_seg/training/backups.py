@@ -1,6 +1,6 @@
 """A training run's state on disk: backups that survive any interruption, and the log.
 
-At the end of each epoch `RunState` (a Keras callback) commits the epoch:
+At the end of each epoch `RunCheckpoint` (`callbacks.py`) commits the epoch:
 
 1. the weights (the model's and the optimizer's variables, as a NumPy `.npz` file
    written with plain file writes, which fail cleanly on a full disk where h5py
@@ -22,7 +22,6 @@ import contextlib
 import csv
 import hashlib
 import json
-import math
 import os
 import re
 import secrets
@@ -42,63 +41,8 @@ _PARTIAL_NAME = re.compile(r"^\.epoch-\d+\.tmp-[0-9a-f]{8}$")
 _KEEP = 2
 
 
-class NonFiniteLoss(Exception):
-    """The loss became NaN or infinite: the epoch is not committed."""
-
-    def __init__(self, name, value, epoch, batch=None):
-        where = f"epoch {epoch + 1}" + ("" if batch is None else f", batch {batch + 1}")
-        super().__init__(f"the {name} is {value} at {where}")
-
-
 class WriteError(Exception):
     """A backup or a run file could not be written (disk full, read-only folder)."""
-
-
-class RunState(keras.callbacks.Callback):
-    """Commits each epoch (backup, log, best model) to the run folder `out`.
-
-    Args:
-        out: str, the run folder.
-        monitor: str, the logged quantity that selects the best model (higher is
-            better), such as `"val_dice_coefficient"`.
-        log_path: str, the CSV log to write.
-        best_path: str, the best model's `.keras` file.
-        restored: the `Restored` backup training continues from, or `None`.
-    """
-
-    def __init__(self, out, monitor, log_path, best_path, restored=None):
-        super().__init__()
-        self.backup_dir = os.path.join(out, BACKUP_FOLDER)
-        self.monitor = monitor
-        self.log_path = log_path
-        self.best_path = best_path
-        self.rows = list(restored.rows) if restored else []
-        self.best = dict(restored.best) if restored and restored.best else None
-        self.epoch = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        _check_finite("loss", (logs or {}).get("loss"), self.epoch, batch)
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        for name in ("loss", "val_loss"):
-            _check_finite(name, logs.get(name), epoch)
-        row = {"epoch": epoch, **{name: float(logs[name]) for name in sorted(logs)}}
-        rows = [*self.rows, row]
-        value = row.get(self.monitor)
-        improved = value is not None and math.isfinite(value)
-        improved = improved and (self.best is None or value > self.best["value"])
-        best = {"epoch": epoch, "value": value} if improved else self.best
-        state = {"epoch": epoch + 1, "monitor": self.monitor, "best": best, "log": rows}
-        commit(self.model, self.backup_dir, state)
-        self.rows, self.best = rows, best  # `rows` lists the committed epochs
-        write_log(self.log_path, self.rows)
-        if improved:
-            save_model(self.model, self.best_path)
-        prune(self.backup_dir)
 
 
 class Restored:
@@ -110,11 +54,6 @@ class Restored:
         self.best = best
         self.path = path
         self.skipped = skipped
-
-
-def _check_finite(name, value, epoch, batch=None):
-    if value is not None and not math.isfinite(float(value)):
-        raise NonFiniteLoss(name, float(value), epoch, batch)
 
 
 # --------------------------------------------------------------------------- #

@@ -1,16 +1,15 @@
-"""The run folder of `train`: its files, claiming and locking it, resuming it, and
-what it logged.
+"""The run folder: its files, claiming and locking it, resuming it, and what it logged.
 
-`--out RUN` receives `config.json`, `best.keras`, `model.keras`, `log.csv`,
-`curves.png` and `backup/` (`_run_state`: the backups of the last two epochs). The
+A run folder receives `config.json`, `best.keras`, `model.keras`, `log.csv`,
+`curves.png` and `backup/` (`backups.py`: the backups of the last two epochs). The
 run's files are recorded as they are written (`keras_unet_seg._outputs`); its
 backups are recognised by their names and files. A folder holding other files is
-refused unless `--overwrite`, which removes the run's own files only; a file the run
+refused unless `overwrite`, which removes the run's own files only; a file the run
 did not write where it writes (a user's `config.json`, `backup/notes.txt`) is never
 removed: the folder is refused. While a process trains in it, the folder holds
 `.keras-unet-seg.lock` (its pid, host and start time), and a second process is
 refused; a lock left by a process that no longer runs is taken over.
-`--resume` continues from the newest complete backup.
+`resume` continues from the newest complete backup.
 """
 
 import contextlib
@@ -24,16 +23,17 @@ import time
 from typing import NamedTuple
 
 from keras_unet_seg import _atomic, _outputs
-from keras_unet_seg.commands import _run_state
-from keras_unet_seg.commands._errors import CommandError, one_line
+from keras_unet_seg._naming import option
+from keras_unet_seg.training import backups, callbacks
+from keras_unet_seg.training.errors import TrainingError
 
 CONFIG_FILE = "config.json"
-BEST_MODEL_FILE = "best.keras"
+BEST_MODEL_FILE = callbacks.BEST_MODEL_FILE
 FINAL_MODEL_FILE = "model.keras"
-LOG_FILE = "log.csv"
+LOG_FILE = callbacks.LOG_FILE
 CURVES_FILE = "curves.png"
-BACKUP_FOLDER = _run_state.BACKUP_FOLDER
-# The files a run writes; `--overwrite` replaces them (and the backups) in a folder.
+BACKUP_FOLDER = backups.BACKUP_FOLDER
+# The files a run writes; `overwrite` replaces them (and the backups) in a folder.
 RUN_FILES = (CONFIG_FILE, BEST_MODEL_FILE, FINAL_MODEL_FILE, LOG_FILE, CURVES_FILE)
 LOCK_FILE = ".keras-unet-seg.lock"
 _UNREADABLE_LOCK_SECONDS = 10
@@ -65,11 +65,11 @@ def run_paths(out):
 
 
 def check_resumable(out):
-    """Raises `CommandError` unless `out` holds a training run to resume."""
+    """Raises `TrainingError` unless `out` holds a training run to resume."""
     if not os.path.isdir(out):
-        raise CommandError(f"run folder '{out}' does not exist: nothing to resume.")
+        raise TrainingError(f"run folder '{out}' does not exist: nothing to resume.")
     if not os.path.isfile(os.path.join(out, CONFIG_FILE)):
-        raise CommandError(
+        raise TrainingError(
             f"run folder '{out}' holds no {CONFIG_FILE}: it is not a training run, "
             "so there is nothing to resume."
         )
@@ -79,12 +79,12 @@ def check_resumable(out):
 def locked(out, verbose=1):
     """Holds the run folder `out` (created if needed) for this process while in the block.
 
-    Raises `CommandError` if another live process holds it; takes over (with a
+    Raises `TrainingError` if another live process holds it; takes over (with a
     notice) a lock whose process no longer runs. The lock is removed on leaving,
     error or interruption included, and a folder created here is removed if empty.
     """
     if os.path.exists(out) and not os.path.isdir(out):
-        raise CommandError(f"run folder '{out}' is a file, not a folder.")
+        raise TrainingError(f"run folder '{out}' is a file, not a folder.")
     created = not os.path.isdir(out)
     write(lambda: os.makedirs(out, exist_ok=True), out)
     path = os.path.join(out, LOCK_FILE)
@@ -120,14 +120,14 @@ def _lock(out, path, verbose):
             os.remove(path)
         return _lock(out, path, verbose)
     except OSError as error:
-        raise CommandError(f"cannot write '{path}': {error.strerror or one_line(error)}.") from None
+        raise TrainingError(f"cannot write '{path}': {_reason(error)}.") from None
     with os.fdopen(descriptor, "w", encoding="utf-8") as f:
         json.dump(holder, f)
 
 
 def _stale_holder(out, path):
     """The holder of the lock `path` that no longer runs (`None` if the lock is gone);
-    raises `CommandError` if it may still run."""
+    raises `TrainingError` if it may still run."""
     try:
         with open(path, encoding="utf-8") as f:
             holder = json.load(f)
@@ -139,14 +139,15 @@ def _stale_holder(out, path):
         # one whose process was killed in between.
         if time.time() - os.path.getmtime(path) > _UNREADABLE_LOCK_SECONDS:
             return {"pid": "(unknown)", "host": "(unknown)"}
-        raise CommandError(
+        raise TrainingError(
             f"run folder '{out}' is being locked by another process; try again."
         ) from None
     if host != socket.gethostname() or _running(pid):
         gone = "" if host == socket.gethostname() else f"; if it no longer runs, delete '{path}'"
-        raise CommandError(
+        raise TrainingError(
             f"run folder '{out}' is in use by process {pid} on {host} (training since "
-            f"{holder.get('started')}): wait for it to finish, or choose another --out{gone}."
+            f"{holder.get('started')}): wait for it to finish, or choose another "
+            f"{option('out')}{gone}."
         )
     return {"pid": pid, "host": host}
 
@@ -168,30 +169,31 @@ def _remove_empty(out, created):
 
 
 def open_run(out, epochs, resume, overwrite, verbose=1):
-    """Checks (and with `--overwrite` clears) the run folder; returns its `RunPaths`.
+    """Checks (and with `overwrite` clears) the run folder; returns its `RunPaths`.
 
-    Raises `CommandError` for a folder that is not this command's (unless
-    `overwrite`), a file the run did not write where it writes, or a resumed run that
-    has trained `epochs`.
+    Raises `TrainingError` for a folder that is not a run's (unless `overwrite`), a
+    file the run did not write where it writes, or a resumed run that has trained
+    `epochs`.
     """
     check_own_files(out)
     if not resume:
         _claim(out, overwrite, verbose)
     paths = run_paths(out)
-    completed = _run_state.latest_epoch(paths.backup) if resume else 0
+    completed = backups.latest_epoch(paths.backup) if resume else 0
     if completed >= epochs and not _is_stale(paths.final, paths.backup):
-        raise CommandError(
-            f"run '{out}' has already trained {completed} epochs (--epochs {epochs}); "
-            f"to train longer, pass --resume with --epochs greater than {completed}."
+        raise TrainingError(
+            f"run '{out}' has already trained {completed} epochs ({option('epochs', epochs)}); "
+            f"to train longer, pass {option('resume', True)} with {option('epochs')} greater "
+            f"than {completed}."
         )
     return paths
 
 
 def check_own_files(out):
-    """Raises `CommandError` if a file where a run writes was not written by a run.
+    """Raises `TrainingError` if a file where a run writes was not written by a run.
 
     The run's files count as a run's when recorded (`_outputs`), and `backup/`'s
-    entries when they are backups (`_run_state.is_backup`).
+    entries when they are backups (`backups.is_backup`).
     """
     foreign = [
         name
@@ -206,13 +208,13 @@ def check_own_files(out):
         foreign += [
             f"{BACKUP_FOLDER}/{name}"
             for name in sorted(os.listdir(backup))
-            if not _run_state.is_backup(os.path.join(backup, name))
+            if not backups.is_backup(os.path.join(backup, name))
         ]
     if foreign:
-        raise CommandError(
+        raise TrainingError(
             f"run folder '{out}' holds {_shown(foreign)} where a run writes, and "
             "keras-unet-seg did not write them (or they changed since): it never replaces "
-            "or removes them; choose another --out."
+            f"or removes them; choose another {option('out')}."
         )
 
 
@@ -234,20 +236,21 @@ def _claim(out, overwrite, verbose):
         path = os.path.join(out, name)
         write(lambda path=path: _remove(path), path)
     if verbose and removed:
-        print(f"--overwrite: removed {', '.join(removed)} from '{out}'.")
+        print(f"{option('overwrite', True)}: removed {', '.join(removed)} from '{out}'.")
 
 
 def _refuse(out, found):
     if CONFIG_FILE in found:
-        raise CommandError(
+        raise TrainingError(
             f"run folder '{out}' already holds a training run ({CONFIG_FILE}); pass "
-            "--resume to continue it, --overwrite to start it over, or choose another "
-            "--out."
+            f"{option('resume', True)} to continue it, {option('overwrite', True)} to start it "
+            f"over, or choose another {option('out')}."
         )
-    raise CommandError(
+    raise TrainingError(
         f"run folder '{out}' is not empty and holds no training run (it holds "
-        f"{_shown(found)}); choose another --out, or pass --overwrite to train there (the "
-        "files of an earlier run are then removed, other files kept)."
+        f"{_shown(found)}); choose another {option('out')}, or pass {option('overwrite', True)} "
+        "to train there "
+        "(the files of an earlier run are then removed, other files kept)."
     )
 
 
@@ -264,66 +267,21 @@ def _remove(path):
 
 
 def write(action, path):
-    """Runs a file-system `action`; an `OSError` becomes a one-line `CommandError`."""
+    """Runs a file-system `action`; an `OSError` becomes a `TrainingError`."""
     try:
         return action()
     except OSError as error:
-        reason = error.strerror or one_line(error)
-        raise CommandError(f"cannot write '{path}': {reason}.") from None
+        reason = _reason(error)
+        raise TrainingError(f"cannot write '{path}': {reason}.") from None
 
 
 def _is_stale(final_path, backup_dir):
     """Whether the final model is missing or older than the newest backup."""
     if not os.path.exists(final_path):
         return True
-    found = _run_state.backups(backup_dir)
-    newest = os.path.join(found[0][1], _run_state.STATE_FILE) if found else None
+    found = backups.backups(backup_dir)
+    newest = os.path.join(found[0][1], backups.STATE_FILE) if found else None
     return newest is not None and os.path.getmtime(final_path) < os.path.getmtime(newest)
-
-
-def start(paths, config, model, options, verbose=1):
-    """Creates the folder and writes `config.json`; with `--resume`, restores `model`.
-
-    Returns the `_run_state.Restored` backup training continues from, or `None`.
-    """
-    write(lambda: os.makedirs(paths.out, exist_ok=True), paths.out)
-    _run_state.remove_temporary_files(paths.out)
-    write(lambda: _atomic.write_json(paths.config, config), paths.config)
-    if not options.resume:
-        _run_state.remove_partial(paths.backup)
-        return None
-    restored = _restore(model, paths, verbose)
-    if restored is not None and verbose:
-        step = int(model.optimizer.iterations)
-        print(
-            f"Resuming from the backup '{restored.path}' ({restored.epoch} epochs done): "
-            f"epoch {restored.epoch + 1}/{options.epochs}, optimizer step {step}."
-        )
-    return restored
-
-
-def _restore(model, paths, verbose):
-    """Loads the newest complete backup; rewrites the log and best model to match it."""
-    try:
-        restored = _run_state.restore(model, paths.backup)
-    except ValueError as error:
-        raise CommandError(
-            f"run '{paths.out}' cannot be resumed: {error}. Start it over with --overwrite."
-        ) from None
-    if verbose:
-        for path, reason in restored.skipped if restored else ():
-            print(f"Skipped the backup '{path}': {reason}.")
-        if restored is None:
-            print(f"No backup in '{paths.out}' yet: training starts at epoch 1.")
-    try:
-        _run_state.write_log(paths.log, restored.rows if restored else [])
-        best = restored.best if restored else None
-        # The best model is saved after its backup: an interruption in between is made up.
-        if best is not None and best["epoch"] == restored.epoch - 1:
-            _run_state.save_model(model, paths.best)
-    except _run_state.WriteError as error:
-        raise CommandError(f"{error}.") from None
-    return restored
 
 
 def kept(rows):
@@ -347,3 +305,7 @@ def best_epoch(log_path, monitor):
         if best is None or value > best[1]:
             best = (int(row["epoch"]), value)
     return best if best is not None else (None, None)
+
+
+def _reason(error):
+    return error.strerror or " ".join(str(error).split())
