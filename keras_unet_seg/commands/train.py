@@ -40,6 +40,7 @@ from keras_unet_seg.commands._errors import (
     require_folder,
 )
 from keras_unet_seg.commands._train_options import (
+    HOST_OPTIONS,
     NAME,
     add_arguments,
     options,
@@ -262,10 +263,14 @@ def schedule_callbacks(options, monitor, history=()):
 
 def set_up_devices(options):
     """The `Distribution` of `--strategy`, the dtype policy and the XLA switch to use."""
+    hosts = {name: getattr(options, name) for name in HOST_OPTIONS}
     try:
-        dist = performance.distribution(options.strategy)
+        dist = performance.distribution(options.strategy, **hosts)
     except ValueError as error:
-        raise UsageError(f"train: --strategy: {one_line(error)}") from None
+        message = one_line(error)
+        for name in HOST_OPTIONS:  # the command's names of the arguments
+            message = message.replace(f"`{name}`", "--" + name.replace("_", "-"))
+        raise UsageError(f"train: --strategy: {message}") from None
     if options.jit_compile is True and dist.name == "mirrored":
         raise UsageError(
             "train: --jit-compile on cannot run under --strategy mirrored (XLA cannot reach "
