@@ -3,7 +3,9 @@
 One of the processes that join through JAX's distributed runtime (one CPU
 device each), or the single process with two local CPU devices that they
 must match (`XLA_FLAGS=--xla_force_host_platform_device_count=2`, set by
-the caller):
+the caller). The JSON argument holds `distribution`'s host values; `{}`
+for the single process, or for a process that finds them in the
+environment:
 
     KERAS_BACKEND=jax python tests/performance/hosts_worker.py \
         '{"coordinator_address": "localhost:PORT", "num_processes": 2, "process_id": 0}'
@@ -32,6 +34,15 @@ def main(argv):
 
     keras.utils.set_random_seed(0)
     dist = distribution("data_parallel", **spec)
+    # Joining again with the same values does nothing; with others, it is refused.
+    again = distribution("data_parallel", **spec)
+    assert (again.num_processes, again.process_id) == (dist.num_processes, dist.process_id)
+    refused = None
+    if dist.num_processes > 1:
+        try:
+            distribution("data_parallel", **{**spec, "process_id": 1 - dist.process_id})
+        except ValueError as error:
+            refused = str(error)
     images, masks = _data({"samples": 12})
     batch_size = dist.global_batch_size(2)
     data = tf.data.Dataset.from_tensor_slices((images, masks)).batch(batch_size)
@@ -55,6 +66,7 @@ def main(argv):
         "num_processes": dist.num_processes,
         "process_id": dist.process_id,
         "is_chief": dist.is_chief,
+        "refused": refused,
         "num_replicas": dist.num_replicas,
         "batch_size": batch_size,
         "loss": history["loss"],

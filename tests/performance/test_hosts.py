@@ -40,10 +40,11 @@ def _free_port():
 
 def _start(spec, extra_env, log):
     """The worker process; its output goes to a file (a full pipe would stall the others)."""
-    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3", **extra_env)
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     for name in HOST_ENVIRONMENT:
         env.pop(name, None)
+    env.update(extra_env)
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [sys.executable, str(WORKER), json.dumps(spec)],
@@ -52,6 +53,18 @@ def _start(spec, extra_env, log):
             env=env,
         )
     return proc, log
+
+
+def _slurm_task(process_id, port):
+    """What srun sets for task `process_id` of 2 on this host; JAX coordinates on `port`."""
+    return {
+        "SLURM_JOB_ID": "1",
+        "SLURM_STEP_NODELIST": "localhost",
+        "SLURM_NTASKS": "2",
+        "SLURM_PROCID": str(process_id),
+        "SLURM_LOCALID": "0",
+        "JAX_COORDINATOR_PORT": str(port),
+    }
 
 
 def _result(started):
@@ -71,6 +84,9 @@ def _result(started):
 def test_two_processes_train_like_one_process_with_two_devices(tmp_path):
     """3 steps of SGD with momentum on 12 images in global batches of 4, unshuffled.
 
+    Process 0 is given its values as arguments; process 1 finds them as in a
+    Slurm step (JAX's own detection), on this host.
+
     Both setups run the same SPMD program over two devices; only the
     all-reduce of the gradients crosses processes (gloo) instead of staying
     in one. Adding two partial sums is the same float32 operation either
@@ -78,14 +94,16 @@ def test_two_processes_train_like_one_process_with_two_devices(tmp_path):
     and every process holds the same replicated weights exactly.
     """
     pytest.importorskip("jax")
-    address = f"localhost:{_free_port()}"
+    port = _free_port()
+    one_device = {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
     hosts = [
         _start(
-            {"coordinator_address": address, "num_processes": 2, "process_id": i},
-            {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"},
-            tmp_path / f"process_{i}.log",
-        )
-        for i in range(2)
+            {"coordinator_address": f"localhost:{port}", "num_processes": 2, "process_id": 0},
+            one_device,
+            tmp_path / "process_0.log",
+        ),
+        # Process 1 finds the values as in a Slurm step of 2 tasks (what srun sets).
+        _start({}, {**one_device, **_slurm_task(1, port)}, tmp_path / "process_1.log"),
     ]
     single = _start(
         {}, {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}, tmp_path / "single.log"
@@ -98,6 +116,9 @@ def test_two_processes_train_like_one_process_with_two_devices(tmp_path):
     assert (second["num_processes"], second["process_id"], second["is_chief"]) == (2, 1, False)
     for result in (one, first, second):
         assert result["num_replicas"] == 2 and result["batch_size"] == 4
+    for result in (first, second):
+        joined = f"this process already joined num_processes=2, process_id={result['process_id']}"
+        assert f"{joined}; a process joins others once." in result["refused"]
     np.testing.assert_allclose(first["loss"], one["loss"], rtol=1e-5)
     assert len(first["weights"]) == len(one["weights"])
     for got, other, want in zip(first["weights"], second["weights"], one["weights"], strict=True):
