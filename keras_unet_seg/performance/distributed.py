@@ -25,7 +25,13 @@ HOST_VARIABLES = {
     "process_id": ("KERAS_DISTRIBUTION_PROCESS_ID",),
 }
 # The variables by which `jax.distributed.initialize` detects a Slurm step.
-_SLURM_VARIABLES = ("SLURM_JOB_ID", "SLURM_STEP_NODELIST", "SLURM_NTASKS", "SLURM_PROCID")
+_SLURM_VARIABLES = (
+    "SLURM_JOB_ID",
+    "SLURM_STEP_NODELIST",
+    "SLURM_NTASKS",
+    "SLURM_PROCID",
+    "SLURM_LOCALID",
+)
 
 
 class Distribution:

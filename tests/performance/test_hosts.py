@@ -154,6 +154,7 @@ def test_a_slurm_step_of_several_tasks_leaves_the_missing_values_to_jax():
         "SLURM_STEP_NODELIST": "node[01-02]",
         "SLURM_NTASKS": "2",
         "SLURM_PROCID": "1",
+        "SLURM_LOCALID": "0",
     }
     assert _host_values(environ=slurm) == dict.fromkeys(
         ("coordinator_address", "num_processes", "process_id")
