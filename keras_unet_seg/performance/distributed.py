@@ -346,16 +346,16 @@ def _join(hosts):
                 f"process joins others once. Received: {_describe(hosts)}"
             )
         return
-    if jax.config.jax_cpu_collectives_implementation in (None, "none"):
+    # The CPU collectives across processes: gloo, JAX's default in recent versions.
+    if getattr(jax.config, "jax_cpu_collectives_implementation", "gloo") in (None, "none"):
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
         keras.distribution.initialize(
             hosts["coordinator_address"], hosts["num_processes"], hosts["process_id"]
         )
-    except RuntimeError as error:  # JAX ran something already: too late to join
+    except RuntimeError as error:  # JAX ran something already, or the others did not come
         raise ValueError(
-            f"Cannot join several processes: {error} Call `distribution('data_parallel', "
-            f"...)` first. Received: {_describe(hosts)}"
+            f"Cannot join several processes: {error} Received: {_describe(hosts)}"
         ) from None
 
 
