@@ -69,10 +69,7 @@ def _slurm_task(process_id, port):
 
 def _result(started):
     proc, log = started
-    try:
-        proc.wait(timeout=300)
-    finally:
-        proc.kill()
+    proc.wait(timeout=300)
     output = Path(log).read_text()
     lines = [line for line in output.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, output[-4000:]
@@ -108,8 +105,11 @@ def test_two_processes_train_like_one_process_with_two_devices(tmp_path):
     single = _start(
         {}, {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}, tmp_path / "single.log"
     )
-    first, second = (_result(proc) for proc in hosts)
-    one = _result(single)
+    try:
+        first, second, one = (_result(started) for started in (*hosts, single))
+    finally:  # none is left waiting for another that failed
+        for proc, _ in (*hosts, single):
+            proc.kill()
 
     assert (one["num_processes"], one["process_id"], one["is_chief"]) == (1, 0, True)
     assert (first["num_processes"], first["process_id"], first["is_chief"]) == (2, 0, True)
