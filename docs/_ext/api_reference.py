@@ -36,7 +36,11 @@ SECTIONS = {
     "losses": ("Losses", "Segmentation losses, written in `keras.ops`: they run on every backend."),
     "metrics": ("Metrics", "Streaming segmentation metrics, exact over an epoch."),
     "data": ("Data", "The `tf.data` input pipeline, joint augmentation, synthetic data."),
-    "training": ("Training", "Callbacks for any `model.fit`: the learning-rate schedule."),
+    "training": (
+        "Training",
+        "Callbacks for any `model.fit`, and a run folder trained from a configuration "
+        "(what the `train` command runs).",
+    ),
     "inference": ("Inference", "Prediction on images of any size."),
     "inference_spec": (
         "Inference specification",

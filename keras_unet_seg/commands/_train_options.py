@@ -8,8 +8,14 @@ run's `config.json`, `--config` and the command line, each layer over the previo
 import dataclasses
 import os
 
-from keras_unet_seg import _types, performance
-from keras_unet_seg.commands import _config, _data_options, _model_options, _parser
+from keras_unet_seg import _types
+from keras_unet_seg.commands import (
+    _config,
+    _data_options,
+    _device_options,
+    _model_options,
+    _parser,
+)
 from keras_unet_seg.commands._errors import PROG, UsageError, user_errors
 from keras_unet_seg.training import TrainingConfig, TrainingError
 from keras_unet_seg.training import config as _training_config
@@ -29,7 +35,7 @@ def add_arguments(parser):
     training = parser.add_argument_group("training")
     _add_training_arguments(training)
     _model_options.add_arguments(model, training)
-    _add_speed_arguments(parser.add_argument_group("speed and devices"))
+    _device_options.add_arguments(parser.add_argument_group("speed and devices"))
     return parser
 
 
@@ -121,20 +127,6 @@ def _add_training_arguments(training):
         type=_types.non_negative_int,
         default=default("seed"),
         help="seeds the weights, the shuffling and the augmentation",
-    )
-
-
-def _add_speed_arguments(speed):
-    _parser.add_speed_arguments(speed, training=True)
-    speed.add_argument(
-        "--strategy",
-        type=_types.optional_choice(*performance.STRATEGIES),
-        default=default("strategy"),
-        help="data-parallel training: mirrored (TensorFlow: every local GPU, or the "
-        "logical CPU devices), data_parallel (JAX: every device, every host after "
-        "keras.distribution.initialize()) or none; --batch-size is then per device, and "
-        "a last batch that does not split evenly among the devices is left out (the "
-        "command says how many images)",
     )
 
 

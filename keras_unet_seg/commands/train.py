@@ -21,6 +21,7 @@ The command maps its options onto `keras_unet_seg.training.TrainingConfig` and r
 """
 
 from keras_unet_seg import _naming
+from keras_unet_seg.commands._device_options import HOST_OPTIONS
 from keras_unet_seg.commands._errors import PROG, CommandError, Interrupted, UsageError, one_line
 from keras_unet_seg.commands._train_options import (
     NAME,
@@ -67,6 +68,7 @@ def train(args, verbose=1):
                 resume=args.resume,
                 overwrite=args.overwrite,
                 verbose=verbose,
+                **{name: getattr(args, name) for name in HOST_OPTIONS},
             )
         except TrainingError as error:
             raise CommandError(one_line(error)) from None

@@ -1,19 +1,38 @@
 """Data-parallel training on several devices: `tf.distribute` or `keras.distribution`.
 
 TensorFlow is imported only where a TensorFlow strategy is made, wrapped or
-fed (`"mirrored"`, `Distribution.even_batches`), never on import.
+fed (`"mirrored"`, `Distribution.even_batches`), never on import; JAX only
+under `"data_parallel"`.
 """
 
 import contextlib
+import os
 import sys
 
 import keras
 
-from keras_unet_seg._validation import check_positive_int, invalid_value
+from keras_unet_seg._naming import option
+from keras_unet_seg._validation import check_positive_int, invalid_value, is_int
 
 __all__ = ["Distribution", "distribution"]
 
 STRATEGIES = ("mirrored", "data_parallel")
+
+# Where each value that joins several processes comes from when it is not an
+# argument: Keras' variables (`keras.distribution.initialize`), then JAX's.
+HOST_VARIABLES = {
+    "coordinator_address": ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "JAX_COORDINATOR_ADDRESS"),
+    "num_processes": ("KERAS_DISTRIBUTION_NUM_PROCESSES",),
+    "process_id": ("KERAS_DISTRIBUTION_PROCESS_ID",),
+}
+# The variables by which `jax.distributed.initialize` detects a Slurm step.
+_SLURM_VARIABLES = (
+    "SLURM_JOB_ID",
+    "SLURM_STEP_NODELIST",
+    "SLURM_NTASKS",
+    "SLURM_PROCID",
+    "SLURM_LOCALID",
+)
 
 
 class Distribution:
@@ -26,13 +45,24 @@ class Distribution:
             another `tf.distribute.Strategy` that was passed in.
         strategy: the `tf.distribute.MirroredStrategy`, the
             `keras.distribution.DataParallel`, or `None`.
-        num_replicas: int, the number of model replicas (devices).
+        num_replicas: int, the number of model replicas (devices), on every
+            process together.
+        num_processes: int, the number of processes (hosts) that train
+            together; 1 unless `distribution` joined several.
+        process_id: int, this process's index, from 0.
+        is_chief: bool, whether this is process 0, the one that writes files.
     """
 
-    def __init__(self, name, strategy, num_replicas):
+    def __init__(self, name, strategy, num_replicas, num_processes=1, process_id=0):
         self.name = name
         self.strategy = strategy
         self.num_replicas = num_replicas
+        self.num_processes = num_processes
+        self.process_id = process_id
+
+    @property
+    def is_chief(self):
+        return self.process_id == 0
 
     def scope(self):
         """A context manager in which to build, compile and fit the model."""
@@ -65,6 +95,10 @@ class Distribution:
         then dropped, so a seeded augmentation draws the same random numbers
         as on one device. With one replica the dataset is returned unchanged.
 
+        With several processes only full global batches are kept: `fit` gives
+        each process its equal part of every global batch (Keras'
+        `DataParallel` auto-sharding), which a short batch cannot have.
+
         Args:
             dataset: a batched `tf.data.Dataset` of tensors or tuples of
                 tensors, batch first.
@@ -74,7 +108,8 @@ class Distribution:
                 Defaults to `None`.
             batch_size: int, the global batch size of `dataset` (a multiple
                 of `num_replicas`, as `global_batch_size` gives), with
-                `num_samples`. Defaults to `None`.
+                `num_samples`; required with several processes. Defaults to
+                `None`.
 
         Returns:
             The `tf.data.Dataset` of the batches that split evenly.
@@ -84,6 +119,12 @@ class Distribution:
                 "Invalid arguments for `even_batches`. Expected `num_samples` and "
                 f"`batch_size` together. Received: num_samples={num_samples!r}, "
                 f"batch_size={batch_size!r}"
+            )
+        if self.num_processes > 1 and batch_size is None:
+            raise ValueError(
+                "Invalid arguments for `even_batches`. Expected `num_samples` and "
+                f"`batch_size` with {self.num_processes} processes: only full global "
+                "batches split among them. Received: num_samples=None, batch_size=None"
             )
         if batch_size is not None and batch_size % self.num_replicas:
             raise invalid_value(
@@ -95,11 +136,11 @@ class Distribution:
             return dataset
         import tensorflow as tf
 
-        replicas = self.num_replicas
+        replicas, full = self.num_replicas, batch_size if self.num_processes > 1 else None
 
         def divides_evenly(*batch):
-            first = tf.nest.flatten(batch)[0]
-            return tf.equal(tf.shape(first)[0] % replicas, 0)
+            size = tf.shape(tf.nest.flatten(batch)[0])[0]
+            return tf.equal(size, full) if full else tf.equal(size % replicas, 0)
 
         dataset = dataset.filter(divides_evenly)
         if num_samples is not None:
@@ -117,17 +158,21 @@ class Distribution:
 
         Returns:
             int: the size of the short last batch if it does not split evenly
-            among the replicas, else 0.
+            among the replicas (with several processes: if there is one),
+            else 0.
         """
         last = num_samples % batch_size
-        return last if last % self.num_replicas else 0
+        return last if self.num_processes > 1 or last % self.num_replicas else 0
 
     def __repr__(self):
-        return f"Distribution(name={self.name!r}, num_replicas={self.num_replicas})"
+        hosts = f", num_processes={self.num_processes}" if self.num_processes > 1 else ""
+        return f"Distribution(name={self.name!r}, num_replicas={self.num_replicas}{hosts})"
 
 
-def distribution(strategy=None, devices=None):
-    """Sets up data-parallel training on several devices.
+def distribution(
+    strategy=None, devices=None, *, coordinator_address=None, num_processes=None, process_id=None
+):
+    """Sets up data-parallel training on several devices, and hosts.
 
     Build, compile and fit the model inside `scope()`, and batch the data with
     `global_batch_size(per_replica_batch_size)`: every replica computes a
@@ -140,15 +185,29 @@ def distribution(strategy=None, devices=None):
       keras-team/keras#20585). Batch normalization uses each replica's own
       batch statistics (as PyTorch's DDP without SyncBatchNorm does).
     - `"data_parallel"` (JAX backend): `keras.distribution.DataParallel` on
-      every device that `keras.distribution.list_devices()` reports; after
-      `keras.distribution.initialize()` on each host that includes the
-      devices of every host. The program is one SPMD computation, so batch
+      every device that `keras.distribution.list_devices()` reports, of
+      every process. The program is one SPMD computation, so batch
       normalization sees the whole global batch, as on one device. Every
       batch must divide evenly among the devices (batch with
       `drop_remainder=True`, predict with a batch size that is a multiple of
       `num_replicas`).
     - `None`: the default device; `scope()` does nothing and
       `num_replicas` is 1.
+
+    Several hosts (`"data_parallel"` only): one process on each host calls
+    `distribution("data_parallel", ...)` with the same coordinator address
+    and number of processes, and its own process id, before anything runs on
+    JAX; it joins the others through `keras.distribution.initialize` (JAX's
+    distributed runtime; the gloo collectives on CPU), and waits for them.
+    Each value not given comes from the environment: Keras'
+    `KERAS_DISTRIBUTION_JOB_ADDRESSES` (the first address is the
+    coordinator's), `KERAS_DISTRIBUTION_NUM_PROCESSES` and
+    `KERAS_DISTRIBUTION_PROCESS_ID`, or JAX's `JAX_COORDINATOR_ADDRESS`;
+    inside a Slurm step of several tasks (`srun`), JAX finds them itself.
+    Every process builds the same dataset of global batches (same seed) and
+    `fit` gives each its part. Joining again with the same values does
+    nothing. TensorFlow cannot train on several hosts: Keras 3 does not
+    support `MultiWorkerMirroredStrategy` (keras-team/keras#20585).
 
     Args:
         strategy: `"mirrored"`, `"data_parallel"`, `None`, or an existing
@@ -157,13 +216,20 @@ def distribution(strategy=None, devices=None):
         devices: list of device names to use instead of all of them, such as
             `["/gpu:0", "/gpu:1"]` (TensorFlow) or `["gpu:0", "gpu:1"]`
             (JAX). Defaults to `None`.
+        coordinator_address: str, `"host:port"` of process 0, which the
+            others connect to, for several hosts. Defaults to `None`.
+        num_processes: int, the number of processes, for several hosts.
+            Defaults to `None`.
+        process_id: int, this process's index from 0 (0 is the
+            coordinator), for several hosts. Defaults to `None`.
 
     Returns:
         A `Distribution`.
 
     Raises:
         ValueError: for an unknown strategy, or one that the active backend
-            does not support.
+            does not support; for hosts without `"data_parallel"`, incomplete
+            or invalid host values, or a process that joined others already.
 
     Example:
 
@@ -171,6 +237,15 @@ def distribution(strategy=None, devices=None):
     >>> dist.num_replicas, dist.global_batch_size(8)
     (1, 8)
     """
+    hosts = _host_values(coordinator_address, num_processes, process_id)
+    given = hosts is not None and any(value is not None for value in hosts.values())
+    if given and strategy != "data_parallel":
+        raise ValueError(
+            "Invalid value for argument `strategy`: several hosts train with "
+            "'data_parallel' (JAX) only; Keras 3 does not support TensorFlow's "
+            "MultiWorkerMirroredStrategy (keras-team/keras#20585). "
+            f"Received: strategy={strategy!r} with {_describe(hosts)}"
+        )
     if strategy is None or strategy == "none":
         return Distribution(None, None, 1)
     if not isinstance(strategy, str):
@@ -180,13 +255,116 @@ def distribution(strategy=None, devices=None):
     backend = keras.backend.backend()
     if strategy == "mirrored":
         return _mirrored(devices, backend)
-    return _data_parallel(devices, backend)
+    return _data_parallel(devices, backend, hosts)
+
+
+def _host_values(coordinator_address=None, num_processes=None, process_id=None, environ=None):
+    """The values that join several processes, or `None` for one process.
+
+    Each value not given is read from `environ` (`HOST_VARIABLES`). Inside a
+    Slurm step of several tasks, missing values stay `None`: JAX reads them
+    from Slurm's variables (and nothing joins unless the strategy is
+    `"data_parallel"`).
+
+    Args:
+        coordinator_address: str or `None`.
+        num_processes: int or `None`.
+        process_id: int or `None`.
+        environ: mapping, by default `os.environ`.
+
+    Returns:
+        A dict of the three values, or `None` when none is given and no Slurm
+        step of several tasks is found.
+
+    Raises:
+        ValueError: naming the missing or invalid value and its variables.
+    """
+    environ = os.environ if environ is None else environ
+    given = {
+        "coordinator_address": coordinator_address,
+        "num_processes": num_processes,
+        "process_id": process_id,
+    }
+    values = {name: _from_environ(name, value, environ) for name, value in given.items()}
+    slurm = all(name in environ for name in _SLURM_VARIABLES) and environ["SLURM_NTASKS"] != "1"
+    if not slurm and all(value is None for value in values.values()):
+        return None
+    missing = [name for name, value in values.items() if value is None]
+    if missing and not slurm:
+        name = missing[0]
+        raise ValueError(
+            f"Missing value for argument {option(name)} (or "
+            f"{' or '.join(HOST_VARIABLES[name])}) "
+            f"to join several processes. Received: {_describe(values)}"
+        )
+    if values["num_processes"] is not None:
+        check_positive_int("num_processes", values["num_processes"])
+    if values["process_id"] is not None:
+        limit = values["num_processes"]
+        pid = values["process_id"]
+        if not is_int(pid) or pid < 0 or (limit is not None and pid >= limit):
+            bound = "an integer from 0" + (f" to {limit - 1}" if limit is not None else "")
+            raise invalid_value("process_id", f"{bound} (num_processes={limit})", pid)
+    address = values["coordinator_address"]
+    if address is not None and (not isinstance(address, str) or ":" not in address):
+        raise invalid_value("coordinator_address", "'host:port' of process 0", address)
+    return values
+
+
+def _from_environ(name, value, environ):
+    """`value`, else the first of `name`'s variables that is set (an int where it must be)."""
+    if value is not None:
+        return value
+    for variable in HOST_VARIABLES[name]:
+        text = environ.get(variable, "").strip()
+        if not text:
+            continue
+        if name == "coordinator_address":
+            return text.split(",")[0]
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(
+                f"Invalid value for environment variable {variable}. Expected an integer "
+                f"({name}). Received: {variable}={text!r}"
+            ) from None
+    return None
+
+
+def _describe(values):
+    return ", ".join(f"{name}={value!r}" for name, value in values.items())
+
+
+def _join(hosts):
+    """Joins the other processes once (`keras.distribution.initialize`); JAX only."""
+    import jax
+
+    if jax.distributed.is_initialized():
+        joined = {"num_processes": jax.process_count(), "process_id": jax.process_index()}
+        wanted = {name: hosts[name] for name in joined if hosts[name] is not None}
+        if any(joined[name] != value for name, value in wanted.items()):
+            raise ValueError(
+                f"Invalid arguments: this process already joined {_describe(joined)}; a "
+                f"process joins others once. Received: {_describe(hosts)}"
+            )
+        return
+    # The CPU collectives across processes: gloo, JAX's default in recent versions.
+    if getattr(jax.config, "jax_cpu_collectives_implementation", "gloo") in (None, "none"):
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    try:
+        keras.distribution.initialize(
+            hosts["coordinator_address"], hosts["num_processes"], hosts["process_id"]
+        )
+    except RuntimeError as error:  # JAX ran something already, or the others did not come
+        raise ValueError(
+            f"Cannot join several processes: {error} Received: {_describe(hosts)}"
+        ) from None
 
 
 def _existing(strategy):
     """The `Distribution` of a strategy object made by the user."""
     if isinstance(strategy, (keras.distribution.DataParallel, keras.distribution.ModelParallel)):
-        return Distribution("data_parallel", strategy, _keras_replicas(strategy))
+        return _keras_distribution(strategy)
     if "tensorflow" in sys.modules:
         import tensorflow as tf
 
@@ -224,7 +402,7 @@ def _mirrored(devices, backend):
     return Distribution("mirrored", mirrored, mirrored.num_replicas_in_sync)
 
 
-def _data_parallel(devices, backend):
+def _data_parallel(devices, backend, hosts):
     """`keras.distribution.DataParallel` on `devices`, by default every device."""
     if backend != "jax":
         raise ValueError(
@@ -234,10 +412,24 @@ def _data_parallel(devices, backend):
             + ("use 'mirrored' instead. " if backend == "tensorflow" else "train on one device. ")
             + f"Received: strategy='data_parallel' with KERAS_BACKEND={backend!r}"
         )
+    if hosts is not None:
+        _join(hosts)
     devices = list(devices) if devices is not None else keras.distribution.list_devices()
     data_parallel = keras.distribution.DataParallel(devices=devices)
-    return Distribution("data_parallel", data_parallel, _keras_replicas(data_parallel))
+    return _keras_distribution(data_parallel)
 
 
-def _keras_replicas(dist):
-    return int(dist.device_mesh.devices.size)
+def _keras_distribution(dist):
+    """The `Distribution` of a `keras.distribution` one: every device, every process."""
+    process_id = 0
+    if dist.num_processes > 1:  # only JAX joins several processes
+        import jax
+
+        process_id = jax.process_index()
+    return Distribution(
+        "data_parallel",
+        dist,
+        int(dist.device_mesh.devices.size),
+        num_processes=dist.num_processes,
+        process_id=process_id,
+    )

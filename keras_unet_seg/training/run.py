@@ -11,6 +11,8 @@ interrupted run continues from its newest complete backup with `resume=True`.
 import dataclasses
 import json
 import os
+import shutil
+import tempfile
 
 import keras
 
@@ -49,12 +51,30 @@ class TrainingResult:
     facts: dict
 
 
-def train_run(config, out, *, resume=False, overwrite=False, verbose=1):
+def train_run(
+    config,
+    out,
+    *,
+    resume=False,
+    overwrite=False,
+    verbose=1,
+    coordinator_address=None,
+    num_processes=None,
+    process_id=None,
+):
     """Trains the model of `config` into the run folder `out`.
 
     What the `train` command runs, with the same files and messages: a run
     trained here and one trained by the command with the same options are the
     same run.
+
+    Several processes (hosts) train one run together with
+    `config.strategy="data_parallel"` (JAX): each calls `train_run` with the same
+    config and `out`, and the coordinator's address, the number of processes and
+    its own id (or the environment variables that
+    `performance.distribution` reads). Each reads its part of every global
+    batch; process 0 alone writes the run folder, which must be one that every
+    process sees (a shared file system) for `resume`.
 
     Args:
         config: a `TrainingConfig`.
@@ -64,7 +84,11 @@ def train_run(config, out, *, resume=False, overwrite=False, verbose=1):
             (weights and optimizer state); `config.epochs` may be raised to train
             a finished run longer. The model's fields must not change.
         overwrite: bool, start over in a folder holding an earlier run.
-        verbose: int, 0 silent, 1 progress and messages.
+        verbose: int, 0 silent, 1 progress and messages (process 0 only).
+        coordinator_address: str `"host:port"` of process 0, with several
+            processes.
+        num_processes: int, the number of processes, with several.
+        process_id: int, this process's index from 0, with several.
 
     Returns:
         A `TrainingResult`.
@@ -72,7 +96,8 @@ def train_run(config, out, *, resume=False, overwrite=False, verbose=1):
     Raises:
         TrainingError: the folder, the data or the run cannot go on (the
             message says why and what to do); the last complete epoch is kept.
-        ValueError: a model the config cannot build, or too big to train here.
+        ValueError: a model the config cannot build, too big to train here, or
+            devices and hosts that cannot train it.
     """
     if not isinstance(config, TrainingConfig):
         raise TypeError(f"Expected a TrainingConfig. Received: config={config!r}")
@@ -82,8 +107,16 @@ def train_run(config, out, *, resume=False, overwrite=False, verbose=1):
             f"{option('overwrite', True)} starts it over; give one of them."
         )
     _require_folder(config.data)
+    hosts = {
+        "coordinator_address": coordinator_address,
+        "num_processes": num_processes,
+        "process_id": process_id,
+    }
+    devices = set_up_devices(config, hosts)
+    if not devices[0].is_chief:
+        return _follow(config, out, resume, devices)
     with run_folder.locked(out, verbose), _outputs.recording(out):
-        return _train(config, out, resume, overwrite, verbose)
+        return _train(config, out, resume, devices, overwrite=overwrite, verbose=verbose)
 
 
 def _require_folder(path):
@@ -93,15 +126,43 @@ def _require_folder(path):
         raise TrainingError(f"data folder '{path}' is not a folder.")
 
 
-def _train(config, out, resume, overwrite, verbose):
+def _follow(config, out, resume, devices):
+    """Trains as process 0 does, in a scratch folder that is then deleted.
+
+    Under several processes, saving a model or a backup is a collective operation:
+    every process runs the same ones, and only process 0 keeps what it writes. A
+    resumed run starts from a copy of the run's `config.json` and backups, so that
+    every process restores the same one.
+    """
+    scratch = tempfile.mkdtemp(prefix="keras-unet-seg-")
+    try:
+        if resume:
+            run_folder.check_resumable(out)
+            shared = run_folder.run_paths(out)
+            shutil.copy(shared.config, scratch)
+            for _, path in backups.backups(shared.backup):
+                shutil.copytree(
+                    path, os.path.join(scratch, backups.BACKUP_FOLDER, os.path.basename(path))
+                )
+        result = _train(config, scratch, resume, devices, verbose=0)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    result.written = {
+        name: os.path.join(out, os.path.relpath(path, scratch))
+        for name, path in result.written.items()
+    }
+    return result
+
+
+def _train(config, out, resume, devices, overwrite=False, verbose=1):
     if resume:
         run_folder.check_resumable(out)
         _check_unchanged(config, run_folder.run_paths(out).config)
     paths = run_folder.open_run(out, config.epochs, resume, overwrite, verbose)
-    # The devices, the model and its loss and metrics first: they check the config
-    # before any file is read or written.
+    # The model and its loss and metrics first: they check the config before any
+    # file is read or written.
     model_size.check_model_fits(config)
-    dist, policy, jit_compile = set_up_devices(config)
+    dist, policy, jit_compile = devices
     keras.utils.set_random_seed(config.seed)
     with dist.scope():
         model = build_model(config, dtype=policy)
@@ -112,7 +173,8 @@ def _train(config, out, resume, overwrite, verbose):
             model.build((None, None, None, facts["input_channels"]))
         unfreeze = callbacks.freeze_encoder(model, config.freeze_encoder_epochs, verbose)
         checkpoint = callbacks.RunCheckpoint(out, monitor, mode="max", restore=False)
-        start = _start(paths, {**config.to_dict(), **facts}, model, checkpoint, resume, verbose)
+        record = {**config.to_dict(), **facts}
+        start = _start(paths, record, model, checkpoint, resume, verbose)
     if verbose:
         batch = dist.global_batch_size(config.batch_size)
         print(
@@ -159,10 +221,11 @@ def _check_unchanged(config, path):
         )
 
 
-def set_up_devices(config):
-    """The `Distribution` of `config.strategy`, the dtype policy and the XLA switch."""
+def set_up_devices(config, hosts=None):
+    """The `Distribution` of `config.strategy` (on the processes of `hosts`), the dtype
+    policy and the XLA switch."""
     try:
-        dist = performance.distribution(config.strategy)
+        dist = performance.distribution(config.strategy, **(hosts or {}))
     except ValueError as error:
         raise ValueError(f"{option('strategy')}: {' '.join(str(error).split())}") from None
     if config.jit_compile is True and dist.name == "mirrored":

@@ -246,7 +246,9 @@ def test_strategy_refuses_too_few_images_to_split(tmp_path, monkeypatch, capsys)
     from keras_unet_seg import performance
 
     monkeypatch.setattr(
-        performance, "distribution", lambda strategy: performance.Distribution(strategy, None, 2)
+        performance,
+        "distribution",
+        lambda strategy, **hosts: performance.Distribution(strategy, None, 2),
     )
     data = make_synthetic_dataset(
         tmp_path / "data", num_train=3, num_val=2, image_size=(32, 32), seed=0
@@ -259,6 +261,35 @@ def test_strategy_refuses_too_few_images_to_split(tmp_path, monkeypatch, capsys)
         "(a global batch) or a multiple of 2."
     )
     assert not run.exists()
+
+
+def test_train_host_options_name_what_is_missing_and_stay_out_of_the_config(
+    data_dir, tmp_path, monkeypatch, capsys
+):
+    """Checked before anything joins, trains or writes; per process, so not in config.json."""
+    monkeypatch.delenv("KERAS_DISTRIBUTION_JOB_ADDRESSES", raising=False)
+    monkeypatch.delenv("JAX_COORDINATOR_ADDRESS", raising=False)
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    run = tmp_path / "run"
+    argv = ["train", "--data", data_dir, "--out", str(run), *SMALL_MODEL]
+    hosts = ["--num-processes", "2", "--process-id", "0"]
+    assert main([*argv, "--strategy", "data_parallel", *hosts]) == 2
+    assert error_line(capsys).endswith(
+        "train: --strategy: Missing value for argument --coordinator-address (or "
+        "KERAS_DISTRIBUTION_JOB_ADDRESSES or JAX_COORDINATOR_ADDRESS) to join several "
+        "processes. Received: coordinator_address=None, num_processes=2, process_id=0"
+    )
+    hosts += ["--coordinator-address", "localhost:1234"]
+    assert main([*argv, "--strategy", "mirrored", *hosts]) == 2
+    assert "several hosts train with 'data_parallel' (JAX) only; Keras 3 does not support " in (
+        error_line(capsys)
+    )
+    assert not run.exists()
+    config = train.training_config(
+        train.options(coordinator_address="localhost:1234", num_processes=2, process_id=1)
+    ).to_dict()
+    assert {"coordinator_address", "num_processes", "process_id"}.isdisjoint(config)
+    assert "strategy" in config
 
 
 def test_train_refuses_to_overwrite_a_run(trained_run, data_dir, capsys):
