@@ -202,7 +202,16 @@ sys.exit(main(sys.argv[1:]))
     "strategy, backend, env",
     [
         ("mirrored", "tensorflow", {}),
-        ("data_parallel", "jax", {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}),
+        # The backend reruns' XLA flags (tests/test_backends.py): compiling is most of this
+        # run, and takes about half as long without LLVM's optimizations.
+        (
+            "data_parallel",
+            "jax",
+            {
+                "XLA_FLAGS": "--xla_force_host_platform_device_count=2 "
+                "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+            },
+        ),
     ],
 )
 def test_train_strategy_on_two_cpu_devices(strategy, backend, env, tmp_path):

@@ -108,6 +108,9 @@ def test_weights_by_path_and_their_adaptation_to_1_and_4_channels(tmp_path, name
     assert model.get_config()["encoder_weights"] is None
 
 
+# As for the models' variants (tests/models/test_unet.py): the .keras format holds NumPy
+# arrays whatever the backend, and a U-Net saves and loads on every backend there.
+@pytest.mark.one_backend
 @pytest.mark.parametrize("name", sorted(NAMES))
 def test_saves_and_loads_with_identical_outputs(tmp_path, name):
     model = UNet(encoder=name, encoder_trainable=False, **LIGHT)
