@@ -295,7 +295,7 @@ def test_train_host_options_name_what_is_missing_and_stay_out_of_the_config(
     )
     assert not run.exists()
     config = train.training_config(
-        train.options(coordinator_address="localhost:1234", num_processes=2, process_id=1)
+        train.options(data="d", coordinator_address="localhost:1234", num_processes=2, process_id=1)
     ).to_dict()
     assert {"coordinator_address", "num_processes", "process_id"}.isdisjoint(config)
     assert "strategy" in config
