@@ -17,9 +17,8 @@ from keras_unet_seg.commands import (
     _parser,
 )
 from keras_unet_seg.commands._errors import PROG, UsageError, user_errors
-from keras_unet_seg.training import TrainingConfig, TrainingError
+from keras_unet_seg.training import TrainingConfig, TrainingError, _run_folder
 from keras_unet_seg.training import config as _training_config
-from keras_unet_seg.training import run_folder as _run_folder
 
 NAME = "train"
 

@@ -20,7 +20,7 @@ import time
 from keras_unet_seg import _outputs, _types
 from keras_unet_seg.commands import _config, _models, _reading, _report_output
 from keras_unet_seg.commands._errors import CommandError, UsageError, user_errors
-from keras_unet_seg.training import TrainingConfig, TrainingError, run_folder, train_run
+from keras_unet_seg.training import TrainingConfig, TrainingError, _run_folder, train_run
 
 NAME = "demo"
 
@@ -83,7 +83,7 @@ def _check_outputs(out, args):
     with user_errors(FileExistsError):
         _outputs.check_writable(targets, True, out, out, option="--out")
     with user_errors(TrainingError):
-        run_folder.check_own_files(out)
+        _run_folder.check_own_files(out)
 
 
 def _run(args, start):

@@ -19,6 +19,7 @@ JSON; `train_run(config, out)` trains the run folder `out` from it, as the
 `keras-unet-seg train` command does, and returns a `TrainingResult`.
 """
 
+from keras_unet_seg.training._errors import TrainingError
 from keras_unet_seg.training.callbacks import (
     NonFiniteLoss,
     RunCheckpoint,
@@ -27,7 +28,6 @@ from keras_unet_seg.training.callbacks import (
     freeze_encoder,
 )
 from keras_unet_seg.training.config import TrainingConfig
-from keras_unet_seg.training.errors import TrainingError
 from keras_unet_seg.training.run import TrainingResult, train_run
 from keras_unet_seg.training.schedule import LearningRateSchedule, learning_rate
 

@@ -8,7 +8,7 @@ import os
 
 import keras
 
-from keras_unet_seg.training import backups
+from keras_unet_seg.training import _backups
 from keras_unet_seg.training.config import UNFROZEN_LEARNING_RATE_FACTOR
 
 __all__ = ["NonFiniteLoss", "RunCheckpoint", "TerminateOnNonFinite", "UnfreezeEncoder"]
@@ -77,7 +77,7 @@ class RunCheckpoint(keras.callbacks.Callback):
     optimizer's state, with every log row so far and the file's SHA-256) under a
     temporary name, syncs it and renames it in one step, then rewrites
     `log.csv` from the rows, saves `best.keras` when `monitor` improves, and
-    deletes backups older than the previous one (`backups.py` says how). At the
+    deletes backups older than the previous one (`_backups.py` says how). At the
     start of `fit`, the newest complete backup is loaded and `fit` continues
     after its epoch, as `BackupAndRestore` does; a damaged newest backup is
     skipped for the one before. A non-finite loss is never committed.
@@ -93,8 +93,8 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     Attributes:
         rows: the committed epochs' log rows, restored ones included.
-        restored: the `backups.Restored` backup loaded (`epoch`, `rows`, `path`,
-            `skipped`), or `None`.
+        restored: the backup loaded (its `epoch`, `rows`, `path`, and the
+            damaged ones `skipped`), or `None`.
 
     Example:
 
@@ -119,7 +119,7 @@ class RunCheckpoint(keras.callbacks.Callback):
                 f"mode={mode!r}"
             )
         self.out = out
-        self.backup_dir = os.path.join(out, backups.BACKUP_FOLDER)
+        self.backup_dir = os.path.join(out, _backups.BACKUP_FOLDER)
         self.log_path = os.path.join(out, LOG_FILE)
         self.best_path = os.path.join(out, BEST_MODEL_FILE)
         self.monitor = monitor
@@ -135,24 +135,24 @@ class RunCheckpoint(keras.callbacks.Callback):
 
         Rewrites `log.csv` from the backup's rows and makes up `best.keras` if
         the process died between the backup and it. Returns the
-        `backups.Restored` backup, or `None` when there is none; `ValueError`
+        backup (its `epoch`, `rows` and `path`), or `None` when there is none; `ValueError`
         if none of the backups loads.
         """
-        restored = backups.restore(model, self.backup_dir)
+        restored = _backups.restore(model, self.backup_dir)
         self.restored = restored
         self.rows = list(restored.rows) if restored else []
         self.best = dict(restored.best) if restored and restored.best else None
-        backups.write_log(self.log_path, self.rows)
+        _backups.write_log(self.log_path, self.rows)
         # The best model is saved after its backup: an interruption in between is made up.
         if self.best is not None and self.best["epoch"] == restored.epoch - 1:
-            backups.save_model(model, self.best_path)
+            _backups.save_model(model, self.best_path)
         return restored
 
     def read_rows(self):
         """The rows of the newest complete backup, without loading any weights."""
-        for _, path in backups.backups(self.backup_dir):
+        for _, path in _backups.backups(self.backup_dir):
             try:
-                return backups.read_state(path)["rows"]
+                return _backups.read_state(path)["rows"]
             except ValueError:
                 continue
         return []
@@ -182,12 +182,12 @@ class RunCheckpoint(keras.callbacks.Callback):
         )
         best = {"epoch": epoch, "value": value} if improved else self.best
         state = {"epoch": epoch + 1, "monitor": self.monitor, "best": best, "log": rows}
-        backups.commit(self.model, self.backup_dir, state)
+        _backups.commit(self.model, self.backup_dir, state)
         self.rows, self.best = rows, best  # `rows` lists the committed epochs
-        backups.write_log(self.log_path, self.rows)
+        _backups.write_log(self.log_path, self.rows)
         if improved:
-            backups.save_model(self.model, self.best_path)
-        backups.prune(self.backup_dir)
+            _backups.save_model(self.model, self.best_path)
+        _backups.prune(self.backup_dir)
 
 
 def freeze_encoder(model, epochs, verbose=1):

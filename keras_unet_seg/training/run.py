@@ -19,11 +19,11 @@ import keras
 from keras_unet_seg import _atomic, _outputs, performance
 from keras_unet_seg._naming import option
 from keras_unet_seg.performance.devices import speed_summary
-from keras_unet_seg.training import backups, callbacks, model_size, run_folder
+from keras_unet_seg.training import _backups, _model_size, _run_folder, callbacks
+from keras_unet_seg.training._data import load_datasets
+from keras_unet_seg.training._errors import TrainingError
+from keras_unet_seg.training._model import build_model, compile_model
 from keras_unet_seg.training.config import UNFROZEN_LEARNING_RATE_FACTOR, TrainingConfig
-from keras_unet_seg.training.data import load_datasets
-from keras_unet_seg.training.errors import TrainingError
-from keras_unet_seg.training.model import build_model, compile_model
 from keras_unet_seg.training.schedule import LearningRateSchedule
 
 __all__ = ["TrainingResult", "train_run"]
@@ -115,7 +115,7 @@ def train_run(
     devices = set_up_devices(config, hosts)
     if not devices[0].is_chief:
         return _follow(config, out, resume, devices)
-    with run_folder.locked(out, verbose), _outputs.recording(out):
+    with _run_folder.locked(out, verbose), _outputs.recording(out):
         return _train(config, out, resume, devices, overwrite=overwrite, verbose=verbose)
 
 
@@ -137,12 +137,12 @@ def _follow(config, out, resume, devices):
     scratch = tempfile.mkdtemp(prefix="keras-unet-seg-")
     try:
         if resume:
-            run_folder.check_resumable(out)
-            shared = run_folder.run_paths(out)
+            _run_folder.check_resumable(out)
+            shared = _run_folder.run_paths(out)
             shutil.copy(shared.config, scratch)
-            for _, path in backups.backups(shared.backup):
+            for _, path in _backups.backups(shared.backup):
                 shutil.copytree(
-                    path, os.path.join(scratch, backups.BACKUP_FOLDER, os.path.basename(path))
+                    path, os.path.join(scratch, _backups.BACKUP_FOLDER, os.path.basename(path))
                 )
         result = _train(config, scratch, resume, devices, verbose=0)
     finally:
@@ -156,12 +156,12 @@ def _follow(config, out, resume, devices):
 
 def _train(config, out, resume, devices, overwrite=False, verbose=1):
     if resume:
-        run_folder.check_resumable(out)
-        _check_unchanged(config, run_folder.run_paths(out).config)
-    paths = run_folder.open_run(out, config.epochs, resume, overwrite, verbose)
+        _run_folder.check_resumable(out)
+        _check_unchanged(config, _run_folder.run_paths(out).config)
+    paths = _run_folder.open_run(out, config.epochs, resume, overwrite, verbose)
     # The model and its loss and metrics first: they check the config before any
     # file is read or written.
-    model_size.check_model_fits(config)
+    _model_size.check_model_fits(config)
     dist, policy, jit_compile = devices
     keras.utils.set_random_seed(config.seed)
     with dist.scope():
@@ -241,11 +241,11 @@ def set_up_devices(config, hosts=None):
 
 def _start(paths, record, model, checkpoint, resume, verbose):
     """Writes `config.json`; when resuming, restores `model`. Returns the first epoch."""
-    run_folder.write(lambda: os.makedirs(paths.out, exist_ok=True), paths.out)
-    backups.remove_temporary_files(paths.out)
-    run_folder.write(lambda: _atomic.write_json(paths.config, record), paths.config)
+    _run_folder.write(lambda: os.makedirs(paths.out, exist_ok=True), paths.out)
+    _backups.remove_temporary_files(paths.out)
+    _run_folder.write(lambda: _atomic.write_json(paths.config, record), paths.config)
     if not resume:
-        backups.remove_partial(paths.backup)
+        _backups.remove_partial(paths.backup)
         return 0
     try:
         restored = checkpoint.restore(model)
@@ -254,7 +254,7 @@ def _start(paths, record, model, checkpoint, resume, verbose):
             f"run '{paths.out}' cannot be resumed: {error}. Start it over with "
             f"{option('overwrite', True)}."
         ) from None
-    except backups.WriteError as error:
+    except _backups.WriteError as error:
         raise TrainingError(f"{error}.") from None
     if verbose:
         for path, reason in restored.skipped if restored else ():
@@ -331,15 +331,16 @@ def _fit(model, datasets, start, fit_callbacks, paths, config, verbose):
                 verbose=verbose,
                 shuffle=False,  # the dataset shuffles itself, with the run's seed
             )
-        backups.save_model(model, paths.final)
+        _backups.save_model(model, paths.final)
     except callbacks.NonFiniteLoss as error:
         raise TrainingError(
-            f"training stopped: {error}, so the model diverged. {run_folder.kept(checkpoint.rows)} "
+            f"training stopped: {error}, so the model diverged. "
+            f"{_run_folder.kept(checkpoint.rows)} "
             f"Try a lower {option('learning_rate')} in a new run."
         ) from None
-    except backups.WriteError as error:
+    except _backups.WriteError as error:
         raise TrainingError(
-            f"{error}. {run_folder.kept(checkpoint.rows)} Free some space (or make the folder "
+            f"{error}. {_run_folder.kept(checkpoint.rows)} Free some space (or make the folder "
             f"writable) and continue it with {option('resume', True)} ({option('out', paths.out)})."
         ) from None
 
@@ -351,7 +352,7 @@ def _finish(model, monitor, paths, facts, config, verbose):
         written["best_model"] = paths.best
     if _plot_curves(paths.log, paths.curves):
         written["curves"] = paths.curves
-    best_epoch, best_value = run_folder.best_epoch(paths.log, monitor)
+    best_epoch, best_value = _run_folder.best_epoch(paths.log, monitor)
     if verbose:
         epochs = "1 epoch" if config.epochs == 1 else f"{config.epochs} epochs"
         print(f"\nTraining finished: {epochs} in '{paths.out}'.")

@@ -35,7 +35,7 @@ def _truncate_half(path):
 
 
 def _install(fault):
-    from keras_unet_seg.training import backups as _run_state
+    from keras_unet_seg.training import _backups
 
     point = fault.get("point")
     if point is None:
@@ -47,30 +47,30 @@ def _install(fault):
         timer.start()
         return
     if point in ("weights", "state", "committed"):
-        original = _run_state._fsync_folder
+        original = _backups._fsync_folder
 
         def fsync_folder(path):
             original(path)
             partial = os.path.basename(path).startswith(".")
             if point == "weights" and partial:
-                _truncate_half(os.path.join(path, _run_state.WEIGHTS_FILE))
+                _truncate_half(os.path.join(path, _backups.WEIGHTS_FILE))
                 _strike(fault)
             elif point == "state" and partial:
-                _truncate_half(os.path.join(path, _run_state.STATE_FILE))
+                _truncate_half(os.path.join(path, _backups.STATE_FILE))
                 _strike(fault)
             elif point == "committed" and not partial:
                 _strike(fault)
 
-        _run_state._fsync_folder = fsync_folder
+        _backups._fsync_folder = fsync_folder
         return
     name = {"log": "write_log", "best": "save_model", "prune": "prune"}[point]
-    original = getattr(_run_state, name)
+    original = getattr(_backups, name)
 
     def strike_first(*args, **kwargs):
         _strike(fault)
         return original(*args, **kwargs)
 
-    setattr(_run_state, name, strike_first)
+    setattr(_backups, name, strike_first)
 
 
 def main(argv):

@@ -22,7 +22,7 @@ from keras_unet_seg import _types
 from keras_unet_seg.cli import main
 from keras_unet_seg.commands import train
 from keras_unet_seg.data import make_synthetic_dataset
-from keras_unet_seg.training import backups, callbacks, run_folder
+from keras_unet_seg.training import _backups, _run_folder, callbacks
 
 from ._helpers import SMALL_MODEL, checksums, error_line, temporary_files, train_namespace
 
@@ -77,7 +77,7 @@ def test_resume_continues_from_the_saved_epoch_and_optimizer_state(
     assert "Traceback" not in err
     assert f"continue it with `keras-unet-seg train --out {run} --resume`" in err
     assert not (run / "model.keras").exists()
-    assert [epoch for epoch, _ in backups.backups(run / "backup")] == [2, 1]
+    assert [epoch for epoch, _ in _backups.backups(run / "backup")] == [2, 1]
 
     monkeypatch.undo()
     assert main(["train", "--out", str(run), "--resume"]) == 0
@@ -332,7 +332,7 @@ def test_train_overwrite_removes_only_the_files_the_run_wrote(run_copy, data_dir
 
 def _lock(run, pid):
     lock = {"pid": pid, "host": socket.gethostname(), "started": "2026-01-01T00:00:00+00:00"}
-    (run / run_folder.LOCK_FILE).write_text(json.dumps(lock))
+    (run / _run_folder.LOCK_FILE).write_text(json.dumps(lock))
 
 
 def test_a_run_folder_in_use_by_a_live_process_is_refused(run_copy, capsys):
@@ -364,7 +364,7 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(run_copy, capsys):
         f"on {socket.gethostname()}, which no longer runs."
     )
     assert "has already trained 2 epochs (--epochs 2)" in captured.err  # then it goes on
-    assert not (run_copy / run_folder.LOCK_FILE).exists()  # released on the error
+    assert not (run_copy / _run_folder.LOCK_FILE).exists()  # released on the error
 
 
 def test_options_are_the_parsers_defaults_with_the_values_given(data_dir, tmp_path):

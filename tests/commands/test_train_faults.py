@@ -25,7 +25,7 @@ import pytest
 from keras_unet_seg import _atomic, _outputs
 from keras_unet_seg.cli import main
 from keras_unet_seg.data import make_synthetic_dataset
-from keras_unet_seg.training import backups, callbacks
+from keras_unet_seg.training import _backups, callbacks
 
 from ._helpers import checksums, error_line
 
@@ -127,7 +127,7 @@ def test_train_killed_at_random_moments_resumes_to_the_uninterrupted_result(data
     print(*outcomes, sep="\n")
 
     assert _logged_epochs(run) == list(range(epochs))
-    assert len(backups.backups(run / "backup")) <= 2 and _leftovers(run) == []
+    assert len(_backups.backups(run / "backup")) <= 2 and _leftovers(run) == []
     # Each resumption restarts the training data's shuffling, so the order of the 4
     # images inside the one batch of a resumed epoch differs from the uninterrupted
     # run's: the rounding of the batch's sums changes, and Adam amplifies it over the
@@ -159,8 +159,8 @@ def test_resume_falls_back_to_the_previous_backup_and_says_which(
     monkeypatch.undo()
 
     # An empty weights file (the issue's zero-byte backup).
-    newest, previous = (path for _, path in backups.backups(run / "backup"))
-    weights = os.path.join(newest, backups.WEIGHTS_FILE)
+    newest, previous = (path for _, path in _backups.backups(run / "backup"))
+    weights = os.path.join(newest, _backups.WEIGHTS_FILE)
     size = os.path.getsize(weights)
     open(weights, "w").close()
     capsys.readouterr()
@@ -172,8 +172,8 @@ def test_resume_falls_back_to_the_previous_backup_and_says_which(
     assert _logged_epochs(run) == [0, 1, 2]
 
     # A truncated state.json (the issue's truncated training_metadata.json).
-    newest, previous = (path for _, path in backups.backups(run / "backup"))
-    with open(os.path.join(newest, backups.STATE_FILE), "r+b") as f:
+    newest, previous = (path for _, path in _backups.backups(run / "backup"))
+    with open(os.path.join(newest, _backups.STATE_FILE), "r+b") as f:
         f.truncate(40)
     assert main(["train", "--out", str(run), "--resume", "--epochs", "4"]) == 0
     out = capsys.readouterr().out
@@ -183,8 +183,8 @@ def test_resume_falls_back_to_the_previous_backup_and_says_which(
     assert _leftovers(run) == []
 
     # With every backup damaged there is nothing to resume from: said, not guessed.
-    for _, path in backups.backups(run / "backup"):
-        open(os.path.join(path, backups.WEIGHTS_FILE), "w").close()
+    for _, path in _backups.backups(run / "backup"):
+        open(os.path.join(path, _backups.WEIGHTS_FILE), "w").close()
     assert main(["train", "--out", str(run), "--resume", "--epochs", "5"]) == 1
     line = error_line(capsys)
     assert f"run '{run}' cannot be resumed: no backup can be restored ('" in line
@@ -219,8 +219,8 @@ def test_a_backup_that_cannot_fit_on_the_disk_is_not_started(
     data_dir, tmp_path, monkeypatch, capsys
 ):
     run = tmp_path / "run"
-    usage = backups.shutil.disk_usage(tmp_path)
-    monkeypatch.setattr(backups.shutil, "disk_usage", lambda path: usage._replace(free=300_000))
+    usage = _backups.shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(_backups.shutil, "disk_usage", lambda path: usage._replace(free=300_000))
     argv = ["train", "--data", data_dir, "--out", str(run), *SMALL, "--epochs", "1"]
     assert main(argv) == 1
     line = error_line(capsys)
@@ -257,8 +257,8 @@ def test_a_nan_loss_stops_training_in_one_line_and_saves_no_nan_model(data_dir, 
         line,
     ), line
     assert not (run / "model.keras").exists()
-    for _, path in backups.backups(run / "backup"):
-        state = backups.read_state(path)
+    for _, path in _backups.backups(run / "backup"):
+        state = _backups.read_state(path)
         assert all(np.isfinite(row["loss"]) for row in state["rows"])
     if (run / "best.keras").exists():
         assert all(np.isfinite(w).all() for w in _weights(run / "best.keras"))

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_unet_seg.training import NonFiniteLoss, RunCheckpoint, TerminateOnNonFinite, backups
+from keras_unet_seg.training import NonFiniteLoss, RunCheckpoint, TerminateOnNonFinite, _backups
 
 WORKER = Path(__file__).resolve().parent / "fit_worker.py"
 REPO = Path(__file__).resolve().parents[2]
@@ -78,7 +78,7 @@ def test_a_plain_fit_killed_at_a_random_moment_resumes_to_the_same_rows_and_weig
     with np.load(run / "final.npz") as resumed:
         for i, weights in enumerate(reference.get_weights()):
             np.testing.assert_array_equal(resumed[f"arr_{i}"], weights)
-    assert len(backups.backups(run / "backup")) == 2
+    assert len(_backups.backups(run / "backup")) == 2
 
 
 def test_a_non_finite_loss_stops_fit_and_the_checkpoint_keeps_the_last_good_epoch(tmp_path):
@@ -92,7 +92,7 @@ def test_a_non_finite_loss_stops_fit_and_the_checkpoint_keeps_the_last_good_epoc
     with pytest.raises(NonFiniteLoss, match=r"the loss is (inf|nan) at epoch 2, batch 1"):
         model.fit(images, targets, epochs=3, batch_size=2, verbose=0, callbacks=callbacks)
     assert [int(row["epoch"]) for row in _rows(tmp_path)] == [0]
-    assert [epoch for epoch, _ in backups.backups(tmp_path / "backup")] == [1]
+    assert [epoch for epoch, _ in _backups.backups(tmp_path / "backup")] == [1]
 
 
 @pytest.mark.parametrize(("monitor", "mode", "best"), [("loss", None, 2), ("score", "min", 0)])

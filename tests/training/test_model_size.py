@@ -6,7 +6,7 @@ import pytest
 
 from keras_unet_seg import AttentionDecoderStage, UNet, UNetPlusPlus
 from keras_unet_seg.training import TrainingConfig
-from keras_unet_seg.training.model_size import check_model_fits, count_parameters
+from keras_unet_seg.training._model_size import check_model_fits, count_parameters
 
 
 @pytest.mark.parametrize(

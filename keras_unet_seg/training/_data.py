@@ -7,7 +7,7 @@ import numpy as np
 
 from keras_unet_seg import _types
 from keras_unet_seg._naming import option
-from keras_unet_seg.training.errors import TrainingError
+from keras_unet_seg.training._errors import TrainingError
 
 
 def load_datasets(config, dist):

@@ -5,7 +5,7 @@ import difflib
 import keras
 
 from keras_unet_seg._naming import option
-from keras_unet_seg.training import objectives
+from keras_unet_seg.training import _objectives
 
 CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
 
@@ -70,9 +70,9 @@ def compile_model(model, config, jit_compile="auto"):
     Returns the name of the logged quantity that selects the best checkpoint
     (`val_<first metric>`).
     """
-    loss = objectives.get_loss(config.loss, option("loss"))
+    loss = _objectives.get_loss(config.loss, option("loss"))
     metrics = [
-        objectives.get_metric(name, option("metrics"), config.num_classes)
+        _objectives.get_metric(name, option("metrics"), config.num_classes)
         for name in config.metrics
     ]
     if not metrics:
@@ -83,4 +83,4 @@ def compile_model(model, config, jit_compile="auto"):
         metrics=metrics,
         jit_compile=jit_compile,
     )
-    return f"val_{objectives.metric_name(metrics[0])}"
+    return f"val_{_objectives.metric_name(metrics[0])}"

@@ -70,7 +70,7 @@ def check_model_fits(config, memory=None):
         config: the `TrainingConfig`.
         memory: int, bytes available; `None` takes `physical_memory()`.
     """
-    from keras_unet_seg.training.model import CHANNELS, build_model
+    from keras_unet_seg.training._model import CHANNELS, build_model
 
     height, width = config.image_size
     smallest = min(height, width)

@@ -1,7 +1,7 @@
 """The run folder: its files, claiming and locking it, resuming it, and what it logged.
 
 A run folder receives `config.json`, `best.keras`, `model.keras`, `log.csv`,
-`curves.png` and `backup/` (`backups.py`: the backups of the last two epochs). The
+`curves.png` and `backup/` (`_backups.py`: the backups of the last two epochs). The
 run's files are recorded as they are written (`keras_unet_seg._outputs`); its
 backups are recognised by their names and files. A folder holding other files is
 refused unless `overwrite`, which removes the run's own files only; a file the run
@@ -24,15 +24,15 @@ from typing import NamedTuple
 
 from keras_unet_seg import _atomic, _outputs
 from keras_unet_seg._naming import option
-from keras_unet_seg.training import backups, callbacks
-from keras_unet_seg.training.errors import TrainingError
+from keras_unet_seg.training import _backups, callbacks
+from keras_unet_seg.training._errors import TrainingError
 
 CONFIG_FILE = "config.json"
 BEST_MODEL_FILE = callbacks.BEST_MODEL_FILE
 FINAL_MODEL_FILE = "model.keras"
 LOG_FILE = callbacks.LOG_FILE
 CURVES_FILE = "curves.png"
-BACKUP_FOLDER = backups.BACKUP_FOLDER
+BACKUP_FOLDER = _backups.BACKUP_FOLDER
 # The files a run writes; `overwrite` replaces them (and the backups) in a folder.
 RUN_FILES = (CONFIG_FILE, BEST_MODEL_FILE, FINAL_MODEL_FILE, LOG_FILE, CURVES_FILE)
 LOCK_FILE = ".keras-unet-seg.lock"
@@ -179,7 +179,7 @@ def open_run(out, epochs, resume, overwrite, verbose=1):
     if not resume:
         _claim(out, overwrite, verbose)
     paths = run_paths(out)
-    completed = backups.latest_epoch(paths.backup) if resume else 0
+    completed = _backups.latest_epoch(paths.backup) if resume else 0
     if completed >= epochs and not _is_stale(paths.final, paths.backup):
         raise TrainingError(
             f"run '{out}' has already trained {completed} epochs ({option('epochs', epochs)}); "
@@ -193,7 +193,7 @@ def check_own_files(out):
     """Raises `TrainingError` if a file where a run writes was not written by a run.
 
     The run's files count as a run's when recorded (`_outputs`), and `backup/`'s
-    entries when they are backups (`backups.is_backup`).
+    entries when they are backups (`_backups.is_backup`).
     """
     foreign = [
         name
@@ -208,7 +208,7 @@ def check_own_files(out):
         foreign += [
             f"{BACKUP_FOLDER}/{name}"
             for name in sorted(os.listdir(backup))
-            if not backups.is_backup(os.path.join(backup, name))
+            if not _backups.is_backup(os.path.join(backup, name))
         ]
     if foreign:
         raise TrainingError(
@@ -279,8 +279,8 @@ def _is_stale(final_path, backup_dir):
     """Whether the final model is missing or older than the newest backup."""
     if not os.path.exists(final_path):
         return True
-    found = backups.backups(backup_dir)
-    newest = os.path.join(found[0][1], backups.STATE_FILE) if found else None
+    found = _backups.backups(backup_dir)
+    newest = os.path.join(found[0][1], _backups.STATE_FILE) if found else None
     return newest is not None and os.path.getmtime(final_path) < os.path.getmtime(newest)
 
 
