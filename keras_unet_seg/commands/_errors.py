@@ -8,8 +8,16 @@ that is not a Keras model); `keras_unet_seg.cli.main` prints them as one line
 
 import contextlib
 import os
+import sys
 
 PROG = "keras-unet-seg"
+# The data module's arguments as its messages name them, and the options of `train`
+# that set them.
+_TRAIN_OPTIONS = {
+    "on_error='skip'": "--on-error skip",
+    "mask_threshold=...": "--mask-threshold T",
+    "num_classes=...": "--num-classes N",
+}
 
 
 class CommandError(Exception):
@@ -58,3 +66,31 @@ def require_folder(path, what):
         raise CommandError(f"{what} '{path}' does not exist.")
     if not os.path.isdir(path):
         raise CommandError(f"{what} '{path}' is not a folder.")
+
+
+def with_train_options(message):
+    """`message` of the data module, naming `train`'s options instead of its arguments."""
+    message = str(message)
+    for argument, option in _TRAIN_OPTIONS.items():
+        message = message.replace(argument, option)
+    return message
+
+
+@contextlib.contextmanager
+def train_options_printed():
+    """What the data module prints meanwhile names `train`'s options (`with_train_options`)."""
+    with contextlib.redirect_stdout(_Rewriting(sys.stdout)):
+        yield
+
+
+class _Rewriting:
+    """A text stream that writes to `stream` through `with_train_options`."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text):
+        return self.stream.write(with_train_options(text))
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)

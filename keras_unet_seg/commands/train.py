@@ -38,6 +38,8 @@ from keras_unet_seg.commands._errors import (
     UsageError,
     one_line,
     require_folder,
+    train_options_printed,
+    with_train_options,
 )
 from keras_unet_seg.commands._train_options import (
     NAME,
@@ -141,9 +143,12 @@ def load_datasets(options, dist):
         if split is not None:
             extra["validation_split"] = split
         try:
-            datasets.append(
-                SegmentationDataset.from_directory(options.data, subset=subset, **extra, **common)
-            )
+            with train_options_printed():
+                datasets.append(
+                    SegmentationDataset.from_directory(
+                        options.data, subset=subset, **extra, **common
+                    )
+                )
         except ValueError as error:  # the data module names the folder or file at fault
             option = "--train-subset" if role == "training" else "--val-subset"
             where = f"--validation-split {split}" if split is not None else f"{option} {subset}"
@@ -153,7 +158,7 @@ def load_datasets(options, dist):
                     f" '{options.data}' is one flat folder (images/ and masks/): pass "
                     "--validation-split 0.2 to hold out a fifth of it for validation."
                 )
-            message = str(error).replace("on_error='skip'", "--on-error skip")
+            message = with_train_options(error)
             raise CommandError(
                 f"cannot read the {role} data (--data {options.data}, {where}): {message}{hint}"
             ) from None

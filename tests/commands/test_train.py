@@ -350,12 +350,18 @@ def test_label_image_masks_train_with_the_default_mask_rule(tmp_path, capsys, mo
         assert len(np.unique(labels)) > 2, mask_path  # a label image, not a 0/1 mask
         Image.fromarray(labels).save(mask_path)
     run = tmp_path / "run"
-    argv = ["train", "--data", data, "--out", str(run), *SMALL_MODEL, "--epochs", "1"]
-    assert main([*argv, "--batch-size", "2", "--no-augment"]) == 0
-    assert "4 masks are label images (0 and object ids 1..N): foreground is value > 0." in (
-        capsys.readouterr().out
-    )
-    assert json.loads((run / "config.json").read_text())["mask_threshold"] is None
+    small = ["--base-filters", "4", "--depth", "2", "--image-size", "32", "--epochs", "1"]
+    argv = ["train", "--data", data, "--out", str(run), *small]
+    assert main(argv) == 0  # the defaults otherwise: the mask rule, augmentation, steps
+    assert (
+        "4 masks are label images (0 and object ids 1..N): foreground is value > 0. Pass "
+        "--mask-threshold T to binarise by another value, or --num-classes N if the values "
+        "are class ids."
+    ) in capsys.readouterr().out
+    config = json.loads((run / "config.json").read_text())
+    defaults = train.run_config(train.options())
+    kept = ("mask_threshold", "augment", "batch_size", "steps_per_epoch")
+    assert {name: config[name] for name in kept} == {name: defaults[name] for name in kept}
 
     # --config takes it (no training needed to see that), and evaluate reads it back.
     (tmp_path / "options.json").write_text(json.dumps({"mask_threshold": 1}))
@@ -377,6 +383,14 @@ def test_label_image_masks_train_with_the_default_mask_rule(tmp_path, capsys, mo
     assert seen[0]["mask_threshold"] == 1.0
     assert main(["train", *argv[1:], "--mask-threshold", "nan"]) == 2
     assert "--mask-threshold: expected a finite number, got 'nan'" in capsys.readouterr().err
+
+    # A mask that is neither binary nor a label image: the error names the options.
+    mask = np.tile(np.array([0, 128, 255], np.uint8), (32, 11))[:, :32]
+    Image.fromarray(mask).save(tmp_path / "data" / "train" / "masks" / "00000.png")
+    assert main(["train", "--data", data, "--out", str(tmp_path / "refused"), *small]) == 1
+    assert "Pass --mask-threshold T to binarise it by value, or --num-classes N" in (
+        capsys.readouterr().err
+    )
 
 
 @pytest.mark.slow

@@ -140,7 +140,7 @@ def test_on_error_skip_reports_and_trains(split_data, tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     first = out.index(
         f"Skipped 2 of 8 samples found in '{data / 'train' / 'images'}' and "
-        f"'{data / 'train' / 'masks'}' (on_error='skip'); kept 6:"
+        f"'{data / 'train' / 'masks'}' (--on-error skip); kept 6:"
     )
     assert out[first + 1 : first + 3] == [err[1], err[2]]
 
