@@ -8,10 +8,12 @@ images; models: base_filters 4, depth 2 (`conftest.py`).
 import csv
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -23,6 +25,8 @@ from keras_unet_seg.commands import _run_folder, _run_state, _types, train
 from keras_unet_seg.data import make_synthetic_dataset
 
 from ._helpers import SMALL_MODEL, checksums, error_line, temporary_files, train_namespace
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
@@ -428,3 +432,14 @@ def test_augment_modes_and_the_booleans_of_older_runs(tmp_path):
         == "none"
     )
     assert _types.AUGMENTATIONS["geometric"]["zoom"] == 0.0 and _types.AUGMENTATIONS["all"] == {}
+
+
+def test_the_default_augmentation_is_the_best_of_the_data_guides_table():
+    """The Data guide's "Which augmentation" table marks the default, and it scored best."""
+    page = (REPO / "docs" / "guide" / "data.md").read_text(encoding="utf-8")
+    table = page.split("### Which augmentation")[1].split("\n#")[0]
+    rows = re.findall(r"^\| `(\w+)`( \(the default\))? \| ([0-9.]+) ± ", table, re.M)
+    assert len(rows) >= 2  # modes compared
+    best = max(rows, key=lambda row: float(row[2]))
+    assert [mode for mode, default, _ in rows if default] == [best[0]]
+    assert best[0] == train.options().augment
