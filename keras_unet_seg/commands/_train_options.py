@@ -30,8 +30,8 @@ MODEL_OPTIONS = (
     *_encoder_options.MODEL_OPTIONS,
 )
 # Optimizer steps an epoch by default: with --epochs 10 and --batch-size 4, 250 steps of
-# 4 images whatever the number of images (benchmarks/bench_quality.py; the Model quality
-# page).
+# 4 images whatever the number of images; with the default model (--base-filters 8
+# --depth 3) within the demo's time (benchmarks/bench_quality.py; the Model quality page).
 STEPS_PER_EPOCH = 25
 # Options that are not part of a run's saved config.
 _CONTROL_OPTIONS = ("config", "resume", "overwrite", "out", "verbose")
@@ -190,11 +190,11 @@ def _add_model_arguments(model):
     model.add_argument(
         "--base-filters",
         type=_types.positive_int,
-        default=16,
+        default=8,
         help="filters of the first level, doubled at each level down",
     )
     model.add_argument(
-        "--depth", type=_types.positive_int, default=4, help="number of downsampling stages"
+        "--depth", type=_types.positive_int, default=3, help="number of downsampling stages"
     )
     model.add_argument(
         "--normalization",
