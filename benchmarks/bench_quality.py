@@ -4,12 +4,15 @@ On real annotated images, as a user with a handful of them would run things:
 
 - `command`: `keras-unet-seg train --data DIR --out RUN --seed S` with nothing else
   (plus `--extra` arguments, to try other defaults), then `keras-unet-seg evaluate`
-  of `RUN/best.keras`: the pooled Dice of the validation images;
+  of `RUN/best.keras`: the pooled Dice of the validation images, with evaluate's
+  default flip test-time augmentation and with `--no-tta`;
 - `plain`: the functional U-Net of about 20 lines that a Keras user writes (16
   filters, depth 3, ReLU, transposed convolutions, sigmoid), Adam 1e-3 on binary
   cross-entropy, random flips and 90-degree rotations, the same images read the
   same way (`read_image`, intensity "auto"), trained for the optimizer steps and
   batch size that the command's run took (read back from its log), last epoch;
+  scored on each whole image, as it is and with the same flip test-time
+  augmentation (`predict_tiled(..., tta=True)`);
 - `otsu`: each validation image thresholded at Otsu's level of its own histogram.
 
 Datasets (`tests/data/real/`, nothing downloaded):
@@ -19,19 +22,21 @@ Datasets (`tests/data/real/`, nothing downloaded):
   (0 and object ids 1..183, as StarDist writes them), cut into 16 tiles of
   128x128: the 8 of one colour of a checkerboard train, the other 8 validate.
   The masks stay label images, so the command's defaults must read them.
-- `coins` (only with `--datasets coins`): scikit-image's coins photograph
+- `coins`: scikit-image's coins photograph
   (8-bit), its mask derived as in `tests/data/test_real_images.py` (a top-hat,
   then Otsu's level: not an annotation, and a reference that favours Otsu), 8
   tiles of 64x64 from the left for training, 8 from the right for validation.
 
-    python benchmarks/bench_quality.py                        # 3 seeds, nuclei
+    python benchmarks/bench_quality.py                        # 3 seeds, both
     python benchmarks/bench_quality.py --seeds 0 1 2 3 4 --datasets nuclei
     python benchmarks/bench_quality.py --extra="--no-augment" --methods command
 
-Prints a Markdown table: mean and standard deviation over the seeds, the seeds'
-values, and the command's time (training and evaluation), beside the time of
-`keras-unet-seg demo` with its defaults, run once in the same process tree (`--no-demo`
-leaves it out): the budget the command's defaults are held to.
+Every dataset runs for a seed before the next seed. Prints a Markdown table: mean and
+standard deviation over the seeds, the seeds' values, and the command's time (training
+and evaluation with the defaults), beside the time of `keras-unet-seg demo` with its
+defaults, run once first in the same process tree (`--no-demo` leaves it out): the
+budget the command's defaults are held to; and the load average before and after, and
+after each seed (the machine may be shared).
 """
 
 import argparse
@@ -145,10 +150,12 @@ def run_command(root, seed, extra=(), work=None):
     scores = os.path.join(work, f"scores_{seed}.json")
     start = time.perf_counter()
     _command("train", "--data", root, "--out", run, "--seed", str(seed), *extra)
-    _command(
-        "evaluate", "--model", os.path.join(run, "best.keras"), "--data", root, "--json", scores
-    )
+    evaluate = ("evaluate", "--model", os.path.join(run, "best.keras"), "--data", root)
+    _command(*evaluate, "--json", scores)
     seconds = time.perf_counter() - start
+    _command(*evaluate, "--no-tta", "--json", scores + ".no_tta")
+    with open(scores + ".no_tta") as f:
+        dice_no_tta = json.load(f)["overall"]["dice"]
     with open(os.path.join(run, "config.json")) as f:
         config = json.load(f)
     with open(os.path.join(run, "log.csv")) as f:
@@ -158,6 +165,7 @@ def run_command(root, seed, extra=(), work=None):
     steps_per_epoch = config.get("steps_per_epoch") or -(-8 // config["batch_size"])
     return {
         "dice": dice,
+        "dice_no_tta": dice_no_tta,
         "seconds": seconds,
         "steps": epochs * steps_per_epoch,
         "batch_size": config["batch_size"],
@@ -190,6 +198,8 @@ def run_plain(root, seed, steps, batch_size):
     import keras
     import tensorflow as tf
 
+    from keras_unet_seg.inference import predict_tiled
+
     keras.utils.set_random_seed(seed)
     images, masks, _ = _read(root, "train")
     val_images, val_masks, _ = _read(root, "val")
@@ -210,14 +220,28 @@ def run_plain(root, seed, steps, batch_size):
     model = plain_unet(images.shape[-1])
     model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy")
     model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
-    probabilities = model.predict(val_images, verbose=0)[..., 0]
-    return {"dice": _dice(val_masks, probabilities >= 0.5)}
+    dice = {}
+    for key, tta in (("dice", False), ("dice_tta", True)):
+        tile = val_images.shape[1:3]  # each image whole, as `model.predict` would
+        probabilities = predict_tiled(model, val_images, tile, tta=tta, verbose=0)[..., 0]
+        dice[key] = _dice(val_masks, probabilities >= 0.5)
+    return dice
 
 
-def _row(name, method, results):
-    dice = [r["dice"] for r in results]
+# The table's rows: (method, label, result key).
+ROWS = (
+    ("otsu", "otsu", "dice"),
+    ("plain", "plain", "dice"),
+    ("plain", "plain + flip TTA", "dice_tta"),
+    ("command", "command defaults, --no-tta", "dice_no_tta"),
+    ("command", "command defaults (flip TTA)", "dice"),
+)
+
+
+def _row(name, method, results, key="dice"):
+    dice = [r[key] for r in results]
     spread = statistics.stdev(dice) if len(dice) > 1 else 0.0
-    seconds = [r["seconds"] for r in results if "seconds" in r]
+    seconds = [r["seconds"] for r in results if "seconds" in r and key == "dice"]
     timing = f"{statistics.mean(seconds):.0f} s" if seconds else ""
     values = " / ".join(f"{d:.3f}" for d in dice)
     return (
@@ -227,7 +251,7 @@ def _row(name, method, results):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=["nuclei"], choices=list(DATASETS))
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument(
         "--methods",
@@ -244,25 +268,33 @@ def main():
     if args.demo:
         everything["demo_seconds"] = run_demo()
         print(f"keras-unet-seg demo: {everything['demo_seconds']:.0f} s", flush=True)
-    for name in args.datasets:
-        with tempfile.TemporaryDirectory() as work:
-            root = DATASETS[name](os.path.join(work, "data"))
-            results = {method: [] for method in args.methods}
-            for seed in args.seeds:
+    with tempfile.TemporaryDirectory() as work:
+        roots, results = {}, {}
+        for name in args.datasets:
+            roots[name] = DATASETS[name](os.path.join(work, name, "data"))
+            results[name] = everything[name] = {method: [] for method in args.methods}
+        for seed in args.seeds:  # every dataset for a seed, then the next seed
+            for name, root in roots.items():
+                done = results[name]
                 if "command" in args.methods:
-                    results["command"].append(run_command(root, seed, args.extra.split(), work))
-                    budget = results["command"][-1]
+                    folder = os.path.join(work, name)
+                    done["command"].append(run_command(root, seed, args.extra.split(), folder))
+                    budget = done["command"][-1]
                 else:
-                    budget = {"steps": 250, "batch_size": 8}
+                    budget = {"steps": 250, "batch_size": 4}
                 if "plain" in args.methods:
-                    results["plain"].append(
+                    done["plain"].append(
                         run_plain(root, seed, budget["steps"], budget["batch_size"])
                     )
                 if "otsu" in args.methods:
-                    results["otsu"].append(run_otsu(root, seed))
-                print(name, seed, {m: r[-1] for m, r in results.items()}, flush=True)
-            rows += [_row(name, method, values) for method, values in results.items()]
-            everything[name] = results
+                    done["otsu"].append(run_otsu(root, seed))
+                print(name, seed, {m: r[-1] for m, r in done.items()}, os.getloadavg(), flush=True)
+    for name in args.datasets:
+        rows += [
+            _row(name, label, results[name][method], key)
+            for method, label, key in ROWS
+            if method in results[name]
+        ]
     print(f"load average after: {os.getloadavg()}")
     print("\n| dataset | method | Dice (mean ± sd) | seeds | time |\n|---|---|---|---|---|")
     print("\n".join(rows))

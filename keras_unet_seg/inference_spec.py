@@ -51,7 +51,8 @@ class InferenceSpec:
             `"gaussian"`.
         sigma_scale: float, `predict_tiled`'s. Defaults to `0.125`.
         tta: bool or a tuple of flips, `predict_tiled`'s (kept as the tuple of
-            flips). Defaults to `False`.
+            flips). Defaults to `True`: the horizontal, vertical and double flips,
+            as `predict` and `evaluate` run by default.
         precision: `"auto"` or a dtype policy name of
             `keras_unet_seg.performance.resolve_precision` (`training=False`).
             Defaults to `"auto"`.
@@ -74,7 +75,7 @@ class InferenceSpec:
     overlap: float = 0.25
     blend: str = "gaussian"
     sigma_scale: float = 0.125
-    tta: object = False
+    tta: object = True
     precision: str = "auto"
 
     def __post_init__(self):

@@ -168,7 +168,17 @@ USER_MISTAKES = {
         "128-pixel side allows: use --depth 7 or less (2**7 = 128), or a larger --image-size.",
     ),
     "model beyond memory": (
-        ["train", "--data", "{empty}", "--out", "{run}", "--base-filters", "100000"],
+        [
+            "train",
+            "--data",
+            "{empty}",
+            "--out",
+            "{run}",
+            "--base-filters",
+            "100000",
+            "--depth",
+            "4",
+        ],
         2,
         "train: --base-filters 100000 with --depth 4 makes a model of 7.57e+13 "
         "parameters, and a training step on batches of 4 128x128 images needs about 1.21 PB, "
@@ -353,7 +363,9 @@ def test_help_shows_no_default_for_flags(capsys):
     assert main(["predict", "--help"]) == 0
     help = " ".join(capsys.readouterr().out.split())
     assert "the same masks in float32)" in help  # the end of --no-fold's help
-    assert "(default: True)" not in help and "(default: False)" not in help
+    assert "(default: False)" not in help
+    # Only --tta's, a --tta/--no-tta pair, shows its default.
+    assert help.count("(default: True)") == 1 and "--no-tta: one) (default: True)" in help
     assert "fraction shared by neighbour tiles (default: 0.25)" in help
 
 

@@ -177,6 +177,7 @@ def _evaluate(best_path, data_dir, args):
         intensity=reading.spec.intensity,
         scale=reading.spec.scale,
         tile_size=tuple(args.image_size),
+        tta=reading.spec.tta,  # as `evaluate` scores it
         return_predictions=True,
     )
     report = _report_output.named_report(best_path, report, reading.class_names)

@@ -10,14 +10,16 @@ runs it (folded, at its default precision); the largest difference and the mask
 pixels that differ are printed, and the command fails if a mask differs beyond
 what a lower precision explains. Beside it, PATH.json records the run's inference
 specification (input normalization and scale from the run's config.json,
-tiling, threshold), the steps that reproduce `predict` with it, the output, class
-names and colours: what a program in another language needs. The export is
+tiling, flip test-time augmentation, threshold), the steps that reproduce
+`predict` with it, the output, class names and colours: what a program in another
+language needs. The export is
 written under a temporary name and renamed once checked, so a failed export
 leaves the old files as they were. An existing --out is replaced only with
 --overwrite and only if an earlier export wrote it (`keras_unet_seg._outputs`);
 --out is never an input (--model, --images).
 """
 
+import argparse
 import dataclasses
 import os
 
@@ -70,6 +72,13 @@ def add_arguments(parser):
         help="probability at or above which a pixel is foreground, recorded in PATH.json",
     )
     parser.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="record flip test-time augmentation in PATH.json, as predict's --tta (four "
+        "passes of the model a tile; --no-tta: one)",
+    )
+    parser.add_argument(
         "--images",
         nargs="+",
         default=None,
@@ -101,7 +110,7 @@ def run(args):
         intensity=args.intensity,
         scale="auto",
     )
-    spec = dataclasses.replace(reading.spec, threshold=args.threshold)
+    spec = dataclasses.replace(reading.spec, threshold=args.threshold, tta=args.tta)
     with user_errors(ImportError, ValueError, FileExistsError):
         check_images = [
             data.read_image(path, spec.color_mode, spec.intensity)[None] for path, _ in files

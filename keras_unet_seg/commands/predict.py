@@ -11,6 +11,7 @@ never inside an input folder, and an existing file there is replaced only with
 --overwrite and only if an earlier predict wrote it (`keras_unet_seg._outputs`).
 """
 
+import argparse
 import dataclasses
 
 from keras_unet_seg import _prediction, _types
@@ -60,7 +61,11 @@ def add_inference_arguments(parser):
         help="probability at or above which a pixel is foreground (one class)",
     )
     group.add_argument(
-        "--tta", action="store_true", help="average the predictions of the flipped images"
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="flip test-time augmentation: average the predictions of the image and of "
+        "its horizontal, vertical and double flips (four model passes; --no-tta: one)",
     )
     group.add_argument(
         "--scale",

@@ -83,8 +83,8 @@ class TrainingConfig:
     Example:
 
     >>> config = TrainingConfig(data="cells", base_filters=8, epochs=2)
-    >>> config.image_size, config.steps_per_epoch
-    ((128, 128), 25)
+    >>> config.image_size, config.steps_per_epoch, config.depth
+    ((128, 128), 25, 3)
     >>> TrainingConfig.from_dict(config.to_dict()) == config
     True
     >>> TrainingConfig(data="cells", epochs=0)
@@ -108,8 +108,10 @@ class TrainingConfig:
     augment: str = "geometric"
     num_classes: int = 1
     class_names: Any = None
-    base_filters: int = 16
-    depth: int = 4
+    # The demo's model: with 250 steps, at or above a plain U-Net on 8 real images and
+    # within the demo's time (benchmarks/bench_quality.py; the Model quality page).
+    base_filters: int = 8
+    depth: int = 3
     normalization: str | None = "batch"
     upsampling: str = "transpose"
     pooling: str = "max"

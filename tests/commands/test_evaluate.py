@@ -132,7 +132,7 @@ def test_the_command_prints_and_writes_what_evaluate_directory_returns(
     assert (report / "report.html").is_file() and (report / "per_image.csv").is_file()
 
     direct = evaluate_directory(
-        keras.saving.load_model(model_path), data_dir, tile_size=32, verbose=0
+        keras.saving.load_model(model_path), data_dir, tile_size=32, tta=True, verbose=0
     )
     assert (direct["subset"], direct["num_images"]) == (written["subset"], 3)
     for name, value in direct["overall"].items():

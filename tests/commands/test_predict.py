@@ -137,7 +137,12 @@ def test_the_command_writes_what_predict_directory_writes(trained_run, data_dir,
     assert main([*argv, "--tile-size", "32", "--no-fold"]) == 0
     assert "Wrote 3 masks to" in capsys.readouterr().out
     written = predict_directory(
-        keras.saving.load_model(model_path), images, tmp_path / "python", tile_size=32, verbose=0
+        keras.saving.load_model(model_path),
+        images,
+        tmp_path / "python",
+        tile_size=32,
+        tta=True,
+        verbose=0,
     )
     assert [os.path.basename(row["mask"]) for row in written] == sorted(os.listdir(images))
     for row in written:
@@ -145,6 +150,32 @@ def test_the_command_writes_what_predict_directory_writes(trained_run, data_dir,
         by_command = np.asarray(Image.open(tmp_path / "command" / "masks" / name))
         np.testing.assert_array_equal(np.asarray(Image.open(row["mask"])), by_command)
         assert Image.open(row["overlay"]).size == Image.open(row["image"]).size
+
+
+def test_predict_and_evaluate_flip_by_default_and_no_tta_turns_it_off(
+    trained_run, data_dir, tmp_path, monkeypatch
+):
+    """Flip test-time augmentation is the default (the Model quality page's figures)."""
+    from keras_unet_seg import inference
+
+    flips = []
+    predict_with_flips = inference._predict_with_flips
+
+    def recording(model, batch, tta):
+        flips.append(tta)
+        return predict_with_flips(model, batch, tta)
+
+    monkeypatch.setattr(inference, "_predict_with_flips", recording)
+    image = os.path.join(data_dir, "val", "images", "00000.png")
+    model = str(trained_run / "best.keras")
+    for command in ("predict", "evaluate"):
+        argv = [command, "--model", model, "--tile-size", "32"]
+        argv += [image, "--out", str(tmp_path / "p")] if command == "predict" else []
+        argv += ["--data", data_dir] if command == "evaluate" else []
+        for no_tta in ([], ["--no-tta"]):
+            flips.clear()
+            assert main([*argv, *no_tta, "--overwrite"]) == 0
+            assert set(flips) == {() if no_tta else ("horizontal", "vertical", "both")}
 
 
 # --------------------------------------------------------------------------- the user's files

@@ -8,10 +8,12 @@ images; models: base_filters 4, depth 2 (`conftest.py`).
 import csv
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -25,6 +27,8 @@ from keras_unet_seg.data import make_synthetic_dataset
 from keras_unet_seg.training import _backups, _run_folder, callbacks
 
 from ._helpers import SMALL_MODEL, checksums, error_line, temporary_files, train_namespace
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
@@ -392,12 +396,18 @@ def test_label_image_masks_train_with_the_default_mask_rule(tmp_path, capsys, mo
         assert len(np.unique(labels)) > 2, mask_path  # a label image, not a 0/1 mask
         Image.fromarray(labels).save(mask_path)
     run = tmp_path / "run"
-    argv = ["train", "--data", data, "--out", str(run), *SMALL_MODEL, "--epochs", "1"]
-    assert main([*argv, "--batch-size", "2", "--no-augment"]) == 0
-    assert "4 masks are label images (0 and object ids 1..N): foreground is value > 0." in (
-        capsys.readouterr().out
-    )
-    assert json.loads((run / "config.json").read_text())["mask_threshold"] is None
+    small = ["--base-filters", "4", "--depth", "2", "--image-size", "32", "--epochs", "1"]
+    argv = ["train", "--data", data, "--out", str(run), *small]
+    assert main(argv) == 0  # the defaults otherwise: the mask rule, augmentation, steps
+    assert (
+        "4 masks are label images (0 and object ids 1..N): foreground is value > 0. Pass "
+        "--mask-threshold ... to binarise by another value, or --num-classes ... if the values "
+        "are class ids."
+    ) in capsys.readouterr().out
+    config = json.loads((run / "config.json").read_text())
+    defaults = train.training_config(train.options(data=data)).to_dict()
+    kept = ("mask_threshold", "augment", "batch_size", "steps_per_epoch")
+    assert {name: config[name] for name in kept} == {name: defaults[name] for name in kept}
 
     # --config takes it (no training needed to see that), and evaluate reads it back.
     (tmp_path / "options.json").write_text(json.dumps({"mask_threshold": 1}))
@@ -419,6 +429,14 @@ def test_label_image_masks_train_with_the_default_mask_rule(tmp_path, capsys, mo
     assert seen[0]["mask_threshold"] == 1.0
     assert main(["train", *argv[1:], "--mask-threshold", "nan"]) == 2
     assert "--mask-threshold: expected a finite number, got 'nan'" in capsys.readouterr().err
+
+    # A mask that is neither binary nor a label image: the error names the options.
+    mask = np.tile(np.array([0, 128, 255], np.uint8), (32, 11))[:, :32]
+    Image.fromarray(mask).save(tmp_path / "data" / "train" / "masks" / "00000.png")
+    assert main(["train", "--data", data, "--out", str(tmp_path / "refused"), *small]) == 1
+    assert "Pass --mask-threshold ... to binarise it by value, or --num-classes ..." in (
+        capsys.readouterr().err
+    )
 
 
 @pytest.mark.slow
@@ -465,3 +483,14 @@ def test_aspect_ratio_options_are_config_options(tmp_path):
     args = train.resolve_options(train_namespace(argv))
     assert args.crop_to_aspect_ratio and not args.pad_to_aspect_ratio
     assert train.training_config(args).to_dict()["crop_to_aspect_ratio"] is True
+
+
+def test_the_default_augmentation_is_the_best_of_the_data_guides_table():
+    """The Data guide's "Which augmentation" table marks the default, and it scored best."""
+    page = (REPO / "docs" / "guide" / "data.md").read_text(encoding="utf-8")
+    table = page.split("### Which augmentation")[1].split("\n#")[0]
+    rows = re.findall(r"^\| `(\w+)`( \(the default\))? \| ([0-9.]+) ± ", table, re.M)
+    assert len(rows) >= 2  # modes compared
+    best = max(rows, key=lambda row: float(row[2]))
+    assert [mode for mode, default, _ in rows if default] == [best[0]]
+    assert best[0] == train.options().augment

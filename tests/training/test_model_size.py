@@ -28,7 +28,7 @@ def test_the_count_is_the_built_models(build):
 
 
 def test_a_model_too_big_is_refused_without_being_allocated():
-    config = TrainingConfig(data="cells", base_filters=100000)
+    config = TrainingConfig(data="cells", base_filters=100000, depth=4)
     with pytest.raises(ValueError, match=r"makes a model of 7.57e\+13 parameters"):
         check_model_fits(config)
     # Nothing of it is left for Keras to initialise when the next scope ends.
