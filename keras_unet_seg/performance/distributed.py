@@ -196,18 +196,14 @@ def distribution(
 
     Several hosts (`"data_parallel"` only): one process on each host calls
     `distribution("data_parallel", ...)` with the same coordinator address
-    and number of processes, and its own process id, before anything runs on
-    JAX; it joins the others through `keras.distribution.initialize` (JAX's
-    distributed runtime; the gloo collectives on CPU), and waits for them.
-    Each value not given comes from the environment: Keras'
-    `KERAS_DISTRIBUTION_JOB_ADDRESSES` (the first address is the
-    coordinator's), `KERAS_DISTRIBUTION_NUM_PROCESSES` and
-    `KERAS_DISTRIBUTION_PROCESS_ID`, or JAX's `JAX_COORDINATOR_ADDRESS`;
-    inside a Slurm step of several tasks (`srun`), JAX finds them itself.
-    Every process builds the same dataset of global batches (same seed) and
-    `fit` gives each its part. Joining again with the same values does
-    nothing. TensorFlow cannot train on several hosts: Keras 3 does not
-    support `MultiWorkerMirroredStrategy` (keras-team/keras#20585).
+    and number of processes, and its own id, before anything runs on JAX; it
+    joins the others through `keras.distribution.initialize` (gloo on CPUs).
+    Values not given come from `KERAS_DISTRIBUTION_JOB_ADDRESSES` (the first
+    is the coordinator), `KERAS_DISTRIBUTION_NUM_PROCESSES`,
+    `KERAS_DISTRIBUTION_PROCESS_ID` or `JAX_COORDINATOR_ADDRESS`, or in a
+    Slurm step of several tasks from Slurm (JAX's own detection). Every
+    process builds the same dataset of global batches and `fit` gives each
+    its part. Joining again with the same values does nothing.
 
     Args:
         strategy: `"mirrored"`, `"data_parallel"`, `None`, or an existing
@@ -238,14 +234,7 @@ def distribution(
     (1, 8)
     """
     hosts = _host_values(coordinator_address, num_processes, process_id)
-    given = hosts is not None and any(value is not None for value in hosts.values())
-    if given and strategy != "data_parallel":
-        raise ValueError(
-            "Invalid value for argument `strategy`: several hosts train with "
-            "'data_parallel' (JAX) only; Keras 3 does not support TensorFlow's "
-            "MultiWorkerMirroredStrategy (keras-team/keras#20585). "
-            f"Received: strategy={strategy!r} with {_describe(hosts)}"
-        )
+    _check_hosts_strategy(strategy, hosts)
     if strategy is None or strategy == "none":
         return Distribution(None, None, 1)
     if not isinstance(strategy, str):
@@ -256,6 +245,19 @@ def distribution(
     if strategy == "mirrored":
         return _mirrored(devices, backend)
     return _data_parallel(devices, backend, hosts)
+
+
+def _check_hosts_strategy(strategy, hosts):
+    """Refuses several hosts with a strategy other than `"data_parallel"`."""
+    if hosts is None or all(value is None for value in hosts.values()):
+        return
+    if strategy != "data_parallel":
+        raise ValueError(
+            "Invalid value for argument `strategy`: several hosts train with "
+            "'data_parallel' (JAX) only; Keras 3 does not support TensorFlow's "
+            "MultiWorkerMirroredStrategy (keras-team/keras#20585). "
+            f"Received: strategy={strategy!r} with {_describe(hosts)}"
+        )
 
 
 def _host_values(coordinator_address=None, num_processes=None, process_id=None, environ=None):
