@@ -9,10 +9,10 @@ from keras_unet_seg.training import config as _training_config
 default = TrainingConfig.default
 
 
-def add_arguments(data, parser):
+def add_arguments(data):
     """Adds the options to the command's `data` argument group."""
     _add_data_arguments(data)
-    _add_image_arguments(data, parser)
+    _add_image_arguments(data)
 
 
 def _add_data_arguments(data):
@@ -43,7 +43,7 @@ def _add_data_arguments(data):
     )
 
 
-def _add_image_arguments(data, parser):
+def _add_image_arguments(data):
     data.add_argument(
         "--image-size",
         type=_types.image_size,

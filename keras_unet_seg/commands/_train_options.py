@@ -29,7 +29,7 @@ default = TrainingConfig.default
 def add_arguments(parser):
     """The options of `train`, by group; `options` builds a run's options from them too."""
     _add_run_arguments(parser.add_argument_group("run"))
-    _data_options.add_arguments(parser.add_argument_group("data"), parser)
+    _data_options.add_arguments(parser.add_argument_group("data"))
     model = parser.add_argument_group("model")
     training = parser.add_argument_group("training")
     _add_training_arguments(training)

@@ -8,6 +8,7 @@ import os
 
 import keras
 
+from keras_unet_seg import _validation
 from keras_unet_seg.training import _backups
 from keras_unet_seg.training.config import UNFROZEN_LEARNING_RATE_FACTOR
 
@@ -113,11 +114,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         super().__init__()
         if mode is None:
             mode = "min" if monitor.endswith("loss") else "max"
-        if mode not in ("min", "max"):
-            raise ValueError(
-                f"Invalid value for argument `mode`. Expected 'min' or 'max'. Received: "
-                f"mode={mode!r}"
-            )
+        _validation.check_choice("mode", mode, ("min", "max"))
         self.out = out
         self.backup_dir = os.path.join(out, _backups.BACKUP_FOLDER)
         self.log_path = os.path.join(out, LOG_FILE)
