@@ -5,9 +5,9 @@ from keras_unet_seg import _startup  # noqa: F401
 
 # isort: split
 from keras_unet_seg import encoders, losses, metrics
+from keras_unet_seg._version import __version__ as __version__
 from keras_unet_seg.data import JointAugmentation, SegmentationDataset, make_synthetic_dataset
-from keras_unet_seg.inference import predict_tiled
-from keras_unet_seg.inference_spec import InferenceSpec
+from keras_unet_seg.inference import InferenceSpec, predict_tiled
 from keras_unet_seg.layers import (
     AttentionDecoderStage,
     ConvBlock,
@@ -27,8 +27,6 @@ from keras_unet_seg.losses import (
 from keras_unet_seg.metrics import DiceCoefficient, IoUScore, Precision, Recall
 from keras_unet_seg.models import UNet, UNetPlusPlus
 from keras_unet_seg.viz import overlay_mask, plot_history, plot_predictions, save_overlays
-
-__version__ = "0.1.0.dev0"
 
 __all__ = [
     "AttentionDecoderStage",

@@ -27,7 +27,7 @@ from keras_unet_seg.commands._parser import ArgumentParser
 
 def build_parser():
     """The top-level parser, with one subparser per command."""
-    from keras_unet_seg import __version__
+    from keras_unet_seg._version import __version__
 
     parser = ArgumentParser(
         prog=PROG,

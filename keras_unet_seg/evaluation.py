@@ -24,11 +24,18 @@ Conventions:
 """
 
 import math
+import os
 
+import keras
 import numpy as np
 
-from keras_unet_seg import _validation
+from keras_unet_seg import _model_facts, _validation
 from keras_unet_seg._overlap import score_numpy
+from keras_unet_seg.data._images import channels_for
+from keras_unet_seg.inference._files import class_ids, display_image
+from keras_unet_seg.inference._resize import scaled_size
+from keras_unet_seg.inference._spec import spec_of
+from keras_unet_seg.inference._tiles import predict_tiled
 
 __all__ = [
     "boundary_distances",
@@ -41,7 +48,6 @@ __all__ = [
 METRICS = ("dice", "iou", "precision", "recall", "hd95", "assd", "nsd")
 # The scores of each image and the pooled ones of `evaluate_directory`.
 IMAGE_METRICS = ("dice", "iou", "precision", "recall")
-_CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
 
 
 def _import_ndimage():
@@ -273,6 +279,7 @@ def evaluate_directory(
     threshold=0.5,
     spacing=None,
     tolerance=1.0,
+    spec=None,
     return_predictions=False,
     thumbnail_size=None,
     verbose=1,
@@ -297,6 +304,9 @@ def evaluate_directory(
         threshold: float in [0, 1], default 0.5. Foreground at or above it (one class).
         spacing: pixel size (a number or a pair, default 1), the unit of the distances.
         tolerance: float, default 1.0. Boundary agreement distance of `nsd`.
+        spec: `None` (default), or an `InferenceSpec` (`InferenceSpec.from_run(run)`)
+            that gives `color_mode`, `intensity`, `scale`, the tiling and `threshold`
+            (leave those arguments at their defaults), as `predict_directory` takes it.
         return_predictions: bool, default `False`. Also return each image's arrays.
         thumbnail_size: int or `None` (default: full size). With `return_predictions`,
             each image's arrays subsampled (nearest) to this longer side at most.
@@ -312,59 +322,43 @@ def evaluate_directory(
     Raises:
         ValueError: naming the folder, file or argument at fault.
     """
-    tiling = dict(tile_size=tile_size, overlap=overlap, batch_size=batch_size, tta=tta)
-    options = {
-        "tiling": {**tiling, "scale": _validation.check_scale("scale", scale)},
-        "threshold": _validation.check_unit_interval("threshold", threshold),
-        "spacing": _spacing(spacing),
-        "tolerance": _validation.check_positive("tolerance", tolerance),
-    }
-    reading = {"color_mode": color_mode, "intensity": intensity, "mask_threshold": mask_threshold}
-    reading.update(_subset_of(directory, subset, validation_split, seed))
-    reading["num_classes"] = _num_classes(model, color_mode)
+    covered = dict(color_mode=color_mode, intensity=intensity, scale=scale, tile_size=tile_size)
+    covered.update(overlap=overlap, tta=tta, threshold=threshold)
+    spec = spec_of(spec, covered, evaluate_directory)
+    tiling = {**spec.tiled_arguments(), "batch_size": batch_size}
+    distances = {"spacing": _spacing(spacing)}
+    distances["tolerance"] = _validation.check_positive("tolerance", tolerance)
+    reading = _reading(spec, mask_threshold, directory, (subset, validation_split, seed))
+    reading["num_classes"] = _model_facts.num_classes(model, channels_for(spec.color_mode) or 3)
     dataset = _read_pairs(directory, image_size, reading)
-    scoring = _Scoring(reading["num_classes"], options["threshold"])
+    scoring = _Scoring(reading["num_classes"], spec.threshold, distances)
     if thumbnail_size is not None:
         _validation.check_positive_int("thumbnail_size", thumbnail_size)
     keep = return_predictions and (thumbnail_size or True)
-    predictions = list(_score_pairs(model, dataset, options, scoring, keep, verbose))
-    report = {"data": directory, "subset": reading["subset"], "threshold": options["threshold"]}
-    report.update(scoring.report())
-    if return_predictions:
-        report["predictions"] = predictions
+    predictions = list(_score_pairs(model, dataset, tiling, scoring, keep, verbose))
+    report = {"data": directory, "subset": reading["subset"], "threshold": spec.threshold}
+    report.update(scoring.report(), **({"predictions": predictions} if keep else {}))
     return report
 
 
-def _subset_of(directory, subset, validation_split, seed):
-    """`from_directory`'s `subset` (and split) arguments of `evaluate_directory`'s."""
-    resolved = {"subset": _resolve_subset(directory, subset, validation_split)}
+def _reading(spec, mask_threshold, directory, split):
+    """`from_directory`'s arguments of `evaluate_directory`'s: how images and masks are
+    read, and the `subset` (and the split: `(subset, validation_split, seed)`)."""
+    subset, validation_split, seed = split
+    reading = {"color_mode": spec.color_mode, "intensity": spec.intensity}
+    reading.update(mask_threshold=mask_threshold)
+    reading["subset"] = _resolve_subset(directory, subset, validation_split)
     if validation_split is not None:
-        resolved.update(validation_split=validation_split, seed=seed)
-    return resolved
+        reading.update(validation_split=validation_split, seed=seed)
+    return reading
 
 
 def _resolve_subset(directory, subset, validation_split):
-    import os
-
     if subset != "auto":
         return subset
     if validation_split is not None:
         return "validation"
     return None if os.path.isdir(os.path.join(directory, "images")) else "val"
-
-
-def _num_classes(model, color_mode):
-    """The model's number of classes: its `num_classes`, else its output channels."""
-    num_classes = getattr(model, "num_classes", None)
-    if isinstance(num_classes, int):
-        return num_classes
-    try:
-        channels = model.input_shape[-1]
-    except (AttributeError, ValueError):
-        channels = None
-    if not isinstance(channels, int):
-        channels = _CHANNELS.get(color_mode, 3)
-    return int(model.compute_output_shape((1, 32, 32, channels))[-1])
 
 
 def _read_pairs(directory, image_size, reading):
@@ -379,7 +373,9 @@ def _read_pairs(directory, image_size, reading):
 class _Scoring:
     """The four metrics of each image and pooled, and the per-class scores and counts."""
 
-    def __init__(self, num_classes, threshold):
+    def __init__(self, num_classes, threshold, distances):
+        self.threshold = threshold
+        self.distances = distances  # `spacing` and `tolerance` of the boundary scores
         self.pooled = self._metrics(num_classes, threshold)
         self.single = self._metrics(num_classes, threshold)
         self.per_image = []
@@ -395,7 +391,7 @@ class _Scoring:
             for name, cls in zip(IMAGE_METRICS, classes, strict=True)
         }
 
-    def add(self, paths, mask, probabilities, ids, options):
+    def add(self, paths, mask, probabilities, ids):
         """Scores one image (`ids`: its true and predicted class ids)."""
         y_true, y_pred = ids
         scores = {}
@@ -404,13 +400,7 @@ class _Scoring:
             self.single[name].update_state(mask[None], probabilities[None])
             self.pooled[name].update_state(mask[None], probabilities[None])
             scores[name] = float(self.single[name].result())
-        by_class = segmentation_scores(
-            y_true,
-            y_pred,
-            len(self.confusion),
-            spacing=options["spacing"],
-            tolerance=options["tolerance"],
-        )
+        by_class = segmentation_scores(y_true, y_pred, len(self.confusion), **self.distances)
         self.confusion += confusion_matrix(y_true, y_pred, len(self.confusion))
         image, mask_path = paths
         self.per_image.append({"image": image, "mask": mask_path, **scores, "classes": by_class})
@@ -431,26 +421,20 @@ def _subsampled(array, size):
     return np.ascontiguousarray(array[::step, ::step]) if step > 1 else array
 
 
-def _score_pairs(model, dataset, options, scoring, keep, verbose):
-    """Predicts and scores each pair; yields its arrays if `keep` (`True`: full size;
-    an int: subsampled to that longer side)."""
-    import keras
-
-    from keras_unet_seg import _prediction
-    from keras_unet_seg.inference import predict_tiled
-
+def _score_pairs(model, dataset, tiling, scoring, keep, verbose):
+    """Predicts (`predict_tiled`'s `tiling` arguments) and scores each pair; yields its
+    arrays if `keep` (`True`: full size; an int: subsampled to that longer side)."""
     progress = keras.utils.Progbar(len(dataset.image_paths), unit_name="image", verbose=verbose)
     pairs = zip(dataset.image_paths, dataset.mask_paths, dataset.as_numpy_iterator(), strict=True)
     for index, (image_path, mask_path, (image, mask)) in enumerate(pairs):
-        scale = options["tiling"]["scale"]
-        _prediction.scaled_size(image.shape[:2], scale, image.shape[-1], f"'{image_path}'")
-        probabilities = predict_tiled(model, image, **options["tiling"])
+        scaled_size(image.shape[:2], tiling["scale"], image.shape[-1], f"'{image_path}'")
+        probabilities = predict_tiled(model, image, **tiling)
         y_true = mask[..., 0].astype(np.int64)
-        y_pred = _prediction.class_ids(probabilities, options["threshold"])
-        scoring.add((image_path, mask_path), mask, probabilities, (y_true, y_pred), options)
+        y_pred = class_ids(probabilities, scoring.threshold)
+        scoring.add((image_path, mask_path), mask, probabilities, (y_true, y_pred))
         if keep:
             arrays = {
-                "image": _prediction.display_image(image),
+                "image": display_image(image),
                 "mask": mask,
                 "probabilities": probabilities,
                 "y_true": y_true,

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from keras_unet_seg import UNet
-from keras_unet_seg.inference import _tile_starts, _weight_profiles, predict_tiled
+from keras_unet_seg.inference import predict_tiled
+from keras_unet_seg.inference._tiles import _tile_starts, _weight_profiles
 
 
 class _RecordingModel:

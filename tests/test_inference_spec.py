@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 
 from keras_unet_seg import InferenceSpec, predict_tiled
-from keras_unet_seg._prediction import resize_bilinear
 from keras_unet_seg.inference import predict_directory
+from keras_unet_seg.inference._resize import resize_bilinear
 
 
 def test_a_spec_is_checked_and_round_trips_through_json():

@@ -41,10 +41,10 @@ SECTIONS = {
         "Callbacks for any `model.fit`, and a run folder trained from a configuration "
         "(what the `train` command runs).",
     ),
-    "inference": ("Inference", "Prediction on images of any size."),
-    "inference_spec": (
-        "Inference specification",
-        "What a trained model is run with: written by training, read by prediction and export.",
+    "inference": (
+        "Inference",
+        "Prediction on images of any size, and what a trained model is run with "
+        "(written by training, read by prediction, evaluation and export).",
     ),
     "viz": ("Visualisation", "Overlays of masks on images and training curves."),
     "performance": ("Performance", "Mixed precision, XLA and distribution helpers."),

@@ -47,20 +47,6 @@ def load_model(path):
         ) from None
 
 
-def input_channels(model):
-    """The number of input channels a built model expects, or `None` if unknown."""
-    try:
-        shape = model.input_shape
-    except (AttributeError, ValueError):
-        shape = None
-    if isinstance(shape, tuple) and shape and isinstance(shape[-1], int):
-        return shape[-1]
-    for weight in model.weights:  # the first kernel of a convolutional model
-        if len(weight.shape) == 4:
-            return int(weight.shape[2])
-    return None
-
-
 def inference_model(model, precision="auto", fold=True, jit_compile="auto", verbose=1):
     """`model` under `precision` (same weights), batch normalization folded unless
     `fold=False`, with `jit_compile` applied (`--precision`, `--no-fold`, `--jit-compile`).

@@ -5,7 +5,6 @@ import os
 from typing import NamedTuple
 
 from keras_unet_seg.commands._errors import UsageError, one_line
-from keras_unet_seg.commands._models import input_channels
 
 
 class Reading(NamedTuple):
@@ -33,7 +32,8 @@ def image_reading(model, run_config, color_mode=None, intensity=None, scale="nat
     `InferenceSpec.from_run_config`); else the model's input channels, `'auto'` and
     the files' own size. Prints what it reads with and why.
     """
-    from keras_unet_seg import InferenceSpec
+    from keras_unet_seg._model_facts import input_channels
+    from keras_unet_seg.inference import InferenceSpec
 
     path, saved = run_config
     try:

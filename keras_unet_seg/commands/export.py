@@ -23,7 +23,7 @@ import argparse
 import dataclasses
 import os
 
-from keras_unet_seg import _outputs, _prediction, _types
+from keras_unet_seg import _outputs, _types
 from keras_unet_seg.commands import _config, _models, _parser, _reading
 from keras_unet_seg.commands._errors import user_errors
 
@@ -92,11 +92,12 @@ def add_arguments(parser):
 def run(args):
     from keras_unet_seg import data, export
     from keras_unet_seg.export.exporting import written_files
+    from keras_unet_seg.inference._files import list_inputs
 
     _models.check_model_file(args.model)
     # Every image, and where the export goes, before the model.
     with user_errors(ValueError, FileNotFoundError, FileExistsError):
-        files = _prediction.list_inputs(args.images) if args.images else []
+        files = list_inputs(args.images) if args.images else []
         targets = written_files(args.out, args.format)
         inputs = [args.model, *(args.images or [])]
         _outputs.check_outside_inputs(targets, inputs, args.out, option="--out")

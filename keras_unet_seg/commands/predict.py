@@ -14,7 +14,7 @@ never inside an input folder, and an existing file there is replaced only with
 import argparse
 import dataclasses
 
-from keras_unet_seg import _prediction, _types
+from keras_unet_seg import _types
 from keras_unet_seg.commands import _config, _models, _parser, _reading
 from keras_unet_seg.commands._errors import UsageError, user_errors
 
@@ -126,13 +126,14 @@ def check_tile_size(args, model):
 
 
 def run(args):
+    from keras_unet_seg.inference import predict_directory
+    from keras_unet_seg.inference._files import check_outputs, list_inputs
+
     _models.check_model_file(args.model)
     # Every input, and where the files go, before the model.
     with user_errors(ValueError, FileNotFoundError, FileExistsError):
-        files = _prediction.list_inputs(args.inputs)
-        _prediction.check_outputs(
-            args.inputs, files, args.out, args.overwrite, "--out", "--overwrite"
-        )
+        files = list_inputs(args.inputs)
+        check_outputs(args.inputs, files, args.out, args.overwrite, "--out", "--overwrite")
     model = _models.load_model(args.model)
     check_tile_size(args, model)
     how = reading(args, model, _config.saved_run_config(args.model), args.scale)
@@ -140,13 +141,16 @@ def run(args):
     model = _models.inference_model(
         model, spec.precision, fold=args.fold, jit_compile=args.jit_compile
     )
-    options = {
-        "threshold": spec.threshold,
-        "overlay_mode": args.overlay_mode,
-        "class_colors": how.palette,
-        "class_names": how.class_names,
-        "tiling": {**spec.tiled_arguments(), "batch_size": args.batch_size},
-    }
     with user_errors(ValueError):  # the library names the file at fault
-        _prediction.predict_files(model, files, args.out, spec.color_mode, spec.intensity, options)
+        predict_directory(
+            model,
+            args.inputs,
+            args.out,
+            spec=spec,
+            batch_size=args.batch_size,
+            overlay_mode=args.overlay_mode,
+            class_colors=how.palette,
+            class_names=how.class_names,
+            overwrite=args.overwrite,
+        )
     return 0

@@ -17,6 +17,11 @@ def channels_for(color_mode):
     return _CHANNELS.get(color_mode)
 
 
+def color_mode_for(channels):
+    """The color mode that reads images as `channels` channels; `"native"` for others."""
+    return {count: mode for mode, count in _CHANNELS.items()}.get(channels, "native")
+
+
 def _select_channels(color, path, color_mode):
     """The colour channels of `color_mode` from a file's colour channels (alpha apart)."""
     channels = color.shape[-1]

@@ -35,7 +35,7 @@ def metadata(
     class_colors,
 ):
     """The dict of `<filepath>.json`, for `model` exported as `format` to run by `spec`."""
-    from keras_unet_seg import __version__
+    from keras_unet_seg._version import __version__
 
     classes = _classes(num_classes, class_names, class_colors)
     activation = getattr(model, "_resolved_output_activation", lambda: None)()

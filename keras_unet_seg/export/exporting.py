@@ -39,9 +39,9 @@ import keras
 import numpy as np
 
 from keras_unet_seg import _atomic, _outputs
+from keras_unet_seg._model_facts import image_input_shape
 from keras_unet_seg._validation import check_built_model, check_choice, check_size
 from keras_unet_seg.export._metadata import metadata
-from keras_unet_seg.export._shapes import input_shape
 from keras_unet_seg.export.folding import fold_batch_normalization
 from keras_unet_seg.export.runtimes import EXPORT_FORMATS, load_exported, require
 
@@ -137,7 +137,7 @@ def export_model(
     require(format)
     check_built_model(model)
     reference = _float32(model)
-    channels = input_shape(reference)[-1]
+    channels = image_input_shape(reference)[-1]
     options.describe(
         _spec(spec, channels, options.image_size, deprecated), class_names, class_colors
     )
@@ -150,7 +150,7 @@ def export_model(
 
 def _spec(spec, channels, image_size, deprecated):
     """The checked `InferenceSpec` of the model's `channels` (tiles of a fixed `image_size`)."""
-    from keras_unet_seg.inference_spec import InferenceSpec
+    from keras_unet_seg.inference import InferenceSpec
 
     given = dict(deprecated)
     unknown = sorted(set(given) - {"intensity", "color_mode", "threshold"})
@@ -249,7 +249,8 @@ def _as_predict_runs(reference, exported, spec):
     `reference` is the float32 model, `exported` the model written (`reference`,
     folded or not).
     """
-    from keras_unet_seg import UNet, performance
+    from keras_unet_seg import performance
+    from keras_unet_seg.models import UNet
 
     model = reference
     if isinstance(reference, UNet):

@@ -10,9 +10,9 @@ precision policy, the float32 casts around it).
 import keras
 import numpy as np
 
+from keras_unet_seg._model_facts import sample_input
 from keras_unet_seg._sublayers import children, sublayers
 from keras_unet_seg._validation import check_built_model
-from keras_unet_seg.export._shapes import sample_input
 
 __all__ = ["fold_batch_normalization"]
 

@@ -20,7 +20,8 @@ def build_model(config, dtype=None, channels=None):
         channels: the input channels, by default those of `config.color_mode`; with
             `color_mode="native"` the model is returned unbuilt when they are not given.
     """
-    from keras_unet_seg import AttentionDecoderStage, DecoderStage, UNet
+    from keras_unet_seg.layers import AttentionDecoderStage, DecoderStage
+    from keras_unet_seg.models import UNet
 
     model = UNet(
         num_classes=config.num_classes,

@@ -156,7 +156,7 @@ def test_predict_and_evaluate_flip_by_default_and_no_tta_turns_it_off(
     trained_run, data_dir, tmp_path, monkeypatch
 ):
     """Flip test-time augmentation is the default (the Model quality page's figures)."""
-    from keras_unet_seg import inference
+    from keras_unet_seg.inference import _tiles as inference
 
     flips = []
     predict_with_flips = inference._predict_with_flips

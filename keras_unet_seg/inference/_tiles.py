@@ -1,51 +1,11 @@
-"""Sliding-window (tiled) inference on images of any size.
-
-How `predict_tiled` tiles an image:
-
-- The tiles' starts are spread evenly between the top-left corner and the
-  last position that aligns with the bottom or right border, so every pixel
-  is covered, the last tile ends exactly at the border, and neighbouring
-  tiles overlap by at least `overlap`.
-- A side shorter than the tile is given to the model as it is (the tile
-  shrinks to it) when the model takes inputs of any size, as a `UNet` does
-  (it pads to a multiple of `2**depth` itself), so an image that fits in one
-  tile is predicted exactly as `model.predict` would; for a model with a
-  fixed input size it is padded up to the tile (with `padding_mode`) and the
-  padding is cropped from the result.
-- Tiles go through the model in batches of `batch_size` (with
-  `model.predict_on_batch`, which runs without gradients and is compiled on
-  every backend; a plain callable is called instead). The last batch is
-  filled up to the batch size, so the model always sees the same input shape
-  (no retracing or recompilation between batches).
-- The predictions of overlapping tiles are blended with a weight map (a
-  Gaussian centred on the tile by default, MONAI's convention: overlap 0.25,
-  sigma = 0.125 x tile size) accumulated and normalised by the sum of the
-  weights, so no seams show.
-- With a `scale` (a run's training scale, as `keras-unet-seg predict` uses;
-  `InferenceSpec.tiled_arguments()` gives it), the image is resized by it
-  first (bilinear, half-pixel centres, no antialiasing, in float32, before
-  `preprocess`) and the probabilities back to its size.
-- Memory stays bounded: the model sees at most `batch_size` tiles at a time
-  (times one pass per flip with `tta`); besides the image, only the output
-  (of the padded image's size) is kept on the host: the weights' sum is the
-  outer product of two vectors, the tiles forming a grid. An `overlap`
-  that would predict each pixel more than 100 times as often as tiles
-  without overlap is refused rather than run for hours.
-
-The numeric work here is host-side orchestration and is written in NumPy on
-purpose: the image and the output live in host memory, tiles are cut with
-slicing, and overlapping predictions are accumulated in place
-(`acc[y:y + h, x:x + w] += ...`), which NumPy does without copies while
-`keras.ops` tensors are immutable on the JAX and TensorFlow backends. A
-2048x2048 image never has to fit on the accelerator: only one batch of tiles
-at a time goes through the model.
-"""
+"""`predict_tiled`: a model's probabilities of arrays of any size, tile by tile (the
+package's docstring says how)."""
 
 import keras
 import numpy as np
 
-from keras_unet_seg import _prediction
 from keras_unet_seg._arrays import to_numpy
+from keras_unet_seg._model_facts import input_shape
 from keras_unet_seg._validation import (
     check_choice,
     check_positive,
@@ -55,8 +15,9 @@ from keras_unet_seg._validation import (
     check_size,
     invalid_value,
 )
+from keras_unet_seg.inference._resize import rescaled
 
-_BLEND_MODES = ("gaussian", "constant")
+BLEND_MODES = ("gaussian", "constant")
 _PADDING_MODES = ("constant", "reflect", "symmetric", "edge")
 _FLIPS = {"horizontal": (2,), "vertical": (1,), "both": (1, 2)}
 # An overlap may make at most this many times the tiles of no overlap.
@@ -141,7 +102,7 @@ def predict_tiled(
     options = _Options(tile_size, overlap, batch_size, blend, sigma_scale, tta, preprocess)
     options.check_padding_and_verbose(padding_mode, verbose)
     _check_tile_size(model, tile_size, options.tile_size)
-    required = _model_input_shape(model)
+    required = input_shape(model)
     images, single = _checked_images(image, preprocess, required[-1])
     output = _scaled_tiles(model, images, required, options, (padding_mode, padding_value), scale)
     return output[0] if single else output
@@ -154,7 +115,7 @@ def _scaled_tiles(model, images, required, options, padding, scale):
         grid = _Grid(required[:2], images, options)
         return _blend_tiles(model, grid.pad(images, *padding), grid, options)
 
-    return _prediction.rescaled(tiled, images, check_scale("scale", scale))
+    return rescaled(tiled, images, check_scale("scale", scale))
 
 
 def minimum_tile_size(model):
@@ -181,9 +142,9 @@ class _Options:
         self.tile_size = check_size("tile_size", tile_size)
         self.overlap = check_rate("overlap", overlap)
         self.batch_size = check_positive_int("batch_size", batch_size)
-        self.blend = check_choice("blend", blend, _BLEND_MODES)
+        self.blend = check_choice("blend", blend, BLEND_MODES)
         self.sigma_scale = check_positive("sigma_scale", sigma_scale)
-        self.flips = _check_tta(tta)
+        self.flips = check_tta(tta)
         if preprocess is not None and not callable(preprocess):
             raise invalid_value("preprocess", "a callable or None", preprocess)
         self.preprocess = preprocess
@@ -290,7 +251,7 @@ def _predict_chunk(model, images, grid, chunk, model_batch, options):
     return _predict_with_flips(model, batch, options.flips)
 
 
-def _check_tta(tta):
+def check_tta(tta):
     if tta is False or tta is None:
         return ()
     if tta is True:
@@ -345,24 +306,6 @@ def _imagesto_numpy(image):
                 f"Received: a list of {len(shapes)} images of shapes {shapes}"
             )
     return to_numpy(image)
-
-
-def _model_input_shape(model):
-    """`(height, width, channels)` the model requires: `None` for any (or unknown)."""
-    try:
-        shape = model.input_shape
-    except (AttributeError, ValueError):
-        shape = None
-    if (
-        isinstance(shape, tuple)
-        and len(shape) == 4
-        and all(d is None or isinstance(d, int) for d in shape)
-    ):
-        return shape[1:]
-    for weight in getattr(model, "weights", None) or ():  # a convolutional model's first kernel
-        if len(weight.shape) == 4:
-            return None, None, int(weight.shape[2])
-    return None, None, None
 
 
 def _tile_starts(length, tile, overlap):
@@ -424,108 +367,3 @@ def _predict(model, batch):
             f"shape {batch.shape}. Received: output.shape={probs.shape}"
         )
     return probs.astype("float32", copy=False)
-
-
-_OVERLAY_MODES = ("contour", "fill")
-
-
-def predict_directory(
-    model,
-    inputs,
-    output_dir,
-    *,
-    color_mode="rgb",
-    intensity="auto",
-    scale=None,
-    tile_size=256,
-    overlap=0.25,
-    batch_size=4,
-    tta=False,
-    threshold=0.5,
-    overlay_mode="contour",
-    class_colors=None,
-    class_names=None,
-    spec=None,
-    overwrite=False,
-    verbose=1,
-):
-    """Predicts every image of a folder and writes its mask and overlay PNGs.
-
-    What `keras-unet-seg predict` does (see the Inference guide): each image is read
-    by `keras_unet_seg.data.read_image`, predicted with `predict_tiled` at its own
-    size, and written as `output_dir/masks/<name>.png` (binary: 0/255; several
-    classes: a palette PNG of class ids) and `output_dir/overlays/<name>.png`. A
-    folder's files keep their relative path as name; a dataset folder (holding
-    `images/` and `masks/`) gives its images. Inputs and outputs are checked first:
-    nothing is written among the inputs or over a file no prediction wrote. A `spec`
-    (`InferenceSpec.from_run(run)`) reads, scales, tiles and thresholds as the command
-    does; the model is used as given (the command folds it, under `spec.precision`).
-
-    Args:
-        model: a Keras model (or callable) returning probabilities, such as a `UNet`.
-        inputs: path of an image file or a folder (read recursively), or a list of them.
-        output_dir: str, the folder to write `masks/` and `overlays/` into.
-        color_mode: str, default `"rgb"`. How images are read, as for training.
-        intensity: the intensity normalization of training, default `"auto"`.
-        scale: `None` (default: 1), or a factor or `(height, width)` factors to resize
-            images by before the model (and the probabilities back).
-        tile_size: int or `(height, width)`, default 256. `predict_tiled`'s tiles.
-        overlap: float in [0, 1), default 0.25. Fraction shared by neighbour tiles.
-        batch_size: int, default 4. Tiles per model call.
-        tta: bool, default `False`. Average the predictions of the flipped images.
-        threshold: float in [0, 1], default 0.5. Foreground at or above it (one class).
-        overlay_mode: `"contour"` (default: outlines) or `"fill"`.
-        class_colors: RGB colours by class id (the training masks' palette), or `None`.
-        class_names: list of names by class id, background first, for the legends.
-        spec: `None` (default), or an `InferenceSpec` that gives `color_mode`,
-            `intensity`, `scale`, the tiling and `threshold` (leave those arguments
-            at their defaults).
-        overwrite: bool, default `False`. Replace the masks and overlays of an earlier
-            prediction in `output_dir` (other files are never replaced).
-        verbose: int, default 1. 0 prints nothing; 1 a progress bar and a summary.
-
-    Returns:
-        A list of dicts, one per image: `{"image", "mask", "overlay"}` paths.
-
-    Raises:
-        FileNotFoundError: if an input does not exist.
-        ValueError: an unreadable input (named), a folder without images, two inputs of
-            one name, an `output_dir` among the inputs, or an invalid argument.
-        FileExistsError: a file to write exists, and no prediction wrote it or
-            `overwrite` is `False`.
-    """
-    covered = dict(color_mode=color_mode, intensity=intensity, scale=scale, tile_size=tile_size)
-    covered.update(overlap=overlap, tta=tta, threshold=threshold)
-    spec = _spec_of(spec, covered)
-    options = {
-        "threshold": spec.threshold,
-        "overlay_mode": check_choice("overlay_mode", overlay_mode, _OVERLAY_MODES),
-        "class_colors": class_colors,
-        "class_names": class_names,
-        "tiling": {**spec.tiled_arguments(), "batch_size": batch_size},
-    }
-    files = _prediction.list_inputs(inputs, verbose=verbose)
-    _prediction.check_outputs(inputs, files, output_dir, overwrite)
-    return _prediction.predict_files(
-        model, files, output_dir, spec.color_mode, spec.intensity, options, verbose
-    )
-
-
-def _spec_of(spec, covered):
-    """`spec`, or the spec of the `covered` arguments when it is `None` (never both)."""
-    import inspect
-
-    from keras_unet_seg.inference_spec import InferenceSpec
-
-    if spec is None:
-        return InferenceSpec(**covered)
-    if not isinstance(spec, InferenceSpec):
-        raise invalid_value("spec", "an InferenceSpec or None", spec)
-    parameters = inspect.signature(predict_directory).parameters
-    given = sorted(name for name, value in covered.items() if value != parameters[name].default)
-    if given:
-        raise ValueError(
-            f"Invalid value for argument `spec`. Expected a spec or the arguments {given}, "
-            f"not both (the spec holds them). Received: spec={spec!r}"
-        )
-    return spec

@@ -1,15 +1,23 @@
-"""Predicting image files: listing the inputs, scaling, and writing masks and overlays.
+"""Predicting image files: the inputs listed and checked, masks and overlays written.
 
-The work of `keras_unet_seg.inference.predict_directory` and
-`keras_unet_seg.evaluation.evaluate_directory` (and of the `predict` and `evaluate`
-commands) on files, around `predict_tiled`.
+`predict_directory` (what the `predict` command runs) over `predict_tiled`; class ids
+and the image as overlays draw it, which `keras_unet_seg.evaluation` shares.
 """
 
+import dataclasses
 import os
 
+import keras
 import numpy as np
+from PIL import Image
 
-from keras_unet_seg import _atomic, _outputs, data
+from keras_unet_seg import _atomic, _outputs, data, viz
+from keras_unet_seg._validation import check_choice
+from keras_unet_seg.inference._resize import scaled_size
+from keras_unet_seg.inference._spec import spec_of
+from keras_unet_seg.inference._tiles import predict_tiled
+
+_OVERLAY_MODES = ("contour", "fill")
 
 
 def list_inputs(inputs, verbose=1):
@@ -77,29 +85,6 @@ def _check_unique_names(found):
         seen[name] = path
 
 
-def scaled_size(size, scale, channels=1, source="the image"):
-    """`(height, width)` resized by the `(height, width)` factors `scale`, checked.
-
-    Rounded, at least 1.
-
-    Raises:
-        ValueError: the resized image would be larger than a file may decode to
-            (`keras_unet_seg.data.read_header`'s limits), naming `scale` and `source`.
-    """
-    from keras_unet_seg.data._decoding import size_excess
-
-    height, width = size
-    scaled = (max(1, round(height * scale[0])), max(1, round(width * scale[1])))
-    excess = size_excess(*scaled, channels, 1)
-    if excess is not None:
-        raise ValueError(
-            f"Invalid value for argument `scale` (--scale): {scale[0]:g} x {scale[1]:g} "
-            f"would resize {source} ({height}x{width}) to {excess}, the limit of the "
-            "files read. Give a smaller scale (native: the files' own size)."
-        )
-    return scaled
-
-
 def check_outputs(inputs, files, output_dir, overwrite, option="output_dir", flag="overwrite=True"):
     """Raises unless predicting the `files` of `inputs` into `output_dir` writes
     outside every input and replaces (with `overwrite`) only an earlier prediction's
@@ -113,40 +98,6 @@ def check_outputs(inputs, files, output_dir, overwrite, option="output_dir", fla
 
 def _output_paths(output_dir, name):
     return tuple(os.path.join(output_dir, kind, f"{name}.png") for kind in ("masks", "overlays"))
-
-
-def rescaled(predict, images, scale):
-    """`predict(images)` of `images` resized by the `(height, width)` factors `scale`
-    (`resize_bilinear`, in float32), resized back to their size."""
-    if tuple(scale) == (1.0, 1.0):
-        return predict(images)
-    size = images.shape[-3:-1]
-    small = resize_bilinear(
-        images.astype(np.float32, copy=False), scaled_size(size, scale, images.shape[-1])
-    )
-    return resize_bilinear(predict(small), size)
-
-
-def resize_bilinear(images, size):
-    """Float32 `images` `(..., height, width, channels)` resized to `size`.
-
-    Bilinear, with half-pixel centres and no antialiasing (`tf.image.resize`'s
-    `"bilinear"`, which the training pipeline uses), one axis after the other, in
-    float32: the docs' ONNX Runtime program repeats these lines exactly.
-    """
-    for axis, length in zip((-3, -2), size, strict=True):
-        old = images.shape[axis]
-        if old == length:
-            continue
-        centres = np.clip((np.arange(length) + 0.5) * (old / length) - 0.5, 0, old - 1)
-        low = np.floor(centres).astype(np.int64)
-        high = np.minimum(low + 1, old - 1)
-        shape = [1] * images.ndim
-        shape[axis] = length
-        fraction = (centres - low).astype(np.float32).reshape(shape)
-        lower = np.take(images, low, axis=axis)
-        images = lower + (np.take(images, high, axis=axis) - lower) * fraction
-    return images
 
 
 def class_ids(probabilities, threshold):
@@ -179,8 +130,6 @@ def display_image(image):
 
 def class_colors(num_classes, palette=None):
     """Colours by class id: `palette`'s (the training masks'), else the overlays' defaults."""
-    from keras_unet_seg import viz
-
     palette = palette or []
     return {
         k: tuple(palette[k]) if k < len(palette) else viz.class_color(k) for k in range(num_classes)
@@ -200,8 +149,6 @@ def class_names(num_classes, names=None):
 def save_mask(path, mask, colors):
     """Writes a mask PNG: binary 0/255 as gray; class ids (uint8) as a palette PNG
     whose indices are the ids, coloured by `colors`, so any viewer shows them."""
-    from PIL import Image
-
     if not colors or mask.dtype != np.uint8:  # binary, or more than 256 classes
         _atomic.save_png(path, mask)
         return
@@ -214,25 +161,93 @@ def save_mask(path, mask, colors):
         image.save(temporary, format="PNG")
 
 
-def predict_files(model, files, output_dir, color_mode, intensity, options, verbose=1):
-    """Predicts the `(path, name)` files of `list_inputs`; writes their masks and overlays.
+def predict_directory(
+    model,
+    inputs,
+    output_dir,
+    *,
+    color_mode="rgb",
+    intensity="auto",
+    scale=None,
+    tile_size=256,
+    overlap=0.25,
+    batch_size=4,
+    tta=False,
+    threshold=0.5,
+    overlay_mode="contour",
+    class_colors=None,
+    class_names=None,
+    spec=None,
+    overwrite=False,
+    verbose=1,
+):
+    """Predicts every image of a folder and writes its mask and overlay PNGs.
 
-    `options`: `tiling` (`predict_tiled`'s arguments) and those of
-    `write_prediction`. Returns a dict of paths per image (`image`, `mask`, `overlay`).
+    What `keras-unet-seg predict` does (see the Inference guide): each image is read
+    by `keras_unet_seg.data.read_image`, predicted with `predict_tiled` at its own
+    size, and written as `output_dir/masks/<name>.png` (binary: 0/255; several
+    classes: a palette PNG of class ids) and `output_dir/overlays/<name>.png`. A
+    folder's files keep their relative path as name; a dataset folder (holding
+    `images/` and `masks/`) gives its images. Inputs and outputs are checked first:
+    nothing is written among the inputs or over a file no prediction wrote. A `spec`
+    (`InferenceSpec.from_run(run)`) reads, scales, tiles and thresholds as the command
+    does; the model is used as given (the command folds it, under `spec.precision`).
+
+    Args:
+        model: a Keras model (or callable) returning probabilities, such as a `UNet`.
+        inputs: path of an image file or a folder (read recursively), or a list of them.
+        output_dir: str, the folder to write `masks/` and `overlays/` into.
+        color_mode: str, default `"rgb"`. How images are read, as for training.
+        intensity: the intensity normalization of training, default `"auto"`.
+        scale: `None` (default: 1), or a factor or `(height, width)` factors to resize
+            images by before the model (and the probabilities back).
+        tile_size: int or `(height, width)`, default 256. `predict_tiled`'s tiles.
+        overlap: float in [0, 1), default 0.25. Fraction shared by neighbour tiles.
+        batch_size: int, default 4. Tiles per model call.
+        tta: bool, default `False`. Average the predictions of the flipped images.
+        threshold: float in [0, 1], default 0.5. Foreground at or above it (one class).
+        overlay_mode: `"contour"` (default: outlines) or `"fill"`.
+        class_colors: RGB colours by class id (the training masks' palette), or `None`.
+        class_names: list of names by class id, background first, for the legends.
+        spec: `None` (default), or an `InferenceSpec` that gives `color_mode`,
+            `intensity`, `scale`, the tiling and `threshold` (leave those arguments
+            at their defaults).
+        overwrite: bool, default `False`. Replace the masks and overlays of an earlier
+            prediction in `output_dir` (other files are never replaced).
+        verbose: int, default 1. 0 prints nothing; 1 a progress bar and a summary.
+
+    Returns:
+        A list of dicts, one per image: `{"image", "mask", "overlay"}` paths.
+
+    Raises:
+        FileNotFoundError: if an input does not exist.
+        ValueError: an unreadable input (named), a folder without images, two inputs of
+            one name, an `output_dir` among the inputs, or an invalid argument.
+        FileExistsError: a file to write exists, and no prediction wrote it or
+            `overwrite` is `False`.
     """
-    import keras
+    covered = dict(color_mode=color_mode, intensity=intensity, scale=scale, tile_size=tile_size)
+    covered.update(overlap=overlap, tta=tta, threshold=threshold)
+    spec = spec_of(spec, covered, predict_directory)
+    writing = Writing(spec.threshold, overlay_mode, class_colors, class_names)
+    files = list_inputs(inputs, verbose=verbose)
+    check_outputs(inputs, files, output_dir, overwrite)
+    return _predict_files(model, files, output_dir, (spec, batch_size), writing, verbose)
 
-    from keras_unet_seg.inference import predict_tiled
 
+def _predict_files(model, files, output_dir, how, writing, verbose):
+    """Predicts the `(path, name)` `files` by `how` (the spec and the batch size); writes
+    their masks and overlays (`writing`). Returns their paths."""
+    spec, batch_size = how
+    tiling = {**spec.tiled_arguments(), "batch_size": batch_size}
     progress = keras.utils.Progbar(len(files), unit_name="image", verbose=verbose)
     written = []
-    scale = options["tiling"]["scale"]
     with _outputs.recording(output_dir):
         for index, (path, name) in enumerate(files):
-            image = data.read_image(path, color_mode, intensity)
-            scaled_size(image.shape[:2], scale, image.shape[-1], f"'{path}'")  # names the file
-            probabilities = predict_tiled(model, image, **options["tiling"])
-            mask, overlay = write_prediction(output_dir, name, image, probabilities, options)
+            image = data.read_image(path, spec.color_mode, spec.intensity)
+            scaled_size(image.shape[:2], spec.scale, image.shape[-1], f"'{path}'")  # names the file
+            probabilities = predict_tiled(model, image, **tiling)
+            mask, overlay = writing.write(output_dir, name, image, probabilities)
             written.append({"image": path, "mask": mask, "overlay": overlay})
             progress.update(index + 1)
     if verbose:
@@ -242,31 +257,38 @@ def predict_files(model, files, output_dir, color_mode, intensity, options, verb
     return written
 
 
-def write_prediction(output_dir, name, image, probabilities, options):
-    """Writes `masks/<name>.png` and `overlays/<name>.png`; returns their paths.
+@dataclasses.dataclass(frozen=True)
+class Writing:
+    """How a prediction is written: `threshold` (one class), the overlays' `overlay_mode`,
+    and the `class_colors` and `class_names` by class id (lists, or `None`)."""
 
-    `options`: `threshold`, `overlay_mode`, `class_colors` and `class_names` (lists
-    by class id, or `None`).
-    """
-    from keras_unet_seg import viz
+    threshold: float
+    overlay_mode: str = "contour"
+    class_colors: list | None = None
+    class_names: list | None = None
 
-    threshold = options["threshold"]
-    num_classes = max(probabilities.shape[-1], 2)
-    colors = class_colors(num_classes, options["class_colors"])
-    multiclass = probabilities.shape[-1] > 1
-    mask_path, _ = _output_paths(output_dir, name)
-    save_mask(mask_path, mask_png(probabilities, threshold), colors if multiclass else {})
-    subfolder, base = os.path.split(name)
-    mode = options["overlay_mode"]
-    [overlay_path] = viz.save_overlays(
-        [display_image(image)],
-        [probabilities],
-        os.path.join(output_dir, "overlays", subfolder),
-        names=[base],
-        threshold=threshold,
-        mode=mode,
-        alpha=1.0 if mode == "contour" else 0.5,
-        color_mapping={k: c for k, c in colors.items() if k > 0},
-        legend=class_names(num_classes, options["class_names"]) if multiclass else None,
-    )
-    return mask_path, overlay_path
+    def __post_init__(self):
+        check_choice("overlay_mode", self.overlay_mode, _OVERLAY_MODES)
+
+    def write(self, output_dir, name, image, probabilities):
+        """Writes `masks/<name>.png` and `overlays/<name>.png`; returns their paths."""
+        num_classes = max(probabilities.shape[-1], 2)
+        colors = class_colors(num_classes, self.class_colors)
+        multiclass = probabilities.shape[-1] > 1
+        mask_path, _ = _output_paths(output_dir, name)
+        mask = mask_png(probabilities, self.threshold)
+        save_mask(mask_path, mask, colors if multiclass else {})
+        subfolder, base = os.path.split(name)
+        mode = self.overlay_mode
+        [overlay_path] = viz.save_overlays(
+            [display_image(image)],
+            [probabilities],
+            os.path.join(output_dir, "overlays", subfolder),
+            names=[base],
+            threshold=self.threshold,
+            mode=mode,
+            alpha=1.0 if mode == "contour" else 0.5,
+            color_mapping={k: c for k, c in colors.items() if k > 0},
+            legend=class_names(num_classes, self.class_names) if multiclass else None,
+        )
+        return mask_path, overlay_path
