@@ -5,9 +5,8 @@ import difflib
 import keras
 
 from keras_unet_seg._naming import option
+from keras_unet_seg.data._images import channels_for
 from keras_unet_seg.training import _objectives
-
-CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
 
 
 def build_model(config, dtype=None, channels=None):
@@ -35,7 +34,7 @@ def build_model(config, dtype=None, channels=None):
         decoder_stage=AttentionDecoderStage if config.attention else DecoderStage,
         dtype=dtype,
     )
-    channels = channels or CHANNELS.get(config.color_mode)
+    channels = channels or channels_for(config.color_mode)
     if channels is not None:
         model.build((None, None, None, channels))
     return model

@@ -70,7 +70,8 @@ def check_model_fits(config, memory=None):
         config: the `TrainingConfig`.
         memory: int, bytes available; `None` takes `physical_memory()`.
     """
-    from keras_unet_seg.training._model import CHANNELS, build_model
+    from keras_unet_seg.data._images import channels_for
+    from keras_unet_seg.training._model import build_model
 
     height, width = config.image_size
     smallest = min(height, width)
@@ -83,7 +84,7 @@ def check_model_fits(config, memory=None):
             f"{option('image_size')}."
         )
     # "native" channels are only known from the files; a few more change little.
-    channels = CHANNELS.get(config.color_mode, 4)
+    channels = channels_for(config.color_mode) or 4
     unweighted = config.replace(encoder_weights=None)
     parameters = count_parameters(lambda: build_model(unweighted, channels=channels))
     needed = training_memory(
