@@ -17,6 +17,8 @@ import dataclasses
 from keras_unet_seg import _types
 from keras_unet_seg.commands import _config, _models, _parser, _reading
 from keras_unet_seg.commands._errors import UsageError, user_errors
+from keras_unet_seg.inference import InferenceSpec, minimum_tile_size, predict_directory
+from keras_unet_seg.inference._files import OVERLAY_MODES, Writing, check_outputs, list_inputs
 
 NAME = "predict"
 
@@ -31,25 +33,30 @@ def add_arguments(parser):
     add_inference_arguments(parser)
     parser.add_argument(
         "--overlay-mode",
-        choices=("contour", "fill"),
-        default="contour",
+        choices=OVERLAY_MODES,
+        default=Writing.overlay_mode,
         help="outline the predicted regions, or fill them",
     )
     return parser
 
 
 def add_inference_arguments(parser):
-    """The options of tiled inference, shared by `predict` and `evaluate`."""
+    """The options of tiled inference, shared by `predict` and `evaluate`; their defaults
+    are `InferenceSpec`'s."""
+    spec = InferenceSpec()
     group = parser.add_argument_group("inference")
     group.add_argument(
         "--tile-size",
         type=_types.image_size,
-        default=(256, 256),
+        default=spec.tile_size,
         metavar="N|HxW",
         help="size of the tiles given to the model",
     )
     group.add_argument(
-        "--overlap", type=_types.fraction, default=0.25, help="fraction shared by neighbour tiles"
+        "--overlap",
+        type=_types.fraction,
+        default=spec.overlap,
+        help="fraction shared by neighbour tiles",
     )
     group.add_argument(
         "--batch-size", type=_types.positive_int, default=4, help="tiles per model call"
@@ -57,13 +64,13 @@ def add_inference_arguments(parser):
     group.add_argument(
         "--threshold",
         type=_types.probability,
-        default=0.5,
+        default=spec.threshold,
         help="probability at or above which a pixel is foreground (one class)",
     )
     group.add_argument(
         "--tta",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=bool(spec.tta),
         help="flip test-time augmentation: average the predictions of the image and of "
         "its horizontal, vertical and double flips (four model passes; --no-tta: one)",
     )
@@ -113,8 +120,6 @@ def reading(args, model, run_config, scale, verbose=1):
 
 def check_tile_size(args, model):
     """Refuses a `--tile-size` below the model's minimum tile (`2**depth`)."""
-    from keras_unet_seg.inference import minimum_tile_size
-
     minimum = minimum_tile_size(model)
     if min(args.tile_size) < minimum:
         height, width = args.tile_size
@@ -126,9 +131,6 @@ def check_tile_size(args, model):
 
 
 def run(args):
-    from keras_unet_seg.inference import predict_directory
-    from keras_unet_seg.inference._files import check_outputs, list_inputs
-
     _models.check_model_file(args.model)
     # Every input, and where the files go, before the model.
     with user_errors(ValueError, FileNotFoundError, FileExistsError):

@@ -17,7 +17,7 @@ from keras_unet_seg.inference._resize import scaled_size
 from keras_unet_seg.inference._spec import spec_of
 from keras_unet_seg.inference._tiles import predict_tiled
 
-_OVERLAY_MODES = ("contour", "fill")
+OVERLAY_MODES = ("contour", "fill")
 
 
 def list_inputs(inputs, verbose=1):
@@ -268,7 +268,7 @@ class Writing:
     class_names: list | None = None
 
     def __post_init__(self):
-        check_choice("overlay_mode", self.overlay_mode, _OVERLAY_MODES)
+        check_choice("overlay_mode", self.overlay_mode, OVERLAY_MODES)
 
     def write(self, output_dir, name, image, probabilities):
         """Writes `masks/<name>.png` and `overlays/<name>.png`; returns their paths."""
