@@ -28,7 +28,7 @@ import math
 import numpy as np
 
 from keras_unet_seg import _validation
-from keras_unet_seg._overlap import score_numpy
+from keras_unet_seg._overlap import SCORES, score_numpy
 
 __all__ = [
     "boundary_distances",
@@ -165,7 +165,7 @@ def _boundary_scores(true_mask, pred_mask, spacing, tolerance):
 
 
 def _overlap_scores(tp, fp, fn):
-    return {name: float(score_numpy(name, tp, fp, fn)) for name in IMAGE_METRICS}
+    return {name: float(score_numpy(SCORES[name], tp, fp, fn)) for name in IMAGE_METRICS}
 
 
 def segmentation_scores(

@@ -49,8 +49,8 @@ from keras_unet_seg._overlap import (
     SCORES,
     confusion_sums,
     non_finite_penalty,
-    ratio,
     sample_weights,
+    score,
     scored_classes,
     take_classes,
     targets_and_valid,
@@ -174,10 +174,6 @@ class _ConfusionMetric(keras.metrics.Metric):
     # Scores from counts
     # ------------------------------------------------------------------ #
 
-    def _score(self, true_pos, false_pos, false_neg):
-        numerator, denominator = SCORES[self._score_name](true_pos, false_pos, false_neg)
-        return ratio(numerator, denominator, false_pos + false_neg)
-
     def _score_counts(self, true_pos, false_pos, false_neg):
         """Scores counts of shape (..., num_classes) into shape (...); NaN counts give NaN."""
         nan_guard = ops.sum(true_pos, axis=-1) * 0.0
@@ -189,10 +185,13 @@ class _ConfusionMetric(keras.metrics.Metric):
             for counts in (true_pos, false_pos, false_neg)
         )
         if self.average == "micro":
-            return self._score(
-                ops.sum(true_pos, axis=-1), ops.sum(false_pos, axis=-1), ops.sum(false_neg, axis=-1)
+            return score(
+                SCORES[self._score_name],
+                ops.sum(true_pos, axis=-1),
+                ops.sum(false_pos, axis=-1),
+                ops.sum(false_neg, axis=-1),
             )
-        scores = self._score(true_pos, false_pos, false_neg)
+        scores = score(SCORES[self._score_name], true_pos, false_pos, false_neg)
         present = ops.cast(ops.greater(true_pos + false_pos + false_neg, 0.0), "float32")
         num_present = ops.sum(present, axis=-1)
         mean = ops.sum(scores * present, axis=-1) / ops.maximum(num_present, 1.0)
