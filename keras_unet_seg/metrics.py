@@ -535,14 +535,16 @@ class Recall(_ConfusionMetric):
         )
 
 
-# Each class by its class name, its snake_case name and aliases.
+# Each class by its class name, its registered name, its snake_case name and
+# aliases; Keras' own names stay Keras': "precision" is `keras.metrics.Precision`.
 _BY_NAME = name_table(
     [
         (DiceCoefficient, "dice_coefficient", "dice", "f1"),
         (IoUScore, "iou_score", "iou", "jaccard"),
-        (Precision, "precision"),
-        (Recall, "recall"),
-    ]
+        (Precision,),
+        (Recall,),
+    ],
+    leave_to_keras=("Precision", "Recall"),
 )
 
 
@@ -550,11 +552,13 @@ def get(identifier):
     """Returns a metric from a name, a config dict or an instance, like `keras.metrics.get`.
 
     A class of this module is found by its class name (`"IoUScore"`), its
-    snake_case name (`"iou_score"`) and its short names (`"dice"` or `"f1"`,
-    `"iou"` or `"jaccard"`), and given as a binary instance with default
-    arguments; these names win over Keras' own, so `"Precision"` and
-    `"precision"` both give this module's `Precision`. Any other name, such
-    as `"accuracy"` or `"BinaryIoU"`, is passed on to `keras.metrics.get`.
+    snake_case name (`"iou_score"`), its short names (`"dice"` or `"f1"`, `"iou"`
+    or `"jaccard"`) and its registered name (`"keras_unet_seg>Precision"`), and
+    given as a binary instance with default arguments. A name that Keras knows
+    is Keras' own, as `keras.metrics.get` gives it: `"precision"` and
+    `"Precision"` give `keras.metrics.Precision` (this module's `Precision` is
+    `"keras_unet_seg>Precision"`). Any other name, such as `"accuracy"` or
+    `"BinaryIoU"`, is passed on to `keras.metrics.get`.
 
     Args:
         identifier: a name, a serialised config dict, a metric instance or
@@ -572,5 +576,8 @@ def get(identifier):
     'IoUScore'
     >>> type(get("dice")).__name__
     'DiceCoefficient'
+    >>> import keras
+    >>> isinstance(get("precision"), keras.metrics.Precision)
+    True
     """
     return lookup(identifier, _BY_NAME, keras.metrics.get, "metric")
