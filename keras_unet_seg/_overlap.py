@@ -30,7 +30,7 @@ import math
 import numpy as np
 from keras import ops
 
-from keras_unet_seg._validation import Shaped, invalid_value
+from keras_unet_seg._validation import Shaped, Summary, invalid_value
 
 # Probabilities are clipped to [EPSILON, 1 - EPSILON] before a log (as Keras
 # does), and a zero count of valid pixels is floored to it.
@@ -141,11 +141,11 @@ def scored_classes(num_channels, include_background, ignore_class):
         c for c in range(num_channels) if (include_background or c != 0) and c != ignore_class
     ]
     if not classes:
-        raise ValueError(
-            "Invalid value for argument `include_background`. Expected at least one class "
-            f"left to score. Received: include_background={include_background}, "
-            f"ignore_class={ignore_class} with {num_channels} channels"
+        expected = (
+            f"at least one class left to score (ignore_class={ignore_class} with "
+            f"{num_channels} channels)"
         )
+        raise invalid_value("include_background", expected, include_background)
     return classes
 
 
@@ -171,11 +171,11 @@ def _check_same_size(y_true, y_pred):
     """Batch and spatial sizes must agree (where both are known): no silent broadcasting."""
     pairs = zip(y_true.shape[:-1], y_pred.shape[:-1], strict=True)
     if any(a is not None and b is not None and a != b for a, b in pairs):
-        raise ValueError(
-            "Invalid value for argument `y_true`. Expected the batch and spatial size of "
-            f"`y_pred`, whose shape is {tuple(y_pred.shape)} (every axis but the last must "
-            f"agree). Received: y_true.shape={tuple(y_true.shape)}"
+        expected = (
+            f"the batch and spatial size of `y_pred`, whose shape is {tuple(y_pred.shape)} "
+            "(every axis but the last must agree)"
         )
+        raise invalid_value("y_true", expected, Shaped(y_true))
 
 
 def _is_sparse(y_true, num_channels, sparse_y_true):
@@ -259,10 +259,8 @@ def _out_of_range(target, sparse, num_channels, ignore_class):
         low = float(ops.convert_to_numpy(ops.min(ops.where(wrong, target, float("inf")))))
         high = float(ops.convert_to_numpy(ops.max(ops.where(wrong, target, float("-inf")))))
         ignored = "" if ignore_class is None else f" or ignore_class={ignore_class}"
-        raise ValueError(
-            f"Invalid value for argument `y_true`. Expected {expected}{ignored}. Received: "
-            f"{count} values outside it, between {low:g} and {high:g}"
-        )
+        outside = Summary(f"{count} values outside it, between {low:g} and {high:g}")
+        raise invalid_value("y_true", expected + ignored, outside)
     return ops.logical_or(wrong, ops.isnan(target))
 
 

@@ -217,33 +217,33 @@ BINARY_PRED = np.full((1, 4, 4, 1), 0.5, "float32")
             BINARY_PRED,
             None,
             "Expected values in [0, 1] (a binary mask: divide a 0/255 mask by 255). "
-            "Received: 16 values outside it, between 255 and 255",
+            "Received: y_true=<16 values outside it, between 255 and 255>",
         ),
         (
             np.full((1, 4, 4, 1), -1.0, "float32"),
             BINARY_PRED,
             255,
             "Expected values in [0, 1] (a binary mask: divide a 0/255 mask by 255) or "
-            "ignore_class=255. Received: 16 values outside it, between -1 and -1",
+            "ignore_class=255. Received: y_true=<16 values outside it, between -1 and -1>",
         ),
         (
             np.array([[[[0], [3]], [[7], [1]]]], "float32"),
             np.zeros((1, 2, 2, 3), "float32"),
             None,
-            "Expected class ids in [0, 2]. Received: 2 values outside it, between 3 and 7",
+            "Expected class ids in [0, 2]. Received: y_true=<2 values outside it, between 3 and 7>",
         ),
         (
             np.array([[[[0.5], [1]], [[2], [255]]]], "float32"),
             np.zeros((1, 2, 2, 3), "float32"),
             255,
-            "Expected class ids in [0, 2] or ignore_class=255. Received: 1 values outside "
-            "it, between 0.5 and 0.5",
+            "Expected class ids in [0, 2] or ignore_class=255. Received: y_true=<1 values "
+            "outside it, between 0.5 and 0.5>",
         ),
         (
             np.full((1, 2, 2, 3), 2.0, "float32"),
             np.zeros((1, 2, 2, 3), "float32"),
             None,
-            "Expected values in [0, 1]. Received: 12 values outside it, between 2 and 2",
+            "Expected values in [0, 1]. Received: y_true=<12 values outside it, between 2 and 2>",
         ),
     ],
 )

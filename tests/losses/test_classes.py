@@ -288,7 +288,7 @@ def test_batch_or_spatial_mismatch_names_both_shapes(name, true_shape, pred_shap
     message = (
         "Invalid value for argument `y_true`. Expected the batch and spatial size of "
         f"`y_pred`, whose shape is {pred_shape} (every axis but the last must agree). "
-        f"Received: y_true.shape={true_shape}"
+        f"Received: y_true=<tensor of shape {true_shape}>"
     )
     with pytest.raises(ValueError, match=re.escape(message)):
         ALL[name]()(np.zeros(true_shape), np.zeros(pred_shape))
@@ -845,7 +845,7 @@ def test_call_errors():
         ValueError,
         match=re.escape(
             "Invalid value for argument `include_background`. Expected at least one class "
-            "left to score. Received: include_background=False, ignore_class=1 with 2 channels"
+            "left to score (ignore_class=1 with 2 channels). Received: include_background=False"
         ),
     ):
         DiceLoss(include_background=False, ignore_class=1)(
