@@ -225,22 +225,23 @@ def dice_loss(
         sample_weight: optional pixel weights, `(batch, ...)` or
             `(batch, ..., 1)`, or `(batch,)` for each image's pixels: the
             weight of each pixel in the sums (0 leaves a pixel out).
-        **options: the options every loss takes (`OverlapOptions`):
-            from_logits: bool, whether `y_pred` holds logits (sigmoid for one
-                channel, softmax over channels otherwise). Defaults to `False`.
-            smooth: float >= 0 added to numerator and denominator. Defaults
-                to `1e-5`.
-            per_image: bool; `True` scores each image and averages, `False`
-                pools the batch. Defaults to `True`.
-            sparse_y_true: `None` (detect: one label channel against several
-                prediction channels means class ids), `True` or `False`.
-            class_weights: optional list with one non-negative weight per
-                channel for the class average. Defaults to `None` (equal).
-            ignore_class: optional class id whose pixels are left out (for a
-                one-hot or in-range id, the class is also left out of the
-                average).
-            include_background: bool; `False` leaves channel 0 out of the
-                class average in multi-class mode. Defaults to `True`.
+        from_logits: bool, whether `y_pred` holds logits (sigmoid for one
+            channel, softmax over channels otherwise). Defaults to `False`.
+        smooth: float >= 0 added to numerator and denominator. Defaults to
+            `1e-5`.
+        per_image: bool; `True` scores each image and averages, `False` pools
+            the batch. Defaults to `True`.
+        sparse_y_true: `None` (detect: one label channel against several
+            prediction channels means class ids), `True` or `False`.
+        class_weights: optional list with one non-negative weight per channel
+            for the class average. Defaults to `None` (equal weights).
+        ignore_class: optional class id whose pixels are left out (for a
+            one-hot or in-range id, the class is also left out of the average).
+        include_background: bool; `False` leaves channel 0 out of the class
+            average in multi-class mode. Defaults to `True`.
+
+    The last seven are the options every loss takes, keywords checked by
+    `OverlapOptions`.
 
     Returns:
         float32 tensor of per-image losses `(batch,)`, or a scalar when
