@@ -16,15 +16,20 @@ _KERAS_MODULES = {"loss": "losses", "metric": "metrics"}
 _ABSTRACT = {"loss": ("Loss", ("call",)), "metric": ("Metric", ("update_state", "result"))}
 
 
-def name_table(entries):
+def name_table(entries, leave_to_keras=()):
     """`{name: class}` from `(class, snake_case_name, *aliases)` entries.
 
-    Each class is found by its class name, its snake_case name and its aliases.
+    Each class is found by its class name, its registered name
+    (`"keras_unet_seg>Precision"`), its snake_case name and its aliases; the names
+    in `leave_to_keras` are left out, for Keras' `get` to find its own.
     """
     table = {}
     for cls, *names in entries:
         table[cls.__name__] = cls
+        table[keras.saving.get_registered_name(cls)] = cls
         table.update(dict.fromkeys(names, cls))
+    for name in leave_to_keras:
+        del table[name]
     return table
 
 

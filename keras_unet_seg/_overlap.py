@@ -5,16 +5,24 @@ From `y_true` and `y_pred` to float32 maps and their sums: the target map of
 `ignore_class`, pixel weights from `sample_weight`, probabilities from logits,
 soft or hard confusion sums (true positives, false positives, false negatives
 per class), the NaN penalty of invalid predictions and the classes that take
-part in a class average; and the one rule of a score whose denominator is 0,
-as `ratio` (`keras.ops`) and `ratio_numpy` (NumPy). Private: `keras_unet_seg.losses`,
-`keras_unet_seg.metrics` and `keras_unet_seg.evaluation` are its users.
+part in a class average; and the one definition of the scores from those counts,
+`score` (`keras.ops`) and its NumPy twin `score_numpy`. Private:
+`keras_unet_seg.losses`, `keras_unet_seg.metrics` and `keras_unet_seg.evaluation`
+are its users.
 
-The rule of 0/0, shared by the losses, the metrics, `evaluation` and the evaluate
-report: a score whose denominator is 0 is 1 when nothing was got wrong (no false
-positive and no false negative) and 0 otherwise. So Dice and IoU of an empty
-prediction of an empty mask are 1; precision of an empty prediction is 1 for an
-empty mask and 0 for a non-empty one; recall of an empty mask is 1 for an empty
-prediction and 0 for a non-empty one.
+The scores: Dice `2 TP / (2 TP + FP + FN)`, IoU `TP / (TP + FP + FN)`, precision
+`TP / (TP + FP)`, recall `TP / (TP + FN)` and the Tversky index
+`TP / (TP + alpha FP + beta FN)`; a loss adds `smooth` to the numerator and the
+denominator. The rule of 0/0, shared by the losses, the metrics, `evaluation` and
+the evaluate report: a score whose denominator is 0 is 1 when nothing was got wrong
+(no false positive and no false negative) and 0 otherwise. So every score of an
+empty prediction of an empty mask is 1; precision of an empty prediction is 1 for
+an empty mask and 0 for a non-empty one; recall of an empty mask is 1 for an empty
+prediction and 0 for a non-empty one; a non-empty prediction of an empty mask and
+an empty prediction of a non-empty mask score 0 everywhere else. Per class in
+multi-class mode, each class scored on its own; the average over classes is the
+caller's (the metrics leave out a class absent from labels and predictions, the
+losses average every scored class).
 """
 
 import math
@@ -22,7 +30,7 @@ import math
 import numpy as np
 from keras import ops
 
-from keras_unet_seg._validation import Shaped, invalid_value
+from keras_unet_seg._validation import Shaped, Summary, invalid_value
 
 # Probabilities are clipped to [EPSILON, 1 - EPSILON] before a log (as Keras
 # does), and a zero count of valid pixels is floored to it.
@@ -36,12 +44,20 @@ LOGIT_LIMIT = 1e4
 # The scores and their rule of 0/0
 # --------------------------------------------------------------------------- #
 
-# Each score of confusion counts as (numerator, denominator).
+
+def tversky(alpha, beta):
+    """The terms of the Tversky index: `(tp, tp + alpha fp + beta fn)` from counts."""
+    return lambda tp, fp, fn: (tp, tp + alpha * fp + beta * fn)
+
+
+# Each score of confusion counts as (numerator, denominator) terms. Every one is a
+# Tversky index (Dice is (0.5, 0.5), written with 2 TP so that `smooth` is added as
+# MONAI and segmentation_models.pytorch add it).
 SCORES = {
     "dice": lambda tp, fp, fn: (2 * tp, 2 * tp + fp + fn),
-    "iou": lambda tp, fp, fn: (tp, tp + fp + fn),
-    "precision": lambda tp, fp, fn: (tp, tp + fp),
-    "recall": lambda tp, fp, fn: (tp, tp + fn),
+    "iou": tversky(1.0, 1.0),
+    "precision": tversky(1.0, 0.0),
+    "recall": tversky(0.0, 1.0),
 }
 
 
@@ -65,10 +81,33 @@ def ratio_numpy(numerator, denominator, errors):
     return np.where(positive, value, (np.asarray(errors) == 0).astype(float))
 
 
-def score_numpy(name, true_pos, false_pos, false_neg):
-    """The score `name` of `SCORES` from NumPy counts, by the rule of 0/0."""
-    numerator, denominator = SCORES[name](true_pos, false_pos, false_neg)
-    return ratio_numpy(numerator, denominator, np.add(false_pos, false_neg))
+def score(terms, true_pos, false_pos, false_neg, smooth=0.0):
+    """`(numerator + smooth) / (denominator + smooth)` of `terms`, by the rule of 0/0.
+
+    The one definition of every overlap score, for the losses and the metrics.
+
+    Args:
+        terms: a function of the counts giving `(numerator, denominator)`:
+            `SCORES[name]` or `tversky(alpha, beta)`.
+        true_pos, false_pos, false_neg: float32 `keras.ops` counts (soft or hard),
+            of the same shape (per class, per image).
+        smooth: float >= 0 added to the numerator and the denominator (losses);
+            0 for the exact score.
+
+    Returns:
+        The scores, in [0, 1] for counts >= 0; NaN where a count is NaN.
+    """
+    numerator, denominator = terms(true_pos, false_pos, false_neg)
+    return ratio(numerator + smooth, denominator + smooth, false_pos + false_neg)
+
+
+def score_numpy(terms, true_pos, false_pos, false_neg, smooth=0.0):
+    """`score` of NumPy counts (numbers or arrays), in float64."""
+    true_pos, false_pos, false_neg = (
+        np.asarray(c, float) for c in (true_pos, false_pos, false_neg)
+    )
+    numerator, denominator = terms(true_pos, false_pos, false_neg)
+    return ratio_numpy(numerator + smooth, denominator + smooth, false_pos + false_neg)
 
 
 # --------------------------------------------------------------------------- #
@@ -102,11 +141,11 @@ def scored_classes(num_channels, include_background, ignore_class):
         c for c in range(num_channels) if (include_background or c != 0) and c != ignore_class
     ]
     if not classes:
-        raise ValueError(
-            "Invalid value for argument `include_background`. Expected at least one class "
-            f"left to score. Received: include_background={include_background}, "
-            f"ignore_class={ignore_class} with {num_channels} channels"
+        expected = (
+            f"at least one class left to score (ignore_class={ignore_class} with "
+            f"{num_channels} channels)"
         )
+        raise invalid_value("include_background", expected, include_background)
     return classes
 
 
@@ -132,11 +171,11 @@ def _check_same_size(y_true, y_pred):
     """Batch and spatial sizes must agree (where both are known): no silent broadcasting."""
     pairs = zip(y_true.shape[:-1], y_pred.shape[:-1], strict=True)
     if any(a is not None and b is not None and a != b for a, b in pairs):
-        raise ValueError(
-            "Invalid value for argument `y_true`. Expected the batch and spatial size of "
-            f"`y_pred`, whose shape is {tuple(y_pred.shape)} (every axis but the last must "
-            f"agree). Received: y_true.shape={tuple(y_true.shape)}"
+        expected = (
+            f"the batch and spatial size of `y_pred`, whose shape is {tuple(y_pred.shape)} "
+            "(every axis but the last must agree)"
         )
+        raise invalid_value("y_true", expected, Shaped(y_true))
 
 
 def _is_sparse(y_true, num_channels, sparse_y_true):
@@ -220,10 +259,8 @@ def _out_of_range(target, sparse, num_channels, ignore_class):
         low = float(ops.convert_to_numpy(ops.min(ops.where(wrong, target, float("inf")))))
         high = float(ops.convert_to_numpy(ops.max(ops.where(wrong, target, float("-inf")))))
         ignored = "" if ignore_class is None else f" or ignore_class={ignore_class}"
-        raise ValueError(
-            f"Invalid value for argument `y_true`. Expected {expected}{ignored}. Received: "
-            f"{count} values outside it, between {low:g} and {high:g}"
-        )
+        outside = Summary(f"{count} values outside it, between {low:g} and {high:g}")
+        raise invalid_value("y_true", expected + ignored, outside)
     return ops.logical_or(wrong, ops.isnan(target))
 
 

@@ -28,6 +28,16 @@ class Shaped:
         return f"<tensor of shape {self.shape}>"
 
 
+class Summary:
+    """Shows a value in an error message by a description: `<3 values outside it>`."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def __repr__(self):
+        return f"<{self.text}>"
+
+
 def is_int(value):
     """Whether `value` is an integer (NumPy's included), and not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)

@@ -30,7 +30,7 @@ import keras
 import numpy as np
 
 from keras_unet_seg import _model_facts, _validation
-from keras_unet_seg._overlap import score_numpy
+from keras_unet_seg._overlap import SCORES, score_numpy
 from keras_unet_seg.data._images import channels_for
 from keras_unet_seg.inference._files import class_ids, display_image
 from keras_unet_seg.inference._resize import scaled_size
@@ -65,11 +65,11 @@ def _as_ids(mask, name):
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     if array.ndim != 2 or array.dtype.kind not in "biu":
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected a 2-D array of class ids "
-            f"(height, width) or (height, width, 1), integers or bools. Received: "
-            f"{name} of shape {array.shape} and dtype {array.dtype}"
+        expected = (
+            "a 2-D array of class ids (height, width) or (height, width, 1), integers or bools"
         )
+        received = _validation.Summary(f"array of shape {array.shape} and dtype {array.dtype}")
+        raise _validation.invalid_value(name, expected, received)
     return array.astype(np.int64)
 
 
@@ -117,10 +117,8 @@ def confusion_matrix(y_true, y_pred, num_classes, ignore_class=None):
     true, pred = y_true[keep], y_pred[keep]
     for name, ids in (("y_true", true), ("y_pred", pred)):
         if ids.size and (ids.min() < 0 or ids.max() >= num_classes):
-            raise ValueError(
-                f"Invalid value for argument `{name}`. Expected class ids in [0, "
-                f"{num_classes - 1}]. Received: values in [{ids.min()}, {ids.max()}]"
-            )
+            received = _validation.Summary(f"values in [{ids.min()}, {ids.max()}]")
+            raise _validation.invalid_value(name, f"class ids in [0, {num_classes - 1}]", received)
     flat = true * num_classes + pred
     return np.bincount(flat, minlength=num_classes**2).reshape(num_classes, num_classes)
 
@@ -171,7 +169,7 @@ def _boundary_scores(true_mask, pred_mask, spacing, tolerance):
 
 
 def _overlap_scores(tp, fp, fn):
-    return {name: float(score_numpy(name, tp, fp, fn)) for name in IMAGE_METRICS}
+    return {name: float(score_numpy(SCORES[name], tp, fp, fn)) for name in IMAGE_METRICS}
 
 
 def segmentation_scores(

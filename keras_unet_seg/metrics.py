@@ -49,8 +49,8 @@ from keras_unet_seg._overlap import (
     SCORES,
     confusion_sums,
     non_finite_penalty,
-    ratio,
     sample_weights,
+    score,
     scored_classes,
     take_classes,
     targets_and_valid,
@@ -174,10 +174,6 @@ class _ConfusionMetric(keras.metrics.Metric):
     # Scores from counts
     # ------------------------------------------------------------------ #
 
-    def _score(self, true_pos, false_pos, false_neg):
-        numerator, denominator = SCORES[self._score_name](true_pos, false_pos, false_neg)
-        return ratio(numerator, denominator, false_pos + false_neg)
-
     def _score_counts(self, true_pos, false_pos, false_neg):
         """Scores counts of shape (..., num_classes) into shape (...); NaN counts give NaN."""
         nan_guard = ops.sum(true_pos, axis=-1) * 0.0
@@ -189,10 +185,13 @@ class _ConfusionMetric(keras.metrics.Metric):
             for counts in (true_pos, false_pos, false_neg)
         )
         if self.average == "micro":
-            return self._score(
-                ops.sum(true_pos, axis=-1), ops.sum(false_pos, axis=-1), ops.sum(false_neg, axis=-1)
+            return score(
+                SCORES[self._score_name],
+                ops.sum(true_pos, axis=-1),
+                ops.sum(false_pos, axis=-1),
+                ops.sum(false_neg, axis=-1),
             )
-        scores = self._score(true_pos, false_pos, false_neg)
+        scores = score(SCORES[self._score_name], true_pos, false_pos, false_neg)
         present = ops.cast(ops.greater(true_pos + false_pos + false_neg, 0.0), "float32")
         num_present = ops.sum(present, axis=-1)
         mean = ops.sum(scores * present, axis=-1) / ops.maximum(num_present, 1.0)
@@ -536,14 +535,16 @@ class Recall(_ConfusionMetric):
         )
 
 
-# Each class by its class name, its snake_case name and aliases.
+# Each class by its class name, its registered name, its snake_case name and
+# aliases; Keras' own names stay Keras': "precision" is `keras.metrics.Precision`.
 _BY_NAME = name_table(
     [
         (DiceCoefficient, "dice_coefficient", "dice", "f1"),
         (IoUScore, "iou_score", "iou", "jaccard"),
-        (Precision, "precision"),
-        (Recall, "recall"),
-    ]
+        (Precision,),
+        (Recall,),
+    ],
+    leave_to_keras=("Precision", "Recall"),
 )
 
 
@@ -551,11 +552,13 @@ def get(identifier):
     """Returns a metric from a name, a config dict or an instance, like `keras.metrics.get`.
 
     A class of this module is found by its class name (`"IoUScore"`), its
-    snake_case name (`"iou_score"`) and its short names (`"dice"` or `"f1"`,
-    `"iou"` or `"jaccard"`), and given as a binary instance with default
-    arguments; these names win over Keras' own, so `"Precision"` and
-    `"precision"` both give this module's `Precision`. Any other name, such
-    as `"accuracy"` or `"BinaryIoU"`, is passed on to `keras.metrics.get`.
+    snake_case name (`"iou_score"`), its short names (`"dice"` or `"f1"`, `"iou"`
+    or `"jaccard"`) and its registered name (`"keras_unet_seg>Precision"`), and
+    given as a binary instance with default arguments. A name that Keras knows
+    is Keras' own, as `keras.metrics.get` gives it: `"precision"` and
+    `"Precision"` give `keras.metrics.Precision` (this module's `Precision` is
+    `"keras_unet_seg>Precision"`). Any other name, such as `"accuracy"` or
+    `"BinaryIoU"`, is passed on to `keras.metrics.get`.
 
     Args:
         identifier: a name, a serialised config dict, a metric instance or
@@ -573,5 +576,8 @@ def get(identifier):
     'IoUScore'
     >>> type(get("dice")).__name__
     'DiceCoefficient'
+    >>> import keras
+    >>> isinstance(get("precision"), keras.metrics.Precision)
+    True
     """
     return lookup(identifier, _BY_NAME, keras.metrics.get, "metric")

@@ -438,7 +438,7 @@ def test_compiled_model_survives_keras_file(tmp_path):
         (
             {"num_classes": 2, "include_background": False, "ignore_class": 1},
             "Invalid value for argument `include_background`. Expected at least one class "
-            "left to score. Received: include_background=False, ignore_class=1 with 2 channels",
+            "left to score (ignore_class=1 with 2 channels). Received: include_background=False",
         ),
     ],
 )
@@ -596,7 +596,7 @@ def test_batch_or_spatial_mismatch_names_both_shapes(cls):
         message = (
             "Invalid value for argument `y_true`. Expected the batch and spatial size of "
             f"`y_pred`, whose shape is {pred_shape} (every axis but the last must agree). "
-            f"Received: y_true.shape={true_shape}"
+            f"Received: y_true=<tensor of shape {true_shape}>"
         )
         with pytest.raises(ValueError, match=re.escape(message)):
             cls().update_state(np.zeros(true_shape), np.zeros(pred_shape))

@@ -87,72 +87,119 @@ def test_class_average_and_weights():
 
 
 # --------------------------------------------------------------------------- #
-# The rule of 0/0, one table for the twins, the metrics, the losses and evaluation
+# One table of cases for the twins, the metrics, the losses and evaluation
 # --------------------------------------------------------------------------- #
 
-# (true positives, false positives, false negatives) -> dice, iou, precision, recall.
-ZERO_BY_ZERO_CASES = {
-    "empty prediction of an empty mask": ((0, 0, 0), (1.0, 1.0, 1.0, 1.0)),
-    "empty prediction of a non-empty mask": ((0, 0, 5), (0.0, 0.0, 0.0, 0.0)),
-    "non-empty prediction of an empty mask": ((0, 5, 0), (0.0, 0.0, 0.0, 0.0)),
-    "perfect prediction": ((5, 0, 0), (1.0, 1.0, 1.0, 1.0)),
-    "partial overlap": ((2, 1, 3), (4 / 8, 2 / 6, 2 / 3, 2 / 5)),
-}
 SCORE_NAMES = ("dice", "iou", "precision", "recall")
+ROW_0 = [[0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 0, 0], [0, 0, 0, 0]]
+# (truth, prediction) class ids of a 4x4 image -> per class: dice, iou, precision, recall.
+# Binary cases have classes 0 and 1 and score class 1 (evaluation's default).
+OVERLAP_CASES = {
+    "both empty": ((np.zeros((4, 4)), np.zeros((4, 4))), [(1.0, 1.0, 1.0, 1.0)]),
+    "empty prediction": ((ROW_0, np.zeros((4, 4))), [(0.0, 0.0, 0.0, 0.0)]),
+    "empty truth": ((np.zeros((4, 4)), ROW_0), [(0.0, 0.0, 0.0, 0.0)]),
+    "perfect": ((ROW_0, ROW_0), [(1.0, 1.0, 1.0, 1.0)]),
+    "disjoint": ((ROW_0, np.flipud(ROW_0)), [(0.0, 0.0, 0.0, 0.0)]),
+    # TP 2, FP 1, FN 2.
+    "partial": (
+        (ROW_0, [[0, 0, 1, 0], [0, 1, 0, 1], [0] * 4, [0] * 4]),
+        [(4 / 7, 2 / 5, 2 / 3, 1 / 2)],
+    ),
+    # Three classes, class 2 in neither: class 0 TP 11, FP 1, FN 1; class 1 TP 3, FP 1, FN 1.
+    "multi-class, a class in neither": (
+        (
+            [[0, 0, 1, 1], [0, 0, 1, 1], [0] * 4, [0] * 4],
+            [[0, 0, 1, 0], [0, 1, 1, 1], [0] * 4, [0] * 4],
+        ),
+        [(22 / 24, 11 / 13, 11 / 12, 11 / 12), (6 / 8, 3 / 5, 3 / 4, 3 / 4), (1.0, 1.0, 1.0, 1.0)],
+    ),
+    # Class 1 only in the truth, class 2 only in the prediction: class 0 TP 8, FP 4, FN 4.
+    "multi-class, empty truth and empty prediction": (
+        (
+            [[1, 1, 0, 0], [1, 1, 0, 0], [0] * 4, [0] * 4],
+            [[0, 0, 2, 2], [0, 0, 2, 2], [0] * 4, [0] * 4],
+        ),
+        [(16 / 24, 8 / 16, 8 / 12, 8 / 12), (0.0,) * 4, (0.0,) * 4],
+    ),
+}
 
 
-def _masks(true_pos, false_pos, false_neg):
-    """A 4x4 (truth, prediction) pair of 0/1 ids with the given counts."""
-    truth, pred = np.zeros(16, np.int64), np.zeros(16, np.int64)
-    truth[: true_pos + false_neg] = 1
-    pred[:true_pos] = 1
-    pred[true_pos + false_neg : true_pos + false_neg + false_pos] = 1
-    return truth.reshape(4, 4), pred.reshape(4, 4)
+def _counts(truth, pred, num_classes):
+    """Per-class (tp, fp, fn) float32 arrays of two id maps."""
+    classes = np.arange(num_classes)
+    is_true = np.asarray(truth)[..., None] == classes
+    is_pred = np.asarray(pred)[..., None] == classes
+    true_pos = (is_true & is_pred).sum(axis=(0, 1))
+    false_pos = (~is_true & is_pred).sum(axis=(0, 1))
+    false_neg = (is_true & ~is_pred).sum(axis=(0, 1))
+    return tuple(c.astype("float32") for c in (true_pos, false_pos, false_neg))
 
 
-@pytest.mark.parametrize("case", sorted(ZERO_BY_ZERO_CASES))
-def test_one_rule_of_zero_by_zero_everywhere(case):
-    from keras_unet_seg.evaluation import segmentation_scores
+def _losses(name, num_classes):
+    """The loss whose `1 - loss` is score `name` (hard predictions, `smooth=0`)."""
     from keras_unet_seg.losses import DiceLoss, JaccardLoss, TverskyLoss
+
+    make = {
+        "dice": DiceLoss,
+        "iou": JaccardLoss,
+        "precision": lambda **kw: TverskyLoss(alpha=1.0, beta=0.0, **kw),
+        "recall": lambda **kw: TverskyLoss(alpha=0.0, beta=1.0, **kw),
+    }[name]
+    return make(smooth=0.0)
+
+
+@pytest.mark.parametrize("case", sorted(OVERLAP_CASES))
+def test_one_definition_of_the_scores_everywhere(case):
+    """The twins per class; evaluation per class; the metrics' and losses' averages."""
+    from keras_unet_seg.evaluation import segmentation_scores
     from keras_unet_seg.metrics import DiceCoefficient, IoUScore, Precision, Recall
 
-    counts, expected = ZERO_BY_ZERO_CASES[case]
-    expected = dict(zip(SCORE_NAMES, expected, strict=True))
-    truth, pred = _masks(*counts)
-    y_true = truth[None, ..., None].astype("float32")
-    y_pred = pred[None, ..., None].astype("float32")
-    evaluated = segmentation_scores(truth, pred, boundary=False)[1]
+    (truth, pred), expected = OVERLAP_CASES[case]
+    truth, pred = np.asarray(truth, np.int64), np.asarray(pred, np.int64)
+    multi = len(expected) > 1
+    num_classes = 3 if multi else 2
+    counts = _counts(truth, pred, num_classes)
+    scored = slice(None) if multi else slice(1, None)  # binary: the foreground
+    evaluated = segmentation_scores(
+        truth, pred, num_classes, include_background=multi, boundary=False
+    )
+    # The metrics average the classes present in truth or prediction; the losses every class.
+    present = (sum(counts) > 0)[scored]
+    if multi:
+        y_true, y_pred = truth[None, ..., None], np.eye(3, dtype="float32")[pred][None]
+    else:
+        y_true, y_pred = (a[None, ..., None].astype("float32") for a in (truth, pred))
     metrics = dict(zip(SCORE_NAMES, (DiceCoefficient, IoUScore, Precision, Recall), strict=True))
-    # Losses of hard predictions with smooth=0; Tversky (1, 0) is precision, (0, 1) recall.
-    losses = {
-        "dice": DiceLoss(smooth=0.0),
-        "iou": JaccardLoss(smooth=0.0),
-        "precision": TverskyLoss(alpha=1.0, beta=0.0, smooth=0.0),
-        "recall": TverskyLoss(alpha=0.0, beta=1.0, smooth=0.0),
-    }
-    for name in SCORE_NAMES:
-        numerator, denominator = _overlap.SCORES[name](*np.asarray(counts, "float32"))
-        errors = np.float32(counts[1] + counts[2])
-        found = {
-            "keras.ops": to_numpy(_overlap.ratio(numerator, denominator, errors)),
-            "numpy": float(_overlap.score_numpy(name, *counts)),
-            "metric": to_numpy(_metric_result(metrics[name](), y_true, y_pred)),
-            "loss": 1.0 - to_numpy(losses[name](y_true, y_pred)),
-            "evaluation": evaluated[name],
-        }
-        for where, value in found.items():
-            assert value == pytest.approx(expected[name], abs=1e-6), (name, where)
+    for index, name in enumerate(SCORE_NAMES):
+        want = np.array([row[index] for row in expected])
+        terms = _overlap.SCORES[name]
+        tp, fp, fn = (c[scored] for c in counts)
+        np.testing.assert_allclose(_overlap.score_numpy(terms, tp, fp, fn), want, atol=1e-6)
+        np.testing.assert_allclose(to_numpy(_overlap.score(terms, tp, fp, fn)), want, atol=1e-6)
+        for class_id, value in zip(sorted(evaluated), want, strict=True):
+            assert evaluated[class_id][name] == pytest.approx(value, abs=1e-6), (name, class_id)
+        metric = metrics[name](num_classes=3 if multi else 1)
+        metric.update_state(y_true, y_pred)
+        want_metric = want[present].mean() if present.any() else 1.0
+        assert to_numpy(metric.result()) == pytest.approx(want_metric, abs=1e-6), name
+        loss = to_numpy(_losses(name, num_classes)(y_true, y_pred))
+        assert 1.0 - loss == pytest.approx(want.mean(), abs=1e-6), name
 
 
-def _metric_result(metric, y_true, y_pred):
-    metric.update_state(y_true, y_pred)
-    return metric.result()
+def test_smooth_is_added_to_both_terms():
+    dice, tversky = _overlap.SCORES["dice"], _overlap.tversky(0.3, 0.7)
+    assert _overlap.score_numpy(dice, 1, 2, 3, smooth=1.0) == pytest.approx(3 / 8)
+    assert _overlap.score_numpy(tversky, 1, 2, 3, smooth=1.0) == pytest.approx(2 / 4.7)
+    # A zero count of everything scores 1 with or without `smooth`.
+    assert _overlap.score_numpy(dice, 0, 0, 0, smooth=1e-5) == 1.0
+    got = _overlap.score(tversky, *(np.zeros(2, "float32"),) * 3, smooth=1e-5)
+    np.testing.assert_allclose(to_numpy(got), [1.0, 1.0])
 
 
-def test_the_ratios_keep_nan():
+def test_the_scores_keep_nan():
     nan = _overlap.ratio(np.float32(np.nan), np.float32(np.nan), np.float32(np.nan))
     assert np.isnan(to_numpy(nan))
-    assert np.isnan(_overlap.score_numpy("dice", np.nan, 0, 0))
+    assert np.isnan(_overlap.score_numpy(_overlap.SCORES["dice"], np.nan, 0, 0))
 
 
 # --------------------------------------------------------------------------- #
@@ -170,33 +217,33 @@ BINARY_PRED = np.full((1, 4, 4, 1), 0.5, "float32")
             BINARY_PRED,
             None,
             "Expected values in [0, 1] (a binary mask: divide a 0/255 mask by 255). "
-            "Received: 16 values outside it, between 255 and 255",
+            "Received: y_true=<16 values outside it, between 255 and 255>",
         ),
         (
             np.full((1, 4, 4, 1), -1.0, "float32"),
             BINARY_PRED,
             255,
             "Expected values in [0, 1] (a binary mask: divide a 0/255 mask by 255) or "
-            "ignore_class=255. Received: 16 values outside it, between -1 and -1",
+            "ignore_class=255. Received: y_true=<16 values outside it, between -1 and -1>",
         ),
         (
             np.array([[[[0], [3]], [[7], [1]]]], "float32"),
             np.zeros((1, 2, 2, 3), "float32"),
             None,
-            "Expected class ids in [0, 2]. Received: 2 values outside it, between 3 and 7",
+            "Expected class ids in [0, 2]. Received: y_true=<2 values outside it, between 3 and 7>",
         ),
         (
             np.array([[[[0.5], [1]], [[2], [255]]]], "float32"),
             np.zeros((1, 2, 2, 3), "float32"),
             255,
-            "Expected class ids in [0, 2] or ignore_class=255. Received: 1 values outside "
-            "it, between 0.5 and 0.5",
+            "Expected class ids in [0, 2] or ignore_class=255. Received: y_true=<1 values "
+            "outside it, between 0.5 and 0.5>",
         ),
         (
             np.full((1, 2, 2, 3), 2.0, "float32"),
             np.zeros((1, 2, 2, 3), "float32"),
             None,
-            "Expected values in [0, 1]. Received: 12 values outside it, between 2 and 2",
+            "Expected values in [0, 1]. Received: y_true=<12 values outside it, between 2 and 2>",
         ),
     ],
 )

@@ -1,31 +1,111 @@
 """The loss classes: thin `keras.losses.Loss` wrappers of the pure functions.
 
-In the manner of Keras' `LossFunctionWrapper`: `_OverlapLoss` holds the checked
-options and the score function, its `call` is the pure function's body, and
-Keras' own `Loss.__call__` reduces the per-image losses. Each public class keeps
-its explicit signature; the arguments they share are documented once
-(`_OPTIONS_DOC`, `_CALL_DOC`) and formatted into each class docstring.
+In the manner of Keras' `LossFunctionWrapper`: `_OverlapLoss` holds the function
+and its keyword arguments, checked once at construction (`OverlapOptions` and the
+function's own checks); its `call` is the function, and Keras' reduction reduces
+the per-image losses. Each public class adds its own arguments (`alpha`, ...) and
+its default name; the options every loss takes are its `**options`.
 """
 
 import keras
 from keras import ops
+from keras.src.losses.loss import reduce_weighted_values  # Keras' own reduction
 
 from keras_unet_seg._lookup import PACKAGE
 from keras_unet_seg._overlap import sample_weights
 from keras_unet_seg._validation import check_positive
-from keras_unet_seg.losses._combined import _LossArithmetic
+from keras_unet_seg.losses._combined import _LossArithmetic, dtype_config
 from keras_unet_seg.losses._functions import (
-    _check_tversky,
-    _cross_entropy_options,
-    _dice_score_loss,
-    _focal_tversky_score_loss,
-    _jaccard_score_loss,
-    _options,
-    _overlap_loss,
-    _tversky_score_loss,
+    OverlapOptions,
+    bce_dice_loss,
+    check_term_weights,
+    check_tversky,
+    dice_loss,
+    focal_tversky_loss,
+    jaccard_loss,
+    tversky_loss,
 )
 
-_OPTIONS_DOC = """\
+
+class _OverlapLoss(_LossArithmetic, keras.losses.Loss):
+    """Shared base: a loss function and its checked keyword arguments.
+
+    Args:
+        fn: the pure loss function, `fn(y_true, y_pred, sample_weight=None, **kwargs)`.
+        arguments: dict, the function's own arguments (`alpha`, ...), checked.
+        reduction, name, dtype: as in `keras.losses.Loss` (`dtype` defaults to
+            float32, whatever the global policy).
+        **options: the options of `OverlapOptions`, checked here.
+    """
+
+    def __init__(
+        self, fn, arguments, reduction="sum_over_batch_size", name=None, dtype=None, **options
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype or "float32")
+        self.fn = fn
+        self._fn_kwargs = {**arguments, **OverlapOptions(**options).config()}
+        self._dtype_argument = dtype_config(dtype)
+        for key, value in self._fn_kwargs.items():  # `loss.smooth`, `loss.alpha`, ...
+            setattr(self, key, value)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        """`keras.losses.Loss.__call__`, pixel weights given to the function.
+
+        A scalar weight, and `(batch,)` weights with `per_image=True`, weigh the
+        per-image losses in Keras' reduction; the other weights (see the class
+        docstring) go to the function as its `sample_weight`, into the sums.
+        """
+        image_weight = pixel_weight = None
+        if sample_weight is not None:
+            image_weight = ops.convert_to_tensor(sample_weight, dtype="float32")
+            if len(image_weight.shape) > 0:
+                rank = len(ops.convert_to_tensor(y_pred).shape)
+                per_image = self._fn_kwargs["per_image"]
+                image_weight, pixel_weight = sample_weights(image_weight, rank, per_image)
+        with keras.name_scope(self.name):
+            y_true = ops.convert_to_tensor(y_true, dtype=self.dtype)
+            y_pred = ops.convert_to_tensor(y_pred, dtype=self.dtype)
+            losses = self.fn(y_true, y_pred, sample_weight=pixel_weight, **self._fn_kwargs)
+            loss = reduce_weighted_values(
+                losses, sample_weight=image_weight, reduction=self.reduction, dtype=self.dtype
+            )
+        if self.reduction not in (None, "none") and tuple(loss.shape) == (0,):
+            # Keras returns the losses of an empty batch unreduced; reduced, they sum
+            # to 0, as `keras.losses.BinaryCrossentropy` gives (and a traced graph).
+            return ops.zeros((), dtype=loss.dtype)
+        return loss
+
+    def call(self, y_true, y_pred):
+        return self.fn(y_true, y_pred, **self._fn_kwargs)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "reduction": self.reduction,
+            "dtype": self._dtype_argument,
+            **self._fn_kwargs,
+        }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class DiceLoss(_OverlapLoss):
+    """Soft Dice loss, `1 - (2 TP + smooth) / (2 TP + FP + FN + smooth)`.
+
+    Binary when `y_pred` has one channel (sigmoid probabilities, or logits
+    with `from_logits=True`); multi-class with softmax over several channels,
+    with one-hot or sparse integer `y_true`. Computed in float32 whatever the
+    input dtype. Add and weight it with other losses:
+    `0.5 * DiceLoss() + keras.losses.BinaryCrossentropy()`.
+
+    Empty-mask convention: an empty prediction of an empty mask has loss 0
+    (score 1), with `smooth=0` too: a score whose denominator is 0 is 1 when
+    nothing was got wrong, the rule of the metrics and of
+    `keras_unet_seg.evaluation` (`keras.losses.Dice` gives that case loss 1).
+    Otherwise, with `smooth=0` and `per_image=False` this equals
+    `keras.losses.Dice()`; with `per_image=True`,
+    `keras.losses.Dice(axis=(1, 2, 3))` (up to Keras' 1e-7 epsilon).
+
+    Args:
         from_logits: bool, whether `y_pred` holds logits (sigmoid for one
             channel, softmax over channels otherwise). Defaults to `False`.
         smooth: float >= 0 added to numerator and denominator (of the Dice
@@ -51,9 +131,9 @@ _OPTIONS_DOC = """\
         dtype: dtype of the loss value, as in `keras.losses.Loss` (a name or
             a `keras.DTypePolicy`, whose compute dtype is used); the sums are
             computed in float32 whatever it is. Defaults to `None`: float32,
-            whatever `keras.backend.floatx()` and the mixed-precision policy."""
+            whatever `keras.backend.floatx()` and the mixed-precision policy.
+        name: name of the loss. Defaults to `"dice_loss"`.
 
-_CALL_DOC = """\
     Call arguments:
         y_true: `(batch, ..., 1)` 0/1 mask, `(batch, ..., C)` one-hot labels
             or `(batch, ..., 1)` / `(batch, ...)` integer class ids.
@@ -67,135 +147,7 @@ _CALL_DOC = """\
 
     Returns:
         The reduced loss, a scalar in `dtype` (float32 by default); 0 for an
-        empty batch (no image), as Keras' own losses give."""
-
-
-def _documented(cls):
-    """Formats the shared Args and Call arguments into `cls`'s docstring."""
-    doc = cls.__doc__.replace("        {options}", _OPTIONS_DOC)
-    cls.__doc__ = doc.replace("    {call}", _CALL_DOC)
-    return cls
-
-
-def _dtype_config(dtype):
-    """`dtype` as a JSON value: `None`, a name, or a serialised `keras.DTypePolicy`."""
-    if dtype is None or isinstance(dtype, str):
-        return dtype
-    return keras.dtype_policies.serialize(dtype)
-
-
-class _OverlapLoss(_LossArithmetic, keras.losses.Loss):
-    """Shared base: checks, stores and serialises the options; reduction is Keras'.
-
-    `score_fn(tp, fp, fn, smooth)` gives the per-class loss; the options are
-    those of `_functions._options`.
-    """
-
-    def __init__(
-        self,
-        score_fn,
-        from_logits,
-        smooth,
-        per_image,
-        sparse_y_true,
-        class_weights,
-        ignore_class,
-        include_background,
-        reduction,
-        name,
-        dtype,
-    ):
-        # float32 by default, whatever the global policy: Loss.__call__ converts
-        # the inputs and the reduced value to it.
-        super().__init__(name=name, reduction=reduction, dtype=dtype or "float32")
-        self._score_fn = score_fn
-        self._options = _options(
-            from_logits,
-            smooth,
-            per_image,
-            sparse_y_true,
-            class_weights,
-            ignore_class,
-            include_background,
-        )
-        self._dtype_argument = _dtype_config(dtype)
-        self.from_logits = from_logits
-        self.smooth = smooth
-        self.per_image = per_image
-        self.sparse_y_true = sparse_y_true
-        self.class_weights = self._options["class_weights"]
-        self.ignore_class = ignore_class
-        self.include_background = include_background
-
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        """`keras.losses.Loss.__call__`, with pixel weights taken into the sums.
-
-        Scalar weights, and `(batch,)` ones with `per_image=True`, weigh the
-        per-image losses in Keras' reduction; the others (see the class
-        docstring) reach `call` with `y_true`, as a `(y_true, pixel_weight)`
-        pair, and the reduction sees no weight.
-        """
-        image_weight = pixel_weight = None
-        if sample_weight is not None:
-            image_weight = ops.convert_to_tensor(sample_weight, dtype="float32")
-            if len(image_weight.shape) > 0:
-                rank = len(ops.convert_to_tensor(y_pred).shape)
-                image_weight, pixel_weight = sample_weights(image_weight, rank, self.per_image)
-        if pixel_weight is not None:
-            y_true = (y_true, pixel_weight)
-        loss = super().__call__(y_true, y_pred, sample_weight=image_weight)
-        if self.reduction not in (None, "none") and tuple(loss.shape) == (0,):
-            # Keras returns the losses of an empty batch unreduced; reduced, they sum
-            # to 0, as `keras.losses.BinaryCrossentropy` gives (and a traced graph).
-            return ops.zeros((), dtype=loss.dtype)
-        return loss
-
-    def call(self, y_true, y_pred):
-        pixel_weight = None
-        if isinstance(y_true, tuple):
-            y_true, pixel_weight = y_true
-            pixel_weight = ops.cast(pixel_weight, "float32")  # __call__ gave it `dtype`
-        return _overlap_loss(y_true, y_pred, self._options, self._score_fn, pixel_weight)
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "reduction": self.reduction,
-            "dtype": self._dtype_argument,
-            "from_logits": self.from_logits,
-            "smooth": self.smooth,
-            "per_image": self.per_image,
-            "sparse_y_true": self.sparse_y_true,
-            "class_weights": None if self.class_weights is None else list(self.class_weights),
-            "ignore_class": self.ignore_class,
-            "include_background": self.include_background,
-        }
-
-
-@keras.saving.register_keras_serializable(package=PACKAGE)
-@_documented
-class DiceLoss(_OverlapLoss):
-    """Soft Dice loss, `1 - (2 TP + smooth) / (2 TP + FP + FN + smooth)`.
-
-    Binary when `y_pred` has one channel (sigmoid probabilities, or logits
-    with `from_logits=True`); multi-class with softmax over several channels,
-    with one-hot or sparse integer `y_true`. Computed in float32 whatever the
-    input dtype. Add and weight it with other losses:
-    `0.5 * DiceLoss() + keras.losses.BinaryCrossentropy()`.
-
-    Empty-mask convention: an empty prediction of an empty mask has loss 0
-    (score 1), with `smooth=0` too: a score whose denominator is 0 is 1 when
-    nothing was got wrong, the rule of the metrics and of
-    `keras_unet_seg.evaluation` (`keras.losses.Dice` gives that case loss 1).
-    Otherwise, with `smooth=0` and `per_image=False` this equals
-    `keras.losses.Dice()`; with `per_image=True`,
-    `keras.losses.Dice(axis=(1, 2, 3))` (up to Keras' 1e-7 epsilon).
-
-    Args:
-        {options}
-        name: name of the loss. Defaults to `"dice_loss"`.
-
-    {call}
+        empty batch (no image), as Keras' own losses give.
 
     Example:
 
@@ -212,36 +164,11 @@ class DiceLoss(_OverlapLoss):
     - [Milletari et al., 2016](https://arxiv.org/abs/1606.04797)
     """
 
-    def __init__(
-        self,
-        from_logits=False,
-        smooth=1e-5,
-        per_image=True,
-        sparse_y_true=None,
-        class_weights=None,
-        ignore_class=None,
-        include_background=True,
-        reduction="sum_over_batch_size",
-        name="dice_loss",
-        dtype=None,
-    ):
-        super().__init__(
-            _dice_score_loss,
-            from_logits=from_logits,
-            smooth=smooth,
-            per_image=per_image,
-            sparse_y_true=sparse_y_true,
-            class_weights=class_weights,
-            ignore_class=ignore_class,
-            include_background=include_background,
-            reduction=reduction,
-            name=name,
-            dtype=dtype,
-        )
+    def __init__(self, name="dice_loss", **options):
+        super().__init__(dice_loss, {}, name=name, **options)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-@_documented
 class JaccardLoss(_OverlapLoss):
     """Soft Jaccard (IoU) loss, `1 - (TP + smooth) / (TP + FP + FN + smooth)`.
 
@@ -251,10 +178,12 @@ class JaccardLoss(_OverlapLoss):
     with `smooth=0` too (a score whose denominator is 0 is 1).
 
     Args:
-        {options}
         name: name of the loss. Defaults to `"jaccard_loss"`.
+        **options: `from_logits`, `smooth`, `per_image`, `sparse_y_true`,
+            `class_weights`, `ignore_class`, `include_background`, `reduction`
+            and `dtype`, as in `DiceLoss`.
 
-    {call}
+    Call arguments and return value as in `DiceLoss`.
 
     Example:
 
@@ -269,36 +198,11 @@ class JaccardLoss(_OverlapLoss):
     - [Rahman and Wang, 2016](https://doi.org/10.1007/978-3-319-50835-1_22)
     """
 
-    def __init__(
-        self,
-        from_logits=False,
-        smooth=1e-5,
-        per_image=True,
-        sparse_y_true=None,
-        class_weights=None,
-        ignore_class=None,
-        include_background=True,
-        reduction="sum_over_batch_size",
-        name="jaccard_loss",
-        dtype=None,
-    ):
-        super().__init__(
-            _jaccard_score_loss,
-            from_logits=from_logits,
-            smooth=smooth,
-            per_image=per_image,
-            sparse_y_true=sparse_y_true,
-            class_weights=class_weights,
-            ignore_class=ignore_class,
-            include_background=include_background,
-            reduction=reduction,
-            name=name,
-            dtype=dtype,
-        )
+    def __init__(self, name="jaccard_loss", **options):
+        super().__init__(jaccard_loss, {}, name=name, **options)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-@_documented
 class TverskyLoss(_OverlapLoss):
     """Tversky loss, `1 - (TP + smooth) / (TP + alpha FP + beta FN + smooth)`.
 
@@ -316,10 +220,12 @@ class TverskyLoss(_OverlapLoss):
     Args:
         alpha: float >= 0, weight of the false positives. Defaults to `0.5`.
         beta: float >= 0, weight of the false negatives. Defaults to `0.5`.
-        {options}
         name: name of the loss. Defaults to `"tversky_loss"`.
+        **options: `from_logits`, `smooth`, `per_image`, `sparse_y_true`,
+            `class_weights`, `ignore_class`, `include_background`, `reduction`
+            and `dtype`, as in `DiceLoss`.
 
-    {call}
+    Call arguments and return value as in `DiceLoss`.
 
     Example:
 
@@ -335,45 +241,12 @@ class TverskyLoss(_OverlapLoss):
     - [Salehi et al., 2017](https://arxiv.org/abs/1706.05721)
     """
 
-    def __init__(
-        self,
-        alpha=0.5,
-        beta=0.5,
-        from_logits=False,
-        smooth=1e-5,
-        per_image=True,
-        sparse_y_true=None,
-        class_weights=None,
-        ignore_class=None,
-        include_background=True,
-        reduction="sum_over_batch_size",
-        name="tversky_loss",
-        dtype=None,
-    ):
-        super().__init__(
-            _tversky_score_loss(*_check_tversky(alpha, beta)),
-            from_logits=from_logits,
-            smooth=smooth,
-            per_image=per_image,
-            sparse_y_true=sparse_y_true,
-            class_weights=class_weights,
-            ignore_class=ignore_class,
-            include_background=include_background,
-            reduction=reduction,
-            name=name,
-            dtype=dtype,
-        )
-        self.alpha = alpha
-        self.beta = beta
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"alpha": self.alpha, "beta": self.beta})
-        return config
+    def __init__(self, alpha=0.5, beta=0.5, name="tversky_loss", **options):
+        alpha, beta = check_tversky(alpha, beta)
+        super().__init__(tversky_loss, {"alpha": alpha, "beta": beta}, name=name, **options)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-@_documented
 class FocalTverskyLoss(_OverlapLoss):
     """Focal Tversky loss, `(1 - TI) ** gamma` with TI the Tversky index.
 
@@ -398,10 +271,12 @@ class FocalTverskyLoss(_OverlapLoss):
         alpha: float >= 0, weight of the false positives. Defaults to `0.3`.
         beta: float >= 0, weight of the false negatives. Defaults to `0.7`.
         gamma: float > 0, the exponent. Defaults to `0.75`.
-        {options}
         name: name of the loss. Defaults to `"focal_tversky_loss"`.
+        **options: `from_logits`, `smooth`, `per_image`, `sparse_y_true`,
+            `class_weights`, `ignore_class`, `include_background`, `reduction`
+            and `dtype`, as in `DiceLoss`.
 
-    {call}
+    Call arguments and return value as in `DiceLoss`.
 
     Example:
 
@@ -417,47 +292,14 @@ class FocalTverskyLoss(_OverlapLoss):
     - [Abraham and Khan, 2019](https://arxiv.org/abs/1810.07842)
     """
 
-    def __init__(
-        self,
-        alpha=0.3,
-        beta=0.7,
-        gamma=0.75,
-        from_logits=False,
-        smooth=1e-5,
-        per_image=True,
-        sparse_y_true=None,
-        class_weights=None,
-        ignore_class=None,
-        include_background=True,
-        reduction="sum_over_batch_size",
-        name="focal_tversky_loss",
-        dtype=None,
-    ):
-        super().__init__(
-            _focal_tversky_score_loss(*_check_tversky(alpha, beta), check_positive("gamma", gamma)),
-            from_logits=from_logits,
-            smooth=smooth,
-            per_image=per_image,
-            sparse_y_true=sparse_y_true,
-            class_weights=class_weights,
-            ignore_class=ignore_class,
-            include_background=include_background,
-            reduction=reduction,
-            name=name,
-            dtype=dtype,
-        )
-        self.alpha = alpha
-        self.beta = beta
-        self.gamma = gamma
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"alpha": self.alpha, "beta": self.beta, "gamma": self.gamma})
-        return config
+    def __init__(self, alpha=0.3, beta=0.7, gamma=0.75, name="focal_tversky_loss", **options):
+        alpha, beta = check_tversky(alpha, beta)
+        gamma = check_positive("gamma", gamma)
+        arguments = {"alpha": alpha, "beta": beta, "gamma": gamma}
+        super().__init__(focal_tversky_loss, arguments, name=name, **options)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-@_documented
 class BCEDiceLoss(_OverlapLoss):
     """`bce_weight * cross-entropy + dice_weight * DiceLoss`, the usual pairing.
 
@@ -479,10 +321,12 @@ class BCEDiceLoss(_OverlapLoss):
     Args:
         bce_weight: float >= 0, weight of the cross-entropy. Defaults to `1.0`.
         dice_weight: float >= 0, weight of the Dice loss. Defaults to `1.0`.
-        {options}
         name: name of the loss. Defaults to `"bce_dice_loss"`.
+        **options: `from_logits`, `smooth`, `per_image`, `sparse_y_true`,
+            `class_weights`, `ignore_class`, `include_background`, `reduction`
+            and `dtype`, as in `DiceLoss`.
 
-    {call}
+    Call arguments and return value as in `DiceLoss`.
 
     Example:
 
@@ -498,39 +342,7 @@ class BCEDiceLoss(_OverlapLoss):
     - [Isensee et al., 2021 (nnU-Net)](https://doi.org/10.1038/s41592-020-01008-z)
     """
 
-    def __init__(
-        self,
-        bce_weight=1.0,
-        dice_weight=1.0,
-        from_logits=False,
-        smooth=1e-5,
-        per_image=True,
-        sparse_y_true=None,
-        class_weights=None,
-        ignore_class=None,
-        include_background=True,
-        reduction="sum_over_batch_size",
-        name="bce_dice_loss",
-        dtype=None,
-    ):
-        super().__init__(
-            _dice_score_loss,
-            from_logits=from_logits,
-            smooth=smooth,
-            per_image=per_image,
-            sparse_y_true=sparse_y_true,
-            class_weights=class_weights,
-            ignore_class=ignore_class,
-            include_background=include_background,
-            reduction=reduction,
-            name=name,
-            dtype=dtype,
-        )
-        self._options = _cross_entropy_options(self._options, bce_weight, dice_weight)
-        self.bce_weight = bce_weight
-        self.dice_weight = dice_weight
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"bce_weight": self.bce_weight, "dice_weight": self.dice_weight})
-        return config
+    def __init__(self, bce_weight=1.0, dice_weight=1.0, name="bce_dice_loss", **options):
+        bce_weight, dice_weight = check_term_weights(bce_weight, dice_weight)
+        arguments = {"bce_weight": bce_weight, "dice_weight": dice_weight}
+        super().__init__(bce_dice_loss, arguments, name=name, **options)

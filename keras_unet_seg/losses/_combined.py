@@ -4,9 +4,17 @@ import numbers
 
 import keras
 from keras import ops
+from keras.src.losses.loss import reduce_weighted_values  # Keras' own reduction
 
 from keras_unet_seg._lookup import PACKAGE
 from keras_unet_seg._validation import invalid_value, is_real
+
+
+def dtype_config(dtype):
+    """`dtype` as a JSON value: `None`, a name, or a serialised `keras.DTypePolicy`."""
+    if dtype is None or isinstance(dtype, str):
+        return dtype
+    return keras.dtype_policies.serialize(dtype)
 
 
 def _check_weight(value):
@@ -16,14 +24,16 @@ def _check_weight(value):
 
 
 class _LossArithmetic:
-    """`loss_a + loss_b`, `0.5 * loss` and `loss * 0.5` give a `CombinedLoss`."""
+    """`loss_a + loss_b`, `0.5 * loss` and `loss * 0.5` give a `CombinedLoss`.
+
+    Only losses add up: `loss + 0` (and so `sum([loss_a, loss_b])`) is a `TypeError`,
+    as for Keras' own losses.
+    """
 
     def _pairs(self):
         return [(self, 1.0)]
 
     def __add__(self, other):
-        if isinstance(other, numbers.Real) and not isinstance(other, bool) and other == 0:
-            return self  # so that sum([loss_a, loss_b]) works
         if not isinstance(other, keras.losses.Loss):
             return NotImplemented
         other_pairs = other._pairs() if isinstance(other, _LossArithmetic) else [(other, 1.0)]
@@ -31,8 +41,6 @@ class _LossArithmetic:
         return CombinedLoss([p[0] for p in pairs], [p[1] for p in pairs])
 
     def __radd__(self, other):
-        if isinstance(other, numbers.Real) and not isinstance(other, bool) and other == 0:
-            return self
         if not isinstance(other, keras.losses.Loss):
             return NotImplemented
         pairs = [(other, 1.0), *self._pairs()]
@@ -57,7 +65,9 @@ class CombinedLoss(_LossArithmetic, keras.losses.Loss):
     `CombinedLoss([DiceLoss(), BinaryCrossentropy()], weights=[0.5, 1.0])`.
     Each part is a `keras.losses.Loss` (or a name that `get` resolves to one)
     and reduces itself (with the `sample_weight` given to the call), so parts
-    with different output shapes (per image, per pixel) add up correctly.
+    with different output shapes (per image, per pixel) add up correctly; the
+    weighted sum is then reduced by `reduction` (which changes it only when the
+    parts give unreduced values of one shape) and given in `dtype`.
     Adding two combined losses concatenates their parts; multiplying by a
     number scales every weight. The config holds each part serialised, so the
     sum survives `model.save` and `keras.models.load_model`.
@@ -69,7 +79,11 @@ class CombinedLoss(_LossArithmetic, keras.losses.Loss):
             `"BinaryCrossentropy"`, ...).
         weights: optional list of non-negative weights, one per loss.
             Defaults to `None` (all 1).
+        reduction: reduction of the weighted sum, as in `keras.losses.Loss`.
+            Defaults to `"sum_over_batch_size"`.
         name: name of the loss. Defaults to `"combined_loss"`.
+        dtype: dtype of the loss value, as in `keras.losses.Loss`. Defaults to
+            `None`: float32.
 
     Call arguments:
         y_true: ground truth.
@@ -77,7 +91,8 @@ class CombinedLoss(_LossArithmetic, keras.losses.Loss):
         sample_weight: optional weights passed to every part.
 
     Returns:
-        The weighted sum of the reduced parts, a float32 scalar by default.
+        The weighted sum of the reduced parts, a scalar in `dtype` (float32 by
+        default).
 
     Raises:
         ValueError: if `losses` is empty, `weights` has another length or a
@@ -101,8 +116,16 @@ class CombinedLoss(_LossArithmetic, keras.losses.Loss):
     - [Ma et al., 2021, "Loss odyssey in medical image segmentation"](https://doi.org/10.1016/j.media.2021.102035)
     """
 
-    def __init__(self, losses, weights=None, name="combined_loss"):
-        super().__init__(name=name, reduction="sum_over_batch_size", dtype="float32")
+    def __init__(
+        self,
+        losses,
+        weights=None,
+        reduction="sum_over_batch_size",
+        name="combined_loss",
+        dtype=None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype or "float32")
+        self._dtype_argument = dtype_config(dtype)
         if isinstance(losses, keras.losses.Loss | str) or not isinstance(losses, list | tuple):
             raise invalid_value("losses", "a non-empty list of losses", losses)
         if not losses:
@@ -114,12 +137,12 @@ class CombinedLoss(_LossArithmetic, keras.losses.Loss):
 
                 loss = get(loss)
             if not isinstance(loss, keras.losses.Loss):
-                raise TypeError(
-                    "Invalid value for argument `losses`. Expected `keras.losses.Loss` "
-                    "instances or names that `keras_unet_seg.losses.get` resolves to one "
-                    "(for Keras' own losses use the class name, e.g. 'BinaryCrossentropy'). "
-                    f"Received: losses={losses!r}"
+                expected = (
+                    "`keras.losses.Loss` instances or names that `keras_unet_seg.losses.get` "
+                    "resolves to one (for Keras' own losses use the class name, e.g. "
+                    "'BinaryCrossentropy')"
                 )
+                raise TypeError(*invalid_value("losses", expected, losses).args)
             resolved.append(loss)
         if weights is None:
             weights = [1.0] * len(resolved)
@@ -134,18 +157,26 @@ class CombinedLoss(_LossArithmetic, keras.losses.Loss):
         return list(zip(self.losses, self.weights, strict=True))
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        total = None
-        for loss, weight in self._pairs():
-            value = ops.cast(loss(y_true, y_pred, sample_weight=sample_weight), "float32")
-            total = weight * value if total is None else total + weight * value
-        return total
+        """The weighted sum of the parts, each given `sample_weight`, then reduced."""
+        with keras.name_scope(self.name):
+            total = self._weighted_sum(y_true, y_pred, sample_weight)
+            return reduce_weighted_values(total, reduction=self.reduction, dtype=self.dtype)
 
     def call(self, y_true, y_pred):
-        return self(y_true, y_pred)
+        return self._weighted_sum(y_true, y_pred, None)
+
+    def _weighted_sum(self, y_true, y_pred, sample_weight):
+        total = None
+        for loss, weight in self._pairs():
+            value = weight * ops.cast(loss(y_true, y_pred, sample_weight=sample_weight), self.dtype)
+            total = value if total is None else total + value
+        return total
 
     def get_config(self):
         return {
             "name": self.name,
+            "reduction": self.reduction,
+            "dtype": self._dtype_argument,
             "losses": [keras.saving.serialize_keras_object(loss) for loss in self.losses],
             "weights": list(self.weights),
         }

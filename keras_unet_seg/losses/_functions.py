@@ -1,25 +1,32 @@
-"""The losses as pure `keras.ops` functions, and the score functions they share.
+"""The losses as pure `keras.ops` functions, and the one options object they share.
 
 `dice_loss`, `jaccard_loss`, ... return one float32 loss per image (or one for
 the batch with `per_image=False`); the loss classes of `keras_unet_seg.losses`
-wrap them (see that module for the conventions shared by every loss).
+wrap them (see that module for the conventions shared by every loss). Each
+function's own arguments (`alpha`, `gamma`, ...) come first; the options every loss
+takes are keywords, checked by `OverlapOptions`.
 """
+
+import dataclasses
 
 from keras import ops
 
 from keras_unet_seg._overlap import (
     EPSILON,
     LOGIT_LIMIT,
+    SCORES,
     channels,
     check_class_weights,
     class_average,
     confusion_sums,
     non_finite_penalty,
     probabilities,
-    ratio,
     reduce_axes,
+    sample_weights,
+    score,
     scored_classes,
     targets_and_valid,
+    tversky,
 )
 from keras_unet_seg._validation import (
     check_bool,
@@ -27,85 +34,85 @@ from keras_unet_seg._validation import (
     check_optional_bool,
     check_optional_int,
     check_positive,
+    invalid_value,
 )
 
 # --------------------------------------------------------------------------- #
 # Options
 # --------------------------------------------------------------------------- #
 
-
-def _options(
-    from_logits, smooth, per_image, sparse_y_true, class_weights, ignore_class, include_background
-):
-    """The options every overlap loss takes, checked and standardized, as a dict."""
-    return {
-        "from_logits": check_bool("from_logits", from_logits),
-        "smooth": check_non_negative("smooth", smooth),
-        "per_image": check_bool("per_image", per_image),
-        "sparse_y_true": check_optional_bool("sparse_y_true", sparse_y_true),
-        "class_weights": check_class_weights(class_weights),
-        "ignore_class": check_optional_int("ignore_class", ignore_class),
-        "include_background": check_bool("include_background", include_background),
-    }
+_CHECKS = {
+    "from_logits": check_bool,
+    "smooth": check_non_negative,
+    "per_image": check_bool,
+    "sparse_y_true": check_optional_bool,
+    "class_weights": lambda name, value: check_class_weights(value),
+    "ignore_class": check_optional_int,
+    "include_background": check_bool,
+}
 
 
-def _cross_entropy_options(options, bce_weight, dice_weight):
-    """`options` with the weights of `bce_dice_loss`'s two terms."""
-    return {
-        **options,
-        "bce_weight": check_non_negative("bce_weight", bce_weight),
-        "dice_weight": check_non_negative("dice_weight", dice_weight),
-    }
+@dataclasses.dataclass(frozen=True)
+class OverlapOptions:
+    """The options every overlap loss takes, checked and standardized at construction.
+
+    Documented with the loss classes (`keras_unet_seg.losses.DiceLoss`); an unknown
+    keyword raises the usual `TypeError`.
+    """
+
+    from_logits: bool = False
+    smooth: float = 1e-5
+    per_image: bool = True
+    sparse_y_true: bool | None = None
+    class_weights: list | None = None
+    ignore_class: int | None = None
+    include_background: bool = True
+
+    def __post_init__(self):
+        for name, check in _CHECKS.items():
+            object.__setattr__(self, name, check(name, getattr(self, name)))
+
+    def config(self):
+        """The options as a JSON dict (the keyword arguments they were made from)."""
+        return dataclasses.asdict(self)
 
 
-def _check_tversky(alpha, beta):
+def check_tversky(alpha, beta):
+    """`alpha` and `beta` as floats >= 0, not both 0."""
     alpha = check_non_negative("alpha", alpha)
     beta = check_non_negative("beta", beta)
     if alpha == 0 and beta == 0:
-        raise ValueError(
-            "Invalid value for argument `alpha`. Expected `alpha` and `beta` not both 0 "
-            f"(the loss would ignore every error). Received: alpha={alpha}, beta={beta}"
-        )
+        expected = f"`alpha` and `beta` not both 0 (the loss would ignore every error; beta={beta})"
+        raise invalid_value("alpha", expected, alpha)
     return alpha, beta
 
 
+def check_term_weights(bce_weight, dice_weight):
+    """The weights of `bce_dice_loss`'s two terms, floats >= 0."""
+    return check_non_negative("bce_weight", bce_weight), check_non_negative(
+        "dice_weight", dice_weight
+    )
+
+
 # --------------------------------------------------------------------------- #
-# Score functions: (tp, fp, fn, smooth) -> per-class loss
+# Class losses: (tp, fp, fn, smooth) -> per-class loss
 # --------------------------------------------------------------------------- #
 
 
-def _ratio(numerator, weighted_error, false_pos, false_neg):
-    """numerator / (numerator + weighted_error), in [0, 1], by the rule of 0/0.
+def _score_loss(terms):
+    """`1 - score`: the loss of one of `_overlap`'s scores."""
 
-    A zero denominator (possible only with `smooth=0`) gives 1 when there is no false
-    positive and no false negative, else 0, as the metrics and `evaluation` do.
-    """
-    return ratio(numerator, numerator + weighted_error, false_pos + false_neg)
+    def class_loss(true_pos, false_pos, false_neg, smooth):
+        return 1.0 - score(terms, true_pos, false_pos, false_neg, smooth)
 
-
-def _dice_score_loss(true_pos, false_pos, false_neg, smooth):
-    errors = false_pos + false_neg
-    return 1.0 - _ratio(2.0 * true_pos + smooth, errors, false_pos, false_neg)
+    return class_loss
 
 
-def _jaccard_score_loss(true_pos, false_pos, false_neg, smooth):
-    errors = false_pos + false_neg
-    return 1.0 - _ratio(true_pos + smooth, errors, false_pos, false_neg)
+def _focal_tversky_class_loss(alpha, beta, gamma):
+    tversky_loss_of = _score_loss(tversky(alpha, beta))
 
-
-def _tversky_score_loss(alpha, beta):
-    def score_loss(true_pos, false_pos, false_neg, smooth):
-        errors = alpha * false_pos + beta * false_neg
-        return 1.0 - _ratio(true_pos + smooth, errors, false_pos, false_neg)
-
-    return score_loss
-
-
-def _focal_tversky_score_loss(alpha, beta, gamma):
-    tversky = _tversky_score_loss(alpha, beta)
-
-    def score_loss(true_pos, false_pos, false_neg, smooth):
-        base = tversky(true_pos, false_pos, false_neg, smooth)
+    def class_loss(true_pos, false_pos, false_neg, smooth):
+        base = tversky_loss_of(true_pos, false_pos, false_neg, smooth)
         if gamma == 1.0:
             return base
         # x**gamma with gamma < 1 has an infinite slope at 0: the inner `where`
@@ -117,47 +124,53 @@ def _focal_tversky_score_loss(alpha, beta, gamma):
         safe = ops.where(zero, 1.0, base)
         return ops.where(zero, 0.0, ops.power(safe, gamma))
 
-    return score_loss
+    return class_loss
 
+
+_DICE = _score_loss(SCORES["dice"])
+_JACCARD = _score_loss(SCORES["iou"])
 
 # --------------------------------------------------------------------------- #
 # The shared body
 # --------------------------------------------------------------------------- #
 
 
-def _overlap_loss(y_true, y_pred, options, score_fn, pixel_weight=None):
-    """Shared body of every loss: per-class scores -> class average -> (batch,) or ().
+def _overlap_loss(y_true, y_pred, sample_weight, options, class_loss, term_weights=None):
+    """Shared body of every loss: per-class losses -> class average -> (batch,) or ().
 
-    `pixel_weight`, a float32 map `(batch, ..., 1)`, weighs each pixel in the sums.
-    With `bce_weight` in `options`, the cross-entropy is added (`bce_dice_loss`).
+    `sample_weight` (see `dice_loss`) weighs each pixel in the sums. With
+    `term_weights`, `(bce_weight, dice_weight)`, the cross-entropy is added
+    (`bce_dice_loss`).
     """
     y_pred = ops.convert_to_tensor(y_pred)
     y_true = ops.convert_to_tensor(y_true)
     num_channels = channels(y_pred)
-    classes = scored_classes(num_channels, options["include_background"], options["ignore_class"])
-    target, valid = targets_and_valid(
-        y_true, y_pred, options["sparse_y_true"], options["ignore_class"]
-    )
-    probs, exp_neg_abs = probabilities(y_pred, options["from_logits"])
+    classes = scored_classes(num_channels, options.include_background, options.ignore_class)
+    target, valid = targets_and_valid(y_true, y_pred, options.sparse_y_true, options.ignore_class)
+    probs, exp_neg_abs = probabilities(y_pred, options.from_logits)
     if valid is not None:
         probs = probs * valid
-    axes = reduce_axes(len(y_pred.shape), options["per_image"])
+    rank = len(y_pred.shape)
+    pixel_weight = None
+    if sample_weight is not None:
+        pixel_weight = sample_weights(sample_weight, rank, per_image=False)[1]
+    axes = reduce_axes(rank, options.per_image)
     true_pos, false_pos, false_neg = confusion_sums(target, probs, axes, pixel_weight)
-    class_loss = score_fn(true_pos, false_pos, false_neg, options["smooth"])
-    loss = class_average(class_loss, classes, options["class_weights"], num_channels)
-    channel_axis = len(y_pred.shape) - 1
-    loss = loss + non_finite_penalty(y_pred, options["from_logits"], (*axes, channel_axis))
-    if "bce_weight" not in options:
+    losses = class_loss(true_pos, false_pos, false_neg, options.smooth)
+    loss = class_average(losses, classes, options.class_weights, num_channels)
+    loss = loss + non_finite_penalty(y_pred, options.from_logits, (*axes, rank - 1))
+    if term_weights is None:
         return loss
     logits = ops.cast(y_pred, "float32")
-    if options["from_logits"]:
+    if options.from_logits:
         logits = ops.clip(logits, -LOGIT_LIMIT, LOGIT_LIMIT)
     if pixel_weight is not None:
         valid = pixel_weight if valid is None else valid * pixel_weight
     cross_entropy = _cross_entropy(
-        target, logits, probs, exp_neg_abs, valid, options["from_logits"], axes
+        target, logits, probs, exp_neg_abs, valid, options.from_logits, axes
     )
-    return options["bce_weight"] * cross_entropy + options["dice_weight"] * loss
+    bce_weight, dice_weight = term_weights
+    return bce_weight * cross_entropy + dice_weight * loss
 
 
 def _cross_entropy(target, logits, probs, exp_neg_abs, valid, from_logits, axes):
@@ -193,13 +206,8 @@ def _cross_entropy(target, logits, probs, exp_neg_abs, valid, from_logits, axes)
 def dice_loss(
     y_true,
     y_pred,
-    from_logits=False,
-    smooth=1e-5,
-    per_image=True,
-    sparse_y_true=None,
-    class_weights=None,
-    ignore_class=None,
-    include_background=True,
+    sample_weight=None,
+    **options,
 ):
     """Soft Dice loss, `1 - (2 TP + smooth) / (2 TP + FP + FN + smooth)`.
 
@@ -214,6 +222,9 @@ def dice_loss(
             `(batch, ...)` for multi-class.
         y_pred: predictions `(batch, ..., C)`: probabilities, or logits with
             `from_logits=True`.
+        sample_weight: optional pixel weights, `(batch, ...)` or
+            `(batch, ..., 1)`, or `(batch,)` for each image's pixels: the
+            weight of each pixel in the sums (0 leaves a pixel out).
         from_logits: bool, whether `y_pred` holds logits (sigmoid for one
             channel, softmax over channels otherwise). Defaults to `False`.
         smooth: float >= 0 added to numerator and denominator. Defaults to
@@ -228,6 +239,9 @@ def dice_loss(
             one-hot or in-range id, the class is also left out of the average).
         include_background: bool; `False` leaves channel 0 out of the class
             average in multi-class mode. Defaults to `True`.
+
+    The last seven are the options every loss takes, keywords checked by
+    `OverlapOptions`.
 
     Returns:
         float32 tensor of per-image losses `(batch,)`, or a scalar when
@@ -245,28 +259,14 @@ def dice_loss(
 
     - [Milletari et al., 2016](https://arxiv.org/abs/1606.04797)
     """
-    options = _options(
-        from_logits,
-        smooth,
-        per_image,
-        sparse_y_true,
-        class_weights,
-        ignore_class,
-        include_background,
-    )
-    return _overlap_loss(y_true, y_pred, options, _dice_score_loss)
+    return _overlap_loss(y_true, y_pred, sample_weight, OverlapOptions(**options), _DICE)
 
 
 def jaccard_loss(
     y_true,
     y_pred,
-    from_logits=False,
-    smooth=1e-5,
-    per_image=True,
-    sparse_y_true=None,
-    class_weights=None,
-    ignore_class=None,
-    include_background=True,
+    sample_weight=None,
+    **options,
 ):
     """Soft Jaccard (IoU) loss, `1 - (TP + smooth) / (TP + FP + FN + smooth)`.
 
@@ -286,16 +286,7 @@ def jaccard_loss(
 
     - [Rahman and Wang, 2016](https://doi.org/10.1007/978-3-319-50835-1_22)
     """
-    options = _options(
-        from_logits,
-        smooth,
-        per_image,
-        sparse_y_true,
-        class_weights,
-        ignore_class,
-        include_background,
-    )
-    return _overlap_loss(y_true, y_pred, options, _jaccard_score_loss)
+    return _overlap_loss(y_true, y_pred, sample_weight, OverlapOptions(**options), _JACCARD)
 
 
 def tversky_loss(
@@ -303,13 +294,8 @@ def tversky_loss(
     y_pred,
     alpha=0.5,
     beta=0.5,
-    from_logits=False,
-    smooth=1e-5,
-    per_image=True,
-    sparse_y_true=None,
-    class_weights=None,
-    ignore_class=None,
-    include_background=True,
+    sample_weight=None,
+    **options,
 ):
     """Tversky loss, `1 - (TP + smooth) / (TP + alpha FP + beta FN + smooth)`.
 
@@ -333,17 +319,8 @@ def tversky_loss(
 
     - [Salehi et al., 2017](https://arxiv.org/abs/1706.05721)
     """
-    alpha, beta = _check_tversky(alpha, beta)
-    options = _options(
-        from_logits,
-        smooth,
-        per_image,
-        sparse_y_true,
-        class_weights,
-        ignore_class,
-        include_background,
-    )
-    return _overlap_loss(y_true, y_pred, options, _tversky_score_loss(alpha, beta))
+    class_loss = _score_loss(tversky(*check_tversky(alpha, beta)))
+    return _overlap_loss(y_true, y_pred, sample_weight, OverlapOptions(**options), class_loss)
 
 
 def focal_tversky_loss(
@@ -352,13 +329,8 @@ def focal_tversky_loss(
     alpha=0.3,
     beta=0.7,
     gamma=0.75,
-    from_logits=False,
-    smooth=1e-5,
-    per_image=True,
-    sparse_y_true=None,
-    class_weights=None,
-    ignore_class=None,
-    include_background=True,
+    sample_weight=None,
+    **options,
 ):
     """Focal Tversky loss, `(1 - TI) ** gamma` with TI the Tversky index.
 
@@ -384,18 +356,9 @@ def focal_tversky_loss(
 
     - [Abraham and Khan, 2019](https://arxiv.org/abs/1810.07842)
     """
-    alpha, beta = _check_tversky(alpha, beta)
-    gamma = check_positive("gamma", gamma)
-    options = _options(
-        from_logits,
-        smooth,
-        per_image,
-        sparse_y_true,
-        class_weights,
-        ignore_class,
-        include_background,
-    )
-    return _overlap_loss(y_true, y_pred, options, _focal_tversky_score_loss(alpha, beta, gamma))
+    alpha, beta = check_tversky(alpha, beta)
+    class_loss = _focal_tversky_class_loss(alpha, beta, check_positive("gamma", gamma))
+    return _overlap_loss(y_true, y_pred, sample_weight, OverlapOptions(**options), class_loss)
 
 
 def bce_dice_loss(
@@ -403,13 +366,8 @@ def bce_dice_loss(
     y_pred,
     bce_weight=1.0,
     dice_weight=1.0,
-    from_logits=False,
-    smooth=1e-5,
-    per_image=True,
-    sparse_y_true=None,
-    class_weights=None,
-    ignore_class=None,
-    include_background=True,
+    sample_weight=None,
+    **options,
 ):
     """`bce_weight * cross-entropy + dice_weight * dice_loss`.
 
@@ -436,14 +394,6 @@ def bce_dice_loss(
 
     - [Isensee et al., 2021 (nnU-Net)](https://doi.org/10.1038/s41592-020-01008-z)
     """
-    options = _options(
-        from_logits,
-        smooth,
-        per_image,
-        sparse_y_true,
-        class_weights,
-        ignore_class,
-        include_background,
-    )
-    options = _cross_entropy_options(options, bce_weight, dice_weight)
-    return _overlap_loss(y_true, y_pred, options, _dice_score_loss)
+    term_weights = check_term_weights(bce_weight, dice_weight)
+    options = OverlapOptions(**options)
+    return _overlap_loss(y_true, y_pred, sample_weight, options, _DICE, term_weights)

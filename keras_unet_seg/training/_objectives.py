@@ -5,6 +5,8 @@ import keras
 # The library's short names, shown in the help and in the errors.
 LOSS_NAMES = ("dice", "jaccard", "tversky", "focal_tversky", "bce_dice")
 METRIC_NAMES = ("dice", "iou", "precision", "recall")
+# The library's metrics whose short name is Keras' in `keras_unet_seg.metrics.get`.
+_LIBRARY_METRICS = {"precision": "keras_unet_seg>Precision", "recall": "keras_unet_seg>Recall"}
 _EXAMPLES = {"loss": "binary_crossentropy", "metric": "binary_accuracy"}
 
 
@@ -59,6 +61,10 @@ def get_metric(spec, where="metrics", num_classes=1):
     """The metric of `spec` (as `get_loss`), for `num_classes` classes."""
     from keras_unet_seg import metrics
 
+    if isinstance(spec, str):
+        spec = _LIBRARY_METRICS.get(spec, spec)
+    else:
+        spec = {**spec, "name": _LIBRARY_METRICS.get(spec["name"], spec["name"])}
     metric = _build_named(metrics, spec, where, "metric", METRIC_NAMES)
     if not isinstance(metric, keras.metrics.Metric):
         return metric

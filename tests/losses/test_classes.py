@@ -5,6 +5,7 @@ Backend-agnostic: tests/test_backends.py runs this file again under JAX and PyTo
 
 import math
 import re
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -287,7 +288,7 @@ def test_batch_or_spatial_mismatch_names_both_shapes(name, true_shape, pred_shap
     message = (
         "Invalid value for argument `y_true`. Expected the batch and spatial size of "
         f"`y_pred`, whose shape is {pred_shape} (every axis but the last must agree). "
-        f"Received: y_true.shape={true_shape}"
+        f"Received: y_true=<tensor of shape {true_shape}>"
     )
     with pytest.raises(ValueError, match=re.escape(message)):
         ALL[name]()(np.zeros(true_shape), np.zeros(pred_shape))
@@ -665,9 +666,12 @@ def test_config_round_trip(loss):
 def test_config_holds_every_constructor_argument():
     import inspect
 
+    from keras_unet_seg.losses._functions import OverlapOptions
+
+    shared = set(OverlapOptions().config()) | {"reduction", "dtype"}
     for cls in (DiceLoss, JaccardLoss, TverskyLoss, FocalTverskyLoss, BCEDiceLoss):
-        params = set(inspect.signature(cls.__init__).parameters) - {"self"}
-        assert set(cls().get_config()) == params, cls.__name__
+        params = set(inspect.signature(cls.__init__).parameters) - {"self", "options"}
+        assert set(cls().get_config()) == params | shared, cls.__name__
     params = set(inspect.signature(CombinedLoss.__init__).parameters) - {"self"}
     assert set(CombinedLoss([DiceLoss()]).get_config()) == params
 
@@ -781,7 +785,7 @@ def test_mixed_precision_training_step_is_finite():
         (
             lambda: TverskyLoss(alpha=0, beta=0),
             "Invalid value for argument `alpha`. Expected `alpha` and `beta` not both 0 "
-            "(the loss would ignore every error). Received: alpha=0.0, beta=0.0",
+            "(the loss would ignore every error; beta=0.0). Received: alpha=0.0",
         ),
         (
             lambda: TverskyLoss(beta=float("nan")),
@@ -841,9 +845,110 @@ def test_call_errors():
         ValueError,
         match=re.escape(
             "Invalid value for argument `include_background`. Expected at least one class "
-            "left to score. Received: include_background=False, ignore_class=1 with 2 channels"
+            "left to score (ignore_class=1 with 2 channels). Received: include_background=False"
         ),
     ):
         DiceLoss(include_background=False, ignore_class=1)(
             np.zeros((1, 4, 4, 1)), np.zeros((1, 4, 4, 2))
         )
+
+
+# Saved by main at f376df5, before the losses became function wrappers: a 1x1
+# convolution compiled with 0.5 * DiceLoss(smooth=1, class_weights=[1]) +
+# TverskyLoss(alpha=0.3, beta=0.7, per_image=False) + BinaryCrossentropy, and metrics
+# IoUScore(threshold=0.4), Precision(per_image=True), DiceCoefficient().
+SAVED_BEFORE = Path(__file__).parent / "data" / "compiled_f376df5.keras"
+# Configs as main at f376df5 wrote them.
+CONFIGS_BEFORE = [
+    {
+        "module": "keras_unet_seg.losses._classes",
+        "class_name": "BCEDiceLoss",
+        "config": {
+            "name": "bce_dice_loss",
+            "reduction": "sum_over_batch_size",
+            "dtype": None,
+            "from_logits": True,
+            "smooth": 1e-05,
+            "per_image": True,
+            "sparse_y_true": None,
+            "class_weights": None,
+            "ignore_class": None,
+            "include_background": True,
+            "bce_weight": 0.5,
+            "dice_weight": 1.0,
+        },
+        "registered_name": "keras_unet_seg>BCEDiceLoss",
+    },
+    {
+        "module": "keras_unet_seg.losses._classes",
+        "class_name": "FocalTverskyLoss",
+        "config": {
+            "name": "focal_tversky_loss",
+            "reduction": "sum_over_batch_size",
+            "dtype": None,
+            "from_logits": False,
+            "smooth": 1e-05,
+            "per_image": True,
+            "sparse_y_true": None,
+            "class_weights": None,
+            "ignore_class": 255,
+            "include_background": True,
+            "alpha": 0.3,
+            "beta": 0.7,
+            "gamma": 2.0,
+        },
+        "registered_name": "keras_unet_seg>FocalTverskyLoss",
+    },
+    {
+        "module": "keras_unet_seg.losses._classes",
+        "class_name": "JaccardLoss",
+        "config": {
+            "name": "jaccard_loss",
+            "reduction": "sum",
+            "dtype": "float16",
+            "from_logits": False,
+            "smooth": 1e-05,
+            "per_image": True,
+            "sparse_y_true": None,
+            "class_weights": None,
+            "ignore_class": None,
+            "include_background": False,
+        },
+        "registered_name": "keras_unet_seg>JaccardLoss",
+    },
+]
+
+
+def test_configs_saved_before_the_wrappers_load():
+    for saved in CONFIGS_BEFORE:
+        loss = keras.saving.deserialize_keras_object(saved)
+        assert type(loss).__name__ == saved["class_name"]
+        assert loss.get_config() == saved["config"]
+
+
+def test_keras_file_saved_before_the_wrappers_loads():
+    from keras_unet_seg.metrics import DiceCoefficient, IoUScore, Precision
+
+    model = keras.models.load_model(SAVED_BEFORE)
+    loss = model.loss
+    assert [type(part).__name__ for part in loss.losses] == [
+        "DiceLoss",
+        "TverskyLoss",
+        "BinaryCrossentropy",
+    ]
+    assert loss.weights == [0.5, 1.0, 1.0]
+    rng = np.random.default_rng(1)
+    images = rng.random((2, 8, 8, 1)).astype("float32")
+    masks = (images > 0.5).astype("float32")
+    probs = model.predict(images, verbose=0)
+    today = (
+        0.5 * DiceLoss(smooth=1.0, class_weights=[1.0])
+        + TverskyLoss(alpha=0.3, beta=0.7, per_image=False)
+        + keras.losses.BinaryCrossentropy()
+    )
+    assert value(loss, masks, probs) == pytest.approx(value(today, masks, probs), abs=1e-6)
+    scores = model.evaluate(images, masks, verbose=0, return_dict=True)
+    assert scores["loss"] == pytest.approx(value(today, masks, probs), abs=1e-5)
+    for metric in (IoUScore(threshold=0.4), Precision(per_image=True), DiceCoefficient()):
+        metric.update_state(masks, probs)
+        assert scores[metric.name] == pytest.approx(float(to_numpy(metric.result())), abs=1e-6)

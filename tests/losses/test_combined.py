@@ -34,13 +34,16 @@ def test_arithmetic_builds_a_combined_loss():
         bce, HAND_TRUE, HAND_PRED
     )
     assert value(combined, HAND_TRUE, HAND_PRED) == pytest.approx(expected, abs=1e-6)
-    # Keras loss on the left, scaling a combined loss, sum(), flattening.
+    # Keras loss on the left, scaling a combined loss, flattening.
     left = bce + DiceLoss()
     assert [type(x).__name__ for x in left.losses] == ["BinaryCrossentropy", "DiceLoss"]
     scaled = 2 * (DiceLoss() + 0.5 * JaccardLoss())
     assert scaled.weights == [2.0, 1.0]
-    total = sum([DiceLoss(), JaccardLoss(), TverskyLoss()])
+    total = DiceLoss() + JaccardLoss() + TverskyLoss()
     assert isinstance(total, CombinedLoss) and total.weights == [1.0, 1.0, 1.0]
+    # Only losses add up, as for Keras' own: no `loss + 0`, so no `sum(losses)`.
+    with pytest.raises(TypeError, match="unsupported operand"):
+        sum([DiceLoss(), JaccardLoss()])
     assert (DiceLoss() * 3).weights == [3.0]
 
 
@@ -89,3 +92,20 @@ def test_combined_loss_errors():
         CombinedLoss([DiceLoss(), "binary_crossentropy"])
     with pytest.raises(TypeError):
         DiceLoss() + "dice"
+
+
+def test_combined_loss_keeps_reduction_and_dtype():
+    y_true = np.concatenate([HAND_TRUE, np.ones_like(HAND_TRUE)])
+    y_pred = np.concatenate([HAND_PRED, np.zeros_like(HAND_PRED)])
+    parts = [DiceLoss(smooth=0.0, reduction=None), JaccardLoss(smooth=0.0, reduction=None)]
+    # Unreduced parts add up per image; the combined loss reduces the sum its own way.
+    per_image = ops.convert_to_numpy(parts[0](y_true, y_pred) + parts[1](y_true, y_pred))
+    combined = CombinedLoss(parts, reduction="sum", dtype="float16")
+    result = combined(y_true, y_pred)
+    assert keras.backend.standardize_dtype(result.dtype) == "float16"
+    assert value(combined, y_true, y_pred) == pytest.approx(float(per_image.sum()), rel=1e-3)
+    unreduced = CombinedLoss(parts, reduction=None)
+    np.testing.assert_allclose(ops.convert_to_numpy(unreduced(y_true, y_pred)), per_image)
+    np.testing.assert_allclose(ops.convert_to_numpy(unreduced.call(y_true, y_pred)), per_image)
+    restored = CombinedLoss.from_config(combined.get_config())
+    assert (restored.reduction, restored.dtype) == ("sum", "float16")
