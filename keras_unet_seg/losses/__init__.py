@@ -43,9 +43,6 @@ Conventions shared by every loss here:
 - An empty batch (no image) has loss 0, as Keras' own losses give.
 """
 
-import keras
-
-from keras_unet_seg._lookup import lookup, name_table
 from keras_unet_seg.losses._classes import (
     BCEDiceLoss,
     DiceLoss,
@@ -53,7 +50,7 @@ from keras_unet_seg.losses._classes import (
     JaccardLoss,
     TverskyLoss,
 )
-from keras_unet_seg.losses._combined import CombinedLoss
+from keras_unet_seg.losses._combined import CombinedLoss, get
 from keras_unet_seg.losses._functions import (
     bce_dice_loss,
     dice_loss,
@@ -76,49 +73,3 @@ __all__ = [
     "jaccard_loss",
     "tversky_loss",
 ]
-
-# Each class by its class name, its snake_case name (that of its function) and aliases.
-_BY_NAME = name_table(
-    [
-        (DiceLoss, "dice_loss", "dice"),
-        (JaccardLoss, "jaccard_loss", "jaccard", "iou", "iou_loss"),
-        (TverskyLoss, "tversky_loss", "tversky"),
-        (FocalTverskyLoss, "focal_tversky_loss", "focal_tversky"),
-        (BCEDiceLoss, "bce_dice_loss", "bce_dice"),
-        (CombinedLoss, "combined_loss"),
-    ]
-)
-
-
-def get(identifier):
-    """Returns a loss from a name, a config dict or a callable, like `keras.losses.get`.
-
-    A class of this module is found by its class name (`"DiceLoss"`), its
-    snake_case name, which is also its function's (`"dice_loss"`), and its
-    short name (`"dice"`, `"jaccard"` or `"iou"`, `"tversky"`,
-    `"focal_tversky"`, `"bce_dice"`), and given with default arguments; these
-    names win over Keras' own. Any other name, such as
-    `"binary_crossentropy"`, is passed on to `keras.losses.get`.
-    `CombinedLoss` has no defaults: build it, or give its config dict.
-
-    Args:
-        identifier: a name, a serialised config dict, a loss instance or
-            function, or `None`.
-
-    Returns:
-        A loss instance or function, or `None` for `None`.
-
-    Raises:
-        ValueError: if the identifier cannot be interpreted, or names
-            `CombinedLoss`.
-
-    Example:
-
-    >>> type(get("dice")).__name__
-    'DiceLoss'
-    >>> type(get("iou")).__name__
-    'JaccardLoss'
-    >>> get("binary_crossentropy").__name__
-    'binary_crossentropy'
-    """
-    return lookup(identifier, _BY_NAME, keras.losses.get, "loss")

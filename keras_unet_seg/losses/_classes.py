@@ -14,7 +14,7 @@ from keras.src.losses.loss import reduce_weighted_values  # Keras' own reduction
 from keras_unet_seg._lookup import PACKAGE
 from keras_unet_seg._overlap import sample_weights
 from keras_unet_seg._validation import check_positive
-from keras_unet_seg.losses._combined import _LossArithmetic, dtype_config
+from keras_unet_seg.losses._combined import _LossArithmetic, dtype_config, register_names
 from keras_unet_seg.losses._functions import (
     OverlapOptions,
     bce_dice_loss,
@@ -346,3 +346,11 @@ class BCEDiceLoss(_OverlapLoss):
         bce_weight, dice_weight = check_term_weights(bce_weight, dice_weight)
         arguments = {"bce_weight": bce_weight, "dice_weight": dice_weight}
         super().__init__(bce_dice_loss, arguments, name=name, **options)
+
+
+# The names `keras_unet_seg.losses.get` finds them by: snake_case (the function's) and short.
+register_names(DiceLoss, "dice_loss", "dice")
+register_names(JaccardLoss, "jaccard_loss", "jaccard", "iou", "iou_loss")
+register_names(TverskyLoss, "tversky_loss", "tversky")
+register_names(FocalTverskyLoss, "focal_tversky_loss", "focal_tversky")
+register_names(BCEDiceLoss, "bce_dice_loss", "bce_dice")

@@ -1,4 +1,5 @@
-"""`CombinedLoss`, a weighted sum of losses, and the arithmetic that builds one."""
+"""`CombinedLoss`, a weighted sum of losses, the arithmetic that builds one, and the
+names `keras_unet_seg.losses.get` resolves (each loss class registers its own)."""
 
 import numbers
 
@@ -6,8 +7,51 @@ import keras
 from keras import ops
 from keras.src.losses.loss import reduce_weighted_values  # Keras' own reduction
 
-from keras_unet_seg._lookup import PACKAGE
+from keras_unet_seg._lookup import PACKAGE, lookup, name_table
 from keras_unet_seg._validation import invalid_value, is_real
+
+# `{name: class}` of `get`: filled by `register_names` as the classes are defined.
+_BY_NAME = {}
+
+
+def register_names(cls, *names):
+    """Makes `get` find `cls` by its class name, registered name and `names`."""
+    _BY_NAME.update(name_table([(cls, *names)]))
+    return cls
+
+
+def get(identifier):
+    """Returns a loss from a name, a config dict or a callable, like `keras.losses.get`.
+
+    A class of this module is found by its class name (`"DiceLoss"`), its
+    snake_case name, which is also its function's (`"dice_loss"`), and its
+    short name (`"dice"`, `"jaccard"` or `"iou"`, `"tversky"`,
+    `"focal_tversky"`, `"bce_dice"`), and given with default arguments; these
+    names win over Keras' own. Any other name, such as
+    `"binary_crossentropy"`, is passed on to `keras.losses.get`.
+    `CombinedLoss` has no defaults: build it, or give its config dict.
+
+    Args:
+        identifier: a name, a serialised config dict, a loss instance or
+            function, or `None`.
+
+    Returns:
+        A loss instance or function, or `None` for `None`.
+
+    Raises:
+        ValueError: if the identifier cannot be interpreted, or names
+            `CombinedLoss`.
+
+    Example:
+
+    >>> type(get("dice")).__name__
+    'DiceLoss'
+    >>> type(get("iou")).__name__
+    'JaccardLoss'
+    >>> get("binary_crossentropy").__name__
+    'binary_crossentropy'
+    """
+    return lookup(identifier, _BY_NAME, keras.losses.get, "loss")
 
 
 def dtype_config(dtype):
@@ -133,8 +177,6 @@ class CombinedLoss(_LossArithmetic, keras.losses.Loss):
         resolved = []
         for loss in losses:
             if isinstance(loss, str | dict):
-                from keras_unet_seg.losses import get
-
                 loss = get(loss)
             if not isinstance(loss, keras.losses.Loss):
                 expected = (
@@ -188,3 +230,6 @@ class CombinedLoss(_LossArithmetic, keras.losses.Loss):
             keras.saving.deserialize_keras_object(loss) for loss in config["losses"]
         ]
         return cls(**config)
+
+
+register_names(CombinedLoss, "combined_loss")
