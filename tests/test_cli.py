@@ -386,6 +386,31 @@ def test_entry_point_reports_a_user_mistake_without_traceback(tmp_path):
     assert ours == [f"keras-unet-seg: error: data folder '{missing}' does not exist."]
 
 
+@pytest.mark.one_backend
+def test_importing_the_library_changes_nothing():
+    """Even in a process named like the command: the quiet start is the entry point's."""
+    code = (
+        "import os, sys\n"
+        "import keras\n"  # which sets variables of its own (TF_FORCE_GPU_ALLOW_GROWTH, ...)
+        "sys.argv = [os.path.join(os.path.dirname(sys.executable), 'keras-unet-seg'), 'train']\n"
+        "environ, argv = dict(os.environ), list(sys.argv)\n"
+        "import keras_unet_seg\n"
+        "assert dict(os.environ) == environ, set(os.environ.items()) ^ set(environ.items())\n"
+        "assert sys.argv == argv, sys.argv\n"
+        "assert 'tensorflow' not in sys.modules\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "KERAS_BACKEND": "jax"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
 @pytest.mark.parametrize("command", ["train", "evaluate", "predict"])
 def test_a_size_option_beyond_the_pixel_limit_is_refused(command, tmp_path, capsys):
     """--image-size 30000 asked for 900 million pixels an image (3.6 GB as float32 gray)."""
