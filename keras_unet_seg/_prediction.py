@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from keras_unet_seg import _atomic, _outputs, data
+from keras_unet_seg._errors import DataError, InvalidArgumentError
 
 
 def list_inputs(inputs, verbose=1):
@@ -35,7 +36,7 @@ def list_inputs(inputs, verbose=1):
     unique = list({os.path.abspath(path): (path, name) for path, name in found}.values())
     for path, _ in unique:
         if not os.path.isfile(path):  # a FIFO would read as empty, or block
-            raise ValueError(f"input '{path}' is not a regular file (a pipe, socket or device).")
+            raise DataError(f"input '{path}' is not a regular file (a pipe, socket or device).")
         data.read_header(path)
     return unique
 
@@ -47,7 +48,7 @@ def _folder_images(folder, verbose):
         folder = os.path.join(folder, "images")
     paths = data.list_image_files(folder)
     if not paths:
-        raise ValueError(
+        raise DataError(
             f"input folder '{folder}' holds no image files (extensions "
             f"{', '.join(data.IMAGE_EXTENSIONS)})."
         )
@@ -59,7 +60,7 @@ def _folder_images(folder, verbose):
 
 def _file(path):
     if os.path.splitext(path)[1].lower() not in data.IMAGE_EXTENSIONS:
-        raise ValueError(
+        raise DataError(
             f"input '{path}' is not an image file: expected one of the extensions "
             f"{', '.join(data.IMAGE_EXTENSIONS)}."
         )
@@ -70,7 +71,7 @@ def _check_unique_names(found):
     seen = {}
     for path, name in found:
         if name in seen and os.path.abspath(seen[name]) != os.path.abspath(path):
-            raise ValueError(
+            raise DataError(
                 f"inputs '{seen[name]}' and '{path}' would both be written as '{name}.png'; "
                 "rename one, or predict them into different --out folders."
             )
@@ -92,7 +93,7 @@ def scaled_size(size, scale, channels=1, source="the image"):
     scaled = (max(1, round(height * scale[0])), max(1, round(width * scale[1])))
     excess = size_excess(*scaled, channels, 1)
     if excess is not None:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Invalid value for argument `scale` (--scale): {scale[0]:g} x {scale[1]:g} "
             f"would resize {source} ({height}x{width}) to {excess}, the limit of the "
             "files read. Give a smaller scale (native: the files' own size)."

@@ -46,6 +46,7 @@ import numpy as np
 
 from keras_unet_seg import _prediction
 from keras_unet_seg._arrays import to_numpy
+from keras_unet_seg._errors import InvalidArgumentError
 from keras_unet_seg._validation import (
     check_choice,
     check_positive,
@@ -218,7 +219,7 @@ class _Grid:
     def _check_count(self, count, overlap):
         without_overlap = -(-self.padded_h // self.tile_h) * -(-self.padded_w // self.tile_w)
         if count > _MAX_TILE_FACTOR * without_overlap:
-            raise ValueError(
+            raise InvalidArgumentError(  # the command's --overlap too
                 "Invalid value for argument `overlap`. Expected an overlap that needs at most "
                 f"{_MAX_TILE_FACTOR} times the tiles of no overlap ({without_overlap} tiles of "
                 f"{self.tile_h}x{self.tile_w} for a {self.height}x{self.width} image), such as "

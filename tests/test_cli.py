@@ -139,8 +139,8 @@ USER_MISTAKES = {
     "strategy of another backend": (
         ["train", "--data", "{empty}", "--out", "{run}", "--strategy", "data_parallel"],
         2,
-        "train: --strategy: Invalid value for argument `strategy`: 'data_parallel' "
-        "(keras.distribution.DataParallel) needs the JAX backend",
+        "train: --strategy: Invalid value for argument `strategy`. Expected a strategy of "
+        "this backend: 'data_parallel' (keras.distribution.DataParallel) needs the JAX backend",
     ),
     "null precision in a config": (
         ["train", "--data", "{empty}", "--out", "{run}", "--config", "{null_precision}"],
@@ -350,6 +350,31 @@ def test_internal_errors_keep_their_traceback(monkeypatch):
     monkeypatch.setattr(train, "train", broken)
     with pytest.raises(RuntimeError, match="a bug"):
         main(["train", "--data", "x", "--out", "y"])
+
+
+def _bug(*args, **kwargs):
+    raise ValueError("a bug")
+
+
+@pytest.mark.parametrize(
+    ("patched", "argv"),
+    [
+        ("keras_unet_seg.training.train_run", ["train", "--data", "{empty}", "--out", "{run}"]),
+        (
+            "keras_unet_seg._prediction.list_inputs",
+            ["predict", "--model", "{zip_model}", "{corrupt}", "--out", "{run}"],
+        ),
+        (
+            "keras_unet_seg._outputs.check_outside_inputs",
+            ["evaluate", "--model", "{zip_model}", "--data", "{empty}", "--json", "{run}"],
+        ),
+    ],
+)
+def test_a_plain_value_error_keeps_its_traceback(patched, argv, bad_files, monkeypatch):
+    """Only the library's own errors for a user's mistake become one line."""
+    monkeypatch.setattr(patched, _bug)
+    with pytest.raises(ValueError, match="a bug"):
+        main([arg.format(**bad_files) for arg in argv])
 
 
 def test_help_and_version_exit_zero(capsys):

@@ -1,8 +1,8 @@
 """Segment image files of any size with a trained model (tiled inference).
 
 Inputs are image files or folders (read recursively). Each image is read the way
-`SegmentationDataset` read the training images (`read_image`: upright, with the
-run's color mode and intensity normalization from the `config.json` beside the
+`segmentation_dataset_from_directory` read the training images (`read_image`:
+upright, with the run's color mode and intensity normalization from the `config.json` beside the
 model, or `--color-mode` and `--intensity`), predicted tile by tile with
 `predict_tiled` at its own size, and written as `OUT/masks/<name>.png` (binary:
 0/255; several classes: class ids) and `OUT/overlays/<name>.png`. Files of a folder
@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 
 from keras_unet_seg import _prediction, _types
+from keras_unet_seg._errors import UserError
 from keras_unet_seg.commands import _config, _models, _parser, _reading
 from keras_unet_seg.commands._errors import UsageError, user_errors
 
@@ -128,7 +129,7 @@ def check_tile_size(args, model):
 def run(args):
     _models.check_model_file(args.model)
     # Every input, and where the files go, before the model.
-    with user_errors(ValueError, FileNotFoundError, FileExistsError):
+    with user_errors(UserError, FileNotFoundError, FileExistsError):
         files = _prediction.list_inputs(args.inputs)
         _prediction.check_outputs(
             args.inputs, files, args.out, args.overwrite, "--out", "--overwrite"
@@ -147,6 +148,6 @@ def run(args):
         "class_names": how.class_names,
         "tiling": {**spec.tiled_arguments(), "batch_size": args.batch_size},
     }
-    with user_errors(ValueError):  # the library names the file at fault
+    with user_errors(UserError):  # the library names the file at fault
         _prediction.predict_files(model, files, args.out, spec.color_mode, spec.intensity, options)
     return 0

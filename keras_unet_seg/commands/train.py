@@ -1,7 +1,7 @@
 """Train a UNet on a folder of images and masks.
 
 The dataset root holds split folders, `DIR/train/{images,masks}` and
-`DIR/val/{images,masks}`, as `SegmentationDataset.from_directory` reads them. Options
+`DIR/val/{images,masks}`, as `segmentation_dataset_from_directory` reads them. Options
 come from the command line or from a JSON file (`--config`) whose keys are the
 options' names (`{"base_filters": 16, "loss": "dice"}`); the command line wins. The
 run folder receives `config.json` (every option, reusable as `--config`),
@@ -21,6 +21,7 @@ The command maps its options onto `keras_unet_seg.training.TrainingConfig` and r
 """
 
 from keras_unet_seg import _naming
+from keras_unet_seg._errors import UserError
 from keras_unet_seg.commands._device_options import HOST_OPTIONS
 from keras_unet_seg.commands._errors import PROG, CommandError, Interrupted, UsageError, one_line
 from keras_unet_seg.commands._train_options import (
@@ -72,5 +73,5 @@ def train(args, verbose=1):
             )
         except TrainingError as error:
             raise CommandError(one_line(error)) from None
-        except ValueError as error:
+        except UserError as error:
             raise UsageError(f"{NAME}: {one_line(error)}") from None

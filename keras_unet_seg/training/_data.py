@@ -6,6 +6,7 @@ import os
 import numpy as np
 
 from keras_unet_seg import _types
+from keras_unet_seg._errors import UserError
 from keras_unet_seg._naming import option
 from keras_unet_seg.training._errors import TrainingError
 
@@ -16,7 +17,7 @@ def load_datasets(config, dist):
     Returns `(train_data, val_data, facts)`: the training data repeated when
     `config.steps_per_epoch` counts the epochs, and `data_facts`.
     """
-    from keras_unet_seg.data import SegmentationDataset
+    from keras_unet_seg.data import segmentation_dataset_from_directory
 
     common = {
         "image_size": tuple(config.image_size),
@@ -47,9 +48,9 @@ def load_datasets(config, dist):
             extra["validation_split"] = split
         try:
             datasets.append(
-                SegmentationDataset.from_directory(config.data, subset=subset, **extra, **common)
+                segmentation_dataset_from_directory(config.data, subset=subset, **extra, **common)
             )
-        except ValueError as error:  # the data module names the folder or file at fault
+        except UserError as error:  # the data module names the folder or file at fault
             raise TrainingError(_data_error(config, role, subset, error)) from None
     train_data, val_data = _even(datasets, dist, common["batch_size"])
     if config.steps_per_epoch:  # epochs of a fixed number of steps, whatever the images
