@@ -45,7 +45,7 @@ def main():
     import keras
     import tensorflow as tf
 
-    from keras_unet_seg.data import make_synthetic_dataset, segmentation_dataset_from_directory
+    from keras_unet_seg.data import SegmentationDataset, make_synthetic_dataset
     from keras_unet_seg.models.unet import UNet
 
     size = (args.size, args.size)
@@ -60,23 +60,23 @@ def main():
         common = {"image_size": size, "batch_size": args.batch, "seed": 0}
         for verify in (True, False):
             start = time.perf_counter()
-            segmentation_dataset_from_directory(root, "train", verify=verify, **common)
+            SegmentationDataset.from_directory(root, "train", verify=verify, **common)
             rate = args.num / (time.perf_counter() - start)
             print(f"check files (verify={verify!s:5}):     {rate:8.1f} pairs/s")
 
-        plain = segmentation_dataset_from_directory(root, "train", verify=False, **common)
+        plain = SegmentationDataset.from_directory(root, "train", verify=False, **common)
         _epoch_rate(plain)  # warm up: traces the map functions
         decode = _epoch_rate(plain)
         print(f"decode + resize:                 {decode:8.1f} images/s")
 
-        augmented = segmentation_dataset_from_directory(
+        augmented = SegmentationDataset.from_directory(
             root, "train", verify=False, augment=True, **common
         )
         _epoch_rate(augmented)
         augment = _epoch_rate(augmented)
         print(f"decode + resize + augment:       {augment:8.1f} images/s")
 
-        cached = segmentation_dataset_from_directory(
+        cached = SegmentationDataset.from_directory(
             root, "train", verify=False, cache=True, **common
         )
         first = _epoch_rate(cached)

@@ -381,7 +381,7 @@ def _accuracy(args, log):
     import numpy as np
 
     from keras_unet_seg import UNet
-    from keras_unet_seg.data import make_synthetic_dataset, segmentation_dataset_from_directory
+    from keras_unet_seg.data import SegmentationDataset, make_synthetic_dataset
     from keras_unet_seg.losses import BCEDiceLoss
     from keras_unet_seg.metrics import DiceCoefficient
     from keras_unet_seg.performance import resolve_precision, set_precision
@@ -394,10 +394,10 @@ def _accuracy(args, log):
         for precision in dict.fromkeys(("float32", auto)):
             keras.utils.set_random_seed(0)
             # New datasets for each run: the same shuffled order, epoch by epoch.
-            train = segmentation_dataset_from_directory(
+            train = SegmentationDataset.from_directory(
                 root, "train", image_size=(size, size), batch_size=8, seed=0, verbose=False
             )
-            val = segmentation_dataset_from_directory(
+            val = SegmentationDataset.from_directory(
                 root, "val", image_size=(size, size), batch_size=16, shuffle=False, verbose=False
             )
             set_precision(precision)

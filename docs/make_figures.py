@@ -35,13 +35,13 @@ from keras_unet_seg import (
     BCEDiceLoss,
     DiceCoefficient,
     IoUScore,
+    SegmentationDataset,
     UNet,
     make_synthetic_dataset,
     overlay_mask,
     plot_history,
     plot_predictions,
     predict_tiled,
-    segmentation_dataset_from_directory,
 )
 
 FIGURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "figures")
@@ -167,10 +167,10 @@ def train(workdir, epochs):
     root = make_synthetic_dataset(
         os.path.join(workdir, "data"), num_train=64, num_val=16, image_size=(64, 64), seed=SEED
     )
-    train_ds = segmentation_dataset_from_directory(
+    train_ds = SegmentationDataset.from_directory(
         root, "train", image_size=(64, 64), batch_size=8, augment=True, seed=SEED
     )
-    val_ds = segmentation_dataset_from_directory(
+    val_ds = SegmentationDataset.from_directory(
         root, "val", image_size=(64, 64), batch_size=8, shuffle=False
     )
     model = UNet(num_classes=1, base_filters=8, depth=3)

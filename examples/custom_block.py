@@ -22,9 +22,9 @@ from keras_unet_seg import (
     BCEDiceLoss,
     ConvBlock,
     DiceCoefficient,
+    SegmentationDataset,
     UNet,
     make_synthetic_dataset,
-    segmentation_dataset_from_directory,
 )
 from keras_unet_seg.testing import check_layer
 
@@ -107,10 +107,10 @@ def main():
         os.path.join(out, "data"), num_train=num_train, num_val=4, image_size=(size, size),
         overwrite=True,
     )  # fmt: skip
-    train_ds = segmentation_dataset_from_directory(
+    train_ds = SegmentationDataset.from_directory(
         data_dir, subset="train", image_size=(size, size), batch_size=8, seed=0
     )
-    val_ds = segmentation_dataset_from_directory(
+    val_ds = SegmentationDataset.from_directory(
         data_dir, subset="val", image_size=(size, size), batch_size=4, shuffle=False
     )
     model.compile(

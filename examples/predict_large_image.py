@@ -27,16 +27,16 @@ from PIL import Image
 from keras_unet_seg import (
     BCEDiceLoss,
     DiceCoefficient,
+    SegmentationDataset,
     UNet,
     make_synthetic_dataset,
     overlay_mask,
     predict_tiled,
-    segmentation_dataset_from_directory,
 )
 
 
 def train_small_model(data_dir, size, epochs, base_filters):
-    train_ds = segmentation_dataset_from_directory(
+    train_ds = SegmentationDataset.from_directory(
         data_dir, subset="train", image_size=(size, size), batch_size=8, augment=True, seed=0
     )
     model = UNet(num_classes=1, base_filters=base_filters, depth=3)
@@ -47,7 +47,7 @@ def train_small_model(data_dir, size, epochs, base_filters):
 
 def mosaic(data_dir, subset, rows, cols):
     """A large image (and its mask) made of `rows x cols` synthetic pictures."""
-    pairs = segmentation_dataset_from_directory(
+    pairs = SegmentationDataset.from_directory(
         data_dir, subset=subset, image_size=None, batch_size=None, shuffle=False
     )
     images, masks = zip(*pairs.take(rows * cols).as_numpy_iterator(), strict=True)

@@ -1,6 +1,6 @@
 """Binary segmentation with keras-unet-seg, end to end, in one readable script.
 
-synthetic data on disk -> segmentation_dataset_from_directory -> UNet -> BCEDiceLoss + metrics ->
+synthetic data on disk -> SegmentationDataset -> UNet -> BCEDiceLoss + metrics ->
 fit -> save -> load -> predict_tiled on the full-size validation images -> overlays.
 
 Run it as is (about two minutes on two CPU cores):
@@ -24,12 +24,12 @@ from keras_unet_seg import (
     IoUScore,
     Precision,
     Recall,
+    SegmentationDataset,
     UNet,
     make_synthetic_dataset,
     plot_history,
     predict_tiled,
     save_overlays,
-    segmentation_dataset_from_directory,
 )
 
 FULL = {"image_size": 128, "num_train": 96, "num_val": 16, "base_filters": 8, "epochs": 12}
@@ -57,10 +57,10 @@ def main():
 
     # 2. tf.data pipelines: images scaled to [0, 1], masks 0/1, the training set
     #    shuffled and augmented (flips, rotations, zoom, brightness, ...).
-    train_ds = segmentation_dataset_from_directory(
+    train_ds = SegmentationDataset.from_directory(
         data_dir, subset="train", image_size=(size, size), batch_size=8, augment=True, seed=0
     )
-    val_ds = segmentation_dataset_from_directory(
+    val_ds = SegmentationDataset.from_directory(
         data_dir, subset="val", image_size=(size, size), batch_size=8, shuffle=False
     )
 
@@ -87,7 +87,7 @@ def main():
 
     # 7. Full-size prediction: the validation images at their own size (no resizing,
     #    no batching), predicted tile by tile with Gaussian blending of the overlaps.
-    full_size = segmentation_dataset_from_directory(
+    full_size = SegmentationDataset.from_directory(
         data_dir, subset="val", image_size=None, batch_size=None, shuffle=False
     )
     images, masks, probabilities = [], [], []

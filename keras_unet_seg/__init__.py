@@ -1,13 +1,7 @@
 """keras-unet-seg: composable U-Net semantic segmentation for Keras 3."""
 
 from keras_unet_seg import encoders, losses, metrics
-from keras_unet_seg.data import (
-    JointAugmentation,
-    SegmentationDataset,
-    make_synthetic_dataset,
-    segmentation_dataset_from_arrays,
-    segmentation_dataset_from_directory,
-)
+from keras_unet_seg.data import JointAugmentation, SegmentationDataset, make_synthetic_dataset
 from keras_unet_seg.inference import predict_tiled
 from keras_unet_seg.inference_spec import InferenceSpec
 from keras_unet_seg.layers import (
@@ -63,6 +57,4 @@ __all__ = [
     "plot_predictions",
     "predict_tiled",
     "save_overlays",
-    "segmentation_dataset_from_arrays",
-    "segmentation_dataset_from_directory",
 ]

@@ -289,7 +289,7 @@ def evaluate_directory(
         image_size: `None` (default: own size), or an int or `(height, width)` to resize to.
         validation_split, seed: the fraction of a flat folder held out and its seed.
         color_mode, intensity, mask_threshold: how images and masks are read, as in
-            training (`segmentation_dataset_from_directory`); default `"rgb"`, `"auto"`, `None`.
+            training (`SegmentationDataset`); default `"rgb"`, `"auto"`, `None`.
         scale: `None` (default: 1), or a factor or `(height, width)` factors to resize
             images by before the model (and the probabilities back).
         tile_size, overlap, batch_size, tta: `predict_tiled`'s tiling, default 256,
@@ -368,10 +368,10 @@ def _num_classes(model, color_mode):
 
 
 def _read_pairs(directory, image_size, reading):
-    from keras_unet_seg.data import segmentation_dataset_from_directory
+    from keras_unet_seg.data import SegmentationDataset
 
     image_size = _validation.check_size("image_size", image_size, allow_none=True)
-    return segmentation_dataset_from_directory(
+    return SegmentationDataset.from_directory(
         directory, image_size=image_size, batch_size=None, shuffle=False, **reading
     )
 

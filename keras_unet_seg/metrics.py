@@ -67,6 +67,32 @@ from keras_unet_seg._validation import (
 
 __all__ = ["DiceCoefficient", "IoUScore", "Precision", "Recall", "get"]
 
+_OPTIONS_DOC = """\
+        num_classes: int, channels of `y_pred`: 1 for binary (sigmoid), more
+            for multi-class (softmax, scored by argmax). Defaults to `1`.
+        threshold: float in [0, 1]; binary predictions `>= threshold` are
+            positive (ignored in multi-class mode). Defaults to `0.5`.
+        from_logits: bool, whether `y_pred` holds logits. Defaults to `False`.
+        per_image: bool; `False` pools the counts of every pixel seen (the
+            dataset-level score), `True` averages per-image scores. Defaults
+            to `False`.
+        average: `"macro"` (mean of the class scores) or `"micro"` (score of
+            the pooled counts) in multi-class mode. Defaults to `"macro"`.
+        ignore_class: optional label (e.g. 255) whose pixels are left out;
+            when it is a class of `y_pred`, that class is also left out of the
+            average. Defaults to `None`.
+        include_background: bool; `False` leaves class 0 out of the
+            multi-class average. Defaults to `True`.
+        sparse_y_true: `None` (detect: one label channel against several
+            prediction channels means class ids), `True` or `False`.
+            Defaults to `None`."""
+
+
+def _documented(cls):
+    """Formats the shared Args into `cls`'s docstring."""
+    cls.__doc__ = cls.__doc__.replace("        {options}", _OPTIONS_DOC)
+    return cls
+
 
 def _check_num_classes(value):
     if not is_int(value) or value < 1:
@@ -272,6 +298,7 @@ class _ConfusionMetric(keras.metrics.Metric):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+@_documented
 class DiceCoefficient(_ConfusionMetric):
     """Dice coefficient (F1 score) of thresholded masks, `2 TP / (2 TP + FP + FN)`.
 
@@ -282,24 +309,7 @@ class DiceCoefficient(_ConfusionMetric):
     class absent from labels and predictions is left out).
 
     Args:
-        num_classes: int, channels of `y_pred`: 1 for binary (sigmoid), more
-            for multi-class (softmax, scored by argmax). Defaults to `1`.
-        threshold: float in [0, 1]; binary predictions `>= threshold` are
-            positive (ignored in multi-class mode). Defaults to `0.5`.
-        from_logits: bool, whether `y_pred` holds logits. Defaults to `False`.
-        per_image: bool; `False` pools the counts of every pixel seen (the
-            dataset-level score), `True` averages per-image scores. Defaults
-            to `False`.
-        average: `"macro"` (mean of the class scores) or `"micro"` (score of
-            the pooled counts) in multi-class mode. Defaults to `"macro"`.
-        ignore_class: optional label (e.g. 255) whose pixels are left out;
-            when it is a class of `y_pred`, that class is also left out of the
-            average. Defaults to `None`.
-        include_background: bool; `False` leaves class 0 out of the
-            multi-class average. Defaults to `True`.
-        sparse_y_true: `None` (detect: one label channel against several
-            prediction channels means class ids), `True` or `False`.
-            Defaults to `None`.
+        {options}
         name: name of the metric. Defaults to `"dice_coefficient"`.
 
     Returns:
@@ -347,6 +357,7 @@ class DiceCoefficient(_ConfusionMetric):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+@_documented
 class IoUScore(_ConfusionMetric):
     """Intersection over union (Jaccard index) of thresholded masks, `TP / (TP + FP + FN)`.
 
@@ -360,24 +371,7 @@ class IoUScore(_ConfusionMetric):
     predictions is left out, as in `keras.metrics.MeanIoU`.
 
     Args:
-        num_classes: int, channels of `y_pred`: 1 for binary (sigmoid), more
-            for multi-class (softmax, scored by argmax). Defaults to `1`.
-        threshold: float in [0, 1]; binary predictions `>= threshold` are
-            positive (ignored in multi-class mode). Defaults to `0.5`.
-        from_logits: bool, whether `y_pred` holds logits. Defaults to `False`.
-        per_image: bool; `False` pools the counts of every pixel seen (the
-            dataset-level score), `True` averages per-image scores. Defaults
-            to `False`.
-        average: `"macro"` (mean of the class scores) or `"micro"` (score of
-            the pooled counts) in multi-class mode. Defaults to `"macro"`.
-        ignore_class: optional label (e.g. 255) whose pixels are left out;
-            when it is a class of `y_pred`, that class is also left out of the
-            average. Defaults to `None`.
-        include_background: bool; `False` leaves class 0 out of the
-            multi-class average. Defaults to `True`.
-        sparse_y_true: `None` (detect: one label channel against several
-            prediction channels means class ids), `True` or `False`.
-            Defaults to `None`.
+        {options}
         name: name of the metric. Defaults to `"iou_score"`.
 
     Returns:
@@ -425,6 +419,7 @@ class IoUScore(_ConfusionMetric):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+@_documented
 class Precision(_ConfusionMetric):
     """Pixel precision of thresholded masks, `TP / (TP + FP)`.
 
@@ -435,24 +430,7 @@ class Precision(_ConfusionMetric):
     the mask is empty too, else 0.
 
     Args:
-        num_classes: int, channels of `y_pred`: 1 for binary (sigmoid), more
-            for multi-class (softmax, scored by argmax). Defaults to `1`.
-        threshold: float in [0, 1]; binary predictions `>= threshold` are
-            positive (ignored in multi-class mode). Defaults to `0.5`.
-        from_logits: bool, whether `y_pred` holds logits. Defaults to `False`.
-        per_image: bool; `False` pools the counts of every pixel seen (the
-            dataset-level score), `True` averages per-image scores. Defaults
-            to `False`.
-        average: `"macro"` (mean of the class scores) or `"micro"` (score of
-            the pooled counts) in multi-class mode. Defaults to `"macro"`.
-        ignore_class: optional label (e.g. 255) whose pixels are left out;
-            when it is a class of `y_pred`, that class is also left out of the
-            average. Defaults to `None`.
-        include_background: bool; `False` leaves class 0 out of the
-            multi-class average. Defaults to `True`.
-        sparse_y_true: `None` (detect: one label channel against several
-            prediction channels means class ids), `True` or `False`.
-            Defaults to `None`.
+        {options}
         name: name of the metric. Defaults to `"precision"`.
 
     Returns:
@@ -500,6 +478,7 @@ class Precision(_ConfusionMetric):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+@_documented
 class Recall(_ConfusionMetric):
     """Pixel recall (sensitivity) of thresholded masks, `TP / (TP + FN)`.
 
@@ -510,24 +489,7 @@ class Recall(_ConfusionMetric):
     predicted positive, else 0.
 
     Args:
-        num_classes: int, channels of `y_pred`: 1 for binary (sigmoid), more
-            for multi-class (softmax, scored by argmax). Defaults to `1`.
-        threshold: float in [0, 1]; binary predictions `>= threshold` are
-            positive (ignored in multi-class mode). Defaults to `0.5`.
-        from_logits: bool, whether `y_pred` holds logits. Defaults to `False`.
-        per_image: bool; `False` pools the counts of every pixel seen (the
-            dataset-level score), `True` averages per-image scores. Defaults
-            to `False`.
-        average: `"macro"` (mean of the class scores) or `"micro"` (score of
-            the pooled counts) in multi-class mode. Defaults to `"macro"`.
-        ignore_class: optional label (e.g. 255) whose pixels are left out;
-            when it is a class of `y_pred`, that class is also left out of the
-            average. Defaults to `None`.
-        include_background: bool; `False` leaves class 0 out of the
-            multi-class average. Defaults to `True`.
-        sparse_y_true: `None` (detect: one label channel against several
-            prediction channels means class ids), `True` or `False`.
-            Defaults to `None`.
+        {options}
         name: name of the metric. Defaults to `"recall"`.
 
     Returns:

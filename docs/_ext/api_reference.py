@@ -82,8 +82,8 @@ def _public_modules(package):
         if info.name.startswith(EXCLUDED_MODULES):
             continue
         modules.append(importlib.import_module(info.name))
-    # Subpackages before their modules, so that `data.JointAugmentation` wins
-    # over `data.augment.JointAugmentation`.
+    # Subpackages before their modules, so that `data.SegmentationDataset` wins
+    # over `data.dataset.SegmentationDataset`.
     return sorted(modules, key=lambda m: (m.__name__.count("."), m.__name__))
 
 

@@ -1,6 +1,6 @@
 """Score a trained model on a folder of images and masks: Dice, IoU, precision, recall.
 
-Pairs are read with `segmentation_dataset_from_directory` (so with the checks, and
+Pairs are read with `SegmentationDataset.from_directory` (so with the checks, and
 the color mode and intensity normalization of training, from the run's `config.json`
 beside the model) at their own size, unless `--image-size` resizes them as
 training did, and predicted tile by tile with `predict_tiled`. Scores are given for

@@ -1,8 +1,8 @@
 """Segment image files of any size with a trained model (tiled inference).
 
 Inputs are image files or folders (read recursively). Each image is read the way
-`segmentation_dataset_from_directory` read the training images (`read_image`:
-upright, with the run's color mode and intensity normalization from the `config.json` beside the
+`SegmentationDataset` read the training images (`read_image`: upright, with the
+run's color mode and intensity normalization from the `config.json` beside the
 model, or `--color-mode` and `--intensity`), predicted tile by tile with
 `predict_tiled` at its own size, and written as `OUT/masks/<name>.png` (binary:
 0/255; several classes: class ids) and `OUT/overlays/<name>.png`. Files of a folder

@@ -1,7 +1,7 @@
 """Train a UNet on a folder of images and masks.
 
 The dataset root holds split folders, `DIR/train/{images,masks}` and
-`DIR/val/{images,masks}`, as `segmentation_dataset_from_directory` reads them. Options
+`DIR/val/{images,masks}`, as `SegmentationDataset.from_directory` reads them. Options
 come from the command line or from a JSON file (`--config`) whose keys are the
 options' names (`{"base_filters": 16, "loss": "dice"}`); the command line wins. The
 run folder receives `config.json` (every option, reusable as `--config`),

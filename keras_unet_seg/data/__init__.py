@@ -5,7 +5,7 @@ need Keras alone), and only when a dataset or an augmentation is built. Its priv
 modules, one job each: `_layout` (folder layouts, listing and pairing files),
 `_decoding` (headers, EXIF orientation, 16-bit and TIFF readers), `_images` and
 `_masks` (a file to a model's input or target), `_checks` (every pair checked before
-training) and `_pipeline` (the `tf.data` pipeline behind `segmentation_dataset_from_directory`).
+training) and `_pipeline` (the `tf.data` pipeline behind `SegmentationDataset`).
 """
 
 from keras_unet_seg.data._decoding import (
@@ -17,11 +17,7 @@ from keras_unet_seg.data._images import read_image
 from keras_unet_seg.data._layout import list_image_files, pair_files
 from keras_unet_seg.data._masks import read_mask
 from keras_unet_seg.data.augment import JointAugmentation
-from keras_unet_seg.data.dataset import (
-    SegmentationDataset,
-    segmentation_dataset_from_arrays,
-    segmentation_dataset_from_directory,
-)
+from keras_unet_seg.data.dataset import SegmentationDataset
 from keras_unet_seg.data.intensity import intensity_spec, normalize_image
 from keras_unet_seg.data.synthetic import make_synthetic_dataset
 
@@ -37,6 +33,4 @@ __all__ = [
     "read_header",
     "read_image",
     "read_mask",
-    "segmentation_dataset_from_arrays",
-    "segmentation_dataset_from_directory",
 ]

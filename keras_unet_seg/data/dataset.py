@@ -1,5 +1,4 @@
-"""`tf.data` pipelines of (image, mask) batches: `segmentation_dataset_from_directory`,
-`segmentation_dataset_from_arrays` (and the deprecated `SegmentationDataset`)."""
+"""`SegmentationDataset`: `tf.data` pipelines of (image, mask) batches."""
 
 import os
 import warnings
@@ -37,39 +36,13 @@ _INTERPOLATIONS = (
 )
 
 
-def segmentation_dataset_from_directory(
-    directory,
-    subset=None,
-    *,
-    image_size=(256, 256),
-    batch_size=32,
-    color_mode="rgb",
-    num_classes=1,
-    mask_suffix="",
-    mask_threshold=None,
-    ignore_class=None,
-    intensity="auto",
-    interpolation="bilinear",
-    crop_to_aspect_ratio=False,
-    pad_to_aspect_ratio=False,
-    shuffle=True,
-    seed=None,
-    validation_split=None,
-    augment=None,
-    cache=False,
-    on_error="raise",
-    verify=True,
-    verbose=True,
-    normalization=None,
-):
-    """Reads pairs of image and mask files from a folder as a `tf.data.Dataset`.
+class SegmentationDataset:
+    """Builds `tf.data.Dataset`s of `(image, mask)` batches for segmentation.
 
-    Split folders `directory/<subset>/{images,masks}` (or `.../{images,masks}/
-    <subset>`), or a flat `directory/{images,masks}` split by `validation_split`.
-    Images pair with masks by relative path without extension, plus
-    `mask_suffix`, are read by `read_image` and `read_mask`, and are checked
-    before the dataset is built (the data guide lists the layouts, formats and
-    checks).
+    Not instantiated: call `SegmentationDataset.from_directory(...)` for folders of
+    image files and `SegmentationDataset.from_arrays(...)` for arrays in memory. Both
+    return a plain `tf.data.Dataset`, as `keras.utils.image_dataset_from_directory`
+    does, so `model.fit(dataset)` works on the TensorFlow, JAX and PyTorch backends.
 
     Each element is a pair:
 
@@ -95,26 +68,12 @@ def segmentation_dataset_from_directory(
     gives the same batches on every run (order and augmentation); each epoch is
     reshuffled.
 
+    The arguments below are those of both constructors, `from_directory` and
+    `from_arrays`.
+
     Args:
-        directory: path of the root folder.
-        subset: a split folder's subset (`"train"`, ...); for a flat folder,
-            `None` (every pair), or `"training"`, `"validation"` or `"both"`.
-        color_mode: `"rgb"` (default), `"grayscale"` or `"rgba"`: the number of
-            image channels (3, 1, 4). `"native"` keeps the files' own channels,
-            which must then be the same in every image.
-        mask_suffix: str, default `""`. Suffix of a mask's name after the
-            image's name, such as `"_mask"`.
-        validation_split: float in (0, 1) or `None`: the fraction of a flat
-            folder's pairs held out for `subset="validation"`, by a permutation
-            seeded by `seed` (required): the subsets are disjoint and complete.
-        on_error: `"raise"` (default: one error listing every bad pair) or
-            `"skip"` (leave bad pairs out, listing them).
-        verify: bool, default `True`. Decode every file up front (`False`: headers).
-        verbose: bool, default `True`. Print how many pairs were found and how
-            many each subset uses, as `image_dataset_from_directory` does, and
-            the pairs skipped (a warning lists them when `False`).
-        image_size: `(height, width)` (default `(256, 256)`; `None` for
-            `segmentation_dataset_from_arrays`): size every pair is resized to, the image
+        image_size: `(height, width)` (default `(256, 256)` for `from_directory`,
+            `None` for `from_arrays`): size every pair is resized to, the image
             with `interpolation`, the mask always with nearest neighbour. `None`
             keeps the files' size (all pairs must then have the same size unless
             `batch_size=None`).
@@ -155,19 +114,6 @@ def segmentation_dataset_from_directory(
             most 256 pairs.
         normalization: deprecated: `intensity` under its former name.
 
-
-    Returns:
-        A `tf.data.Dataset` of `(images, masks)`, or `(train_dataset,
-        val_dataset)` for `subset="both"`, with the Python attributes
-        `image_paths` and `mask_paths` (its pairs, sorted), `skipped` (`(path,
-        reason)` of each pair left out), `intensity` (the complete spec, for
-        `read_image`) and `image_sizes` (each pair's upright `(height, width)`
-        on disk), lost by further transformations such as `.map`.
-
-    Raises:
-        ValueError: an argument is invalid, a folder is missing or empty, or (with
-            `on_error="raise"`) a file is bad; the message names the file.
-
     Example:
 
     >>> import tempfile
@@ -176,7 +122,7 @@ def segmentation_dataset_from_directory(
     >>> root = make_synthetic_dataset(
     ...     folder.name, num_train=4, num_val=2, image_size=(32, 32), seed=0
     ... )
-    >>> train = segmentation_dataset_from_directory(
+    >>> train = SegmentationDataset.from_directory(
     ...     root, subset="train", image_size=(32, 32), batch_size=2, seed=0
     ... )  # doctest: +ELLIPSIS
     Found 4 image/mask pairs in '.../train'.
@@ -187,127 +133,166 @@ def segmentation_dataset_from_directory(
     (4, [])
     >>> folder.cleanup()
     """
-    options = _check_options(locals())
-    _check_directory_options(color_mode, mask_suffix, on_error, verify, verbose)
-    directory = os.fspath(directory)
-    if not os.path.isdir(directory):
-        raise invalid_value("directory", "an existing folder", directory)
-    images_dir, masks_dir = _layout.resolve_layout(directory, subset, validation_split, seed)
-    pairs = _find_pairs(
-        images_dir, masks_dir, mask_suffix, color_mode, on_error, verify, options, verbose
-    )
-    if verbose:
-        _print_found(pairs, images_dir)
-    if validation_split is None:
-        return pairs.dataset(pairs.samples, options, color_mode, cache)
-    return _split_datasets(pairs, subset, validation_split, seed, options, color_mode, verbose)
-
-
-def segmentation_dataset_from_arrays(
-    images,
-    masks,
-    *,
-    image_size=None,
-    batch_size=32,
-    num_classes=1,
-    mask_threshold=None,
-    ignore_class=None,
-    intensity="auto",
-    interpolation="bilinear",
-    crop_to_aspect_ratio=False,
-    pad_to_aspect_ratio=False,
-    shuffle=True,
-    seed=None,
-    augment=None,
-    cache=False,
-    normalization=None,
-):
-    """Builds the pipeline of `segmentation_dataset_from_directory` from arrays in memory.
-
-    Each image is normalised on its own by `intensity`, exactly as a file of its
-    dtype would be (`normalize_image`), so the dtype rules are those of files:
-    under the default `"auto"`, uint8 and bool images are divided by 255 (by 1)
-    and every other dtype (uint16, signed or 32-bit integers, floats in any
-    range) is scaled from its 1st to its 99.8th percentile; under `"scale"`,
-    uint8 / 255, other integers / 65535 (values must lie in [0, 65535]) and
-    floats as they are. The arguments not listed here are those of
-    `segmentation_dataset_from_directory`.
-
-    Args:
-        images: array `(num_samples, height, width, channels)` (or without the
-            channel axis, for grayscale), any channel count, real numbers only:
-            NaN or infinite values are refused.
-        masks: array `(num_samples, height, width)` or `(..., 1)` of integers,
-            bools or integral floats, following the mask rule of
-            `segmentation_dataset_from_directory`.
-
-    Returns:
-        A `tf.data.Dataset` of `(images, masks)` batches: float32 images and
-        `(batch, height, width, 1)` masks, float32 0/1 (`num_classes=1`) or
-        int32 class ids.
-
-    Raises:
-        ValueError: the arrays have wrong ranks, dtypes or disagreeing shapes, an
-            image holds NaN or infinite values, or a mask breaks the rule (the
-            message gives its index).
-
-    Example:
-
-    >>> import numpy as np
-    >>> images = np.zeros((6, 16, 16, 3), dtype="uint8")
-    >>> masks = np.zeros((6, 16, 16), dtype="uint8")
-    >>> masks[:, 4:8, 4:8] = 255
-    >>> dataset = segmentation_dataset_from_arrays(images, masks, batch_size=4, seed=0)
-    >>> [tuple(m.shape) for _, m in dataset]
-    [(4, 16, 16, 1), (2, 16, 16, 1)]
-    """
-    options = _check_options(locals())
-    images, masks = _check_arrays(images, masks)
-    targets = _mask_targets(masks, options)
-    normalized = np.empty(images.shape, np.float32)
-    for index, image in enumerate(images):
-        try:
-            normalized[index] = normalize_image(image, **options.intensity)
-        except UserError as error:
-            raise InvalidArgumentError(f"Image 'images[{index}]': {error}") from None
-    return _pipeline.arrays_dataset(normalized, targets, options)
-
-
-class SegmentationDataset:
-    """Deprecated: call `segmentation_dataset_from_directory` and
-    `segmentation_dataset_from_arrays`, as Keras' `image_dataset_from_directory`.
-
-    `SegmentationDataset.from_directory` and `SegmentationDataset.from_arrays` call
-    them and warn with a `DeprecationWarning`; they will be removed in the next release.
-    """
 
     def __init__(self, *args, **kwargs):
         raise TypeError(
             "SegmentationDataset is not instantiated: call "
-            "segmentation_dataset_from_directory(...) or segmentation_dataset_from_arrays(...), "
+            "SegmentationDataset.from_directory(...) or SegmentationDataset.from_arrays(...), "
             "which return a tf.data.Dataset."
         )
 
-    @staticmethod
-    def from_directory(*args, **kwargs):
-        """Deprecated: `segmentation_dataset_from_directory`."""
-        _warn_deprecated("from_directory")
-        return segmentation_dataset_from_directory(*args, **kwargs)
+    @classmethod
+    def from_directory(
+        cls,
+        directory,
+        subset=None,
+        *,
+        image_size=(256, 256),
+        batch_size=32,
+        color_mode="rgb",
+        num_classes=1,
+        mask_suffix="",
+        mask_threshold=None,
+        ignore_class=None,
+        intensity="auto",
+        interpolation="bilinear",
+        crop_to_aspect_ratio=False,
+        pad_to_aspect_ratio=False,
+        shuffle=True,
+        seed=None,
+        validation_split=None,
+        augment=None,
+        cache=False,
+        on_error="raise",
+        verify=True,
+        verbose=True,
+        normalization=None,
+    ):
+        """Reads pairs of image and mask files from a folder as a `tf.data.Dataset`.
 
-    @staticmethod
-    def from_arrays(*args, **kwargs):
-        """Deprecated: `segmentation_dataset_from_arrays`."""
-        _warn_deprecated("from_arrays")
-        return segmentation_dataset_from_arrays(*args, **kwargs)
+        Split folders `directory/<subset>/{images,masks}` (or `.../{images,masks}/
+        <subset>`), or a flat `directory/{images,masks}` split by `validation_split`.
+        Images pair with masks by relative path without extension, plus
+        `mask_suffix`, are read by `read_image` and `read_mask`, and are checked
+        before the dataset is built (the data guide lists the layouts, formats and
+        checks). Other arguments: see the class docstring.
 
+        Args:
+            directory: path of the root folder.
+            subset: a split folder's subset (`"train"`, ...); for a flat folder,
+                `None` (every pair), or `"training"`, `"validation"` or `"both"`.
+            color_mode: `"rgb"` (default), `"grayscale"` or `"rgba"`: the number of
+                image channels (3, 1, 4). `"native"` keeps the files' own channels,
+                which must then be the same in every image.
+            mask_suffix: str, default `""`. Suffix of a mask's name after the
+                image's name, such as `"_mask"`.
+            validation_split: float in (0, 1) or `None`: the fraction of a flat
+                folder's pairs held out for `subset="validation"`, by a permutation
+                seeded by `seed` (required): the subsets are disjoint and complete.
+            on_error: `"raise"` (default: one error listing every bad pair) or
+                `"skip"` (leave bad pairs out, listing them).
+            verify: bool, default `True`. Decode every file up front (`False`: headers).
+            verbose: bool, default `True`. Print how many pairs were found and how
+                many each subset uses, as `image_dataset_from_directory` does, and
+                the pairs skipped (a warning lists them when `False`).
 
-def _warn_deprecated(method):
-    warnings.warn(
-        f"`SegmentationDataset.{method}` is deprecated and will be removed in the next "
-        f"release; use `segmentation_dataset_{method}` instead.",
-        DeprecationWarning,
-        stacklevel=3,
-    )
+        Returns:
+            A `tf.data.Dataset` of `(images, masks)`, or `(train_dataset,
+            val_dataset)` for `subset="both"`, with the Python attributes
+            `image_paths` and `mask_paths` (its pairs, sorted), `skipped` (`(path,
+            reason)` of each pair left out), `intensity` (the complete spec, for
+            `read_image`) and `image_sizes` (each pair's upright `(height, width)`
+            on disk), lost by further transformations such as `.map`.
+
+        Raises:
+            ValueError: an argument is invalid, a folder is missing or empty, or (with
+                `on_error="raise"`) a file is bad; the message names the file.
+        """
+        options = _check_options(locals())
+        _check_directory_options(color_mode, mask_suffix, on_error, verify, verbose)
+        directory = os.fspath(directory)
+        if not os.path.isdir(directory):
+            raise invalid_value("directory", "an existing folder", directory)
+        images_dir, masks_dir = _layout.resolve_layout(directory, subset, validation_split, seed)
+        pairs = _find_pairs(
+            images_dir, masks_dir, mask_suffix, color_mode, on_error, verify, options, verbose
+        )
+        if verbose:
+            _print_found(pairs, images_dir)
+        if validation_split is None:
+            return pairs.dataset(pairs.samples, options, color_mode, cache)
+        return _split_datasets(pairs, subset, validation_split, seed, options, color_mode, verbose)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        images,
+        masks,
+        *,
+        image_size=None,
+        batch_size=32,
+        num_classes=1,
+        mask_threshold=None,
+        ignore_class=None,
+        intensity="auto",
+        interpolation="bilinear",
+        crop_to_aspect_ratio=False,
+        pad_to_aspect_ratio=False,
+        shuffle=True,
+        seed=None,
+        augment=None,
+        cache=False,
+        normalization=None,
+    ):
+        """Builds the same pipeline as `from_directory` from arrays in memory.
+
+        Each image is normalised on its own by `intensity`, exactly as a file of its
+        dtype would be (`normalize_image`), so the dtype rules are those of files:
+        under the default `"auto"`, uint8 and bool images are divided by 255 (by 1)
+        and every other dtype (uint16, signed or 32-bit integers, floats in any
+        range) is scaled from its 1st to its 99.8th percentile; under `"scale"`,
+        uint8 / 255, other integers / 65535 (values must lie in [0, 65535]) and
+        floats as they are. The arguments not listed here are those of the class
+        docstring.
+
+        Args:
+            images: array `(num_samples, height, width, channels)` (or without the
+                channel axis, for grayscale), any channel count, real numbers only:
+                NaN or infinite values are refused.
+            masks: array `(num_samples, height, width)` or `(..., 1)` of integers,
+                bools or integral floats, following the mask rule of the class
+                docstring.
+
+        Returns:
+            A `tf.data.Dataset` of `(images, masks)` batches: float32 images and
+            `(batch, height, width, 1)` masks, float32 0/1 (`num_classes=1`) or
+            int32 class ids.
+
+        Raises:
+            ValueError: the arrays have wrong ranks, dtypes or disagreeing shapes, an
+                image holds NaN or infinite values, or a mask breaks the rule (the
+                message gives its index).
+
+        Example:
+
+        >>> import numpy as np
+        >>> images = np.zeros((6, 16, 16, 3), dtype="uint8")
+        >>> masks = np.zeros((6, 16, 16), dtype="uint8")
+        >>> masks[:, 4:8, 4:8] = 255
+        >>> dataset = SegmentationDataset.from_arrays(images, masks, batch_size=4, seed=0)
+        >>> [tuple(m.shape) for _, m in dataset]
+        [(4, 16, 16, 1), (2, 16, 16, 1)]
+        """
+        options = _check_options(locals())
+        images, masks = _check_arrays(images, masks)
+        targets = _mask_targets(masks, options)
+        normalized = np.empty(images.shape, np.float32)
+        for index, image in enumerate(images):
+            try:
+                normalized[index] = normalize_image(image, **options.intensity)
+            except UserError as error:
+                raise InvalidArgumentError(f"Image 'images[{index}]': {error}") from None
+        return _pipeline.arrays_dataset(normalized, targets, options)
 
 
 # --- arguments -----------------------------------------------------------------------------

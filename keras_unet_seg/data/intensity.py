@@ -1,6 +1,6 @@
 """Intensity normalization: one rule for every path that reads an image.
 
-Training (`segmentation_dataset_from_directory`), evaluation, prediction and the command all call
+Training (`SegmentationDataset`), evaluation, prediction and the command all call
 `normalize_image` on whole images, before any resizing or tiling, with the spec a
 model was trained with (`intensity_spec`), so the model sees the same values
 everywhere.

@@ -144,7 +144,7 @@ def make_synthetic_dataset(
     a small one (`base_filters=8, depth=3`) learns it to a validation Dice above 0.9
     in a few epochs on 64x64 images.
 
-    Layout, as `segmentation_dataset_from_directory` reads it with `subset="train"` or
+    Layout, as `SegmentationDataset.from_directory` reads it with `subset="train"` or
     `subset="val"`:
 
     ```

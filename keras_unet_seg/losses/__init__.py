@@ -39,7 +39,7 @@ Conventions shared by every loss here:
   where their values are known: in eager execution, and so in PyTorch's `fit`.
   Inside a traced graph (`tf.function`, `jax.jit`: TensorFlow's and JAX's
   `fit`) no error can be raised from a value, so they make the loss NaN, never
-  a wrong number. `segmentation_dataset_from_directory` checks every mask when it is built.
+  a wrong number. `SegmentationDataset` checks every mask when it is built.
 - An empty batch (no image) has loss 0, as Keras' own losses give.
 """
 

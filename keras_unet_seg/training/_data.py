@@ -17,7 +17,7 @@ def load_datasets(config, dist):
     Returns `(train_data, val_data, facts)`: the training data repeated when
     `config.steps_per_epoch` counts the epochs, and `data_facts`.
     """
-    from keras_unet_seg.data import segmentation_dataset_from_directory
+    from keras_unet_seg.data import SegmentationDataset
 
     common = {
         "image_size": tuple(config.image_size),
@@ -48,7 +48,7 @@ def load_datasets(config, dist):
             extra["validation_split"] = split
         try:
             datasets.append(
-                segmentation_dataset_from_directory(config.data, subset=subset, **extra, **common)
+                SegmentationDataset.from_directory(config.data, subset=subset, **extra, **common)
             )
         except UserError as error:  # the data module names the folder or file at fault
             raise TrainingError(_data_error(config, role, subset, error)) from None

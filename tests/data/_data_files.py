@@ -60,13 +60,13 @@ def epoch_ids(dataset):
 
 
 def from_dir(root, **kwargs):
-    """`segmentation_dataset_from_directory` with the small defaults of these tests."""
-    from keras_unet_seg.data import segmentation_dataset_from_directory
+    """`SegmentationDataset.from_directory` with the small defaults of these tests."""
+    from keras_unet_seg.data import SegmentationDataset
 
     kwargs.setdefault("image_size", (SIZE, SIZE))
     kwargs.setdefault("batch_size", 4)
     kwargs.setdefault("seed", 0)
-    return segmentation_dataset_from_directory(root, **kwargs)
+    return SegmentationDataset.from_directory(root, **kwargs)
 
 
 def all_pairs(dataset):

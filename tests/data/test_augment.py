@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 from _data_files import save
 
-from keras_unet_seg.data import JointAugmentation, segmentation_dataset_from_directory
+from keras_unet_seg.data import JointAugmentation, SegmentationDataset
 
 GEOMETRY_ONLY = {"brightness": 0.0, "contrast": 0.0, "gamma": 0.0, "noise": 0.0}
 PHOTOMETRY_ONLY = {"flip": None, "rotate90": False, "rotation": 0.0, "zoom": 0.0}
@@ -65,7 +65,7 @@ def test_alignment_holds_in_a_dataset_from_directory(tmp_path):
     for index, image in enumerate(images):
         save(tmp_path / "images" / f"{index}.png", image)
         save(tmp_path / "masks" / f"{index}.png", (image[..., 0] > 127).astype(np.uint8))
-    dataset = segmentation_dataset_from_directory(
+    dataset = SegmentationDataset.from_directory(
         tmp_path,
         image_size=(64, 64),
         batch_size=3,

@@ -22,7 +22,7 @@ from _data_files import (
 
 from keras_unet_seg.data import (
     InvalidFileError,
-    segmentation_dataset_from_directory,
+    SegmentationDataset,
 )
 
 tifffile = pytest.importorskip("tifffile")
@@ -45,7 +45,7 @@ def test_exif_size_mismatch_says_so(tmp_path):
     save_with_orientation(tmp_path / "images" / "a.jpg", image, 6)  # not turned first
     save(tmp_path / "masks" / "a.png", mask)
     with pytest.raises(InvalidFileError, match=r"after the files' EXIF orientations \(image 6"):
-        segmentation_dataset_from_directory(tmp_path, verbose=False)
+        SegmentationDataset.from_directory(tmp_path, verbose=False)
 
 
 def test_image_size_none_keeps_size_and_refuses_mixed_sizes(tmp_path):
@@ -73,7 +73,7 @@ def test_native_refuses_images_with_different_channel_counts(tmp_path):
         )
         save(tmp_path / "masks" / f"{name}.png", mask)
     with pytest.raises(ValueError, match=r"different channel counts \('.*a\.tif' has 2; '.*b"):
-        segmentation_dataset_from_directory(tmp_path, color_mode="native", verbose=False)
+        SegmentationDataset.from_directory(tmp_path, color_mode="native", verbose=False)
 
 
 def _bad_files(tmp_path):

@@ -1,5 +1,4 @@
-"""segmentation_dataset_from_directory / _from_arrays: arguments, arrays, the deprecated
-argument and names, model.fit on every backend."""
+"""SegmentationDataset: arguments, arrays, the deprecated argument, model.fit on every backend."""
 
 import os
 import re
@@ -22,19 +21,17 @@ from _data_files import (
 
 from keras_unet_seg.data import (
     SegmentationDataset,
-    segmentation_dataset_from_arrays,
-    segmentation_dataset_from_directory,
 )
 
 
 def test_from_arrays_scales_and_pairs():
     images = np.stack([id_image(i) for i in range(7)])
     masks = np.stack([id_mask(i) for i in range(7)])
-    dataset = segmentation_dataset_from_arrays(images, masks, batch_size=3, seed=0)
+    dataset = SegmentationDataset.from_arrays(images, masks, batch_size=3, seed=0)
     assert sorted(epoch_ids(dataset)) == list(range(7))
     batch_images, batch_masks = next(iter(dataset))
     assert batch_images.dtype == tf.float32 and batch_masks.shape == (3, SIZE, SIZE, 1)
-    sixteen = segmentation_dataset_from_arrays(
+    sixteen = SegmentationDataset.from_arrays(
         np.full((2, 8, 8), 65535, np.uint16),
         np.ones((2, 8, 8, 1), bool),
         shuffle=False,
@@ -54,19 +51,19 @@ def test_from_arrays_errors():
             "8, 3). Received: masks.shape=(3, 8, 9)"
         ),
     ):
-        segmentation_dataset_from_arrays(images, np.zeros((3, 8, 9), np.uint8))
+        SegmentationDataset.from_arrays(images, np.zeros((3, 8, 9), np.uint8))
     masks = np.zeros((3, 8, 8), np.uint8)
     masks[2, 0, :3] = (1, 3, 255)
     with pytest.raises(ValueError, match=r"Mask 'masks\[2\]' is not binary"):
-        segmentation_dataset_from_arrays(images, masks)
+        SegmentationDataset.from_arrays(images, masks)
     with pytest.raises(
         ValueError, match=r"Mask 'masks\[2\]' holds values \(3, 255\) that are not class ids"
     ):
-        segmentation_dataset_from_arrays(images, masks, num_classes=3)
+        SegmentationDataset.from_arrays(images, masks, num_classes=3)
     with pytest.raises(
         ValueError, match=r"Invalid value for argument `images`\. Expected an array"
     ):
-        segmentation_dataset_from_arrays(np.zeros((3, 8)), masks)
+        SegmentationDataset.from_arrays(np.zeros((3, 8)), masks)
 
 
 def test_standardize_gives_zero_mean_unit_variance(tmp_path):
@@ -86,8 +83,8 @@ def test_deprecated_normalization_names_intensity_and_the_callers_line(tmp_path)
     images = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
     masks = np.zeros((2, 8, 8), np.uint8)
     for build in (
-        lambda **kw: segmentation_dataset_from_directory(tmp_path, verbose=False, **kw),
-        lambda **kw: segmentation_dataset_from_arrays(images, masks, **kw),
+        lambda **kw: SegmentationDataset.from_directory(tmp_path, verbose=False, **kw),
+        lambda **kw: SegmentationDataset.from_arrays(images, masks, **kw),
     ):
         with pytest.warns(DeprecationWarning, match=r"`normalization`.*intensity=") as record:
             former = build(normalization="scale", shuffle=False)
@@ -95,7 +92,7 @@ def test_deprecated_normalization_names_intensity_and_the_callers_line(tmp_path)
         current = build(intensity="scale", shuffle=False)
         np.testing.assert_array_equal(next(iter(former))[0], next(iter(current))[0])
     with pytest.raises(ValueError, match=r"argument `normalization`\. Expected one of 'scale'"):
-        segmentation_dataset_from_arrays(images, masks, normalization="percentile")
+        SegmentationDataset.from_arrays(images, masks, normalization="percentile")
 
 
 @pytest.mark.parametrize(
@@ -172,21 +169,11 @@ def test_argument_errors(tmp_path, kwargs, message):
         from_dir(tmp_path, **kwargs)
 
 
-def test_missing_directory(tmp_path):
+def test_missing_directory_and_instantiation(tmp_path):
     with pytest.raises(
         ValueError, match=r"Invalid value for argument `directory`\. Expected an existing folder"
     ):
         from_dir(tmp_path / "nope")
-
-
-def test_segmentation_dataset_names_are_deprecated_aliases():
-    images, masks = np.zeros((2, 8, 8), np.uint8), np.ones((2, 8, 8), np.uint8)
-    with pytest.warns(DeprecationWarning, match="use `segmentation_dataset_from_arrays`"):
-        dataset = SegmentationDataset.from_arrays(images, masks, shuffle=False)
-    assert [tuple(m.shape) for _, m in dataset] == [(2, 8, 8, 1)]
-    with pytest.warns(DeprecationWarning, match="use `segmentation_dataset_from_directory`"):
-        with pytest.raises(ValueError, match="Expected an existing folder"):
-            SegmentationDataset.from_directory("no such folder")
     with pytest.raises(TypeError, match=r"SegmentationDataset is not instantiated"):
         SegmentationDataset()
 
@@ -212,10 +199,10 @@ def test_model_fit_accepts_the_dataset(tmp_path):
 
 _BACKEND_SCRIPT = """
 import numpy as np, keras
-from keras_unet_seg.data import segmentation_dataset_from_directory
+from keras_unet_seg.data import SegmentationDataset
 from keras_unet_seg.losses import DiceLoss
 assert keras.backend.backend() == {backend!r}
-ds = segmentation_dataset_from_directory(
+ds = SegmentationDataset.from_directory(
     {root!r}, image_size=(32, 32), batch_size=2, seed=0, augment=True, num_classes=2
 )
 inputs = keras.Input((32, 32, 3))

@@ -26,9 +26,9 @@ from PIL import Image, ImageOps
 
 from keras_unet_seg.data import (
     InvalidFileError,
+    SegmentationDataset,
     read_header,
     read_image,
-    segmentation_dataset_from_directory,
 )
 
 tifffile = pytest.importorskip("tifffile")
@@ -151,7 +151,7 @@ def test_exif_rotated_photos_train_against_upright_masks(tmp_path, size, orienta
     stored = np.asarray(Image.fromarray(image).transpose(inverse))
     save_with_orientation(tmp_path / "images" / "a.jpg", stored, orientation, quality=95)
     save(tmp_path / "masks" / "a.png", mask)
-    dataset = segmentation_dataset_from_directory(
+    dataset = SegmentationDataset.from_directory(
         tmp_path, image_size=None, batch_size=None, shuffle=False, verbose=False
     )
     read, target = next(iter(dataset))
@@ -218,14 +218,14 @@ def _read_in_a_fresh_process(cases, setup=""):
         f"""
         import resource
         from PIL import Image
-        from keras_unet_seg.data import segmentation_dataset_from_directory, read_image
+        from keras_unet_seg.data import SegmentationDataset, read_image
         {setup}
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         messages = []
         for root, path in {cases!r}:
             for call in (
                 lambda: read_image(path, "native"),
-                lambda: segmentation_dataset_from_directory(root, verbose=False),
+                lambda: SegmentationDataset.from_directory(root, verbose=False),
             ):
                 try:
                     call()
@@ -318,4 +318,4 @@ def test_a_pipe_named_png_is_not_a_file(tmp_path):
     os.mkfifo(fifo)
     save(tmp_path / "masks" / "a.png", np.zeros((8, 8), np.uint8))
     with pytest.raises(InvalidFileError, match=r"a\.png' is not a regular file"):
-        segmentation_dataset_from_directory(tmp_path, verbose=False)
+        SegmentationDataset.from_directory(tmp_path, verbose=False)

@@ -15,8 +15,8 @@ from _data_files import (
 
 from keras_unet_seg.data import (
     InvalidFileError,
+    SegmentationDataset,
     read_image,
-    segmentation_dataset_from_directory,
 )
 
 tifffile = pytest.importorskip("tifffile")
@@ -53,7 +53,7 @@ def test_multichannel_tiffs_keep_their_channels(tmp_path, channels):
     assert read.shape == (32, 32, channels)
     low, high = np.percentile(image, [1, 99.8])  # the channels are normalised together
     np.testing.assert_allclose(read, (image - low) / (high - low), atol=1e-5)
-    dataset = segmentation_dataset_from_directory(
+    dataset = SegmentationDataset.from_directory(
         tmp_path, image_size=None, color_mode="native", batch_size=1, verbose=False
     )
     assert dataset.element_spec[0].shape.as_list() == [None, None, None, channels]
@@ -80,7 +80,7 @@ def test_nan_or_infinite_float_tiff_is_a_bad_file(tmp_path, bad):
         save(tmp_path / "masks" / f"{name}.png", np.zeros((16, 16), np.uint8))
     bad_path = str(tmp_path / "images" / "bad.tif")
     with pytest.raises(InvalidFileError, match=rf"File '{bad_path}': The image holds 1 NaN"):
-        segmentation_dataset_from_directory(tmp_path, verbose=False)
+        SegmentationDataset.from_directory(tmp_path, verbose=False)
     with pytest.warns(UserWarning, match=r"Skipped 1 of 2 samples"):
-        dataset = segmentation_dataset_from_directory(tmp_path, on_error="skip", verbose=False)
+        dataset = SegmentationDataset.from_directory(tmp_path, on_error="skip", verbose=False)
     assert [path for path, _ in dataset.skipped] == [bad_path]

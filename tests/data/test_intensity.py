@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from keras_unet_seg.data import intensity_spec, normalize_image, segmentation_dataset_from_arrays
+from keras_unet_seg.data import SegmentationDataset, intensity_spec, normalize_image
 
 # 0..100 in steps of 1: its p-th percentile is p.
 RAMP = np.arange(101, dtype=np.uint16).reshape(1, 101)
@@ -162,12 +162,12 @@ def test_relative_modes_ignore_the_units(image, scale, offset, mode):
 def test_from_arrays_normalises_each_image_like_a_file():
     images = np.stack([RAMP, 3 * RAMP + 100]).astype(np.uint16)[..., None]
     masks = np.zeros(images.shape[:3], np.uint8)
-    dataset = segmentation_dataset_from_arrays(images, masks, batch_size=None, shuffle=False)
+    dataset = SegmentationDataset.from_arrays(images, masks, batch_size=None, shuffle=False)
     first, second = (image.numpy() for image, _ in dataset)
     np.testing.assert_allclose(first, normalize_image(images[0]), atol=1e-6)
     np.testing.assert_allclose(second, first, atol=1e-5)  # same picture, other units
     # Floats in 0-255 are scaled by their percentiles, not taken as they are.
-    floats = segmentation_dataset_from_arrays(
+    floats = SegmentationDataset.from_arrays(
         images.astype(np.float32) * 2.0, masks, batch_size=None, shuffle=False
     )
     assert float(max(image.numpy().max() for image, _ in floats)) < 1.1
@@ -178,15 +178,15 @@ def test_from_arrays_refuses_nan_and_infinite_images(bad):
     images = np.zeros((3, 8, 8), np.float32)
     images[2, 1, 1] = bad
     with pytest.raises(ValueError, match=r"Image 'images\[2\]': The image holds 1 NaN"):
-        segmentation_dataset_from_arrays(images, np.zeros((3, 8, 8), np.uint8))
+        SegmentationDataset.from_arrays(images, np.zeros((3, 8, 8), np.uint8))
 
 
 def test_from_arrays_refusals_name_the_argument():
     masks = np.zeros((2, 8, 8), np.uint8)
     with pytest.raises(ValueError, match=r"`images`\. Expected a real numeric array"):
-        segmentation_dataset_from_arrays(np.zeros((2, 8, 8), np.complex64), masks)
+        SegmentationDataset.from_arrays(np.zeros((2, 8, 8), np.complex64), masks)
     negative = np.full((2, 8, 8), -5, np.int32)
     with pytest.raises(ValueError, match=r"images\[0\]'.*outside \[0, 65535\]"):
-        segmentation_dataset_from_arrays(negative, masks, intensity="scale")
+        SegmentationDataset.from_arrays(negative, masks, intensity="scale")
     # Under "auto" negative integers are scaled by their percentiles like any image.
-    assert segmentation_dataset_from_arrays(negative, masks, batch_size=None) is not None
+    assert SegmentationDataset.from_arrays(negative, masks, batch_size=None) is not None

@@ -14,8 +14,8 @@ from _data_files import (
 )
 
 from keras_unet_seg.data import (
+    SegmentationDataset,
     _pipeline,
-    segmentation_dataset_from_arrays,
 )
 
 
@@ -140,7 +140,7 @@ def test_cached_epochs_are_faster_than_the_first(tmp_path):
 def test_from_arrays_resizes_and_augments():
     images = np.random.default_rng(0).random((4, 40, 40, 3)).astype("float32")
     masks = (images[..., 0] > 0.5).astype("int64")
-    dataset = segmentation_dataset_from_arrays(
+    dataset = SegmentationDataset.from_arrays(
         images, masks, image_size=(16, 16), num_classes=2, augment=True, seed=0
     )
     batch_images, batch_masks = next(iter(dataset))

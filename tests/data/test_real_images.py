@@ -30,7 +30,7 @@ import pytest
 from PIL import Image
 
 from keras_unet_seg.cli import main
-from keras_unet_seg.data import segmentation_dataset_from_directory
+from keras_unet_seg.data import SegmentationDataset
 
 COINS = os.path.join(os.path.dirname(__file__), "real", "coins.png")
 CROP = 64
@@ -140,7 +140,7 @@ def test_8_and_16_bit_reach_the_same_dice_through_from_directory(coins_data, run
     """The best models score as logged on `from_directory`'s validation datasets."""
     dice = {}
     for bits, root in coins_data.items():
-        val = segmentation_dataset_from_directory(
+        val = SegmentationDataset.from_directory(
             root,
             "val",
             image_size=(CROP, CROP),

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_unet_seg.data import make_synthetic_dataset, segmentation_dataset_from_directory
+from keras_unet_seg.data import SegmentationDataset, make_synthetic_dataset
 
 
 def _read(root, split, kind, index):
@@ -28,7 +28,7 @@ def test_layout_and_contents(tmp_path):
     assert mask.shape == (48, 40) and set(np.unique(mask)) <= {0, 255}
     foreground = np.mean([_read(root, "train", "masks", i).mean() / 255 for i in range(5)])
     assert 0.05 < foreground < 0.7
-    dataset = segmentation_dataset_from_directory(root, subset="train", image_size=(48, 40))
+    dataset = SegmentationDataset.from_directory(root, subset="train", image_size=(48, 40))
     _, masks = next(iter(dataset))
     assert set(np.unique(masks.numpy())) == {0.0, 1.0}
 
@@ -121,10 +121,10 @@ def test_small_unet_reaches_validation_dice_0_9(tmp_path):
     start = time.perf_counter()
     root = make_synthetic_dataset(tmp_path, num_train=64, num_val=16, image_size=(64, 64), seed=0)
     common = {"image_size": (64, 64), "seed": 0, "cache": True}
-    train = segmentation_dataset_from_directory(
+    train = SegmentationDataset.from_directory(
         root, "train", batch_size=8, augment={"rotation": 0.0, "zoom": 0.0}, **common
     )
-    val = segmentation_dataset_from_directory(root, "val", batch_size=16, shuffle=False, **common)
+    val = SegmentationDataset.from_directory(root, "val", batch_size=16, shuffle=False, **common)
     keras.utils.set_random_seed(0)
     model = UNet(num_classes=1, base_filters=8, depth=3)
     model.compile(

@@ -92,14 +92,14 @@ def test_unet_takes_the_nested_decoder_as_its_decoder_argument():
     "6 epochs there would only add to the backend reruns' time",
 )
 def test_trains_on_synthetic_data_to_a_dice_above_0_9(tmp_path):
-    from keras_unet_seg import make_synthetic_dataset, segmentation_dataset_from_directory
+    from keras_unet_seg import SegmentationDataset, make_synthetic_dataset
 
     keras.utils.set_random_seed(0)
     make_synthetic_dataset(tmp_path, num_train=64, num_val=16, image_size=(64, 64), seed=0)
-    train = segmentation_dataset_from_directory(
+    train = SegmentationDataset.from_directory(
         tmp_path, subset="train", batch_size=8, image_size=(64, 64), shuffle=True, seed=0
     )
-    val = segmentation_dataset_from_directory(
+    val = SegmentationDataset.from_directory(
         tmp_path, subset="val", batch_size=8, image_size=(64, 64), shuffle=False
     )
     model = UNetPlusPlus(base_filters=8, depth=3)

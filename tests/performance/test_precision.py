@@ -236,7 +236,7 @@ def test_mixed_bfloat16_reaches_the_float32_validation_dice():
     epoch-to-epoch wobble of a short run) must agree within 0.01. Images of
     32x32 and a depth of 2 keep it short (float32 reaches about 0.90).
     """
-    from keras_unet_seg.data import make_synthetic_dataset, segmentation_dataset_from_directory
+    from keras_unet_seg.data import SegmentationDataset, make_synthetic_dataset
     from keras_unet_seg.losses import BCEDiceLoss
     from keras_unet_seg.metrics import DiceCoefficient
 
@@ -246,10 +246,10 @@ def test_mixed_bfloat16_reaches_the_float32_validation_dice():
         for precision in ("float32", "mixed_bfloat16"):
             keras.utils.set_random_seed(0)
             # New datasets for each run: the same shuffled order, epoch by epoch.
-            train = segmentation_dataset_from_directory(
+            train = SegmentationDataset.from_directory(
                 root, "train", image_size=(32, 32), batch_size=8, seed=0, verbose=False
             )
-            val = segmentation_dataset_from_directory(
+            val = SegmentationDataset.from_directory(
                 root, "val", image_size=(32, 32), batch_size=16, shuffle=False, verbose=False
             )
             set_precision(precision)
