@@ -21,14 +21,3 @@ class InvalidArgumentError(UserError):
 
 class DataError(UserError):
     """Files or folders the library cannot use: missing, empty, unreadable or mismatched."""
-
-
-class InvalidFileError(DataError):
-    """A file that cannot be used as an image or a mask; the message names it.
-
-    `path` is the file at fault (for a pair of different sizes, the mask).
-    """
-
-    def __init__(self, message, path=None):
-        super().__init__(message)
-        self.path = path

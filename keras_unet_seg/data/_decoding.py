@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from keras_unet_seg._errors import InvalidFileError
+from keras_unet_seg._errors import DataError
 from keras_unet_seg.data._tensorflow import import_tf
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff")
@@ -36,6 +36,17 @@ _ORIENTATION = 0x0112
 _TRANSPOSING = (5, 6, 7, 8)
 # Pillow's default pixel limit is "around a quarter gigabyte for a 24-bit (3 bpp) image".
 _BYTES_PER_LIMIT_PIXEL = 3
+
+
+class InvalidFileError(DataError):
+    """A file that cannot be used as an image or a mask; the message names it.
+
+    `path` is the file at fault (for a pair of different sizes, the mask).
+    """
+
+    def __init__(self, message, path=None):
+        super().__init__(message)
+        self.path = path
 
 
 @dataclass(frozen=True)

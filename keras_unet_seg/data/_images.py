@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from keras_unet_seg._errors import InvalidFileError, UserError
+from keras_unet_seg._errors import UserError
 from keras_unet_seg._validation import check_choice
-from keras_unet_seg.data._decoding import decode
+from keras_unet_seg.data._decoding import InvalidFileError, decode
 from keras_unet_seg.data.intensity import check_finite, intensity_spec, normalize_image
 
 COLOR_MODES = ("grayscale", "rgb", "rgba", "native")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from keras_unet_seg._errors import DataError, InvalidArgumentError, InvalidFileError, UserError
+from keras_unet_seg._errors import DataError, InvalidArgumentError, UserError
 from keras_unet_seg._naming import option
 from keras_unet_seg._validation import (
     check_bool,
@@ -17,7 +17,7 @@ from keras_unet_seg._validation import (
     is_real,
 )
 from keras_unet_seg.data import _checks, _layout, _pipeline
-from keras_unet_seg.data._decoding import IMAGE_EXTENSIONS
+from keras_unet_seg.data._decoding import IMAGE_EXTENSIONS, InvalidFileError
 from keras_unet_seg.data._images import COLOR_MODES
 from keras_unet_seg.data._masks import convert_mask
 from keras_unet_seg.data.augment import JointAugmentation
