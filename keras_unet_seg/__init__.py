@@ -1,9 +1,5 @@
 """keras-unet-seg: composable U-Net semantic segmentation for Keras 3."""
 
-# First: in the command, quiets TensorFlow's start-up before Keras imports it.
-from keras_unet_seg import _startup  # noqa: F401
-
-# isort: split
 from keras_unet_seg import encoders, losses, metrics
 from keras_unet_seg._version import __version__ as __version__
 from keras_unet_seg.data import JointAugmentation, SegmentationDataset, make_synthetic_dataset

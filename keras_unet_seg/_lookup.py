@@ -7,6 +7,8 @@ import inspect
 
 import keras
 
+from keras_unet_seg._errors import InvalidArgumentError
+
 # The package name under which the losses and metrics are registered
 # (`keras_unet_seg>DiceLoss`): it is in every saved config, so it never changes.
 PACKAGE = "keras_unet_seg"
@@ -37,7 +39,7 @@ def _build(cls, name, kind):
     try:
         inspect.signature(cls).bind()
     except TypeError:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Could not build the {kind} {name!r} from its name: `{cls.__name__}` has "
             "required arguments. Build it in Python or give its config dict."
         ) from None
@@ -79,11 +81,11 @@ def lookup(identifier, table, keras_get, kind):
     try:
         found = keras_get(identifier)
     except ValueError:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Could not interpret {kind} identifier: {identifier!r}. {expected}"
         ) from None
     except TypeError:  # Keras called a class that has required arguments
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Could not build the {kind} {identifier!r} from its name: `{identifier}` has "
             f"required arguments. Build it in Python or give its config dict. {expected}"
         ) from None
@@ -92,7 +94,7 @@ def lookup(identifier, table, keras_get, kind):
     if isinstance(found, base) and any(
         getattr(type(found), method) is getattr(base, method) for method in methods
     ):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Could not use the {kind} identifier {identifier!r}: `{type(found).__name__}` "
             f"is an abstract base class to subclass (it leaves `{'` and `'.join(methods)}` "
             f"to subclasses), not a {kind}. {expected}"

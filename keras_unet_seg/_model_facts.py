@@ -7,6 +7,8 @@ callable with an `input_shape`, such as an exported model's runtime.
 
 import numpy as np
 
+from keras_unet_seg._errors import InvalidArgumentError
+
 
 def input_shape(model):
     """`(height, width, channels)` that `model` takes, each an int, or `None` where it
@@ -37,7 +39,7 @@ def image_input_shape(model):
     """
     shape = input_shape(model)
     if shape[-1] is None:
-        raise ValueError(
+        raise InvalidArgumentError(
             "Invalid value for argument `model`. Expected a model built on images "
             "(batch, height, width, channels): call `model.build((None, None, None, "
             "channels))` or predict once first. Received: a model of unknown input shape"

@@ -20,6 +20,8 @@ import contextvars
 import hashlib
 import os
 
+from keras_unet_seg._errors import InvalidArgumentError
+
 MANIFEST = ".keras-unet-seg.sha256"
 _SHOWN = 5
 _ROOT = contextvars.ContextVar("keras_unet_seg_output_root", default=None)
@@ -127,12 +129,12 @@ def check_outside_inputs(targets, inputs, out, option="output_dir"):
         for source in inputs:
             read = os.path.realpath(source)
             if written == read:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"{option} '{out}' would overwrite the input '{source}'; inputs are never "
                     f"overwritten: choose another {option}."
                 )
             if _inside(written, read) or _inside(read, written):
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"{option} '{out}' would write '{target}', which overlaps the input "
                     f"'{source}'; outputs never go among the inputs: choose another {option}."
                 )

@@ -1,6 +1,7 @@
 """Argument checks of the whole package, and their one message format.
 
-Every refused argument raises the `ValueError` that Keras raises:
+Every refused argument raises an `InvalidArgumentError`, the `ValueError` that Keras
+raises:
 "Invalid value for argument `name`. Expected <what>. Received: name=<value>".
 The checks return the value they accept, standardized where they say so, so a
 constructor reads `self.smooth = check_non_negative("smooth", smooth)`.
@@ -10,11 +11,25 @@ import math
 import numbers
 import warnings
 
+from keras_unet_seg._errors import InvalidArgumentError
 
-def invalid_value(name, expected, value):
-    """Returns the `ValueError` for argument `name`, worded the way Keras words it."""
-    return ValueError(
-        f"Invalid value for argument `{name}`. Expected {expected}. Received: {name}={value!r}"
+
+def invalid_value(name, expected, value=None, *, received=None):
+    """Returns the `InvalidArgumentError` (a `ValueError`) for argument `name`, worded the
+    way Keras words it.
+
+    `name` may be a list of the arguments that disagree; `received` describes what was
+    given (`"image.shape=(4, 4, 2)"`) where `name=value` would not say it.
+    """
+    if isinstance(name, (list, tuple)):
+        quoted = [f"`{n}`" for n in name]
+        arguments = f"arguments {', '.join(quoted[:-1])} and {quoted[-1]}"
+    else:
+        arguments = f"argument `{name}`"
+    if received is None:
+        received = f"{name}={value!r}"
+    return InvalidArgumentError(
+        f"Invalid value for {arguments}. Expected {expected}. Received: {received}"
     )
 
 
@@ -144,7 +159,7 @@ def renamed_argument(old_name, old_value, new_name, new_value, default=None):
     if old_value is default:
         return new_value
     if new_value is not default:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Arguments `{old_name}` and `{new_name}` are the same argument: pass only "
             f"`{new_name}`. Received: {old_name}={old_value!r}, {new_name}={new_value!r}"
         )
@@ -160,10 +175,8 @@ def renamed_argument(old_name, old_value, new_name, new_value, default=None):
 def check_built_model(model):
     """Accepts a built Keras model (or layer)."""
     if not model.built:
-        raise ValueError(
-            "Invalid value for argument `model`. Expected a built model (call it on a batch "
-            f"or `build` it first). Received: model={model.name!r} (not built)"
-        )
+        expected = "a built model (call it on a batch or `build` it first)"
+        raise invalid_value("model", expected, model)  # <UNet name=unet, built=False>
     return model
 
 

@@ -5,8 +5,9 @@ Each subcommand lives in `keras_unet_seg.commands.<name>` as two functions:
 mistakes print one line `keras-unet-seg: error: ...` on stderr and exit with status
 2 (command line or config file) or 1 (files, models, images); interrupting a run
 (Ctrl-C) exits with status 130. Unexpected errors keep their traceback. TensorFlow's
-C++ start-up log is hidden unless `--verbose` is given (see `keras_unet_seg`'s
-`__init__`, which must set its level before TensorFlow is imported).
+C++ start-up log is hidden unless `--verbose` is given, by the command's entry point
+(`_keras_unet_seg_command`, beside the package: it must set TensorFlow's log level
+before `keras_unet_seg` imports Keras, and Keras TensorFlow).
 
 Example:
 

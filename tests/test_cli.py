@@ -139,8 +139,8 @@ USER_MISTAKES = {
     "strategy of another backend": (
         ["train", "--data", "{empty}", "--out", "{run}", "--strategy", "data_parallel"],
         2,
-        "train: --strategy: Invalid value for argument `strategy`: 'data_parallel' "
-        "(keras.distribution.DataParallel) needs the JAX backend",
+        "train: --strategy: Invalid value for argument `strategy`. Expected a strategy of "
+        "this backend: 'data_parallel' (keras.distribution.DataParallel) needs the JAX backend",
     ),
     "null precision in a config": (
         ["train", "--data", "{empty}", "--out", "{run}", "--config", "{null_precision}"],
@@ -352,6 +352,31 @@ def test_internal_errors_keep_their_traceback(monkeypatch):
         main(["train", "--data", "x", "--out", "y"])
 
 
+def _bug(*args, **kwargs):
+    raise ValueError("a bug")
+
+
+@pytest.mark.parametrize(
+    ("patched", "argv"),
+    [
+        ("keras_unet_seg.training.train_run", ["train", "--data", "{empty}", "--out", "{run}"]),
+        (
+            "keras_unet_seg._prediction.list_inputs",
+            ["predict", "--model", "{zip_model}", "{corrupt}", "--out", "{run}"],
+        ),
+        (
+            "keras_unet_seg._outputs.check_outside_inputs",
+            ["evaluate", "--model", "{zip_model}", "--data", "{empty}", "--json", "{run}"],
+        ),
+    ],
+)
+def test_a_plain_value_error_keeps_its_traceback(patched, argv, bad_files, monkeypatch):
+    """Only the library's own errors for a user's mistake become one line."""
+    monkeypatch.setattr(patched, _bug)
+    with pytest.raises(ValueError, match="a bug"):
+        main([arg.format(**bad_files) for arg in argv])
+
+
 def test_help_and_version_exit_zero(capsys):
     assert main(["--version"]) == 0
     assert main(["train", "--help"]) == 0
@@ -384,6 +409,31 @@ def test_entry_point_reports_a_user_mistake_without_traceback(tmp_path):
     assert "Traceback" not in result.stderr
     ours = [line for line in result.stderr.splitlines() if line.startswith("keras-unet-seg")]
     assert ours == [f"keras-unet-seg: error: data folder '{missing}' does not exist."]
+
+
+@pytest.mark.one_backend
+def test_importing_the_library_changes_nothing():
+    """Even in a process named like the command: the quiet start is the entry point's."""
+    code = (
+        "import os, sys\n"
+        "import keras\n"  # which sets variables of its own (TF_FORCE_GPU_ALLOW_GROWTH, ...)
+        "sys.argv = [os.path.join(os.path.dirname(sys.executable), 'keras-unet-seg'), 'train']\n"
+        "environ, argv = dict(os.environ), list(sys.argv)\n"
+        "import keras_unet_seg\n"
+        "assert dict(os.environ) == environ, set(os.environ.items()) ^ set(environ.items())\n"
+        "assert sys.argv == argv, sys.argv\n"
+        "assert 'tensorflow' not in sys.modules\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "KERAS_BACKEND": "jax"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize("command", ["train", "evaluate", "predict"])

@@ -45,8 +45,9 @@ def one_line(message):
 
 @contextlib.contextmanager
 def user_errors(*types, suffix=""):
-    """Turns the library's errors of `types` (they name the file or argument at fault)
-    into a `CommandError` with the same message (and `suffix`)."""
+    """Turns the library's errors of `types` (they name the file or argument at fault:
+    `keras_unet_seg._errors.UserError`, `FileExistsError`, ...) into a `CommandError`
+    with the same message (and `suffix`); any other error (a bug) keeps its traceback."""
     try:
         yield
     except types as error:

@@ -4,6 +4,7 @@ import dataclasses
 import os
 from typing import NamedTuple
 
+from keras_unet_seg._errors import UserError
 from keras_unet_seg.commands._errors import UsageError, one_line
 
 
@@ -38,7 +39,7 @@ def image_reading(model, run_config, color_mode=None, intensity=None, scale="nat
     path, saved = run_config
     try:
         spec = InferenceSpec.from_run_config(saved, input_channels(model))
-    except ValueError as error:
+    except UserError as error:
         raise UsageError(f"run config '{path}': {one_line(error)}") from None
     if intensity is not None:
         source = "--intensity"

@@ -18,6 +18,7 @@ import os
 import time
 
 from keras_unet_seg import _outputs, _types
+from keras_unet_seg._errors import UserError
 from keras_unet_seg.commands import _config, _models, _reading, _report_output
 from keras_unet_seg.commands._errors import CommandError, UsageError, user_errors
 from keras_unet_seg.training import TrainingConfig, TrainingError, _run_folder, train_run
@@ -88,7 +89,7 @@ def _check_outputs(out, args):
 
 def _run(args, start):
     out = args.out
-    with user_errors(ValueError):  # data/ holding files an earlier demo did not write
+    with user_errors(UserError):  # data/ holding files an earlier demo did not write
         data_dir = _write_data(os.path.join(out, "data"), args)
 
     print(f"Training a UNet (base_filters={args.base_filters}, depth=3) for {args.epochs} epochs.")

@@ -20,6 +20,7 @@ only with --overwrite and only if an earlier evaluate wrote it
 import os
 
 from keras_unet_seg import _atomic, _outputs, _types
+from keras_unet_seg._errors import UserError
 from keras_unet_seg.commands import _config, _models, _parser, predict
 from keras_unet_seg.commands._errors import require_folder, user_errors
 from keras_unet_seg.commands._report_output import (
@@ -87,7 +88,7 @@ def add_arguments(parser):
 
 def run(args):
     require_folder(args.data, "data folder")
-    with user_errors(ValueError, FileExistsError):  # where the files go, before the model
+    with user_errors(UserError, FileExistsError):  # where the files go, before the model
         for option, out, root, targets in _outputs_of(args):
             _outputs.check_outside_inputs(targets, [args.data, args.model], out, option)
             _outputs.check_writable(targets, args.overwrite, root, out, option, "--overwrite")
@@ -147,7 +148,7 @@ def evaluate(model, args, verbose=1):
     model = _models.inference_model(
         model, spec.precision, fold=args.fold, jit_compile=args.jit_compile, verbose=verbose
     )
-    with user_errors(ValueError):  # the library names the folder or file at fault
+    with user_errors(UserError):  # the library names the folder or file at fault
         report = evaluate_directory(
             model,
             args.data,

@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 
 from keras_unet_seg import _types
+from keras_unet_seg._errors import UserError
 from keras_unet_seg.commands import _config, _models, _parser, _reading
 from keras_unet_seg.commands._errors import UsageError, user_errors
 from keras_unet_seg.inference import InferenceSpec, minimum_tile_size, predict_directory
@@ -133,7 +134,7 @@ def check_tile_size(args, model):
 def run(args):
     _models.check_model_file(args.model)
     # Every input, and where the files go, before the model.
-    with user_errors(ValueError, FileNotFoundError, FileExistsError):
+    with user_errors(UserError, FileNotFoundError, FileExistsError):
         files = list_inputs(args.inputs)
         check_outputs(args.inputs, files, args.out, args.overwrite, "--out", "--overwrite")
     model = _models.load_model(args.model)
@@ -143,7 +144,7 @@ def run(args):
     model = _models.inference_model(
         model, spec.precision, fold=args.fold, jit_compile=args.jit_compile
     )
-    with user_errors(ValueError):  # the library names the file at fault
+    with user_errors(UserError):  # the library names the file at fault
         predict_directory(
             model,
             args.inputs,

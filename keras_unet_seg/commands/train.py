@@ -21,6 +21,7 @@ The command maps its options onto `keras_unet_seg.training.TrainingConfig` and r
 """
 
 from keras_unet_seg import _naming
+from keras_unet_seg._errors import UserError
 from keras_unet_seg.commands._device_options import HOST_OPTIONS
 from keras_unet_seg.commands._errors import PROG, CommandError, Interrupted, UsageError, one_line
 from keras_unet_seg.commands._train_options import (
@@ -72,5 +73,5 @@ def train(args, verbose=1):
             )
         except TrainingError as error:
             raise CommandError(one_line(error)) from None
-        except ValueError as error:
+        except UserError as error:
             raise UsageError(f"{NAME}: {one_line(error)}") from None

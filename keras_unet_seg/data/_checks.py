@@ -12,6 +12,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
+from keras_unet_seg._errors import DataError
 from keras_unet_seg._naming import option
 from keras_unet_seg.data._decoding import InvalidFileError, max_decoded_bytes, read_header
 from keras_unet_seg.data._images import channels_for, read_image
@@ -168,7 +169,7 @@ def report_problems(problems, num_found, num_kept, folders, on_error, verbose):
         else:
             warnings.warn(f"{message}\n{listing}", UserWarning, stacklevel=4)
     if not num_kept:
-        raise ValueError(
+        raise DataError(
             f"No usable image/mask pairs in '{images_dir}' and '{masks_dir}': "
             f"all {num_found} samples were skipped."
         )
@@ -182,7 +183,7 @@ def common_channels(samples, shapes):
         by_channels.setdefault(shape[2], sample.image_path)
     if len(by_channels) > 1:
         examples = "; ".join(f"'{p}' has {c}" for c, p in list(by_channels.items())[:3])
-        raise ValueError(
+        raise DataError(
             f"The images have different channel counts ({examples}), which "
             "color_mode='native' keeps: a model takes one count. Pick a color_mode "
             "('grayscale', 'rgb', 'rgba') or give files with the same channels."
@@ -197,7 +198,7 @@ def check_batchable(samples, shapes, image_size, batch_size):
         sizes.setdefault(shape[:2], sample.image_path)
     if image_size is None and batch_size is not None and len(sizes) > 1:
         examples = "; ".join(f"'{p}' is {s}" for s, p in list(sizes.items())[:3])
-        raise ValueError(
+        raise DataError(
             "With image_size=None every pair must have the same size to be batched, "
             f"but they differ: {examples} (height, width). Pass image_size=(height, "
             "width) to resize them, or batch_size=None."

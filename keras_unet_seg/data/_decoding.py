@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from keras_unet_seg._errors import DataError
 from keras_unet_seg.data._tensorflow import import_tf
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff")
@@ -37,7 +38,7 @@ _TRANSPOSING = (5, 6, 7, 8)
 _BYTES_PER_LIMIT_PIXEL = 3
 
 
-class InvalidFileError(ValueError):
+class InvalidFileError(DataError):
     """A file that cannot be used as an image or a mask; the message names it.
 
     `path` is the file at fault (for a pair of different sizes, the mask).

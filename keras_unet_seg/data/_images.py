@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from keras_unet_seg._errors import UserError
 from keras_unet_seg._validation import check_choice
 from keras_unet_seg.data._decoding import InvalidFileError, decode
 from keras_unet_seg.data.intensity import check_finite, intensity_spec, normalize_image
@@ -88,7 +89,7 @@ def read_image(path, color_mode="rgb", intensity="auto"):
         image = normalize_image(_select_channels(color, path, color_mode), **spec)
     except InvalidFileError:
         raise
-    except ValueError as error:
+    except UserError as error:
         raise InvalidFileError(f"File '{path}': {error}", path) from None
     if color_mode in ("rgba", "native") and (alpha is not None or color_mode == "rgba"):
         image = np.concatenate([image, _alpha_channel(alpha, image.shape[:2])], axis=-1)

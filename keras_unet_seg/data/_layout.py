@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from keras_unet_seg._errors import DataError
 from keras_unet_seg._validation import invalid_value, is_real
 from keras_unet_seg.data._decoding import IMAGE_EXTENSIONS
 
@@ -192,7 +193,7 @@ def resolve_layout(directory, subset, validation_split, seed):
     else:
         images_dir, masks_dir = _subset_folders(directory, subset)
     if not os.path.isdir(masks_dir):
-        raise ValueError(f"Folder '{images_dir}' has no matching masks folder '{masks_dir}'.")
+        raise DataError(f"Folder '{images_dir}' has no matching masks folder '{masks_dir}'.")
     return images_dir, masks_dir
 
 
@@ -223,7 +224,7 @@ def _flat_folders(directory):
     if not os.path.isdir(os.path.join(directory, "images")):
         subsets = _split_subsets(directory)
         hint = f" It has split folders {subsets}: pass subset={subsets[0]!r}." if subsets else ""
-        raise ValueError(
+        raise DataError(
             f"Folder '{directory}' has no 'images' subfolder. {_layout_help(directory)}{hint}"
         )
     return os.path.join(directory, "images"), os.path.join(directory, "masks")

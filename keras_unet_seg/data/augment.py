@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 
+from keras_unet_seg._errors import InvalidArgumentError
 from keras_unet_seg._validation import (
     check_bool,
     check_choice,
@@ -227,7 +228,7 @@ class JointAugmentation:
         has_masks = masks.shape.rank != 1
         rank = images.shape.rank
         if rank not in (3, 4):
-            raise ValueError(
+            raise InvalidArgumentError(
                 "Expected images of rank 3 (height, width, channels) or 4 (batch, "
                 f"height, width, channels). Received: images.shape={images.shape}"
             )

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from keras_unet_seg._errors import DataError, InvalidArgumentError, UserError
 from keras_unet_seg._naming import option
 from keras_unet_seg._validation import (
     check_bool,
@@ -289,8 +290,8 @@ class SegmentationDataset:
         for index, image in enumerate(images):
             try:
                 normalized[index] = normalize_image(image, **options.intensity)
-            except ValueError as error:
-                raise ValueError(f"Image 'images[{index}]': {error}") from None
+            except UserError as error:
+                raise InvalidArgumentError(f"Image 'images[{index}]': {error}") from None
         return _pipeline.arrays_dataset(normalized, targets, options)
 
 
@@ -365,7 +366,7 @@ def _check_mask_rule(num_classes, mask_threshold, ignore_class):
 def _check_resizing(interpolation, crop_to_aspect_ratio, pad_to_aspect_ratio, image_size):
     check_choice("interpolation", interpolation, _INTERPOLATIONS)
     if crop_to_aspect_ratio and pad_to_aspect_ratio:
-        raise ValueError(
+        raise InvalidArgumentError(
             "Only one of `crop_to_aspect_ratio` and `pad_to_aspect_ratio` can be True. "
             f"Received: crop_to_aspect_ratio={crop_to_aspect_ratio}, "
             f"pad_to_aspect_ratio={pad_to_aspect_ratio}"
@@ -445,7 +446,7 @@ def _find_pairs(images_dir, masks_dir, mask_suffix, color_mode, on_error, verify
     """Pairs and checks the files of the two folders; see `_checks`."""
     samples, problems, num_found = _layout.pair_files(images_dir, masks_dir, mask_suffix)
     if num_found == 0:
-        raise ValueError(
+        raise DataError(
             f"No image files found in '{images_dir}' or '{masks_dir}' (extensions "
             f"{', '.join(IMAGE_EXTENSIONS)})."
         )
@@ -495,7 +496,7 @@ def _split_datasets(pairs, subset, validation_split, seed, options, color_mode, 
     datasets = []
     for name in names:
         if not parts[name]:
-            raise ValueError(
+            raise DataError(
                 f"validation_split={validation_split} of {len(pairs.samples)} pairs leaves "
                 f"subset '{name}' empty; use a larger validation_split or more data."
             )
@@ -526,7 +527,7 @@ def _check_arrays(images, masks):
     if masks.ndim == 4 and masks.shape[-1] == 1:
         masks = masks[..., 0]
     if masks.shape != images.shape[:3]:
-        raise ValueError(
+        raise InvalidArgumentError(
             "Arguments `images` and `masks` disagree: expected masks of shape "
             f"{images.shape[:3]} (or {(*images.shape[:3], 1)}) for images of shape "
             f"{images.shape}. Received: masks.shape={masks.shape}"

@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 
+from keras_unet_seg._errors import DataError
 from keras_unet_seg._validation import invalid_value, is_real
 
 __all__ = ["intensity_spec", "normalize_image"]
@@ -105,7 +106,7 @@ def check_finite(image):
     """Raises a `ValueError` if a floating point image holds NaN or infinite values."""
     if image.dtype.kind == "f" and not np.all(np.isfinite(image)):
         bad = int(np.size(image) - np.count_nonzero(np.isfinite(image)))
-        raise ValueError(
+        raise DataError(
             f"The image holds {bad} NaN or infinite values of {image.size}; an image must "
             "hold finite numbers."
         )
@@ -198,7 +199,7 @@ def _scale(image, warn_low_range):
         return image.astype(np.float32)
     if image.dtype.kind in "iu" and image.size:
         if image.dtype not in (np.uint8, np.uint16) and (image.min() < 0 or image.max() > 65535):
-            raise ValueError(
+            raise DataError(
                 f"The image holds {image.dtype} values outside [0, 65535] (min "
                 f"{image.min()}, max {image.max()}), which intensity 'scale' cannot map "
                 "to [0, 1]; use intensity 'auto', 'percentile' or 'minmax'."

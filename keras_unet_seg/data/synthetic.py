@@ -5,6 +5,7 @@ import os
 import numpy as np
 
 from keras_unet_seg import _atomic, _outputs
+from keras_unet_seg._errors import DataError
 from keras_unet_seg._validation import (
     check_non_negative_int,
     check_positive_int,
@@ -225,7 +226,7 @@ def _clear_folders(root, overwrite, counts):
         for name in sorted(os.listdir(folder))
     ]
     if existing and not overwrite:
-        raise ValueError(
+        raise DataError(
             f"Folder '{root}' already holds {len(existing)} files in its train/ and val/ "
             f"folders (such as '{existing[0]}'). Pass an empty or new folder, or "
             "overwrite=True to delete the files an earlier call wrote there first."
@@ -240,7 +241,7 @@ def _clear_folders(root, overwrite, counts):
     }
     foreign = sorted(targets.intersection(existing).difference(ours))
     if foreign:
-        raise ValueError(
+        raise DataError(
             f"Folder '{root}' holds files that make_synthetic_dataset did not write where it "
             f"writes (such as '{foreign[0]}'); they are never replaced: pass an empty or new "
             "folder."

@@ -4,6 +4,8 @@ import os
 
 import keras
 
+from keras_unet_seg._validation import invalid_value
+
 _INTENSITY_FORMULAS = {
     "auto": "uint8 (and bool) images: as 'scale'; every other dtype: as 'percentile'",
     "scale": "divide by the dtype's full scale: uint8 by 255, 16- and 32-bit integers by "
@@ -136,10 +138,10 @@ def _classes(num_classes, class_names, class_colors):
     if class_colors is None:
         class_colors = [class_color(k) for k in range(labels)]
     if len(class_names) != labels or len(class_colors) != labels:
-        raise ValueError(
-            f"Invalid value for argument `class_names` or `class_colors`. Expected {labels} "
-            f"of each (one per mask value). Received: class_names={class_names!r}, "
-            f"class_colors={class_colors!r}"
+        raise invalid_value(
+            ("class_names", "class_colors"),
+            f"{labels} of each (one per mask value)",
+            received=f"class_names={class_names!r}, class_colors={class_colors!r}",
         )
     return [
         {"id": i, "name": name, "color": [int(c) for c in color]}

@@ -11,8 +11,8 @@ import keras
 import numpy as np
 
 from keras_unet_seg._model_facts import sample_input
-from keras_unet_seg._sublayers import children, sublayers
-from keras_unet_seg._validation import check_built_model
+from keras_unet_seg._sublayers import sublayers
+from keras_unet_seg._validation import check_built_model, invalid_value
 
 __all__ = ["fold_batch_normalization"]
 
@@ -22,13 +22,10 @@ _CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
 def fold_batch_normalization(model):
     """Returns an inference-only copy of a model with batch normalization folded.
 
-    Every `BatchNormalization` that directly follows a `Conv2D` or
-    `Conv2DTranspose` (with no activation) whose output feeds nothing else is
-    folded into that convolution: with `s = gamma / sqrt(moving_variance +
-    epsilon)`, the kernel becomes `kernel * s` (per output channel) and the
-    bias `(bias - moving_mean) * s + beta`. The pairs are found by running the
-    model once and recording which layer produced and consumed each tensor, so
-    any block that calls `conv -> norm` qualifies, not only `ConvBlock`.
+    Every `BatchNormalization` that the model's config turns off is folded into
+    the `Conv2D` or `Conv2DTranspose` (with no activation) that it follows: with
+    `s = gamma / sqrt(moving_variance + epsilon)`, the kernel becomes `kernel * s`
+    (per output channel) and the bias `(bias - moving_mean) * s + beta`.
 
     The copy is rebuilt from the model's config with batch normalization
     turned off (every `normalization` option that asks for `"batch"` becomes
@@ -37,7 +34,12 @@ def fold_batch_normalization(model):
     saves and loads as `.keras` with `safe_mode=True`. Group, instance and
     layer normalization depend on each input and are left as they are; so is
     a batch normalization that the config cannot turn off (it keeps its
-    weights and stays exact).
+    weights and stays exact). In each block, the normalizations turned off pair,
+    in the block's order, with the convolutions that gained a bias (`ConvBlock`'s
+    `convs` with its `norms`, its shortcut with `shortcut_norm`); a block where
+    they do not pair one for one, or a convolution with an activation, is
+    refused, and so is a fold that changes the outputs on a sample batch (a
+    normalization called on something other than its convolution's output).
 
     The copy computes what the original computes with `training=False`, to
     float32 rounding (about 1e-6); it must not be trained (its normalization
@@ -69,117 +71,108 @@ def fold_batch_normalization(model):
     True
     """
     check_built_model(model)
-    build_config = model.get_build_config()
-    pairs = _conv_norm_pairs(model, sample_input(model))
     config = keras.saving.serialize_keras_object(model)
     folded = keras.saving.deserialize_keras_object(_without_batch_normalization(config))
     if not folded.built:
-        folded.build_from_config(build_config)
+        folded.build_from_config(model.get_build_config())
     old = {_relative_path(v.path, model): v for v in model.weights}
     new = {_relative_path(v.path, folded): v for v in folded.weights}
-    conv_paths = _folded_convolutions(model, pairs, old, new)
+    pairs = _folded_pairs(model, old, new)
     for path, variable in new.items():
         if path in old:
             variable.assign(old[path])
-    for conv_path, (conv, norm) in conv_paths.items():
+    for conv_path, (conv, norm) in pairs.items():
         kernel, bias = _folded_kernel_and_bias(conv, norm)
         new[conv_path + "/kernel"].assign(kernel)
         new[conv_path + "/bias"].assign(bias)
+    if pairs:
+        _check_same_outputs(model, folded)
     return folded
 
 
-def _folded_convolutions(model, pairs, old, new):
-    """`{convolution path: (conv, norm)}` of the pairs folded in the rebuilt model.
+def _folded_pairs(model, old, new):
+    """`{convolution path: (conv, norm)}` of the batch normalizations folded in the copy.
 
-    `old` and `new` are the weights of `model` and of its rebuilt copy by
-    path; every weight the copy lacks must belong to a folded normalization,
-    and every weight only the copy has must be a folded convolution's bias.
+    `old` and `new` are the weights of `model` and of its rebuilt copy by path. In
+    each block, the batch normalizations whose weights the copy lacks pair, in the
+    block's order, with the convolutions that gained a bias; every weight that
+    only one of the two has must belong to such a pair.
     """
-    # The pairs whose normalization the rebuilt model no longer has, by its path.
-    folded_pairs = {
-        path: pair
-        for path, pair in ((_relative_path(norm.path, model), (conv, norm)) for conv, norm in pairs)
-        if not any(p.startswith(path + "/") for p in new)
-    }
+    norms, convs = _changed_layers(model, old, new)
+    pairs = {}
+    for block, found in norms.items():
+        candidates = convs.get(block, [])
+        block_pairs = {
+            conv_path: (conv, norm)
+            for norm, (conv_path, conv) in zip(found, candidates, strict=False)
+            if isinstance(norm, keras.layers.BatchNormalization) and _foldable(conv, norm)
+        }
+        if len(block_pairs) == len(found) == len(candidates):
+            pairs.update(block_pairs)
+    folded_norms = {_relative_path(norm.path, model) for _, norm in pairs.values()}
     for path in sorted(set(old) - set(new)):
-        if path.rsplit("/", 1)[0] not in folded_pairs:
-            raise ValueError(
-                "Invalid value for argument `model`. Expected every batch normalization "
-                "that the model's config turns off to directly follow a Conv2D or "
-                f"Conv2DTranspose whose output feeds only it. Received: model={model.name!r}, "
-                f"whose weight '{path}' has no place in the folded model"
+        if path.rpartition("/")[0] not in folded_norms:
+            raise invalid_value(
+                "model",
+                "every batch normalization that the model's config turns off to directly "
+                "follow a Conv2D or Conv2DTranspose whose output feeds only it",
+                received=f"model={model.name!r}, whose weight '{path}' has no place in the "
+                "folded model",
             )
-    conv_paths = {
-        _relative_path(conv.path, model): (conv, norm) for conv, norm in folded_pairs.values()
-    }
-    unexpected = sorted(set(new) - set(old) - {path + "/bias" for path in conv_paths})
-    missing = sorted(path for path in conv_paths if path + "/bias" not in new)
-    if unexpected or missing:
-        raise ValueError(
-            "Invalid value for argument `model`. Expected the folded model to differ from "
-            "it only by biases of the convolutions before folded batch normalizations. "
-            f"Received: model={model.name!r}, whose folded copy has the new weights "
-            f"{unexpected} and no bias in the convolutions {missing}"
+    unexpected = sorted(set(new) - set(old) - {path + "/bias" for path in pairs})
+    if unexpected:
+        raise invalid_value(
+            "model",
+            "the folded model to differ from it only by biases of the convolutions before "
+            "folded batch normalizations",
+            received=f"model={model.name!r}, whose folded copy has the new weights {unexpected}",
         )
-    return conv_paths
+    return pairs
 
 
-def _conv_norm_pairs(model, sample):
-    """`[(conv, norm)]`: batch normalizations fed by a convolution's output alone."""
-    calls = _record_calls(model, sample)
-    producer = {}
-    consumers = {}
-    for layer, inputs, outputs in calls:
-        for tensor in outputs:
-            producer[id(tensor)] = layer
-        for tensor in inputs:
-            consumers.setdefault(id(tensor), set()).add(id(layer))
-    candidates = {}  # id(norm) -> (conv, norm), None once a call disqualifies it
-    for layer, inputs, _ in calls:
-        if not isinstance(layer, keras.layers.BatchNormalization):
+def _changed_layers(model, old, new):
+    """`({block path: [layer]}, {block path: [(path, layer)]})`: the layers whose weights
+    the copy lacks and the convolutions that gained a bias, in each block's order."""
+    norms, convs = {}, {}
+    for layer in sublayers(model):
+        if layer.path is None:  # a functional model's InputLayer
             continue
-        conv = producer.get(id(inputs[0])) if len(inputs) == 1 else None
-        pair = (conv, layer) if _foldable(conv, layer, consumers[id(inputs[0])]) else None
-        if candidates.get(id(layer), pair) != pair:
-            pair = None
-        candidates[id(layer)] = pair
-    pairs = [pair for pair in candidates.values() if pair is not None]
-    # A convolution followed by two normalizations (called twice) cannot take both.
-    convs = [id(conv) for conv, _ in pairs]
-    return [(conv, norm) for conv, norm in pairs if convs.count(id(conv)) == 1]
+        path = _relative_path(layer.path, model)
+        block = path.rpartition("/")[0]
+        prefix = path + "/"
+        if any(p.startswith(prefix) for p in old) and not any(p.startswith(prefix) for p in new):
+            norms.setdefault(block, []).append(layer)
+        elif prefix + "bias" in new and prefix + "bias" not in old:
+            convs.setdefault(block, []).append((path, layer))
+    return norms, convs
 
 
-def _record_calls(model, sample):
-    """`[(layer, input tensors, output tensors)]` of every leaf layer, in call order.
-
-    Runs `model` once in inference mode with every leaf layer's `call`
-    wrapped; the list keeps the tensors alive, so their `id`s stay theirs.
-    """
-    calls = []
-    leaves = [layer for layer in sublayers(model) if not children(layer)]
-
-    def recording(layer, call):
-        def wrapped(*args, **kwargs):
-            outputs = call(*args, **kwargs)
-            calls.append((layer, keras.tree.flatten(args), keras.tree.flatten(outputs)))
-            return outputs
-
-        return wrapped
-
-    for layer in leaves:
-        object.__setattr__(layer, "call", recording(layer, layer.call))
-    try:
-        model(sample, training=False)
-    finally:
-        for layer in leaves:
-            object.__delattr__(layer, "call")
-    return calls
+def _check_same_outputs(model, folded):
+    """Refuses a copy whose outputs differ from the model's (`training=False`) on a sample
+    batch by more than rounding: a normalization paired with a convolution whose output
+    it is not called on."""
+    sample = sample_input(model)
+    expected = keras.tree.flatten(model(sample, training=False))
+    received = keras.tree.flatten(folded(sample, training=False))
+    full = keras.backend.standardize_dtype(model.dtype_policy.compute_dtype) == "float32"
+    tolerance = 1e-3 if full else 1e-1  # 16-bit floats keep 8 or 11 bits of mantissa
+    difference = max(
+        float(np.max(np.abs(np.asarray(a, "float32") - np.asarray(b, "float32"))))
+        for a, b in zip(expected, received, strict=True)
+    )
+    if difference > tolerance:
+        raise invalid_value(
+            "model",
+            "each batch normalization that its config turns off to be called on the "
+            "output of the convolution built before it, and on nothing else",
+            received=f"model={model.name!r}, whose folded copy differs from it by "
+            f"{difference:.3g} on a sample batch",
+        )
 
 
-def _foldable(conv, norm, consumers):
+def _foldable(conv, norm):
     return (
         isinstance(conv, _CONVOLUTIONS)
-        and consumers == {id(norm)}
         and conv.data_format == "channels_last"
         and conv.activation is keras.activations.linear
         and norm.axis in (-1, 3)

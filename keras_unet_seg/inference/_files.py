@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from keras_unet_seg import _atomic, _outputs, data, viz
+from keras_unet_seg._errors import DataError
 from keras_unet_seg._validation import check_choice
 from keras_unet_seg.inference._resize import scaled_size
 from keras_unet_seg.inference._spec import spec_of
@@ -43,7 +44,7 @@ def list_inputs(inputs, verbose=1):
     unique = list({os.path.abspath(path): (path, name) for path, name in found}.values())
     for path, _ in unique:
         if not os.path.isfile(path):  # a FIFO would read as empty, or block
-            raise ValueError(f"input '{path}' is not a regular file (a pipe, socket or device).")
+            raise DataError(f"input '{path}' is not a regular file (a pipe, socket or device).")
         data.read_header(path)
     return unique
 
@@ -55,7 +56,7 @@ def _folder_images(folder, verbose):
         folder = os.path.join(folder, "images")
     paths = data.list_image_files(folder)
     if not paths:
-        raise ValueError(
+        raise DataError(
             f"input folder '{folder}' holds no image files (extensions "
             f"{', '.join(data.IMAGE_EXTENSIONS)})."
         )
@@ -67,7 +68,7 @@ def _folder_images(folder, verbose):
 
 def _file(path):
     if os.path.splitext(path)[1].lower() not in data.IMAGE_EXTENSIONS:
-        raise ValueError(
+        raise DataError(
             f"input '{path}' is not an image file: expected one of the extensions "
             f"{', '.join(data.IMAGE_EXTENSIONS)}."
         )
@@ -78,7 +79,7 @@ def _check_unique_names(found):
     seen = {}
     for path, name in found:
         if name in seen and os.path.abspath(seen[name]) != os.path.abspath(path):
-            raise ValueError(
+            raise DataError(
                 f"inputs '{seen[name]}' and '{path}' would both be written as '{name}.png'; "
                 "rename one, or predict them into different --out folders."
             )

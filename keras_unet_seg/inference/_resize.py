@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from keras_unet_seg._errors import InvalidArgumentError
+
 
 def scaled_size(size, scale, channels=1, source="the image"):
     """`(height, width)` resized by the `(height, width)` factors `scale`, checked.
@@ -18,7 +20,7 @@ def scaled_size(size, scale, channels=1, source="the image"):
     scaled = (max(1, round(height * scale[0])), max(1, round(width * scale[1])))
     excess = size_excess(*scaled, channels, 1)
     if excess is not None:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Invalid value for argument `scale` (--scale): {scale[0]:g} x {scale[1]:g} "
             f"would resize {source} ({height}x{width}) to {excess}, the limit of the "
             "files read. Give a smaller scale (native: the files' own size)."

@@ -5,6 +5,7 @@ import keras
 import numpy as np
 
 from keras_unet_seg._arrays import to_numpy
+from keras_unet_seg._errors import InvalidArgumentError
 from keras_unet_seg._model_facts import input_shape
 from keras_unet_seg._validation import (
     check_choice,
@@ -128,7 +129,7 @@ def minimum_tile_size(model):
 def _check_tile_size(model, tile_size, checked):
     minimum = minimum_tile_size(model)
     if min(checked) < minimum:
-        raise ValueError(
+        raise InvalidArgumentError(
             "Invalid value for argument `tile_size`. Expected at least the model's "
             f"minimum tile of {minimum}x{minimum} (2**depth): a smaller tile is padded up "
             f"inside the model, which changes the masks. Received: tile_size={tile_size!r}"
@@ -179,7 +180,7 @@ class _Grid:
     def _check_count(self, count, overlap):
         without_overlap = -(-self.padded_h // self.tile_h) * -(-self.padded_w // self.tile_w)
         if count > _MAX_TILE_FACTOR * without_overlap:
-            raise ValueError(
+            raise InvalidArgumentError(  # the command's --overlap too
                 "Invalid value for argument `overlap`. Expected an overlap that needs at most "
                 f"{_MAX_TILE_FACTOR} times the tiles of no overlap ({without_overlap} tiles of "
                 f"{self.tile_h}x{self.tile_w} for a {self.height}x{self.width} image), such as "
@@ -265,19 +266,19 @@ def _checked_images(image, preprocess, required_channels):
     """`(images, single)`: the input as a numeric batch, and whether it was one image."""
     images = _imagesto_numpy(image)
     if images.ndim not in (3, 4) or min(images.shape) < 1:
-        raise ValueError(
+        raise InvalidArgumentError(
             "Invalid value for argument `image`. Expected one image of shape "
             "(height, width, channels) or a batch of shape (batch, height, width, channels) "
             f"(add a channel axis to a grayscale image with image[..., None]). "
             f"Received: image.shape={images.shape}"
         )
     if images.dtype == bool or not np.issubdtype(images.dtype, np.number):
-        raise ValueError(
+        raise InvalidArgumentError(
             "Invalid value for argument `image`. Expected a numeric image. "
             f"Received: image.dtype={images.dtype}"
         )
     if not np.issubdtype(images.dtype, np.floating) and preprocess is None:
-        raise ValueError(
+        raise InvalidArgumentError(
             "Invalid value for argument `image`. Expected a float image normalised the way "
             "the model was trained, or a `preprocess` callable such as "
             "`preprocess=lambda x: x / 255.0` (predict_tiled does not guess the "
@@ -286,7 +287,7 @@ def _checked_images(image, preprocess, required_channels):
             f"Received: image.dtype={images.dtype} and preprocess=None"
         )
     if required_channels is not None and images.shape[-1] != required_channels:
-        raise ValueError(
+        raise InvalidArgumentError(
             "Invalid value for argument `image`. Expected the model's "
             f"{required_channels} input channels (convert a grayscale image to RGB, or "
             f"read it in the model's color mode). Received: image.shape={images.shape}"
@@ -300,7 +301,7 @@ def _imagesto_numpy(image):
     if isinstance(image, (list, tuple)):
         shapes = [tuple(np.shape(item)) for item in image]
         if len(set(shapes)) > 1:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "Invalid value for argument `image`. Expected one image, a batch, or a list "
                 "of images of one size (call predict_tiled on each image of another size). "
                 f"Received: a list of {len(shapes)} images of shapes {shapes}"
@@ -354,13 +355,13 @@ def _predict(model, batch):
     else:
         probs = model(batch)
     if isinstance(probs, (dict, list, tuple)):
-        raise ValueError(
+        raise InvalidArgumentError(
             "Invalid value for argument `model`. Expected a model with a single output "
             f"tensor. Received: a model returning {type(probs).__name__}"
         )
     probs = to_numpy(probs)
     if probs.ndim != 4 or probs.shape[:3] != batch.shape[:3]:
-        raise ValueError(
+        raise InvalidArgumentError(
             "Invalid value for argument `model`. Expected the model to keep the tiles' "
             "batch size, height and width: an output of shape "
             f"({batch.shape[0]}, {batch.shape[1]}, {batch.shape[2]}, num_classes) for tiles of "

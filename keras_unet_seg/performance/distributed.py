@@ -11,6 +11,7 @@ import sys
 
 import keras
 
+from keras_unet_seg._errors import InvalidArgumentError
 from keras_unet_seg._naming import option
 from keras_unet_seg._validation import check_positive_int, invalid_value, is_int
 
@@ -115,13 +116,13 @@ class Distribution:
             The `tf.data.Dataset` of the batches that split evenly.
         """
         if (num_samples is None) != (batch_size is None):
-            raise ValueError(
+            raise InvalidArgumentError(
                 "Invalid arguments for `even_batches`. Expected `num_samples` and "
                 f"`batch_size` together. Received: num_samples={num_samples!r}, "
                 f"batch_size={batch_size!r}"
             )
         if self.num_processes > 1 and batch_size is None:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "Invalid arguments for `even_batches`. Expected `num_samples` and "
                 f"`batch_size` with {self.num_processes} processes: only full global "
                 "batches split among them. Received: num_samples=None, batch_size=None"
@@ -252,12 +253,12 @@ def _check_hosts_strategy(strategy, hosts):
     if hosts is None or all(value is None for value in hosts.values()):
         return
     if strategy != "data_parallel":
-        raise ValueError(
-            "Invalid value for argument `strategy`: several hosts train with "
-            "'data_parallel' (JAX) only; Keras 3 does not support TensorFlow's "
-            "MultiWorkerMirroredStrategy (keras-team/keras#20585). "
-            f"Received: strategy={strategy!r} with {_describe(hosts)}"
+        expected = (
+            "'data_parallel': several hosts train with 'data_parallel' (JAX) only; Keras 3 "
+            "does not support TensorFlow's MultiWorkerMirroredStrategy (keras-team/keras#20585)"
         )
+        received = f"strategy={strategy!r} with {_describe(hosts)}"
+        raise invalid_value("strategy", expected, received=received)
 
 
 def _host_values(coordinator_address=None, num_processes=None, process_id=None, environ=None):
@@ -294,7 +295,7 @@ def _host_values(coordinator_address=None, num_processes=None, process_id=None, 
     missing = [name for name, value in values.items() if value is None]
     if missing and not slurm:
         name = missing[0]
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Missing value for argument {option(name)} (or "
             f"{' or '.join(HOST_VARIABLES[name])}) "
             f"to join several processes. Received: {_describe(values)}"
@@ -326,7 +327,7 @@ def _from_environ(name, value, environ):
         try:
             return int(text)
         except ValueError:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Invalid value for environment variable {variable}. Expected an integer "
                 f"({name}). Received: {variable}={text!r}"
             ) from None
@@ -345,7 +346,7 @@ def _join(hosts):
         joined = {"num_processes": jax.process_count(), "process_id": jax.process_index()}
         wanted = {name: hosts[name] for name in joined if hosts[name] is not None}
         if any(joined[name] != value for name, value in wanted.items()):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Invalid arguments: this process already joined {_describe(joined)}; a "
                 f"process joins others once. Received: {_describe(hosts)}"
             )
@@ -358,7 +359,7 @@ def _join(hosts):
             hosts["coordinator_address"], hosts["num_processes"], hosts["process_id"]
         )
     except RuntimeError as error:  # JAX ran something already, or the others did not come
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Cannot join several processes: {error} Received: {_describe(hosts)}"
         ) from None
 
@@ -388,12 +389,12 @@ def _existing(strategy):
 def _mirrored(devices, backend):
     """`tf.distribute.MirroredStrategy` on `devices`: every local GPU, else every CPU."""
     if backend != "tensorflow":
-        raise ValueError(
-            "Invalid value for argument `strategy`: 'mirrored' "
-            "(tf.distribute.MirroredStrategy) needs the TensorFlow backend; with "
-            f"the {backend} backend use 'data_parallel' (JAX) instead. "
-            f"Received: strategy='mirrored' with KERAS_BACKEND={backend!r}"
+        expected = (
+            "a strategy of this backend: 'mirrored' (tf.distribute.MirroredStrategy) needs "
+            f"the TensorFlow backend; with the {backend} backend use 'data_parallel' (JAX)"
         )
+        received = f"strategy='mirrored' with KERAS_BACKEND={backend!r}"
+        raise invalid_value("strategy", expected, received=received)
     import tensorflow as tf
 
     if devices is None:
@@ -407,13 +408,13 @@ def _mirrored(devices, backend):
 def _data_parallel(devices, backend, hosts):
     """`keras.distribution.DataParallel` on `devices`, by default every device."""
     if backend != "jax":
-        raise ValueError(
-            "Invalid value for argument `strategy`: 'data_parallel' "
-            "(keras.distribution.DataParallel) needs the JAX backend in this Keras "
-            f"version; with the {backend} backend "
-            + ("use 'mirrored' instead. " if backend == "tensorflow" else "train on one device. ")
-            + f"Received: strategy='data_parallel' with KERAS_BACKEND={backend!r}"
+        instead = "use 'mirrored'" if backend == "tensorflow" else "train on one device"
+        expected = (
+            "a strategy of this backend: 'data_parallel' (keras.distribution.DataParallel) "
+            f"needs the JAX backend in this Keras version; with the {backend} backend {instead}"
         )
+        received = f"strategy='data_parallel' with KERAS_BACKEND={backend!r}"
+        raise invalid_value("strategy", expected, received=received)
     if hosts is not None:
         _join(hosts)
     devices = list(devices) if devices is not None else keras.distribution.list_devices()

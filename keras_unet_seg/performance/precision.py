@@ -16,6 +16,7 @@ import os
 
 import keras
 
+from keras_unet_seg._errors import InvalidArgumentError
 from keras_unet_seg._validation import check_built_model, check_choice, invalid_value
 from keras_unet_seg.performance import devices
 
@@ -181,11 +182,9 @@ def with_precision(model, precision="auto", training=False):
     check_built_model(model)
     config = model.get_config()
     if "dtype" not in config:
-        raise ValueError(
-            "Invalid value for argument `model`. Expected a model whose config takes a "
-            f"`dtype` argument, such as `UNet`. Received: model of class "
-            f"{type(model).__name__}"
-        )
+        expected = "a model whose config takes a `dtype` argument, such as `UNet`"
+        received = f"model of class {type(model).__name__}"
+        raise invalid_value("model", expected, received=received)
     config = _with_policy(config, model.dtype_policy.name, policy)
     config["dtype"] = policy
     clone = type(model).from_config(config)
@@ -223,7 +222,7 @@ def _check_every_layer(model, clone, policy):
         return
     kept = [layer.name for layer in clone._flatten_layers() if layer.dtype_policy.name == old]
     if kept:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Cannot rebuild model {model.name!r} under {policy!r}: layers {kept} keep "
             f"{old!r} (their config does not carry the dtype policy)."
         )

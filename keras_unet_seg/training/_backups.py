@@ -31,6 +31,7 @@ import keras
 import numpy as np
 
 from keras_unet_seg import _atomic
+from keras_unet_seg._errors import DataError
 
 BACKUP_FOLDER = "backup"
 WEIGHTS_FILE = "weights.npz"
@@ -114,14 +115,14 @@ def _load_weights(model, path):
         if len(model_names) != len(model.weights) or len(optimizer_names) != len(
             optimizer_variables
         ):
-            raise ValueError(
+            raise DataError(
                 f"{len(model_names)} model and {len(optimizer_names)} optimizer arrays for "
                 f"{len(model.weights)} and {len(optimizer_variables)} variables"
             )
         model.set_weights([data[name] for name in model_names])
         for variable, name in zip(optimizer_variables, optimizer_names, strict=True):
             if tuple(variable.shape) != data[name].shape:
-                raise ValueError(f"{name} has shape {data[name].shape}, not {variable.shape}")
+                raise DataError(f"{name} has shape {data[name].shape}, not {variable.shape}")
             variable.assign(data[name])
 
 
@@ -256,26 +257,24 @@ def read_state(path):
         with open(state_path, encoding="utf-8") as f:
             state = json.load(f)
     except FileNotFoundError:
-        raise ValueError(f"{STATE_FILE} is missing") from None
+        raise DataError(f"{STATE_FILE} is missing") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{STATE_FILE} is unreadable ({' '.join(str(error).split())})") from None
+        raise DataError(f"{STATE_FILE} is unreadable ({' '.join(str(error).split())})") from None
     try:
         epoch, rows, best = int(state["epoch"]), list(state["log"]), state["best"]
         size, sha256 = int(state["weights"]["size"]), str(state["weights"]["sha256"])
     except (KeyError, TypeError, ValueError):
-        raise ValueError(
-            f"{STATE_FILE} lacks the epoch, the log or the weights' checksum"
-        ) from None
+        raise DataError(f"{STATE_FILE} lacks the epoch, the log or the weights' checksum") from None
     epochs = [row.get("epoch") if isinstance(row, dict) else None for row in rows]
     if epochs != list(range(epoch)):
-        raise ValueError(f"{STATE_FILE} does not log each of its {epoch} epochs once")
+        raise DataError(f"{STATE_FILE} does not log each of its {epoch} epochs once")
     weights = os.path.join(path, WEIGHTS_FILE)
     actual = os.path.getsize(weights) if os.path.isfile(weights) else None
     if actual != size:
         found = "missing" if actual is None else f"{actual} bytes"
-        raise ValueError(f"the weights file is incomplete ({found}, expected {size} bytes)")
+        raise DataError(f"the weights file is incomplete ({found}, expected {size} bytes)")
     if _sha256(weights) != sha256:
-        raise ValueError("the weights file is damaged (its checksum differs)")
+        raise DataError("the weights file is damaged (its checksum differs)")
     return {"epoch": epoch, "rows": rows, "best": best, "weights": weights}
 
 
@@ -317,5 +316,5 @@ def restore(model, backup_dir):
         return Restored(state["epoch"], state["rows"], state["best"], path, skipped)
     if skipped:
         reasons = "; ".join(f"'{path}': {reason}" for path, reason in skipped)
-        raise ValueError(f"no backup can be restored ({reasons})")
+        raise DataError(f"no backup can be restored ({reasons})")
     return None

@@ -6,6 +6,7 @@ import os
 import numpy as np
 
 from keras_unet_seg import _types
+from keras_unet_seg._errors import UserError
 from keras_unet_seg._naming import option
 from keras_unet_seg.training._errors import TrainingError
 
@@ -49,7 +50,7 @@ def load_datasets(config, dist):
             datasets.append(
                 SegmentationDataset.from_directory(config.data, subset=subset, **extra, **common)
             )
-        except ValueError as error:  # the data module names the folder or file at fault
+        except UserError as error:  # the data module names the folder or file at fault
             raise TrainingError(_data_error(config, role, subset, error)) from None
     train_data, val_data = _even(datasets, dist, common["batch_size"])
     if config.steps_per_epoch:  # epochs of a fixed number of steps, whatever the images

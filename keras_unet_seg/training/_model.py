@@ -4,6 +4,7 @@ import difflib
 
 import keras
 
+from keras_unet_seg._errors import InvalidArgumentError
 from keras_unet_seg._naming import option
 from keras_unet_seg.data._images import channels_for
 from keras_unet_seg.training import _objectives
@@ -57,7 +58,7 @@ def _check_encoder_name(name):
         return
     close = difflib.get_close_matches(name.lower(), names, n=3, cutoff=0.6)
     hint = f"did you mean {' or '.join(close)}? " if close else ""
-    raise ValueError(
+    raise InvalidArgumentError(
         f"{option('encoder', name)}: not a known encoder; {hint}"
         "keras_unet_seg.encoders.available() lists them all (such as resnet50, "
         "efficientnetb0, mobilenetv2)."
@@ -76,7 +77,9 @@ def compile_model(model, config, jit_compile="auto"):
         for name in config.metrics
     ]
     if not metrics:
-        raise ValueError(f"{option('metrics')}: give at least one metric name, such as dice.")
+        raise InvalidArgumentError(
+            f"{option('metrics')}: give at least one metric name, such as dice."
+        )
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
         loss=loss,

@@ -12,6 +12,7 @@ import os
 
 import keras
 
+from keras_unet_seg._errors import InvalidArgumentError
 from keras_unet_seg._naming import option
 
 # Float32 copies of each parameter while training with Adam: weights, gradients, m, v.
@@ -77,7 +78,7 @@ def check_model_fits(config, memory=None):
     smallest = min(height, width)
     most = smallest.bit_length() - 1  # the largest depth with 2**depth <= smallest side
     if config.encoder is None and 2**config.depth > smallest:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{option('depth', config.depth)} halves the {height}x{width} training images "
             f"{config.depth} times, more than their {smallest}-pixel side allows: use "
             f"{option('depth', most)} or less (2**{most} = {2**most}), or a larger "
@@ -92,7 +93,7 @@ def check_model_fits(config, memory=None):
     )
     memory = physical_memory() if memory is None else memory
     if memory is not None and needed > memory:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{option('base_filters', config.base_filters)} with "
             f"{option('depth', config.depth)} makes a "
             f"model of {parameters:.3g} parameters, and a training step on batches of "

@@ -2,6 +2,8 @@
 
 import keras
 
+from keras_unet_seg._errors import InvalidArgumentError
+
 # The library's short names, shown in the help and in the errors.
 LOSS_NAMES = ("dice", "jaccard", "tversky", "focal_tversky", "bce_dice")
 METRIC_NAMES = ("dice", "iou", "precision", "recall")
@@ -22,7 +24,7 @@ def _build_named(module, spec, where, kind, names):
     try:
         instance = module.get(name)
     except ValueError as error:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{where}: {_refusal(name, error, kind)} Use one of {', '.join(sorted(names))}, "
             f"or the name of a Keras {kind} such as {_EXAMPLES[kind]}."
         ) from None
@@ -30,7 +32,7 @@ def _build_named(module, spec, where, kind, names):
         return instance
     arguments = {k: v for k, v in spec.items() if k != "name"}
     if not isinstance(instance, (keras.losses.Loss, keras.metrics.Metric)):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{where}: {kind} {name!r} with arguments: give a {kind} of this library "
             f"({', '.join(sorted(names))}) or a Keras class name such as "
             "BinaryFocalCrossentropy."
@@ -38,7 +40,7 @@ def _build_named(module, spec, where, kind, names):
     try:
         return type(instance)(**arguments)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{where}: {kind} {spec}: {_one_line(error)}") from None
+        raise InvalidArgumentError(f"{where}: {kind} {spec}: {_one_line(error)}") from None
 
 
 def _refusal(name, error, kind):

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from keras_unet_seg import _types, _validation, performance
+from keras_unet_seg._errors import InvalidArgumentError
 from keras_unet_seg._naming import option
 
 __all__ = ["TrainingConfig"]
@@ -145,12 +146,12 @@ class TrainingConfig:
         if self.encoder is None:
             for name in ("encoder_weights", "freeze_encoder_epochs"):
                 if getattr(self, name):
-                    raise ValueError(
+                    raise InvalidArgumentError(
                         f"{option(name)} needs {option('encoder')}: it applies to a "
                         "pretrained encoder only."
                     )
         if self.crop_to_aspect_ratio and self.pad_to_aspect_ratio:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"give one of {option('crop_to_aspect_ratio', True)} and "
                 f"{option('pad_to_aspect_ratio', True)}, not both."
             )
@@ -212,7 +213,7 @@ class TrainingConfig:
             if name in ignore:
                 continue
             if name not in names:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"Unknown training option {key!r}. Known options: {', '.join(sorted(names))}."
                 )
             fields[name] = value

@@ -17,6 +17,7 @@ import tempfile
 import keras
 
 from keras_unet_seg import _atomic, _outputs, performance
+from keras_unet_seg._errors import InvalidArgumentError, UserError
 from keras_unet_seg._naming import option
 from keras_unet_seg.performance.devices import speed_summary
 from keras_unet_seg.training import _backups, _model_size, _run_folder, callbacks
@@ -102,7 +103,7 @@ def train_run(
     if not isinstance(config, TrainingConfig):
         raise TypeError(f"Expected a TrainingConfig. Received: config={config!r}")
     if resume and overwrite:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{option('resume', True)} continues the run in {option('out')} and "
             f"{option('overwrite', True)} starts it over; give one of them."
         )
@@ -202,7 +203,7 @@ def _check_unchanged(config, path):
     saved.setdefault("intensity", "scale")
     changed = config.model_changes(saved)
     if changed:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"cannot change the model when resuming ({', '.join(map(option, changed))} "
             f"differ from the run's {os.path.basename(path)}); start a new run with another "
             f"{option('out')} instead."
@@ -214,7 +215,7 @@ def _check_unchanged(config, path):
         for value in (saved.get("precision", "float32"), config.precision)
     )
     if before != now and "mixed_float16" in (before, now):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"cannot resume in {now}: the run trained in {before}, and mixed_float16's "
             "loss scaling changes the optimizer state that resuming restores; keep "
             f"{option('precision')} as it was."
@@ -226,10 +227,12 @@ def set_up_devices(config, hosts=None):
     policy and the XLA switch."""
     try:
         dist = performance.distribution(config.strategy, **(hosts or {}))
-    except ValueError as error:
-        raise ValueError(f"{option('strategy')}: {' '.join(str(error).split())}") from None
+    except UserError as error:
+        raise InvalidArgumentError(
+            f"{option('strategy')}: {' '.join(str(error).split())}"
+        ) from None
     if config.jit_compile is True and dist.name == "mirrored":
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{option('jit_compile', 'on')} cannot run under "
             f"{option('strategy', 'mirrored')} (XLA cannot reach the variables mirrored on "
             f"the other devices); use {option('jit_compile', 'auto')} or off."

@@ -35,11 +35,11 @@ def _plateau_reductions(history, start, stop, mode, plateau):
     `plateau` is `(patience, factor, min_delta)`.
     """
     if len(history) < stop:
-        raise ValueError(
-            f"Invalid value for argument `history`. Expected the monitored value of each "
-            f"of the {stop} epochs before epoch {stop} (a resumed run's log) for "
-            f"schedule='plateau'. Received: {len(history)} values"
+        expected = (
+            f"the monitored value of each of the {stop} epochs before epoch {stop} (a resumed "
+            "run's log) for schedule='plateau'"
         )
+        raise _validation.invalid_value("history", expected, received=f"{len(history)} values")
     patience, _, min_delta = plateau
     best, wait, reductions = -math.inf, 0, 0
     sign = 1.0 if mode == "max" else -1.0

@@ -197,9 +197,9 @@ def _same_length_lists(images, masks, predictions):
     if masks is not None:
         lengths["masks"] = len(masks)
     if len(set(lengths.values())) != 1 or not images:
-        raise ValueError(
-            "Invalid value for arguments `images`, `masks` and `predictions`. Expected the "
-            f"same non-zero number of items. Received: lengths {lengths}"
+        expected = "the same non-zero number of items"
+        raise invalid_value(
+            ("images", "masks", "predictions"), expected, received=f"lengths {lengths}"
         )
     return images, masks, predictions
 
@@ -209,11 +209,8 @@ def _draw_row(axes, row, image, panels, titles):
     for ax, panel, title in zip(axes, panels, titles, strict=True):
         if panel.data.shape[:2] != image.shape[:2]:
             argument = "masks" if title == "ground truth" else "predictions"
-            raise ValueError(
-                f"Invalid value for argument `{argument}`. "
-                f"Expected the height and width of image {row}, {image.shape[:2]}. "
-                f"Received: shape {panel.data.shape[:2]}"
-            )
+            expected = f"the height and width of image {row}, {image.shape[:2]}"
+            raise invalid_value(argument, expected, received=f"shape {panel.data.shape[:2]}")
         ax.imshow(panel.data, interpolation="nearest", **panel.kwargs)
         ax.set_axis_off()
         if row == 0:
@@ -246,10 +243,8 @@ def _quantities(logs, metrics, history):
             raise invalid_value("metrics", f"names among {names}", metrics)
         names = metrics
     if not names:
-        raise ValueError(
-            "Invalid value for argument `history`. Expected logged losses or metrics. "
-            f"Received: a history with no values ({_describe(history)})"
-        )
+        received = f"a history with no values ({_describe(history)})"
+        raise invalid_value("history", "logged losses or metrics", received=received)
     return names
 
 
@@ -264,10 +259,8 @@ def _read_history(history):
         logs = dict(history)
         epochs = []
     else:
-        raise ValueError(
-            "Invalid value for argument `history`. Expected a keras.callbacks.History, its "
-            f"`history` dict or the path of a CSV log. Received: {_describe(history)}"
-        )
+        expected = "a keras.callbacks.History, its `history` dict or the path of a CSV log"
+        raise invalid_value("history", expected, received=_describe(history))
     length = max((len(v) for v in logs.values()), default=0)
     if len(epochs) != length:
         epochs = list(range(length))
@@ -279,10 +272,11 @@ def _read_csv_log(path):
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
-        raise ValueError(
-            "Invalid value for argument `history`. Expected a CSV log with a header and at "
-            f"least one epoch, as written by keras.callbacks.CSVLogger. Received: {path!r}"
+        expected = (
+            "a CSV log with a header and at least one epoch, as written by "
+            "keras.callbacks.CSVLogger"
         )
+        raise invalid_value("history", expected, received=repr(path))
     logs = {}
     for key in rows[0]:
         if key is None or key == "epoch":
@@ -290,10 +284,8 @@ def _read_csv_log(path):
         try:
             logs[key] = [_parse_float(row[key]) for row in rows]
         except ValueError as error:
-            raise ValueError(
-                f"Invalid value for argument `history`. Expected numbers in column {key!r} "
-                f"of {path!r}. Received: {error}"
-            ) from None
+            expected = f"numbers in column {key!r} of {path!r}"
+            raise invalid_value("history", expected, received=str(error)) from None
     if "epoch" in rows[0]:
         epochs = [int(float(row["epoch"])) for row in rows]
     else:

@@ -239,11 +239,9 @@ def _image_and_class_ids(image, mask, threshold, ignore_class):
     rgb = image_to_uint8_rgb(image)
     ids = mask_to_class_ids(mask, threshold, ignore_class)
     if ids.shape != rgb.shape[:2]:
-        raise ValueError(
-            "Invalid value for argument `mask`. Expected a mask with the image's height and "
-            f"width {rgb.shape[:2]}. Received: mask.shape={shape_of(mask)} for "
-            f"image.shape={shape_of(image)}"
-        )
+        expected = f"a mask with the image's height and width {rgb.shape[:2]}"
+        received = f"mask.shape={shape_of(mask)} for image.shape={shape_of(image)}"
+        raise invalid_value("mask", expected, received=received)
     return rgb, ids
 
 
@@ -281,11 +279,8 @@ def _class_colors(present, color, color_mapping):
         return {k: color if k == 1 else class_color(k) for k in present}
     missing = sorted(set(present) - set(color_mapping))
     if missing:
-        raise ValueError(
-            "Invalid value for argument `color_mapping`. Expected a colour for every "
-            f"class in the mask; missing class ids {missing}. "
-            f"Received: color_mapping={color_mapping!r}"
-        )
+        expected = f"a colour for every class in the mask; missing class ids {missing}"
+        raise invalid_value("color_mapping", expected, color_mapping)
     return {k: color_mapping[k] for k in present}
 
 
@@ -327,19 +322,16 @@ def _png_names(names, num_images, num_predictions):
         raise invalid_value("names", "a list of file names, one per image", names)
     names = list(names)
     if not num_images == num_predictions == len(names):
-        raise ValueError(
-            "Invalid value for arguments `images`, `predictions` and `names`. Expected the same "
-            f"number of items. Received: {num_images} images, {num_predictions} predictions "
-            f"and {len(names)} names"
+        received = f"{num_images} images, {num_predictions} predictions and {len(names)} names"
+        raise invalid_value(
+            ("images", "predictions", "names"), "the same number of items", received=received
         )
     file_names = []
     for name in names:
         name = os.fspath(name)
         if not name or os.path.basename(name) != name or name in (".", ".."):
-            raise ValueError(
-                "Invalid value for argument `names`. Expected file names without a folder. "
-                f"Received: name={name!r}"
-            )
+            expected = "file names without a folder"
+            raise invalid_value("names", expected, received=f"name={name!r}")
         file_names.append(name if name.lower().endswith(".png") else f"{name}.png")
     if len(set(file_names)) != len(file_names):
         raise invalid_value("names", "distinct names", names)

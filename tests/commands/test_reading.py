@@ -107,8 +107,9 @@ def test_the_command_starts_quiet(tmp_path):
     model.build((None, None, None, 3))
     model.save(tmp_path / "m.keras")
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "a.png")
-    command = os.path.join(os.path.dirname(sys.executable), "keras-unet-seg")
-    args = [command, "predict", str(tmp_path / "a.png"), "--model", str(tmp_path / "m.keras")]
+    # The console script's target (pyproject.toml), run as a fresh installation runs it.
+    command = [sys.executable, "-m", "_keras_unet_seg_command"]
+    args = [*command, "predict", str(tmp_path / "a.png"), "--model", str(tmp_path / "m.keras")]
     result = subprocess.run(
         [*args, "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300
     )

@@ -53,6 +53,32 @@ class NormAfterActivation(keras.layers.Layer):
         return {**super().get_config(), "normalization": self.normalization}
 
 
+@keras.saving.register_keras_serializable(package="keras_unet_seg_export_tests")
+class NormAfterShift(keras.layers.Layer):
+    """A block that builds `conv -> norm` but calls the norm on the convolution's output
+    plus one: its config turns the norm off, and folding would change the outputs."""
+
+    def __init__(self, normalization="batch", **kwargs):
+        super().__init__(**kwargs)
+        self.normalization = normalization
+        self.conv = keras.layers.Conv2D(
+            4, 3, padding="same", use_bias=not normalization, name="conv"
+        )
+        self.norm = keras.layers.BatchNormalization(name="norm") if normalization else None
+
+    def build(self, input_shape):
+        self.conv.build(input_shape)
+        if self.norm is not None:
+            self.norm.build(self.conv.compute_output_shape(input_shape))
+
+    def call(self, inputs, training=None):
+        x = self.conv(inputs) + 1.0
+        return self.norm(x, training=training) if self.norm is not None else x
+
+    def get_config(self):
+        return {**super().get_config(), "normalization": self.normalization}
+
+
 def _layers_of(model, cls):
     return [layer for layer in sublayers(model) if isinstance(layer, cls)]
 
@@ -131,6 +157,13 @@ def test_fold_keeps_batch_normalization_that_no_config_turns_off():
 def test_fold_refuses_batch_normalization_after_an_activation():
     model = keras.Sequential([keras.Input((8, 8, 3)), NormAfterActivation()])
     with pytest.raises(ValueError, match=r"Expected every batch normalization .*/norm/beta"):
+        fold_batch_normalization(model)
+
+
+def test_fold_refuses_a_normalization_called_on_something_else():
+    model = keras.Sequential([keras.Input((8, 8, 3)), NormAfterShift()])
+    _randomize_statistics(model)
+    with pytest.raises(ValueError, match=r"whose folded copy differs from it by"):
         fold_batch_normalization(model)
 
 
