@@ -86,7 +86,54 @@ def add_arguments(parser):
         help="image files or folders to check the export on (default: random images)",
     )
     _parser.add_reading_arguments(parser)
+    add_quantization_arguments(parser)
     return parser
+
+
+def add_quantization_arguments(parser):
+    from keras_unet_seg.export.quantizing import KEEP_FLOAT, QUANTIZATIONS
+
+    group = parser.add_argument_group("int8 quantization (onnx, litert)")
+    group.add_argument(
+        "--quantize",
+        choices=QUANTIZATIONS,
+        default=None,
+        help="static quantization, calibrated on --calibration's images read as predict "
+        "reads them, then checked on validation images against the float32 model",
+    )
+    group.add_argument(
+        "--calibration",
+        metavar="DIR",
+        help="images to calibrate on: split folders (train calibrates, val checks), a flat "
+        "images/ and masks/ folder (75%% calibrate, the rest check), or a folder of images",
+    )
+    group.add_argument(
+        "--validation",
+        metavar="DIR",
+        help="images and masks to check the quantized model on, as evaluate --data takes "
+        "(default: --calibration's held-out pairs)",
+    )
+    group.add_argument(
+        "--num-calibration",
+        type=_types.positive_int,
+        default=32,
+        metavar="N",
+        help="the most calibration images, spread over the sorted files",
+    )
+    group.add_argument(
+        "--max-dice-drop",
+        type=_types.probability,
+        default=0.005,
+        help="fail, writing nothing, if the validation Dice drops by more than this",
+    )
+    group.add_argument(
+        "--keep-float",
+        nargs="+",
+        choices=KEEP_FLOAT,
+        default=[],
+        help="layers to leave in float32 (head: the last convolution and its activation)",
+    )
+    return group
 
 
 def run(args):
@@ -98,7 +145,8 @@ def run(args):
     with user_errors(ValueError, FileNotFoundError, FileExistsError):
         files = _prediction.list_inputs(args.images) if args.images else []
         targets = written_files(args.out, args.format)
-        inputs = [args.model, *(args.images or [])]
+        folders = [folder for folder in (args.calibration, args.validation) if folder]
+        inputs = [args.model, *(args.images or []), *folders]
         _outputs.check_outside_inputs(targets, inputs, args.out, option="--out")
         folder = os.path.dirname(os.path.abspath(args.out))
         _outputs.check_writable(targets, args.overwrite, folder, args.out, "--out", "--overwrite")
@@ -127,5 +175,20 @@ def run(args):
             class_colors=reading.palette,
             check_images=check_images or None,
             overwrite=args.overwrite,
+            **_quantization(args),
         )
     return 0
+
+
+def _quantization(args):
+    """`export_model`'s quantization arguments of the options."""
+    if args.quantize is None:
+        return {}
+    return {
+        "quantize": args.quantize,
+        "calibration": args.calibration,
+        "validation": args.validation,
+        "num_calibration": args.num_calibration,
+        "max_dice_drop": args.max_dice_drop,
+        "keep_float": tuple(args.keep_float),
+    }

@@ -33,16 +33,24 @@ activation, class names and colours.
 
 import dataclasses
 import os
+import tempfile
 import warnings
 
 import keras
 import numpy as np
 
 from keras_unet_seg import _atomic, _outputs
-from keras_unet_seg._validation import check_built_model, check_choice, check_size
+from keras_unet_seg._validation import (
+    check_built_model,
+    check_choice,
+    check_size,
+    invalid_value,
+)
+from keras_unet_seg.export import quantizing
 from keras_unet_seg.export._metadata import metadata
 from keras_unet_seg.export._shapes import input_shape
 from keras_unet_seg.export.folding import fold_batch_normalization
+from keras_unet_seg.export.quantizing import Quantization
 from keras_unet_seg.export.runtimes import EXPORT_FORMATS, load_exported, require
 
 __all__ = ["export_model"]
@@ -80,6 +88,12 @@ def export_model(
     check_images=None,
     overwrite=False,
     verbose=True,
+    quantize=None,
+    calibration=None,
+    validation=None,
+    num_calibration=32,
+    max_dice_drop=0.005,
+    keep_float=(),
     **deprecated,
 ):
     """Exports a segmentation model for inference outside Keras, and checks the file.
@@ -113,6 +127,22 @@ def export_model(
         overwrite: bool, whether to replace an earlier export's files (never
             another file). Defaults to `False`.
         verbose: bool, whether to print the parity figures. Defaults to `True`.
+        quantize: `None`, or `"int8"` for static int8 quantization (ONNX and
+            LiteRT; `keras_unet_seg.export.quantizing`), calibrated on
+            `calibration` and checked on `validation`. Defaults to `None`.
+        calibration: with `quantize`, a folder: split folders (calibrated on
+            `train`, checked on `val`), a flat `images/` and `masks/` folder
+            (calibrated on 75% of its pairs, checked on the rest), or a folder of
+            images (then `validation` is required).
+        validation: `None`, or a folder of images and masks (as `evaluate
+            --data` takes) to check the quantized model on. Defaults to `None`:
+            `calibration`'s held-out pairs.
+        num_calibration: int, the most calibration images. Defaults to `32`.
+        max_dice_drop: float, the largest drop of the validation Dice from the
+            float32 model to the quantized one; beyond it, nothing is written.
+            Defaults to `0.005`.
+        keep_float: names among `"first_convolution"` and `"head"` (the last
+            convolution and its activation) to leave in float32. Defaults to `()`.
         **deprecated: `intensity`, `color_mode` and `threshold`, deprecated:
             pass them in `spec`.
 
@@ -120,8 +150,9 @@ def export_model(
         The dict written to `<filepath>.json`.
 
     Raises:
-        ValueError: an invalid argument, or masks that differ from `predict`'s
-            beyond what a lower precision explains (nothing is written then).
+        ValueError: an invalid argument, masks that differ from `predict`'s
+            beyond what a lower precision explains, or a quantized model whose
+            Dice drops by more than `max_dice_drop` (nothing is written then).
         FileExistsError: a file to write exists, and no export wrote it or
             `overwrite` is `False`.
         ImportError: if the format's exporter or runtime is not installed.
@@ -134,6 +165,13 @@ def export_model(
     ```
     """
     options = _Options(format, fold, precision, image_size)
+    quantization = None
+    if quantize is not None:
+        quantization = Quantization(
+            quantize, format, calibration, validation, num_calibration, max_dice_drop, keep_float
+        )
+        if precision != "float32":
+            raise invalid_value("precision", "'float32' with `quantize`", precision)
     require(format)
     check_built_model(model)
     reference = _float32(model)
@@ -142,7 +180,8 @@ def export_model(
         _spec(spec, channels, options.image_size, deprecated), class_names, class_colors
     )
     images = _check_batches(check_images, options.image_size, channels)
-    written = _export(reference, os.fspath(filepath), options, channels, images, overwrite)
+    filepath = os.fspath(filepath)
+    written = _export(reference, filepath, options, channels, images, overwrite, quantization)
     if verbose:
         _print_parity(written, filepath)
     return written
@@ -206,12 +245,13 @@ class _Options:
         self.class_colors = class_colors
 
 
-def _export(reference, filepath, options, channels, images, overwrite):
+def _export(reference, filepath, options, channels, images, overwrite, quantization):
     """Writes the export of `reference` and its JSON file; returns the JSON's dict.
 
     Existing files are replaced only if an earlier export wrote them and `overwrite`.
-    The model is written under a temporary name and checked before it is renamed: a
-    failed export leaves the old files as they were.
+    The model is written under a temporary name and checked (a quantized model on its
+    validation pairs) before it is renamed: a failed export leaves the old files as
+    they were.
     """
     folder = os.path.dirname(os.path.abspath(filepath))
     targets = written_files(filepath, options.format)
@@ -220,27 +260,57 @@ def _export(reference, filepath, options, channels, images, overwrite):
     siblings = _SIBLINGS.get(options.format, ())
     with _outputs.recording(folder):
         with _atomic.atomic_path(filepath, siblings=siblings) as temporary:
-            _write(exported, temporary, options, channels)
+            _write(exported, temporary, options, channels, quantization)
             runner = load_exported(temporary, options.format)
             predicting = _as_predict_runs(reference, exported, options.spec)
             parity, num_classes = _parity(predicting, runner, images, options)
             written = metadata(reference, filepath, channels, num_classes, parity, **vars(options))
-            _check_parity(written, filepath)
+            if quantization is None:
+                _check_parity(written, filepath)
+            else:
+                _check_quantized(written, exported, runner, options, quantization, filepath)
         _atomic.write_json(filepath + ".json", written)
     return written
 
 
-def _write(model, filepath, options, channels):
-    """Writes `model` with Keras' exporter, for images of `channels` channels."""
+def _write(model, filepath, options, channels, quantization):
+    """Writes `model` with Keras' exporter, for images of `channels` channels; quantized
+    (`quantization`) on the tiles of its calibration images."""
     height, width = options.image_size or (None, None)
-    signature = [keras.InputSpec(shape=(None, height, width, channels), dtype="float32")]
+    shape = (None, height, width, channels)
+    signature = [keras.InputSpec(shape=shape, dtype="float32")]
+    kwargs = _precision_kwargs(options.precision)
+    if quantization is not None:
+
+        def tiles():
+            return quantizing.calibration_tiles(quantization.images, options.spec, shape)
+
+        if options.format == "litert":
+            kwargs = quantizing.litert_converter_kwargs(tiles)
+        else:
+            with tempfile.TemporaryDirectory() as folder:
+                source = os.path.join(folder, "float32.onnx")
+                model.export(source, format="onnx", input_signature=signature, verbose=False)
+                quantizing.quantize_onnx(source, filepath, tiles, quantization.keep_float)
+            return
     model.export(
         filepath,
         format=_KERAS_FORMATS[options.format],
         input_signature=signature,
         verbose=False,
-        **_precision_kwargs(options.precision),
+        **kwargs,
     )
+
+
+def _check_quantized(written, reference, runner, options, quantization, filepath):
+    """Scores the quantized model against `reference` (float32) into `written`; raises
+    if its Dice drops too much. The parity figures stay, without a tolerance."""
+    quality = quantizing.quality(reference, runner, quantization.validation, options.spec)
+    for key in ("mask_tolerance", "mask_pixels_beyond_tolerance"):
+        del written["parity"][key]
+    written["precision"] = quantization.method
+    written["quantization"] = quantization.record(quality, written["format"])
+    quantizing.check_quality(quality, quantization.max_dice_drop, filepath)
 
 
 def _as_predict_runs(reference, exported, spec):
@@ -326,14 +396,22 @@ def _check_parity(written, filepath):
 
 def _print_parity(written, filepath):
     parity = written["parity"]
-    mismatches, tolerance = parity["mask_pixels_differing"], parity["mask_tolerance"]
+    mismatches, tolerance = parity["mask_pixels_differing"], parity.get("mask_tolerance")
     sizes = ", ".join("x".join(str(s) for s in size) for size in parity["image_sizes"])
-    near = f" (all within {tolerance:g} of the threshold)" if mismatches else ""
+    near = f" (all within {tolerance:g} of the threshold)" if mismatches and tolerance else ""
     print(
         f"Exported {written['format']} to '{filepath}' (+ '{filepath}.json'); on {sizes} images "
         f"run as predict runs them, the largest difference from {parity['compared_with']} is "
         f"{parity['max_abs_difference']:.2e}, {mismatches} mask pixels differ{near}."
     )
+    if "quantization" in written:
+        quality = written["quantization"]["quality"]
+        print(
+            f"{written['precision']} on {len(quality['validation_images'])} validation images: "
+            f"Dice {quality['dice_int8']:.4f} against {quality['dice_float32']:.4f} in "
+            f"float32 (a drop of {quality['dice_drop']:.4f}); "
+            f"{quality['mask_pixels_differing_fraction']:.4%} of the mask pixels differ."
+        )
 
 
 def _float32(model):
