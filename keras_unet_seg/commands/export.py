@@ -16,7 +16,15 @@ language needs. The export is
 written under a temporary name and renamed once checked, so a failed export
 leaves the old files as they were. An existing --out is replaced only with
 --overwrite and only if an earlier export wrote it (`keras_unet_seg._outputs`);
---out is never an input (--model, --images).
+--out is never an input (--model, --images, --calibration, --validation).
+
+--quantize int8 (onnx, litert) writes a statically quantized model, calibrated on up
+to --num-calibration images of --calibration read as predict reads them, then scores
+it and the float32 model as evaluate does on validation pairs (--validation, or
+--calibration's val subset or held-out quarter): the Dice of each and the mask
+pixels that differ are printed and recorded in PATH.json, and a Dice drop beyond
+--max-dice-drop fails the command with nothing written (--keep-float leaves the first
+convolution or the head in float32).
 """
 
 import argparse
@@ -25,7 +33,7 @@ import os
 
 from keras_unet_seg import _outputs, _prediction, _types
 from keras_unet_seg.commands import _config, _models, _parser, _reading
-from keras_unet_seg.commands._errors import user_errors
+from keras_unet_seg.commands._errors import UsageError, user_errors
 
 NAME = "export"
 
@@ -91,7 +99,7 @@ def add_arguments(parser):
 
 
 def add_quantization_arguments(parser):
-    from keras_unet_seg.export.quantizing import KEEP_FLOAT, QUANTIZATIONS
+    from keras_unet_seg.export._quantizing import KEEP_FLOAT, QUANTIZATIONS
 
     group = parser.add_argument_group("int8 quantization (onnx, litert)")
     group.add_argument(
@@ -122,15 +130,17 @@ def add_quantization_arguments(parser):
     )
     group.add_argument(
         "--max-dice-drop",
-        type=_types.probability,
+        type=float,
         default=0.005,
-        help="fail, writing nothing, if the validation Dice drops by more than this",
+        metavar="DROP",
+        help="fail, writing nothing, if the validation Dice drops by more than this (in "
+        "[-1, 1]; -1 refuses every model)",
     )
     group.add_argument(
         "--keep-float",
         nargs="+",
         choices=KEEP_FLOAT,
-        default=[],
+        default=None,
         help="layers to leave in float32 (head: the last convolution and its activation)",
     )
     return group
@@ -141,6 +151,7 @@ def run(args):
     from keras_unet_seg.export.exporting import written_files
 
     _models.check_model_file(args.model)
+    _check_quantization_options(args)
     # Every image, and where the export goes, before the model.
     with user_errors(ValueError, FileNotFoundError, FileExistsError):
         files = _prediction.list_inputs(args.images) if args.images else []
@@ -190,5 +201,24 @@ def _quantization(args):
         "validation": args.validation,
         "num_calibration": args.num_calibration,
         "max_dice_drop": args.max_dice_drop,
-        "keep_float": tuple(args.keep_float),
+        "keep_float": tuple(args.keep_float or ()),
     }
+
+
+def _check_quantization_options(args):
+    """Refuses --quantize without --calibration, and quantization options without it."""
+    if args.quantize and not args.calibration:
+        raise UsageError(
+            "export: --quantize int8 needs --calibration DIR (images to calibrate on)."
+        )
+    given = [
+        option
+        for option, value in (
+            ("--calibration", args.calibration),
+            ("--validation", args.validation),
+            ("--keep-float", args.keep_float),
+        )
+        if value
+    ]
+    if given and not args.quantize:
+        raise UsageError(f"export: {', '.join(given)} apply with --quantize int8 only.")

@@ -9,6 +9,8 @@ model, or `--color-mode` and `--intensity`), predicted tile by tile with
 keep their relative path (`keras_unet_seg.inference.predict_directory`). --out is
 never inside an input folder, and an existing file there is replaced only with
 --overwrite and only if an earlier predict wrote it (`keras_unet_seg._outputs`).
+--model may also be an export of `keras-unet-seg export` (model.onnx, model.tflite,
+model.xml, a SavedModel folder), run in its runtime by the JSON file beside it.
 """
 
 import argparse

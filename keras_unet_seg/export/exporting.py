@@ -25,10 +25,16 @@ activation, class names and colours.
   `precision="float16"` (the export's weights) or `predict`'s float16,
   pixels whose probability is within 5e-3 of the threshold (or of the
   runner-up class), under `predict`'s bfloat16 within 3e-2.
+- `quantize="int8"` (ONNX, LiteRT) writes a statically quantized model,
+  calibrated on images read as `predict` reads them, and scores it and the
+  float32 model as `evaluate` does on validation pairs: a Dice drop beyond
+  `max_dice_drop` fails the export (`keras_unet_seg.export._quantizing`); the
+  parity figures are then recorded, not checked.
 - `<filepath>.json` records the input layout, channels and normalization
   (`intensity`, with its formula in words), the `InferenceSpec` (`inference`)
   and the `steps` that reproduce `predict` with it, the output activation,
-  the threshold, the class names and colours, and the parity figures.
+  the threshold, the class names and colours, the parity figures, and for a
+  quantized model its `quantization` (method, calibration images, Dice of each).
 """
 
 import dataclasses
@@ -46,11 +52,10 @@ from keras_unet_seg._validation import (
     check_size,
     invalid_value,
 )
-from keras_unet_seg.export import quantizing
+from keras_unet_seg.export import _quantizing
 from keras_unet_seg.export._metadata import metadata
 from keras_unet_seg.export._shapes import input_shape
 from keras_unet_seg.export.folding import fold_batch_normalization
-from keras_unet_seg.export.quantizing import Quantization
 from keras_unet_seg.export.runtimes import EXPORT_FORMATS, load_exported, require
 
 __all__ = ["export_model"]
@@ -128,7 +133,7 @@ def export_model(
             another file). Defaults to `False`.
         verbose: bool, whether to print the parity figures. Defaults to `True`.
         quantize: `None`, or `"int8"` for static int8 quantization (ONNX and
-            LiteRT; `keras_unet_seg.export.quantizing`), calibrated on
+            LiteRT; `keras_unet_seg.export._quantizing`), calibrated on
             `calibration` and checked on `validation`. Defaults to `None`.
         calibration: with `quantize`, a folder: split folders (calibrated on
             `train`, checked on `val`), a flat `images/` and `masks/` folder
@@ -139,8 +144,9 @@ def export_model(
             `calibration`'s held-out pairs.
         num_calibration: int, the most calibration images. Defaults to `32`.
         max_dice_drop: float, the largest drop of the validation Dice from the
-            float32 model to the quantized one; beyond it, nothing is written.
-            Defaults to `0.005`.
+            float32 model to the quantized one; beyond it, nothing is written (a
+            negative bound asks for a gain: -1 refuses every model). Defaults to
+            `0.005`.
         keep_float: names among `"first_convolution"` and `"head"` (the last
             convolution and its activation) to leave in float32. Defaults to `()`.
         **deprecated: `intensity`, `color_mode` and `threshold`, deprecated:
@@ -167,12 +173,12 @@ def export_model(
     options = _Options(format, fold, precision, image_size)
     quantization = None
     if quantize is not None:
-        quantization = Quantization(
+        quantization = _quantizing.Quantization(
             quantize, format, calibration, validation, num_calibration, max_dice_drop, keep_float
         )
         if precision != "float32":
             raise invalid_value("precision", "'float32' with `quantize`", precision)
-    require(format)
+    require(format, quantize=quantize is not None)
     check_built_model(model)
     reference = _float32(model)
     channels = input_shape(reference)[-1]
@@ -283,15 +289,15 @@ def _write(model, filepath, options, channels, quantization):
     if quantization is not None:
 
         def tiles():
-            return quantizing.calibration_tiles(quantization.images, options.spec, shape)
+            return _quantizing.calibration_tiles(quantization.images, options.spec, shape)
 
         if options.format == "litert":
-            kwargs = quantizing.litert_converter_kwargs(tiles)
+            kwargs = _quantizing.litert_converter_kwargs(tiles)
         else:
             with tempfile.TemporaryDirectory() as folder:
                 source = os.path.join(folder, "float32.onnx")
                 model.export(source, format="onnx", input_signature=signature, verbose=False)
-                quantizing.quantize_onnx(source, filepath, tiles, quantization.keep_float)
+                _quantizing.quantize_onnx(source, filepath, tiles, quantization.keep_float)
             return
     model.export(
         filepath,
@@ -305,12 +311,12 @@ def _write(model, filepath, options, channels, quantization):
 def _check_quantized(written, reference, runner, options, quantization, filepath):
     """Scores the quantized model against `reference` (float32) into `written`; raises
     if its Dice drops too much. The parity figures stay, without a tolerance."""
-    quality = quantizing.quality(reference, runner, quantization.validation, options.spec)
+    quality = _quantizing.quality(reference, runner, quantization.validation, options.spec)
     for key in ("mask_tolerance", "mask_pixels_beyond_tolerance"):
         del written["parity"][key]
     written["precision"] = quantization.method
     written["quantization"] = quantization.record(quality, written["format"])
-    quantizing.check_quality(quality, quantization.max_dice_drop, filepath)
+    _quantizing.check_quality(quality, quantization.max_dice_drop, filepath)
 
 
 def _as_predict_runs(reference, exported, spec):

@@ -10,12 +10,13 @@ from keras_unet_seg._validation import check_choice
 __all__ = ["ExportedModel", "load_exported"]
 
 EXPORT_FORMATS = ("onnx", "litert", "saved_model", "openvino")
-# The runtime package of each format, with its install hint.
+# The runtime package of each format, and the extra that installs it (TensorFlow is a
+# dependency).
 _RUNTIMES = {
-    "onnx": ("onnxruntime", "pip install onnxruntime tf2onnx"),
-    "litert": ("ai_edge_litert", "pip install ai-edge-litert"),
-    "saved_model": ("tensorflow", "pip install tensorflow"),
-    "openvino": ("openvino", "pip install openvino"),
+    "onnx": ("onnxruntime", "onnx"),
+    "litert": ("ai_edge_litert", "litert"),
+    "saved_model": ("tensorflow", "export"),
+    "openvino": ("openvino", "openvino"),
 }
 
 
@@ -52,9 +53,18 @@ class ExportedModel:
     facts that the library reads of a Keras model: `input_shape` (`None` for a
     dynamic size, as the file declares it) and `num_classes` (its output channels).
 
-    Attributes:
+    Args:
+        run: the runtime's function of a float32 NumPy batch.
+        input_shape: `(batch, height, width, channels)` as the file declares it,
+            `None` for a dynamic axis.
         format: the export's format, such as `"onnx"`.
-        input_shape: `(None, height, width, channels)`.
+
+    Example:
+
+    ```python
+    model = load_exported("model.onnx", "onnx")
+    probabilities = predict_tiled(model, image, **spec.tiled_arguments())
+    ```
     """
 
     def __init__(self, run, input_shape, format):
@@ -129,17 +139,20 @@ def _as_input(images):
     return np.ascontiguousarray(images, dtype=np.float32)
 
 
-def require(format, runtime_only=False):
-    """Raises an `ImportError` with its install hint if `format` lacks a package."""
+def require(format, runtime_only=False, quantize=False):
+    """Raises an `ImportError` with its install hint if `format` lacks a package (to
+    export, to run only, or to quantize)."""
     import importlib.util
 
-    package, hint = _RUNTIMES[format]
+    package, extra = _RUNTIMES[format]
     needed = [package]
     if format == "onnx" and not runtime_only and keras.backend.backend() != "torch":
         needed.append("tf2onnx")
+    if format == "onnx" and quantize:
+        needed.append("onnx")
     for name in needed:
         if importlib.util.find_spec(name) is None:
             raise ImportError(
-                f"The {format!r} format needs the `{name}` package: `{hint}` (or "
-                "`pip install keras-unet-seg[export]` for every format)."
+                f"The {format!r} format needs the `{name}` package: `pip install "
+                f'"keras-unet-seg[{extra}]"` (in a clone: `pip install -e ".[{extra}]"`).'
             )

@@ -50,8 +50,8 @@ class Quantization:
                 f"with quantize={method!r}. Received: format={format!r}"
             )
         self.num_calibration = check_positive_int("num_calibration", num_calibration)
-        if not 0 <= max_dice_drop <= 1:
-            raise invalid_value("max_dice_drop", "a float in [0, 1]", max_dice_drop)
+        if not -1 <= max_dice_drop <= 1:
+            raise invalid_value("max_dice_drop", "a float in [-1, 1]", max_dice_drop)
         self.max_dice_drop = float(max_dice_drop)
         self.keep_float = tuple(check_choice("keep_float", k, KEEP_FLOAT) for k in keep_float)
         if calibration is None:
