@@ -97,11 +97,12 @@ def inference_model(model, runtime, args, verbose=1):
 
 
 def fitted_tiles(model, spec):
-    """`spec` with the tile size of a model of fixed input size (an export's
+    """`spec` with the tile size of an exported model of fixed input size (an export's
     `--image-size`), which takes no other."""
     import dataclasses
 
-    fixed = tuple(getattr(model, "input_shape", (None,) * 4)[1:3])
-    if None in fixed or len(fixed) != 2:
+    from keras_unet_seg.export.runtimes import ExportedModel
+
+    if not isinstance(model, ExportedModel) or None in model.input_shape[1:3]:
         return spec
-    return dataclasses.replace(spec, tile_size=fixed)
+    return dataclasses.replace(spec, tile_size=model.input_shape[1:3])

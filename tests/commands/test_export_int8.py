@@ -53,3 +53,13 @@ def test_export_quantization_options_go_together(trained_run, tmp_path, capsys):
     assert main([*argv, "--calibration", str(tmp_path), "--keep-float", "head"]) == 2
     assert "--calibration, --keep-float apply with --quantize int8 only" in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
+
+
+def test_predict_needs_the_json_file_beside_an_exported_model(data_dir, tmp_path, capsys):
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"an ONNX file without its JSON file")
+    argv = ["predict", str(Path(data_dir) / "val" / "images"), "--model", str(model)]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 1
+    assert "has no readable 'model.onnx.json' beside it" in capsys.readouterr().err
+    assert main([*argv, "--out", str(tmp_path / "out"), "--runtime", "keras"]) == 1
+    assert "is not a Keras model: expected a .keras file" in capsys.readouterr().err

@@ -34,7 +34,7 @@ def shapes(tmp_path_factory):
     }
 
 
-def _round_trip(model, path, format, data, num_classes, **kwargs):
+def _round_trip(model, path, format, data, num_classes):
     written = export_model(
         model, path, format, quantize="int8", calibration=data, max_dice_drop=1.0, verbose=False
     )
