@@ -10,9 +10,10 @@
 - ONNX: `onnxruntime.quantization.quantize_static` on the written float32 file:
   QDQ, int8 weights per output channel, uint8 activations, min-max ranges. LiteRT:
   TensorFlow Lite's full-integer quantization (int8 weights and activations,
-  `TFLITE_BUILTINS_INT8`), the input and output staying float32. `keep_float`
-  leaves the first convolution and/or the head (the last convolution and its
-  activation) in float32.
+  `TFLITE_BUILTINS_INT8`), the input and output staying float32 (its sigmoid or
+  softmax output in int8 steps of 1/256). `keep_float` leaves the first
+  convolution and/or the head (the last convolution and its activation) of an
+  ONNX export in float32.
 - Quality: the float32 model and the quantized file are each scored as `evaluate`
   scores a model (`evaluate_directory`, by the spec) on the validation pairs (the
   given folder, or the calibration folder's `val` subset or held-out part, never
@@ -54,6 +55,12 @@ class Quantization:
             raise invalid_value("max_dice_drop", "a float in [-1, 1]", max_dice_drop)
         self.max_dice_drop = float(max_dice_drop)
         self.keep_float = tuple(check_choice("keep_float", k, KEEP_FLOAT) for k in keep_float)
+        if self.keep_float and format != "onnx":
+            raise ValueError(
+                "Invalid value for argument `keep_float`. Expected () for format "
+                f"{format!r}: TensorFlow Lite's full-integer quantization quantizes every "
+                f"layer (keep_float is for 'onnx'). Received: keep_float={keep_float!r}"
+            )
         if calibration is None:
             raise invalid_value("calibration", "a folder of images (and masks)", calibration)
         self.images, held_out = _calibration_split(os.fspath(calibration))

@@ -111,6 +111,7 @@ def test_int8_encoder_model(tmp_path, shapes):
         ({"quantize": "int4"}, "Invalid value for argument `quantize`"),
         ({"calibration": None}, "Invalid value for argument `calibration`"),
         ({"keep_float": ("tail",)}, "Invalid value for argument `keep_float`"),
+        ({"format": "litert", "keep_float": ("head",)}, "keep_float is for 'onnx'"),
         ({"max_dice_drop": 2}, "Invalid value for argument `max_dice_drop`"),
         ({"num_calibration": 0}, "Invalid value for argument `num_calibration`"),
     ],
