@@ -11,7 +11,7 @@ statistics) and times it in eight ways, side by side: Keras in float32 and
 `mixed_bfloat16`, each with batch normalization and folded
 (`keras_unet_seg.export.fold_batch_normalization`), the folded float32 model
 exported to ONNX and run by ONNX Runtime on the CPU, the same export quantized
-to int8 (`export_model(..., quantize="int8")`: calibrated on the training
+to int8 (`export_model(..., quantize={...})`: calibrated on the training
 images, its validation Dice against float32 printed) and run by ONNX Runtime,
 and the int8 LiteRT export (full-integer quantization) run by the LiteRT
 interpreter (`--no-litert` leaves it out). For each it
@@ -93,7 +93,7 @@ def _trained(args, work):
 def _int8(model, data, path, format):
     """The int8 export of `model` (calibrated on `data`'s training images), loaded."""
     written = export_model(
-        model, path, format, quantize="int8", calibration=data, max_dice_drop=1.0, verbose=False
+        model, path, format, quantize={"calibration": data, "max_dice_drop": 1.0}, verbose=False
     )
     quality = written["quantization"]["quality"]
     print(

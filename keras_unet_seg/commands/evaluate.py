@@ -84,12 +84,12 @@ def add_arguments(parser):
 
 
 def run(args):
-    runtime = _exported.runtime(args.model, args.runtime)
     require_folder(args.data, "data folder")
     with user_errors(ValueError, FileExistsError):  # where the files go, before the model
         for option, out, root, targets in _outputs_of(args):
             _outputs.check_outside_inputs(targets, [args.data, args.model], out, option)
             _outputs.check_writable(targets, args.overwrite, root, out, option, "--overwrite")
+    runtime = _exported.runtime(args.model, args.runtime)
     model, run_config = _exported.load(args.model, runtime)
     predict.check_tile_size(args, model)
     report = evaluate(model, args, run_config=run_config, runtime=runtime)

@@ -192,16 +192,18 @@ def run(args):
 
 
 def _quantization(args):
-    """`export_model`'s quantization arguments of the options."""
+    """`export_model`'s `quantize` argument of the options."""
     if args.quantize is None:
         return {}
     return {
-        "quantize": args.quantize,
-        "calibration": args.calibration,
-        "validation": args.validation,
-        "num_calibration": args.num_calibration,
-        "max_dice_drop": args.max_dice_drop,
-        "keep_float": tuple(args.keep_float or ()),
+        "quantize": {
+            "method": args.quantize,
+            "calibration": args.calibration,
+            "validation": args.validation,
+            "num_calibration": args.num_calibration,
+            "max_dice_drop": args.max_dice_drop,
+            "keep_float": tuple(args.keep_float or ()),
+        }
     }
 
 

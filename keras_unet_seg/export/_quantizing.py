@@ -1,6 +1,8 @@
 """Static int8 quantization of an export, calibrated on images read as `predict` reads them.
 
-`export_model(..., quantize="int8", calibration=DIR)` runs the steps here:
+`export_model(..., quantize={"calibration": DIR})` runs the steps here (the dict's
+keys are `Quantization`'s arguments: `method` (`"int8"`), `calibration`,
+`validation`, `num_calibration` (32), `max_dice_drop` (0.005), `keep_float`):
 
 - Calibration: up to `num_calibration` images of `DIR` (its `train` subset, the
   training part of a flat `images/` and `masks/` folder, or every image file),
@@ -42,7 +44,15 @@ class Quantization:
     """The checked quantization options, their calibration images and validation pairs."""
 
     def __init__(
-        self, method, format, calibration, validation, num_calibration, max_dice_drop, keep_float
+        self,
+        format,
+        precision,
+        method="int8",
+        calibration=None,
+        validation=None,
+        num_calibration=32,
+        max_dice_drop=0.005,
+        keep_float=(),
     ):
         self.method = check_choice("quantize", method, QUANTIZATIONS)
         if format not in QUANTIZED_FORMATS:
@@ -50,6 +60,8 @@ class Quantization:
                 f"Invalid value for argument `format`. Expected one of {QUANTIZED_FORMATS} "
                 f"with quantize={method!r}. Received: format={format!r}"
             )
+        if precision != "float32":
+            raise invalid_value("precision", "'float32' with `quantize`", precision)
         self.num_calibration = check_positive_int("num_calibration", num_calibration)
         if not -1 <= max_dice_drop <= 1:
             raise invalid_value("max_dice_drop", "a float in [-1, 1]", max_dice_drop)

@@ -50,7 +50,6 @@ from keras_unet_seg._validation import (
     check_built_model,
     check_choice,
     check_size,
-    invalid_value,
 )
 from keras_unet_seg.export import _quantizing
 from keras_unet_seg.export._metadata import metadata
@@ -94,11 +93,6 @@ def export_model(
     overwrite=False,
     verbose=True,
     quantize=None,
-    calibration=None,
-    validation=None,
-    num_calibration=32,
-    max_dice_drop=0.005,
-    keep_float=(),
     **deprecated,
 ):
     """Exports a segmentation model for inference outside Keras, and checks the file.
@@ -113,8 +107,7 @@ def export_model(
             channels)` to probabilities `(batch, height, width, num_classes)`.
         filepath: str, the file (or SavedModel folder) to write: `.onnx`,
             `.tflite`, a folder, `.xml`.
-        format: `"onnx"`, `"litert"`, `"saved_model"` or `"openvino"`.
-            Defaults to `"onnx"`.
+        format: `"onnx"`, `"litert"`, `"saved_model"` or `"openvino"`. Defaults to `"onnx"`.
         fold: bool, whether to fold batch normalization. Defaults to `True`.
         precision: `"float32"`, or `"float16"` for float16 weights (LiteRT
             only). Defaults to `"float32"`.
@@ -132,23 +125,7 @@ def export_model(
         overwrite: bool, whether to replace an earlier export's files (never
             another file). Defaults to `False`.
         verbose: bool, whether to print the parity figures. Defaults to `True`.
-        quantize: `None`, or `"int8"` for static int8 quantization (ONNX and
-            LiteRT; `keras_unet_seg.export._quantizing`), calibrated on
-            `calibration` and checked on `validation`. Defaults to `None`.
-        calibration: with `quantize`, a folder: split folders (calibrated on
-            `train`, checked on `val`), a flat `images/` and `masks/` folder
-            (calibrated on 75% of its pairs, checked on the rest), or a folder of
-            images (then `validation` is required).
-        validation: `None`, or a folder of images and masks (as `evaluate
-            --data` takes) to check the quantized model on. Defaults to `None`:
-            `calibration`'s held-out pairs.
-        num_calibration: int, the most calibration images. Defaults to `32`.
-        max_dice_drop: float, the largest drop of the validation Dice from the
-            float32 model to the quantized one; beyond it, nothing is written (a
-            negative bound asks for a gain: -1 refuses every model). Defaults to
-            `0.005`.
-        keep_float: names among `"first_convolution"` and `"head"` (the last
-            convolution and its activation) to leave in float32. Defaults to `()`.
+        quantize: `None`, or a dict of int8 options (the "Deploying" guide). Defaults to `None`.
         **deprecated: `intensity`, `color_mode` and `threshold`, deprecated:
             pass them in `spec`.
 
@@ -156,9 +133,8 @@ def export_model(
         The dict written to `<filepath>.json`.
 
     Raises:
-        ValueError: an invalid argument, masks that differ from `predict`'s
-            beyond what a lower precision explains, or a quantized model whose
-            Dice drops by more than `max_dice_drop` (nothing is written then).
+        ValueError: an invalid argument, or masks that differ from `predict`'s
+            beyond a lower precision or `quantize`'s bound (nothing is written then).
         FileExistsError: a file to write exists, and no export wrote it or
             `overwrite` is `False`.
         ImportError: if the format's exporter or runtime is not installed.
@@ -170,15 +146,7 @@ def export_model(
     export_model(model, "model.onnx", spec=InferenceSpec.from_run("runs/a"))
     ```
     """
-    options = _Options(format, fold, precision, image_size)
-    quantization = None
-    if quantize is not None:
-        quantization = _quantizing.Quantization(
-            quantize, format, calibration, validation, num_calibration, max_dice_drop, keep_float
-        )
-        if precision != "float32":
-            raise invalid_value("precision", "'float32' with `quantize`", precision)
-    require(format, quantize=quantize is not None)
+    options = _Options(format, fold, precision, image_size, quantize)
     check_built_model(model)
     reference = _float32(model)
     channels = input_shape(reference)[-1]
@@ -186,8 +154,7 @@ def export_model(
         _spec(spec, channels, options.image_size, deprecated), class_names, class_colors
     )
     images = _check_batches(check_images, options.image_size, channels)
-    filepath = os.fspath(filepath)
-    written = _export(reference, filepath, options, channels, images, overwrite, quantization)
+    written = _export(reference, os.fspath(filepath), options, channels, images, overwrite)
     if verbose:
         _print_parity(written, filepath)
     return written
@@ -232,7 +199,7 @@ def _spec(spec, channels, image_size, deprecated):
 class _Options:
     """The checked options of `export_model` that its JSON file records."""
 
-    def __init__(self, format, fold, precision, image_size):
+    def __init__(self, format, fold, precision, image_size, quantize):
         self.format = check_choice("format", format, EXPORT_FORMATS)
         self.fold = fold
         self.precision = check_choice("precision", precision, _PRECISIONS)
@@ -243,6 +210,8 @@ class _Options:
                 f"Received: precision={precision!r}"
             )
         self.image_size = check_size("image_size", image_size, allow_none=True)
+        self.quantization = quantize and _quantizing.Quantization(format, precision, **quantize)
+        require(format, quantize=bool(quantize))
 
     def describe(self, spec, class_names, class_colors):
         """Adds what the JSON file says of the model's inputs and outputs."""
@@ -251,7 +220,7 @@ class _Options:
         self.class_colors = class_colors
 
 
-def _export(reference, filepath, options, channels, images, overwrite, quantization):
+def _export(reference, filepath, options, channels, images, overwrite):
     """Writes the export of `reference` and its JSON file; returns the JSON's dict.
 
     Existing files are replaced only if an earlier export wrote them and `overwrite`.
@@ -263,6 +232,7 @@ def _export(reference, filepath, options, channels, images, overwrite, quantizat
     targets = written_files(filepath, options.format)
     _outputs.check_writable(targets, overwrite, folder, filepath, option="filepath")
     exported = fold_batch_normalization(reference) if options.fold else reference
+    quantization = options.quantization
     siblings = _SIBLINGS.get(options.format, ())
     with _outputs.recording(folder):
         with _atomic.atomic_path(filepath, siblings=siblings) as temporary:
@@ -314,7 +284,6 @@ def _check_quantized(written, reference, runner, options, quantization, filepath
     quality = _quantizing.quality(reference, runner, quantization.validation, options.spec)
     for key in ("mask_tolerance", "mask_pixels_beyond_tolerance"):
         del written["parity"][key]
-    written["precision"] = quantization.method
     written["quantization"] = quantization.record(quality, written["format"])
     _quantizing.check_quality(quality, quantization.max_dice_drop, filepath)
 

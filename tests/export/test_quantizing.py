@@ -35,9 +35,8 @@ def shapes(tmp_path_factory):
 
 
 def _round_trip(model, path, format, data, num_classes):
-    written = export_model(
-        model, path, format, quantize="int8", calibration=data, max_dice_drop=1.0, verbose=False
-    )
+    quantize = {"calibration": data, "max_dice_drop": 1.0}
+    written = export_model(model, path, format, quantize=quantize, verbose=False)
     quantization = written["quantization"]
     assert written["precision"] == "int8"
     assert quantization["calibration_images"] == [f"{i:05d}.png" for i in range(6)]
@@ -68,15 +67,9 @@ def test_int8_onnx_round_trip(tmp_path, shapes, num_classes):
 
 def test_int8_onnx_keeps_the_first_convolution_and_the_head_in_float(tmp_path, shapes):
     path = str(tmp_path / "model.onnx")
-    written = export_model(
-        small_unet(),
-        path,
-        quantize="int8",
-        calibration=shapes[1],
-        max_dice_drop=1.0,
-        keep_float=("first_convolution", "head"),
-        verbose=False,
-    )
+    keep_float = ("first_convolution", "head")
+    quantize = {"calibration": shapes[1], "max_dice_drop": 1.0, "keep_float": keep_float}
+    written = export_model(small_unet(), path, quantize=quantize, verbose=False)
     assert written["quantization"]["kept_in_float32"] == ["first_convolution", "head"]
     assert _float_convolutions(path) == 2
 
@@ -108,22 +101,24 @@ def test_int8_encoder_model(tmp_path, shapes):
     ("kwargs", "message"),
     [
         ({"format": "saved_model"}, "Expected one of ('onnx', 'litert') with quantize='int8'"),
-        ({"quantize": "int4"}, "Invalid value for argument `quantize`"),
+        ({"method": "int4"}, "Invalid value for argument `quantize`"),
         ({"calibration": None}, "Invalid value for argument `calibration`"),
         ({"keep_float": ("tail",)}, "Invalid value for argument `keep_float`"),
         ({"format": "litert", "keep_float": ("head",)}, "keep_float is for 'onnx'"),
         ({"max_dice_drop": 2}, "Invalid value for argument `max_dice_drop`"),
         ({"num_calibration": 0}, "Invalid value for argument `num_calibration`"),
+        ({"precision": "float16", "format": "litert"}, "Expected 'float32' with `quantize`"),
     ],
 )
 def test_int8_refuses_bad_arguments(tmp_path, shapes, kwargs, message):
-    arguments = {"format": "onnx", "quantize": "int8", "calibration": shapes[1], **kwargs}
+    exporting = {k: kwargs.pop(k) for k in ("format", "precision") if k in kwargs}
+    quantize = {"calibration": shapes[1], **kwargs}
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        export_model(small_unet(), str(tmp_path / "m.onnx"), **arguments)
+        export_model(small_unet(), str(tmp_path / "m.onnx"), quantize=quantize, **exporting)
     assert os.listdir(tmp_path) == []
 
 
 def test_int8_needs_masks_to_check_on(tmp_path, shapes):
     images = os.path.join(shapes[1], "train", "images")
     with pytest.raises(ValueError, match="Expected a folder of images and masks to check"):
-        export_model(small_unet(), str(tmp_path / "m.onnx"), quantize="int8", calibration=images)
+        export_model(small_unet(), str(tmp_path / "m.onnx"), quantize={"calibration": images})
