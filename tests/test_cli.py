@@ -361,7 +361,7 @@ def _bug(*args, **kwargs):
     [
         ("keras_unet_seg.training.train_run", ["train", "--data", "{empty}", "--out", "{run}"]),
         (
-            "keras_unet_seg._prediction.list_inputs",
+            "keras_unet_seg.commands.predict.list_inputs",
             ["predict", "--model", "{zip_model}", "{corrupt}", "--out", "{run}"],
         ),
         (

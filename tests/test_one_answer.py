@@ -65,8 +65,9 @@ def _images(root, data):
     return {"photo": str(root / "photo.png"), **paths}
 
 
-def _docs_program_masks(root, images):
-    """The masks of the docs' ONNX Runtime program, run without Keras on each image."""
+def _docs_program_masks(root, images, model="model.onnx"):
+    """The masks of the docs' ONNX Runtime program, run without Keras on each image (on
+    `root/model` as `model.onnx`)."""
     page = (ROOT / "docs" / "guide" / "deploying.md").read_text(encoding="utf-8")
     (program,) = [b for b in re.findall(r"```python\n(.*?)```", page, re.S) if "onnxruntime" in b]
     check = (
@@ -76,10 +77,10 @@ def _docs_program_masks(root, images):
     loop += "    shutil.copy(name + '.in.png', 'photo.png')\n"
     body = "\n".join("    " + line for line in program.splitlines())
     body += "\n    shutil.move('mask.png', name + '.mask.png')\n"
-    work = root / "docs_program"
+    work = root / f"docs_program_{model}"
     work.mkdir(exist_ok=True)
-    for suffix in ("onnx", "onnx.json"):
-        shutil.copy(root / f"model.{suffix}", work / f"model.{suffix}")
+    for suffix in ("", ".json"):
+        shutil.copy(root / f"{model}{suffix}", work / f"model.onnx{suffix}")
     for name, path in images.items():
         shutil.copy(path, work / f"{name}.in.png")
     script = loop + body + check
@@ -87,8 +88,8 @@ def _docs_program_masks(root, images):
     return {name: np.asarray(Image.open(work / f"{name}.mask.png")) for name in images}
 
 
-def _predict_masks(root, images, out, *flags):
-    argv = ["predict", *images.values(), "--model", str(root / "run" / "best.keras")]
+def _predict_masks(root, images, out, *flags, model="run/best.keras"):
+    argv = ["predict", *images.values(), "--model", str(root / model)]
     assert main([*argv, "--out", str(out), *flags]) == 0
     return {name: np.asarray(Image.open(out / "masks" / f"{name}.png")) for name in images}
 
@@ -150,6 +151,29 @@ def test_docs_program_predict_evaluate_and_the_python_api_agree_in_float32(run, 
             row["classes"]["1"]["fp"],
             row["classes"]["1"]["fn"],
         ) == want
+
+
+@pytest.mark.parametrize("model", ["model.onnx", "int8.onnx"])
+def test_predict_and_evaluate_run_an_onnx_export_as_the_docs_program_does(run, tmp_path, model):
+    root, data = run
+    if model == "int8.onnx":
+        argv = ["export", "--model", str(root / "run" / "best.keras"), "--format", "onnx"]
+        argv += ["--out", str(root / model), "--quantize", "int8", "--calibration", data]
+        assert main([*argv, "--max-dice-drop", "1"]) == 0
+    images = _images(root, data)
+    docs = _docs_program_masks(root, images, model)
+    predicted = _predict_masks(root, images, tmp_path / "predict", model=model)
+    assert {name: int(np.sum(docs[name] != predicted[name])) for name in images} == {
+        name: 0 for name in images
+    }
+    assert 0 < np.mean(predicted["photo"] == 255) < 1
+    scores = tmp_path / "scores.json"
+    argv = ["evaluate", "--model", str(root / model), "--data", data, "--json", str(scores)]
+    assert main(argv) == 0
+    for row in json.loads(scores.read_text())["per_image"]:
+        counts = [row["classes"]["1"][key] for key in ("tp", "fp", "fn")]
+        truth = np.asarray(Image.open(row["mask"]))
+        assert tuple(counts) == _counts(truth, predicted[os.path.basename(row["image"])[:-4]])
 
 
 def test_bfloat16_moves_pixels_only_near_the_threshold(run, tmp_path):

@@ -21,7 +21,7 @@ import os
 
 from keras_unet_seg import _atomic, _outputs, _types
 from keras_unet_seg._errors import UserError
-from keras_unet_seg.commands import _config, _models, _parser, predict
+from keras_unet_seg.commands import _config, _exported, _parser, predict
 from keras_unet_seg.commands._errors import require_folder, user_errors
 from keras_unet_seg.commands._report_output import (
     named_report,
@@ -34,9 +34,7 @@ NAME = "evaluate"
 
 
 def add_arguments(parser):
-    parser.add_argument(
-        "--model", required=True, metavar="FILE", help=".keras model, such as RUN/model.keras"
-    )
+    predict.add_model_arguments(parser)
     parser.add_argument(
         "--data",
         required=True,
@@ -92,9 +90,10 @@ def run(args):
         for option, out, root, targets in _outputs_of(args):
             _outputs.check_outside_inputs(targets, [args.data, args.model], out, option)
             _outputs.check_writable(targets, args.overwrite, root, out, option, "--overwrite")
-    model = _models.load_model(args.model)
+    runtime = _exported.runtime(args.model, args.runtime)
+    model, run_config = _exported.load(args.model, runtime)
     predict.check_tile_size(args, model)
-    report = evaluate(model, args)
+    report = evaluate(model, args, run_config=run_config, runtime=runtime)
     print_table(report)
     print_class_table(report)
     if args.report:
@@ -129,25 +128,24 @@ def _folder(path):
     return os.path.dirname(os.path.abspath(path))
 
 
-def evaluate(model, args, verbose=1):
+def evaluate(model, args, verbose=1, run_config=None, runtime="keras"):
     """`evaluate_directory` of the options: the report the command prints and writes.
 
-    The run's `config.json` beside `--model` (read once) gives how to read the
-    images, and for a run trained on this flat folder, its validation split. With
-    `--report`, the report keeps each image's arrays at thumbnail size (`predictions`).
+    The run's `config.json` beside `--model` (read once; `run_config`: an export's
+    JSON file in its place) gives how to read the images, and for a run trained on
+    this flat folder, its validation split. With `--report`, the report keeps each
+    image's arrays at thumbnail size (`predictions`).
     """
     from keras_unet_seg.evaluation import evaluate_directory
     from keras_unet_seg.report import THUMBNAIL_SIZE
 
-    run_config = _config.saved_run_config(args.model)
+    run_config = run_config or _config.saved_run_config(args.model)
     split = _validation_split(args, run_config[1], verbose)
     # Pairs resized as training did are predicted at that size.
     scale = "native" if args.image_size is not None else args.scale
     reading = predict.reading(args, model, run_config, scale, verbose)
     spec = reading.spec
-    model = _models.inference_model(
-        model, spec.precision, fold=args.fold, jit_compile=args.jit_compile, verbose=verbose
-    )
+    model = _exported.inference_model(model, runtime, args, verbose)
     with user_errors(UserError):  # the library names the folder or file at fault
         report = evaluate_directory(
             model,

@@ -16,7 +16,15 @@ language needs. The export is
 written under a temporary name and renamed once checked, so a failed export
 leaves the old files as they were. An existing --out is replaced only with
 --overwrite and only if an earlier export wrote it (`keras_unet_seg._outputs`);
---out is never an input (--model, --images).
+--out is never an input (--model, --images, --calibration, --validation).
+
+--quantize int8 (onnx, litert) writes a statically quantized model, calibrated on up
+to --num-calibration images of --calibration read as predict reads them, then scores
+it and the float32 model as evaluate does on validation pairs (--validation, or
+--calibration's val subset or held-out quarter): the Dice of each and the mask
+pixels that differ are printed and recorded in PATH.json, and a Dice drop beyond
+--max-dice-drop fails the command with nothing written (--keep-float leaves the first
+convolution or the head in float32).
 """
 
 import argparse
@@ -25,7 +33,7 @@ import os
 
 from keras_unet_seg import _outputs, _types
 from keras_unet_seg.commands import _config, _models, _parser, _reading
-from keras_unet_seg.commands._errors import user_errors
+from keras_unet_seg.commands._errors import UsageError, user_errors
 
 NAME = "export"
 
@@ -86,7 +94,56 @@ def add_arguments(parser):
         help="image files or folders to check the export on (default: random images)",
     )
     _parser.add_reading_arguments(parser)
+    add_quantization_arguments(parser)
     return parser
+
+
+def add_quantization_arguments(parser):
+    from keras_unet_seg.export._quantizing import KEEP_FLOAT, QUANTIZATIONS
+
+    group = parser.add_argument_group("int8 quantization (onnx, litert)")
+    group.add_argument(
+        "--quantize",
+        choices=QUANTIZATIONS,
+        default=None,
+        help="static quantization, calibrated on --calibration's images read as predict "
+        "reads them, then checked on validation images against the float32 model",
+    )
+    group.add_argument(
+        "--calibration",
+        metavar="DIR",
+        help="images to calibrate on: split folders (train calibrates, val checks), a flat "
+        "images/ and masks/ folder (75%% calibrate, the rest check), or a folder of images",
+    )
+    group.add_argument(
+        "--validation",
+        metavar="DIR",
+        help="images and masks to check the quantized model on, as evaluate --data takes "
+        "(default: --calibration's held-out pairs)",
+    )
+    group.add_argument(
+        "--num-calibration",
+        type=_types.positive_int,
+        default=32,
+        metavar="N",
+        help="the most calibration images, spread over the sorted files",
+    )
+    group.add_argument(
+        "--max-dice-drop",
+        type=float,
+        default=0.005,
+        metavar="DROP",
+        help="fail, writing nothing, if the validation Dice drops by more than this (in "
+        "[-1, 1]; -1 refuses every model)",
+    )
+    group.add_argument(
+        "--keep-float",
+        nargs="+",
+        choices=KEEP_FLOAT,
+        default=None,
+        help="layers to leave in float32 (head: the last convolution and its activation)",
+    )
+    return group
 
 
 def run(args):
@@ -95,11 +152,13 @@ def run(args):
     from keras_unet_seg.inference._files import list_inputs
 
     _models.check_model_file(args.model)
+    _check_quantization_options(args)
     # Every image, and where the export goes, before the model.
     with user_errors(ValueError, FileNotFoundError, FileExistsError):
         files = list_inputs(args.images) if args.images else []
         targets = written_files(args.out, args.format)
-        inputs = [args.model, *(args.images or [])]
+        folders = [folder for folder in (args.calibration, args.validation) if folder]
+        inputs = [args.model, *(args.images or []), *folders]
         _outputs.check_outside_inputs(targets, inputs, args.out, option="--out")
         folder = os.path.dirname(os.path.abspath(args.out))
         _outputs.check_writable(targets, args.overwrite, folder, args.out, "--out", "--overwrite")
@@ -128,5 +187,41 @@ def run(args):
             class_colors=reading.palette,
             check_images=check_images or None,
             overwrite=args.overwrite,
+            **_quantization(args),
         )
     return 0
+
+
+def _quantization(args):
+    """`export_model`'s `quantize` argument of the options."""
+    if args.quantize is None:
+        return {}
+    return {
+        "quantize": {
+            "method": args.quantize,
+            "calibration": args.calibration,
+            "validation": args.validation,
+            "num_calibration": args.num_calibration,
+            "max_dice_drop": args.max_dice_drop,
+            "keep_float": tuple(args.keep_float or ()),
+        }
+    }
+
+
+def _check_quantization_options(args):
+    """Refuses --quantize without --calibration, and quantization options without it."""
+    if args.quantize and not args.calibration:
+        raise UsageError(
+            "export: --quantize int8 needs --calibration DIR (images to calibrate on)."
+        )
+    given = [
+        option
+        for option, value in (
+            ("--calibration", args.calibration),
+            ("--validation", args.validation),
+            ("--keep-float", args.keep_float),
+        )
+        if value
+    ]
+    if given and not args.quantize:
+        raise UsageError(f"export: {', '.join(given)} apply with --quantize int8 only.")

@@ -9,6 +9,8 @@ model, or `--color-mode` and `--intensity`), predicted tile by tile with
 keep their relative path (`keras_unet_seg.inference.predict_directory`). --out is
 never inside an input folder, and an existing file there is replaced only with
 --overwrite and only if an earlier predict wrote it (`keras_unet_seg._outputs`).
+--model may also be an export of `keras-unet-seg export` (model.onnx, model.tflite,
+model.xml, a SavedModel folder), run in its runtime by the JSON file beside it.
 """
 
 import argparse
@@ -16,7 +18,7 @@ import dataclasses
 
 from keras_unet_seg import _types
 from keras_unet_seg._errors import UserError
-from keras_unet_seg.commands import _config, _models, _parser, _reading
+from keras_unet_seg.commands import _exported, _parser, _reading
 from keras_unet_seg.commands._errors import UsageError, user_errors
 from keras_unet_seg.inference import InferenceSpec, minimum_tile_size, predict_directory
 from keras_unet_seg.inference._files import OVERLAY_MODES, Writing, check_outputs, list_inputs
@@ -26,9 +28,7 @@ NAME = "predict"
 
 def add_arguments(parser):
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
-    parser.add_argument(
-        "--model", required=True, metavar="FILE", help=".keras model, such as RUN/model.keras"
-    )
+    add_model_arguments(parser)
     parser.add_argument("--out", required=True, metavar="DIR", help="folder to write to")
     _parser.add_overwrite_argument(parser, "the masks and overlays of an earlier predict")
     add_inference_arguments(parser)
@@ -39,6 +39,23 @@ def add_arguments(parser):
         help="outline the predicted regions, or fill them",
     )
     return parser
+
+
+def add_model_arguments(parser):
+    """`--model` and `--runtime`, shared by `predict` and `evaluate`."""
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="FILE",
+        help=".keras model, such as RUN/best.keras, or an export of `keras-unet-seg export` "
+        "(model.onnx, model.tflite, model.xml, a SavedModel folder) with its JSON file",
+    )
+    parser.add_argument(
+        "--runtime",
+        choices=_exported.RUNTIMES,
+        default="auto",
+        help="what runs --model (auto: by its suffix; .keras: Keras)",
+    )
 
 
 def add_inference_arguments(parser):
@@ -116,7 +133,7 @@ def reading(args, model, run_config, scale, verbose=1):
         tta=args.tta,
         precision=args.precision,
     )
-    return how._replace(spec=spec)
+    return how._replace(spec=_exported.fitted_tiles(model, spec))
 
 
 def check_tile_size(args, model):
@@ -132,18 +149,16 @@ def check_tile_size(args, model):
 
 
 def run(args):
-    _models.check_model_file(args.model)
+    runtime = _exported.runtime(args.model, args.runtime)
     # Every input, and where the files go, before the model.
     with user_errors(UserError, FileNotFoundError, FileExistsError):
         files = list_inputs(args.inputs)
         check_outputs(args.inputs, files, args.out, args.overwrite, "--out", "--overwrite")
-    model = _models.load_model(args.model)
+    model, run_config = _exported.load(args.model, runtime)
     check_tile_size(args, model)
-    how = reading(args, model, _config.saved_run_config(args.model), args.scale)
+    how = reading(args, model, run_config, args.scale)
     spec = how.spec
-    model = _models.inference_model(
-        model, spec.precision, fold=args.fold, jit_compile=args.jit_compile
-    )
+    model = _exported.inference_model(model, runtime, args)
     with user_errors(UserError):  # the library names the file at fault
         predict_directory(
             model,

@@ -35,8 +35,10 @@ def metadata(
     spec,
     class_names,
     class_colors,
+    quantization,
 ):
-    """The dict of `<filepath>.json`, for `model` exported as `format` to run by `spec`."""
+    """The dict of `<filepath>.json`, for `model` exported as `format` to run by `spec`
+    (`quantization`: its int8 quantization, or `None`)."""
     from keras_unet_seg._version import __version__
 
     classes = _classes(num_classes, class_names, class_colors)
@@ -48,7 +50,7 @@ def metadata(
         "exported_by": f"keras-unet-seg {__version__}, Keras {keras.__version__}",
         "model": type(model).__name__,
         "batch_normalization_folded": fold,
-        "precision": precision,
+        "precision": quantization.method if quantization else precision,
         "input": _input(image_size, channels, spec.color_mode),
         "intensity": {
             **spec.intensity,

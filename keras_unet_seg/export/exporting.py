@@ -25,14 +25,21 @@ activation, class names and colours.
   `precision="float16"` (the export's weights) or `predict`'s float16,
   pixels whose probability is within 5e-3 of the threshold (or of the
   runner-up class), under `predict`'s bfloat16 within 3e-2.
+- `quantize="int8"` (ONNX, LiteRT) writes a statically quantized model,
+  calibrated on images read as `predict` reads them, and scores it and the
+  float32 model as `evaluate` does on validation pairs: a Dice drop beyond
+  `max_dice_drop` fails the export (`keras_unet_seg.export._quantizing`); the
+  parity figures are then recorded, not checked.
 - `<filepath>.json` records the input layout, channels and normalization
   (`intensity`, with its formula in words), the `InferenceSpec` (`inference`)
   and the `steps` that reproduce `predict` with it, the output activation,
-  the threshold, the class names and colours, and the parity figures.
+  the threshold, the class names and colours, the parity figures, and for a
+  quantized model its `quantization` (method, calibration images, Dice of each).
 """
 
 import dataclasses
 import os
+import tempfile
 import warnings
 
 import keras
@@ -41,6 +48,7 @@ import numpy as np
 from keras_unet_seg import _atomic, _outputs
 from keras_unet_seg._model_facts import image_input_shape
 from keras_unet_seg._validation import check_built_model, check_choice, check_size
+from keras_unet_seg.export import _quantizing
 from keras_unet_seg.export._metadata import metadata
 from keras_unet_seg.export.folding import fold_batch_normalization
 from keras_unet_seg.export.runtimes import EXPORT_FORMATS, load_exported, require
@@ -80,6 +88,7 @@ def export_model(
     check_images=None,
     overwrite=False,
     verbose=True,
+    quantize=None,
     **deprecated,
 ):
     """Exports a segmentation model for inference outside Keras, and checks the file.
@@ -94,8 +103,7 @@ def export_model(
             channels)` to probabilities `(batch, height, width, num_classes)`.
         filepath: str, the file (or SavedModel folder) to write: `.onnx`,
             `.tflite`, a folder, `.xml`.
-        format: `"onnx"`, `"litert"`, `"saved_model"` or `"openvino"`.
-            Defaults to `"onnx"`.
+        format: `"onnx"`, `"litert"`, `"saved_model"` or `"openvino"`. Defaults to `"onnx"`.
         fold: bool, whether to fold batch normalization. Defaults to `True`.
         precision: `"float32"`, or `"float16"` for float16 weights (LiteRT
             only). Defaults to `"float32"`.
@@ -113,6 +121,7 @@ def export_model(
         overwrite: bool, whether to replace an earlier export's files (never
             another file). Defaults to `False`.
         verbose: bool, whether to print the parity figures. Defaults to `True`.
+        quantize: `None`, or a dict of int8 options (the "Deploying" guide). Defaults to `None`.
         **deprecated: `intensity`, `color_mode` and `threshold`, deprecated:
             pass them in `spec`.
 
@@ -121,7 +130,7 @@ def export_model(
 
     Raises:
         ValueError: an invalid argument, or masks that differ from `predict`'s
-            beyond what a lower precision explains (nothing is written then).
+            beyond a lower precision or `quantize`'s bound (nothing is written then).
         FileExistsError: a file to write exists, and no export wrote it or
             `overwrite` is `False`.
         ImportError: if the format's exporter or runtime is not installed.
@@ -133,8 +142,7 @@ def export_model(
     export_model(model, "model.onnx", spec=InferenceSpec.from_run("runs/a"))
     ```
     """
-    options = _Options(format, fold, precision, image_size)
-    require(format)
+    options = _Options(format, fold, precision, image_size, quantize)
     check_built_model(model)
     reference = _float32(model)
     channels = image_input_shape(reference)[-1]
@@ -187,7 +195,7 @@ def _spec(spec, channels, image_size, deprecated):
 class _Options:
     """The checked options of `export_model` that its JSON file records."""
 
-    def __init__(self, format, fold, precision, image_size):
+    def __init__(self, format, fold, precision, image_size, quantize):
         self.format = check_choice("format", format, EXPORT_FORMATS)
         self.fold = fold
         self.precision = check_choice("precision", precision, _PRECISIONS)
@@ -198,6 +206,8 @@ class _Options:
                 f"Received: precision={precision!r}"
             )
         self.image_size = check_size("image_size", image_size, allow_none=True)
+        self.quantization = quantize and _quantizing.Quantization(format, precision, **quantize)
+        require(format, quantize=bool(quantize))
 
     def describe(self, spec, class_names, class_colors):
         """Adds what the JSON file says of the model's inputs and outputs."""
@@ -210,37 +220,68 @@ def _export(reference, filepath, options, channels, images, overwrite):
     """Writes the export of `reference` and its JSON file; returns the JSON's dict.
 
     Existing files are replaced only if an earlier export wrote them and `overwrite`.
-    The model is written under a temporary name and checked before it is renamed: a
-    failed export leaves the old files as they were.
+    The model is written under a temporary name and checked (a quantized model on its
+    validation pairs) before it is renamed: a failed export leaves the old files as
+    they were.
     """
     folder = os.path.dirname(os.path.abspath(filepath))
     targets = written_files(filepath, options.format)
     _outputs.check_writable(targets, overwrite, folder, filepath, option="filepath")
     exported = fold_batch_normalization(reference) if options.fold else reference
+    quantization = options.quantization
     siblings = _SIBLINGS.get(options.format, ())
     with _outputs.recording(folder):
         with _atomic.atomic_path(filepath, siblings=siblings) as temporary:
-            _write(exported, temporary, options, channels)
+            _write(exported, temporary, options, channels, quantization)
             runner = load_exported(temporary, options.format)
             predicting = _as_predict_runs(reference, exported, options.spec)
             parity, num_classes = _parity(predicting, runner, images, options)
             written = metadata(reference, filepath, channels, num_classes, parity, **vars(options))
-            _check_parity(written, filepath)
+            if quantization is None:
+                _check_parity(written, filepath)
+            else:
+                _check_quantized(written, exported, runner, options, quantization, filepath)
         _atomic.write_json(filepath + ".json", written)
     return written
 
 
-def _write(model, filepath, options, channels):
-    """Writes `model` with Keras' exporter, for images of `channels` channels."""
+def _write(model, filepath, options, channels, quantization):
+    """Writes `model` with Keras' exporter, for images of `channels` channels; quantized
+    (`quantization`) on the tiles of its calibration images."""
     height, width = options.image_size or (None, None)
-    signature = [keras.InputSpec(shape=(None, height, width, channels), dtype="float32")]
+    shape = (None, height, width, channels)
+    signature = [keras.InputSpec(shape=shape, dtype="float32")]
+    kwargs = _precision_kwargs(options.precision)
+    if quantization is not None:
+
+        def tiles():
+            return _quantizing.calibration_tiles(quantization.images, options.spec, shape)
+
+        if options.format == "litert":
+            kwargs = _quantizing.litert_converter_kwargs(tiles)
+        else:
+            with tempfile.TemporaryDirectory() as folder:
+                source = os.path.join(folder, "float32.onnx")
+                model.export(source, format="onnx", input_signature=signature, verbose=False)
+                _quantizing.quantize_onnx(source, filepath, tiles, quantization.keep_float)
+            return
     model.export(
         filepath,
         format=_KERAS_FORMATS[options.format],
         input_signature=signature,
         verbose=False,
-        **_precision_kwargs(options.precision),
+        **kwargs,
     )
+
+
+def _check_quantized(written, reference, runner, options, quantization, filepath):
+    """Scores the quantized model against `reference` (float32) into `written`; raises
+    if its Dice drops too much. The parity figures stay, without a tolerance."""
+    quality = _quantizing.quality(reference, runner, quantization.validation, options.spec)
+    for key in ("mask_tolerance", "mask_pixels_beyond_tolerance"):
+        del written["parity"][key]
+    written["quantization"] = quantization.record(quality, written["format"])
+    _quantizing.check_quality(quality, quantization.max_dice_drop, filepath)
 
 
 def _as_predict_runs(reference, exported, spec):
@@ -327,14 +368,22 @@ def _check_parity(written, filepath):
 
 def _print_parity(written, filepath):
     parity = written["parity"]
-    mismatches, tolerance = parity["mask_pixels_differing"], parity["mask_tolerance"]
+    mismatches, tolerance = parity["mask_pixels_differing"], parity.get("mask_tolerance")
     sizes = ", ".join("x".join(str(s) for s in size) for size in parity["image_sizes"])
-    near = f" (all within {tolerance:g} of the threshold)" if mismatches else ""
+    near = f" (all within {tolerance:g} of the threshold)" if mismatches and tolerance else ""
     print(
         f"Exported {written['format']} to '{filepath}' (+ '{filepath}.json'); on {sizes} images "
         f"run as predict runs them, the largest difference from {parity['compared_with']} is "
         f"{parity['max_abs_difference']:.2e}, {mismatches} mask pixels differ{near}."
     )
+    if "quantization" in written:
+        quality = written["quantization"]["quality"]
+        print(
+            f"{written['precision']} on {len(quality['validation_images'])} validation images: "
+            f"Dice {quality['dice_int8']:.4f} against {quality['dice_float32']:.4f} in "
+            f"float32 (a drop of {quality['dice_drop']:.4f}); "
+            f"{quality['mask_pixels_differing_fraction']:.4%} of the mask pixels differ."
+        )
 
 
 def _float32(model):

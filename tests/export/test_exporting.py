@@ -247,4 +247,5 @@ def test_export_package_re_exports_every_public_name():
     assert export.export_model is exporting.export_model
     assert export.fold_batch_normalization is folding.fold_batch_normalization
     assert export.load_exported is runtimes.load_exported
+    assert export.ExportedModel is runtimes.ExportedModel
     assert export.EXPORT_FORMATS == ("onnx", "litert", "saved_model", "openvino")
