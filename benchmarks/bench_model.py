@@ -6,7 +6,9 @@ skips, a 1x1 sigmoid head; they start from the same weights (a CPU step's
 time depends on the values: measured here, different initial weights alone
 made one model's inference 7% slower). Their steps are timed alternately in
 one run (interleaved rounds, medians), so drift on the machine hits both
-alike, and the ratio tells what the subclassed, composable design costs.
+alike, and the ratio tells what the subclassed, composable design costs; the
+ratio is also given for the rounds each model began, so an order effect shows.
+Under TensorFlow it counts the operations of each model's traced training step.
 
     python benchmarks/bench_model.py [--size 128] [--base-filters 16] [--depth 4]
 """
@@ -19,6 +21,8 @@ import keras
 import numpy as np
 
 from keras_unet_seg import UNet
+
+PHASES = ("train", "infer")
 
 
 def functional_unet(input_shape, base_filters, depth):
@@ -66,6 +70,23 @@ def same_weights(source, target):
         weight.assign(twin)
 
 
+def traced_operations(model, images, masks):
+    """Operations in the TensorFlow graph of one training step (forward, loss, gradients)."""
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    loss_fn = keras.losses.BinaryCrossentropy()
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        return loss, tape.gradient(loss, model.trainable_variables)
+
+    return len(step.get_concrete_function(images, masks).graph.get_operations())
+
+
 def time_steps(step, steps):
     start = time.perf_counter()
     for _ in range(steps):
@@ -105,37 +126,55 @@ def main():
     counts = {name: m.count_params() for name, m in models.items()}
     if len(set(counts.values())) != 1:
         raise SystemExit(f"architectures differ: {counts}")
+    operations = {name: traced_operations(m, images, masks) for name, m in models.items()}
 
-    train = {name: [] for name in models}
-    infer = {name: [] for name in models}
-    names = list(models)
-    # Training rounds, then inference rounds; in each, the two models take turns in
-    # a rotating order, so that neither always runs right after the other.
-    for times, step in (
-        (train, lambda m: m.train_on_batch(images, masks)),
-        (infer, lambda m: m.predict_on_batch(images)),
-    ):
-        for round_index in range(args.rounds):
-            for name in names[round_index % 2 :] + names[: round_index % 2]:
-                times[name].append(
-                    time_steps(lambda m=models[name], step=step: step(m), args.steps)
-                )
-
+    times = time_rounds(models, images, masks, args.rounds, args.steps)
     print(
         f"backend={keras.backend.backend()} size={args.size} base_filters={args.base_filters} "
         f"depth={args.depth} batch={args.batch_size} params={counts['functional U-Net']:,} "
         f"rounds={args.rounds}x{args.steps} steps (medians)"
     )
-    print(f"{'model':<20} {'train img/s':>12} {'infer img/s':>12}")
-    rates = {}
-    for name in models:
-        rates[name] = (
-            args.batch_size / statistics.median(train[name]),
-            args.batch_size / statistics.median(infer[name]),
-        )
-        print(f"{name:<20} {rates[name][0]:>12.1f} {rates[name][1]:>12.1f}")
-    ours, plain = rates["UNet (subclassed)"], rates["functional U-Net"]
-    print(f"{'UNet / functional':<20} {ours[0] / plain[0]:>12.3f} {ours[1] / plain[1]:>12.3f}")
+    report(times, operations, args.batch_size)
+
+
+def time_rounds(models, images, masks, rounds, steps):
+    """Returns `times[phase][first][name]`: `name`'s step times in the rounds `first` began."""
+    names = list(models)
+    times = {phase: {first: {n: [] for n in names} for first in names} for phase in PHASES}
+    # Training rounds, then inference rounds; in each, the two models take turns in
+    # a rotating order, so that neither always runs right after the other.
+    for phase, step in (
+        ("train", lambda m: m.train_on_batch(images, masks)),
+        ("infer", lambda m: m.predict_on_batch(images)),
+    ):
+        for round_index in range(rounds):
+            order = names[round_index % 2 :] + names[: round_index % 2]
+            for name in order:
+                times[phase][order[0]][name].append(
+                    time_steps(lambda m=models[name], step=step: step(m), steps)
+                )
+    return times
+
+
+def report(times, operations, batch_size):
+    names = list(operations)
+
+    def median(phase, name, firsts):
+        return statistics.median([t for first in firsts for t in times[phase][first][name]])
+
+    print(f"{'model':<20} {'train ops':>10} {'train img/s':>12} {'infer img/s':>12}")
+    for name in names:
+        ops = "n/a" if operations[name] is None else operations[name]
+        train, infer = (batch_size / median(phase, name, names) for phase in PHASES)
+        print(f"{name:<20} {ops:>10} {train:>12.1f} {infer:>12.1f}")
+    # Throughput ratios (>1: UNet faster), over all rounds and over the rounds each began.
+    ours, plain = names
+    for firsts in [names, *([first] for first in names)]:
+        label = "UNet / functional"
+        if len(firsts) == 1:
+            label += f", {firsts[0].split()[0]} first"
+        ratios = [median(phase, plain, firsts) / median(phase, ours, firsts) for phase in PHASES]
+        print(f"{label:<31} {ratios[0]:>12.3f} {ratios[1]:>12.3f}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Pretrained encoders: `keras.applications` networks and keras-hub backbones.
+"""Encoders: the U-Net's own stages, `keras.applications` networks, keras-hub backbones.
 
 `UNet(encoder="resnet50", encoder_weights="imagenet")` takes any name that
 `available()` lists; `UNet(encoder=backbone)` any keras-hub
@@ -9,6 +9,7 @@ from keras_unet_seg.encoders._families import FAMILIES
 from keras_unet_seg.encoders.application_encoder import ApplicationEncoder
 from keras_unet_seg.encoders.image_preprocessing import ImagePreprocessing
 from keras_unet_seg.encoders.pyramid_encoder import PyramidEncoder
+from keras_unet_seg.encoders.unet_encoder import UNetEncoder
 
 
 def available():
@@ -44,4 +45,4 @@ def available():
     }
 
 
-__all__ = ["ApplicationEncoder", "ImagePreprocessing", "PyramidEncoder", "available"]
+__all__ = ["ApplicationEncoder", "ImagePreprocessing", "PyramidEncoder", "UNetEncoder", "available"]

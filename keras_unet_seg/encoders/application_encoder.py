@@ -101,13 +101,7 @@ class ApplicationEncoder(keras.layers.Layer):
         kwargs = {"include_top": False, "weights": weights, "input_shape": (None, None, channels)}
         if "include_preprocessing" in inspect.signature(application).parameters:
             kwargs["include_preprocessing"] = False  # `self.preprocessing` does it
-        # keras.applications layers take the global policy: make it this layer's.
-        previous = keras.config.dtype_policy()
-        keras.config.set_dtype_policy(self.dtype_policy)
-        try:
-            return application(**kwargs)
-        finally:
-            keras.config.set_dtype_policy(previous)
+        return _with_policy(application(**kwargs), self.dtype_policy)
 
     def _make_backbone(self, channels):
         weights = self.weights_source
@@ -152,6 +146,32 @@ class ApplicationEncoder(keras.layers.Layer):
         # A saved model's weights replace the encoder's: whatever weights an (edited)
         # config names, loading neither downloads nor reads them.
         return cls(**{**config, "weights": None})
+
+
+def _with_policy(network, policy):
+    """`network` with every layer under `policy`, its weights kept.
+
+    keras.applications builds its layers under the global policy, which this
+    leaves alone: a copy of each layer made with `policy` (so its weights have
+    the policy's variable dtype) replaces it.
+    """
+    layers = [layer for layer in network.layers if not isinstance(layer, keras.layers.InputLayer)]
+    if all(layer.dtype_policy.name == policy.name for layer in layers):
+        return network
+
+    def clone(layer):
+        if isinstance(layer, keras.Model):  # ConvNeXt's stages are Sequential models
+            model = keras.models.clone_model(layer, clone_function=clone)
+            model.dtype_policy = policy  # a model has no weights of its own
+            return model
+        config = layer.get_config()
+        if isinstance(layer, keras.layers.Layer):  # not the graph's bare operations
+            config["dtype"] = policy
+        return layer.__class__.from_config(config)
+
+    copy = clone(network)
+    copy.set_weights(network.get_weights())
+    return copy
 
 
 def _transfer_weights(source, target):

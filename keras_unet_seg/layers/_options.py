@@ -137,11 +137,12 @@ def resolve_registered(name, value):
         raise invalid_value(name, "a layer class or a callable returning a layer", value)
     registered_name = keras.saving.get_registered_name(value)
     if keras.saving.get_registered_object(registered_name) is not value:
-        raise ValueError(
-            f"Invalid value for argument `{name}`: {value!r} is not registered with "
-            "Keras, so a model using it could not be saved and loaded. Decorate it "
-            "with `@keras.saving.register_keras_serializable(package='my_package')`. "
-            f"Received: {name}={value!r}"
+        raise invalid_value(
+            name,
+            "a class or callable registered with Keras, so that a model using it can be "
+            "saved and loaded: this one is not registered with Keras. Decorate it with "
+            "`@keras.saving.register_keras_serializable(package='my_package')`",
+            value,
         )
     return value
 

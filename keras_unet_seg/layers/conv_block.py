@@ -169,22 +169,21 @@ class ConvBlock(keras.layers.Layer):
             x = self.dropout_layer(x, training=training)
         return x
 
-    def __getattr__(self, name):
-        # Not a property: Keras' saving reads every attribute, and would warn.
-        if name == "activations":
-            warnings.warn(
-                "`ConvBlock.activations` is deprecated and will be removed in the next "
-                "release: use `ConvBlock.activation_layers` (`activation` is the name of "
-                "the activation).",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            return self.activation_layers
-        # PyTorch's modules look their sublayers up here; other backends have no such hook.
-        parent = getattr(super(), "__getattr__", None)
-        if parent is None:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        return parent(name)
+    @property
+    def activations(self):
+        """Deprecated alias of `activation_layers`."""
+        warnings.warn(
+            "`ConvBlock.activations` is deprecated and will be removed in the next "
+            "release: use `ConvBlock.activation_layers` (`activation` is the name of "
+            "the activation).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.activation_layers
+
+    def __dir__(self):
+        # Keras' saving reads every attribute that `dir` lists: not the deprecated alias.
+        return [name for name in super().__dir__() if name != "activations"]
 
     def _shortcut(self, inputs, training):
         if self.shortcut is None:

@@ -91,11 +91,9 @@ class NestedDecoder(UNetDecoder):
         ]
 
     def _make_stages(self, level_kwargs):
-        # `self.stages` holds the nodes in the order of `_node_keys`.
-        return [
-            self._stage(level, f"node_{level}_{column}", level_kwargs)
-            for level, column in self._node_keys()
-        ]
+        # `self.stages` holds the nodes in the order of `_node_keys`, the order they run in.
+        for level, column in self._node_keys():
+            self.stages.append(self._stage(level, f"node_{level}_{column}", level_kwargs))
 
     def _node(self, key):
         return self.stages[self._node_keys().index(key)]

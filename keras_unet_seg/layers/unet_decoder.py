@@ -64,6 +64,9 @@ class UNetDecoder(keras.layers.Layer):
     `2**len(filters)`; strides with no feature map (an encoder whose finest
     features are at stride 2 or 4) get stages without a skip.
 
+    `stages[i]` is the stage that outputs stride `2**i`; the weights come
+    deepest stage first, the order the stages run in.
+
     Args:
         filters: list of ints, the output channels of the stages, finest
             first: `filters[i]` is the stage that outputs stride `2**i`.
@@ -114,12 +117,14 @@ class UNetDecoder(keras.layers.Layer):
         level_kwargs = standardize_level_kwargs("block_kwargs", block_kwargs, len(self.filters))
 
         # === Layers ===
-        self.stages = self._make_stages(level_kwargs)
+        self.stages = []
+        self._make_stages(level_kwargs)
 
     def _make_stages(self, level_kwargs):
-        return [
-            self._stage(level, f"stage_{level}", level_kwargs) for level in range(len(self.filters))
-        ]
+        # By level, finest first, and made deepest first, the order they run in: the
+        # order of their weights, as the U-Net's decoder stages have always had.
+        for level in reversed(range(len(self.filters))):
+            self.stages.insert(0, self._stage(level, f"stage_{level}", level_kwargs))
 
     def _stage(self, level, name, level_kwargs):
         """A decoder stage of `level`'s filters and block options."""

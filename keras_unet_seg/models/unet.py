@@ -1,4 +1,4 @@
-"""`UNet`: the subclassed Keras model that stacks injected stages."""
+"""`UNet`: encoder -> decoder -> head, each a swappable Keras layer of injected stages."""
 
 import itertools
 
@@ -6,12 +6,13 @@ import keras
 from keras import ops
 
 from keras_unet_seg import _validation
+from keras_unet_seg.encoders import ApplicationEncoder, PyramidEncoder
+from keras_unet_seg.encoders.application_encoder import check_weights
+from keras_unet_seg.encoders.unet_encoder import UNetEncoder
 from keras_unet_seg.layers import _options
 from keras_unet_seg.layers.conv_block import ConvBlock
 from keras_unet_seg.layers.stages import DecoderStage, EncoderStage
 from keras_unet_seg.layers.unet_decoder import UNetDecoder, check_filters
-
-_PER_LEVEL = ("filters", "num_convs", "dropout")
 
 
 @keras.saving.register_keras_serializable(package="keras_unet_seg")
@@ -23,6 +24,13 @@ class UNet(keras.Model):
     with the encoder's skip, a block) lead back to full resolution, and a 1x1
     convolution gives `num_classes` channels. The filters double at each
     level: `base_filters * 2**level`.
+
+    The model is three parts, run in this order: `encoder` (a `UNetEncoder`
+    of the stages and the bottleneck, or the given `encoder`), `decoder` (a
+    `UNetDecoder`, or the given `decoder`) and `head` (or one head a map,
+    `heads`, for a decoder that returns several). `encoders`, `bottleneck`
+    and `decoders` (deepest first) are the stages inside the parts, under
+    the names that files saved before the parts existed hold them by.
 
     Inputs of any height and width work: they are zero-padded (bottom and
     right) to a multiple of `2**depth` inside the model and the output is
@@ -164,15 +172,18 @@ class UNet(keras.Model):
             output_activation=output_activation,
             encoder_trainable=encoder_trainable,
         )
-        self.encoder = _resolve_encoder(encoder, encoder_weights, self.dtype_policy)
-        if self.encoder is None:
+        if decoder is not None and not isinstance(decoder, keras.layers.Layer):
+            raise _validation.invalid_value(
+                "decoder", "None or a Keras layer taking the list of feature maps", decoder
+            )
+        given_encoder = _resolve_encoder(encoder, encoder_weights, self.dtype_policy)
+        if given_encoder is None:
             filters, depth, per_level = _plain_levels(
                 filters, depth, base_filters, num_convs, dropout, encoder_trainable, decoder_filters
             )
         else:
-            self.feature_strides = _feature_strides(self.encoder)
             depth, decoder_filters, per_level = _decoder_levels(
-                self.feature_strides, depth, decoder_filters, num_convs, dropout
+                _feature_strides(given_encoder), depth, decoder_filters, num_convs, dropout
             )
 
         self.num_classes = num_classes
@@ -195,8 +206,30 @@ class UNet(keras.Model):
         self.level_filters = per_level["filters"]
         self.encoder_trainable = encoder_trainable
         self.decoder_filters = decoder_filters
+        self._encoder_given = given_encoder is not None
         self._decoder_given = decoder is not None
-        self._make_layers(per_level, decoder)
+        # One dict a level: the decoder's levels, then (without an encoder) the bottleneck.
+        block_kwargs = [
+            self._level_block_kwargs(per_level, level)
+            for level in range(len(per_level["num_convs"]))
+        ]
+
+        # === Layers ===
+        if given_encoder is None:
+            self.encoder = UNetEncoder(
+                filters=self.level_filters,
+                encoder_stage=self.encoder_stage,
+                pooling=pooling,
+                conv_block=self.conv_block,
+                block_kwargs=block_kwargs,
+                name="encoder",
+                dtype=self.dtype_policy,
+            )
+        else:
+            self.encoder = given_encoder
+            self.encoder.trainable = encoder_trainable
+        self.feature_strides = _feature_strides(self.encoder)
+        self.decoder = decoder if decoder is not None else self._make_decoder(block_kwargs)
 
     def _level_block_kwargs(self, per_level, level):
         return {
@@ -209,62 +242,9 @@ class UNet(keras.Model):
             **self.block_kwargs,
         }
 
-    def _make_layers(self, per_level, decoder):
-        policy = self.dtype_policy
-        # One dict a level: the decoder's levels, then (without an encoder) the bottleneck.
-        levels = range(len(per_level["num_convs"]))
-        block_kwargs = [self._level_block_kwargs(per_level, level) for level in levels]
-        if self.encoder is None:
-            self.encoders = [
-                self.encoder_stage(
-                    filters=self.level_filters[level],
-                    pooling=self.pooling,
-                    conv_block=self.conv_block,
-                    block_kwargs=block_kwargs[level],
-                    name=f"encoder_{level}",
-                    dtype=policy,
-                )
-                for level in range(self.depth)
-            ]
-            self.bottleneck = self.conv_block(
-                filters=self.level_filters[self.depth],
-                **block_kwargs[self.depth],
-                name="bottleneck",
-                dtype=policy,
-            )
-        else:
-            self.encoder.trainable = self.encoder_trainable
-        if decoder is not None:
-            if not isinstance(decoder, keras.layers.Layer):
-                raise _validation.invalid_value(
-                    "decoder", "None or a Keras layer taking the list of feature maps", decoder
-                )
-            self.decoder = decoder
-        else:
-            self._make_decoder(block_kwargs[: self.depth])
-        self.head = keras.layers.Conv2D(self.num_classes, 1, name="head", dtype=policy)
-        # Float32 whatever the policy, so losses and metrics never see float16.
-        self.output_layer = keras.layers.Activation(
-            self._resolved_output_activation(), name="output_activation", dtype="float32"
-        )
-
     def _make_decoder(self, block_kwargs):
-        """Creates the default decoder; `block_kwargs` has one dict a level, finest first."""
-        if self.encoder is not None:
-            self.decoder = UNetDecoder(**self._decoder_options(block_kwargs))
-            return
-        # Today's layout, attribute for attribute, so that saved models still load.
-        self.decoders = [
-            self.decoder_stage(
-                filters=self.level_filters[level],
-                upsampling=self.upsampling,
-                conv_block=self.conv_block,
-                block_kwargs=block_kwargs[level],
-                name=f"decoder_{level}",
-                dtype=self.dtype_policy,
-            )
-            for level in reversed(range(self.depth))
-        ]
+        """The default decoder; `block_kwargs` has one dict a level, finest first."""
+        return UNetDecoder(**self._decoder_options(block_kwargs))
 
     def _decoder_options(self, block_kwargs):
         """The arguments of a `UNetDecoder` (or subclass) of this model's levels."""
@@ -273,10 +253,40 @@ class UNet(keras.Model):
             "decoder_stage": self.decoder_stage,
             "upsampling": self.upsampling,
             "conv_block": self.conv_block,
-            "block_kwargs": block_kwargs,
+            "block_kwargs": block_kwargs[: self.depth],
             "name": "decoder",
             "dtype": self.dtype_policy,
         }
+
+    # The stages under the names of earlier versions. A `.keras` file holds each layer
+    # under the attribute path it was saved from, and Keras loads a layer from the
+    # first of its paths that the file has: these views are how the files saved before
+    # the encoder -> decoder -> head composition (`encoders/...`, `bottleneck/...`,
+    # `decoders/...`) find their weights.
+
+    @property
+    def encoders(self):
+        """The encoder stages of a U-Net without an `encoder` (`encoder.stages`)."""
+        return self._own_encoder().stages
+
+    @property
+    def bottleneck(self):
+        """The bottleneck block of a U-Net without an `encoder` (`encoder.bottleneck`)."""
+        return self._own_encoder().bottleneck
+
+    @property
+    def decoders(self):
+        """The default decoder's stages, deepest first (`decoder.stages` reversed)."""
+        if type(self.decoder) is not UNetDecoder or self._decoder_given:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute 'decoders'")
+        return self.decoder.stages[::-1]
+
+    def _own_encoder(self):
+        if self._encoder_given:
+            raise AttributeError(
+                f"A {type(self).__name__} with an `encoder` has no encoder stages of its own."
+            )
+        return self.encoder
 
     def _resolved_output_activation(self):
         if self.output_activation == "auto":
@@ -292,53 +302,41 @@ class UNet(keras.Model):
     def build(self, input_shape):
         batch, height, width, channels = input_shape
         shape = (batch, self._padded_size(height), self._padded_size(width), channels)
-        if self.encoder is not None:
-            if not self.encoder.built:  # a given model may come built
-                self.encoder.build(shape)
-            features = [tuple(f) for f in self.encoder.compute_output_shape(shape)]
+        if not self.encoder.built:  # a given model may come built
+            self.encoder.build(shape)
+        features = [tuple(f) for f in self.encoder.compute_output_shape(shape)]
+        self.decoder.build(features)
+        self._make_heads(self._head_inputs(self.decoder.compute_output_shape(features)))
+
+    def _head_inputs(self, decoded):
+        """The decoder's maps that get a head: one (or a list, for one head each)."""
+        return decoded
+
+    def _make_heads(self, shape):
+        """Creates and builds the 1x1 convolutions of the maps of `shape` (one or a list)."""
+        policy = self.dtype_policy
+        if isinstance(shape, list):
+            # One head a nested depth, named by its column; the deepest last.
+            first = self.depth - len(shape) + 1
+            self.heads = [
+                keras.layers.Conv2D(self.num_classes, 1, name=f"head_{column}", dtype=policy)
+                for column in range(first, self.depth + 1)
+            ]
+            heads, shapes = self.heads, shape
         else:
-            features = []
-            for encoder in self.encoders:
-                encoder.build(shape)
-                shape, skip_shape = encoder.compute_output_shape(shape)
-                features.append(skip_shape)
-            self.bottleneck.build(shape)
-            features.append(self.bottleneck.compute_output_shape(shape))
-        if hasattr(self, "decoders"):
-            shape = features.pop()
-            for decoder, skip_shape in zip(self.decoders, reversed(features), strict=True):
-                decoder.build([shape, skip_shape])
-                shape = decoder.compute_output_shape([shape, skip_shape])
-        else:
-            self.decoder.build(features)
-            shape = self.decoder.compute_output_shape(features)
-        self._build_heads(shape)
-
-    def _build_heads(self, shape):
-        self.head.build(shape)
-        self.output_layer.build(self.head.compute_output_shape(shape))
-
-    def _features(self, x, training):
-        """The encoder's feature maps, finest first, the deepest last."""
-        if self.encoder is not None:
-            return list(self.encoder(x, training=training))
-        features = []
-        for encoder in self.encoders:
-            x, skip = encoder(x, training=training)
-            features.append(skip)
-        features.append(self.bottleneck(x, training=training))
-        return features
-
-    def _decode(self, features, training):
-        if not hasattr(self, "decoders"):
-            return self.decoder(features, training=training)
-        x = features.pop()
-        for decoder, skip in zip(self.decoders, reversed(features), strict=True):
-            x = decoder([x, skip], training=training)
-        return x
+            self.head = keras.layers.Conv2D(self.num_classes, 1, name="head", dtype=policy)
+            heads, shapes = [self.head], [shape]
+        # Float32 whatever the policy, so losses and metrics never see float16.
+        self.output_layer = keras.layers.Activation(
+            self._resolved_output_activation(), name="output_activation", dtype="float32"
+        )
+        for head, head_shape in zip(heads, shapes, strict=True):
+            head.build(head_shape)
+        self.output_layer.build(heads[0].compute_output_shape(shapes[0]))
 
     def _heads(self, x):
-        """The output of the decoder's features: one tensor (a list for several maps)."""
+        if isinstance(x, (list, tuple)):
+            return [self.output_layer(head(y)) for head, y in zip(self.heads, x, strict=True)]
         return self.output_layer(self.head(x))
 
     def call(self, inputs, training=None):
@@ -360,14 +358,17 @@ class UNet(keras.Model):
                 # its interpreter lacks; the reshape restores it.
                 x = ops.reshape(x, (-1, height + pad_h, width + pad_w, inputs.shape[-1]))
 
-        outputs = self._heads(self._decode(self._features(x, training), training))
+        features = list(self.encoder(x, training=training))
+        decoded = self.decoder(features, training=training)
+        outputs = self._heads(self._head_inputs(decoded))
 
         if needs_padding:
             outputs = keras.tree.map_structure(lambda y: y[:, :height, :width, :], outputs)
         return outputs
 
     def compute_output_shape(self, input_shape):
-        return (*tuple(input_shape)[:-1], self.num_classes)
+        shape = (*tuple(input_shape)[:-1], self.num_classes)
+        return [shape] * len(self.heads) if hasattr(self, "heads") else shape
 
     def freeze_encoder(self):
         """Freezes the encoder: no trainable weights, batch normalization in inference mode.
@@ -392,7 +393,7 @@ class UNet(keras.Model):
         self._set_encoder_trainable(True)
 
     def _set_encoder_trainable(self, trainable):
-        if self.encoder is None:
+        if not self._encoder_given:
             raise ValueError(
                 "Freezing and unfreezing need a model built with `encoder=...`; this "
                 "model's encoder stages always train."
@@ -422,7 +423,7 @@ class UNet(keras.Model):
             "encoder_stage": _options.registered_name(self.encoder_stage),
             "decoder_stage": _options.registered_name(self.decoder_stage),
             "block_kwargs": dict(self.block_kwargs),
-            "encoder": _serialize(self.encoder),
+            "encoder": _serialize(self.encoder) if self._encoder_given else None,
             # A saved model holds the encoder's weights: a config never downloads them.
             "encoder_weights": None,
             "encoder_trainable": self.encoder_trainable,
@@ -510,9 +511,6 @@ def _serialize(layer):
 
 def _resolve_encoder(encoder, weights, dtype):
     """The encoder layer of the `encoder` argument, or `None` for the stages."""
-    from keras_unet_seg.encoders import ApplicationEncoder, PyramidEncoder
-    from keras_unet_seg.encoders.application_encoder import check_weights
-
     check_weights("encoder_weights", weights)
     if isinstance(encoder, str):
         return ApplicationEncoder(encoder, weights=weights, name="encoder", dtype=dtype)
@@ -540,10 +538,8 @@ def _feature_strides(encoder):
     if strides is None:
         inputs = getattr(encoder, "inputs", None)
         if not inputs:
-            raise ValueError(
-                "Invalid value for argument `encoder`. Expected a functional model or a "
-                f"layer with a `feature_strides` attribute. Received: encoder={encoder!r}"
-            )
+            expected = "a functional model or a layer with a `feature_strides` attribute"
+            raise _validation.invalid_value("encoder", expected, encoder)
         _, height, width, channels = inputs[0].shape
         probe = (1, height or 1024, width or 1024, channels)
         outputs = keras.tree.flatten(encoder.compute_output_spec(keras.KerasTensor(probe)))
@@ -553,10 +549,11 @@ def _feature_strides(encoder):
     valid = first >= 1 and first & (first - 1) == 0
     valid = valid and all(b == 2 * a for a, b in itertools.pairwise(strides))
     if not valid or len(strides) < 2:
-        raise ValueError(
-            "Invalid value for argument `encoder`. Expected feature maps finest first, "
-            "each 2x coarser than the last, at least two, the first at stride 1, 2, 4, ... "
-            f"Received: feature strides {strides}"
+        raise _validation.invalid_value(
+            "encoder",
+            "feature maps finest first, each 2x coarser than the last, at least two, the "
+            f"first at stride 1, 2, 4, ... (its feature strides are {strides})",
+            encoder,
         )
     return strides
 

@@ -54,44 +54,16 @@ class UNetPlusPlus(UNet):
                 "decoder", "None (UNetPlusPlus builds its NestedDecoder)", kwargs["decoder"]
             )
         _validation.check_bool("deep_supervision", deep_supervision)
-        # Read by `_make_decoder`, which `UNet.__init__` calls.
-        self.deep_supervision = deep_supervision
         super().__init__(**kwargs)
-
-        # === Layers ===
-        if deep_supervision:
-            self.heads = [
-                keras.layers.Conv2D(
-                    self.num_classes, 1, name=f"head_{column}", dtype=self.dtype_policy
-                )
-                for column in range(1, self.depth + 1)
-            ]
+        self.deep_supervision = deep_supervision
 
     def _make_decoder(self, block_kwargs):
-        self.decoder = NestedDecoder(
-            deep_supervision=self.deep_supervision, **self._decoder_options(block_kwargs)
-        )
+        # Every nested depth's map: the last is the prediction, all of them the deep
+        # supervision's (computing X[0, L] computes the others anyway).
+        return NestedDecoder(deep_supervision=True, **self._decoder_options(block_kwargs))
 
-    def _build_heads(self, shape):
-        if not self.deep_supervision:
-            return super()._build_heads(shape)
-        shapes = shape if isinstance(shape, list) else [shape]
-        # Encoders without stride-1 features give fewer nested outputs: the last heads.
-        self._used_heads = self.heads[len(self.heads) - len(shapes) :]
-        for head, head_shape in zip(self._used_heads, shapes, strict=True):
-            head.build(head_shape)
-        self.output_layer.build(self._used_heads[0].compute_output_shape(shapes[0]))
-
-    def _heads(self, x):
-        if not self.deep_supervision:
-            return super()._heads(x)
-        return [self.output_layer(head(y)) for head, y in zip(self._used_heads, x, strict=True)]
-
-    def compute_output_shape(self, input_shape):
-        shape = super().compute_output_shape(input_shape)
-        if not self.deep_supervision:
-            return shape
-        return [shape] * len(getattr(self, "_used_heads", self.heads))
+    def _head_inputs(self, decoded):
+        return decoded if self.deep_supervision else decoded[-1]
 
     def get_config(self):
         config = super().get_config()

@@ -75,7 +75,7 @@ def test_encoder_whose_maps_do_not_halve_is_refused():
     inputs = keras.Input((None, None, 3))
     x = keras.layers.Conv2D(4, 3, strides=2, padding="same")(inputs)
     y = keras.layers.Conv2D(4, 3, strides=4, padding="same")(x)
-    with pytest.raises(ValueError, match=r"each 2x coarser.*Received: feature strides \[2, 8\]"):
+    with pytest.raises(ValueError, match=r"each 2x coarser.*feature strides are \[2, 8\]\)"):
         UNet(encoder=keras.Model(inputs, [x, y]))
 
 
@@ -184,9 +184,15 @@ def test_application_encoder_config_never_names_weights(tmp_path):
     assert ApplicationEncoder.from_config(encoder.get_config()).network == "mobilenetv2"
 
 
-def test_mixed_precision_reaches_the_encoder_and_the_output_stays_float32():
+def test_mixed_precision_reaches_the_encoder_and_the_output_stays_float32(monkeypatch):
+    def refuse(policy):
+        raise AssertionError(f"the global dtype policy was set to {policy}")
+
+    # The encoder takes the model's policy without ever changing the global one.
+    monkeypatch.setattr(keras.config, "set_dtype_policy", refuse)
     model = UNet(encoder="mobilenetv2", dtype="mixed_float16", **LIGHT)
     outputs = model(_images((1, 32, 32, 3)))
+    assert keras.config.dtype_policy().name == "float32"
     assert keras.backend.standardize_dtype(outputs.dtype) == "float32"
     assert {layer.compute_dtype for layer in model.encoder.backbone.layers[1:]} == {"float16"}
     assert all(w.dtype == "float32" for w in model.weights)

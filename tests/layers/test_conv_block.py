@@ -1,3 +1,5 @@
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -100,3 +102,12 @@ def test_activations_is_a_deprecated_alias_of_activation_layers():
         assert block.activations is block.activation_layers
     with pytest.raises(AttributeError, match="no_such_thing"):
         _ = block.no_such_thing
+
+
+def test_saving_and_loading_do_not_read_the_deprecated_alias(tmp_path):
+    model = keras.Sequential([keras.Input((8, 8, 3)), ConvBlock(4)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.save(tmp_path / "m.keras")
+        keras.models.load_model(tmp_path / "m.keras")
+    assert not [w for w in caught if "ConvBlock.activations" in str(w.message)]

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 from _unet_test_blocks import SqueezeExciteBlock
 
-from keras_unet_seg import AttentionDecoderStage, ConvBlock, UNet
+from keras_unet_seg import AttentionDecoderStage, ConvBlock, UNet, UNetDecoder
+from keras_unet_seg.encoders import UNetEncoder
 from keras_unet_seg.testing import check_layer
 
 SMALL = {"base_filters": 8, "depth": 2}
@@ -179,10 +180,31 @@ def test_summary_after_build_shows_the_layers_and_parameters():
     lines = []
     model.summary(print_fn=lambda line, **_: lines.append(line))
     text = "\n".join(lines)
-    assert "encoder_0" in text
-    assert "bottleneck" in text
-    assert "decoder_1" in text
+    for part in ("encoder (UNetEncoder)", "decoder (UNetDecoder)", "head (Conv2D)"):
+        assert part in text
     assert f"{model.count_params():,}" in text
+
+
+def test_one_body_whose_weights_keep_the_order_of_earlier_versions():
+    model = UNet(**SMALL)
+    model.build(CHECKED_SHAPE)
+    assert isinstance(model.encoder, UNetEncoder) and isinstance(model.decoder, UNetDecoder)
+    # The names of earlier versions are views of the parts.
+    assert model.encoders == model.encoder.stages
+    assert model.bottleneck is model.encoder.bottleneck
+    assert model.decoders == model.decoder.stages[::-1]
+    # Encoder stages, bottleneck, decoder stages deepest first, head: the lists of
+    # `get_weights` and the optimizer's slots in files of earlier versions line up.
+    parts = list(dict.fromkeys("/".join(w.path.split("/")[1:3]) for w in model.weights))
+    assert parts == [
+        "encoder/encoder_0",
+        "encoder/encoder_1",
+        "encoder/bottleneck",
+        "decoder/stage_1",
+        "decoder/stage_0",
+        "head/kernel",
+        "head/bias",
+    ]
 
 
 def test_depth_zero_is_refused():

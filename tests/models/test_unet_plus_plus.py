@@ -48,6 +48,7 @@ def test_deep_supervision_gives_one_output_per_nested_level_and_trains():
     outputs = model(images)
     assert len(outputs) == 3 and all(tuple(y.shape) == (4, 20, 28, 1) for y in outputs)
     assert [h.name for h in model.heads] == ["head_1", "head_2", "head_3"]
+    assert all(h.built for h in model.heads) and not hasattr(model, "head")
     model.compile(optimizer="adam", loss=["binary_crossentropy"] * 3)
     history = model.fit(images, [masks] * 3, epochs=2, batch_size=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
@@ -83,6 +84,13 @@ def test_unet_takes_the_nested_decoder_as_its_decoder_argument():
     assert tuple(model(_images(CHECKED_SHAPE)).shape) == (*CHECKED_SHAPE[:3], 1)
     assert model.get_config()["decoder"]["class_name"] == "NestedDecoder"
     assert not hasattr(model, "decoders")
+
+
+def test_a_decoder_of_several_maps_gets_a_head_each():
+    model = UNet(**SMALL, decoder=NestedDecoder(filters=[4, 8], deep_supervision=True))
+    outputs = model(_images(CHECKED_SHAPE))
+    assert [tuple(y.shape) for y in outputs] == [(*CHECKED_SHAPE[:3], 1)] * 2
+    assert [h.name for h in model.heads] == ["head_1", "head_2"]
 
 
 @pytest.mark.slow
