@@ -33,14 +33,15 @@ def check_model_file(path):
 
 
 def load_model(path):
-    """Loads a `.keras` model (safe mode) or raises `CommandError` naming the file."""
+    """Loads a `.keras` model for inference (safe mode, not compiled: no optimizer state
+    to restore) or raises `CommandError` naming the file."""
     import keras
 
     import keras_unet_seg  # noqa: F401  (registers the library's classes)
 
     check_model_file(path)
     try:
-        return keras.saving.load_model(path)
+        return keras.saving.load_model(path, compile=False)  # inference: no optimizer
     except Exception as error:  # Keras raises many types for bad archives.
         raise CommandError(
             f"model file '{path}' cannot be loaded: {type(error).__name__}: {one_line(error)}"
