@@ -15,7 +15,8 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "keras_unet_seg"
 # Bottom to top, by the name under `keras_unet_seg` ("" is the package's `__init__`, its
 # public names). A module imports from its own layer or those below, never above.
 LAYERS = (
-    ("_outputs", "_validation", "_naming", "_arrays", "_lookup", "_sublayers", "_version"),
+    ("_errors", "_outputs", "_validation", "_naming", "_arrays", "_lookup", "_sublayers"),
+    ("_version",),
     ("_startup", "_atomic", "_overlap", "_model_facts"),
     ("viz", "performance"),
     ("data",),

@@ -172,10 +172,7 @@ class UNet(keras.Model):
             output_activation=output_activation,
             encoder_trainable=encoder_trainable,
         )
-        if decoder is not None and not isinstance(decoder, keras.layers.Layer):
-            raise _validation.invalid_value(
-                "decoder", "None or a Keras layer taking the list of feature maps", decoder
-            )
+        _check_decoder(decoder)
         given_encoder = _resolve_encoder(encoder, encoder_weights, self.dtype_policy)
         if given_encoder is None:
             filters, depth, per_level = _plain_levels(
@@ -209,27 +206,28 @@ class UNet(keras.Model):
         self._encoder_given = given_encoder is not None
         self._decoder_given = decoder is not None
         # One dict a level: the decoder's levels, then (without an encoder) the bottleneck.
-        block_kwargs = [
-            self._level_block_kwargs(per_level, level)
-            for level in range(len(per_level["num_convs"]))
-        ]
+        levels = range(len(per_level["num_convs"]))
+        block_kwargs = [self._level_block_kwargs(per_level, level) for level in levels]
 
         # === Layers ===
-        if given_encoder is None:
-            self.encoder = UNetEncoder(
-                filters=self.level_filters,
-                encoder_stage=self.encoder_stage,
-                pooling=pooling,
-                conv_block=self.conv_block,
-                block_kwargs=block_kwargs,
-                name="encoder",
-                dtype=self.dtype_policy,
-            )
-        else:
-            self.encoder = given_encoder
-            self.encoder.trainable = encoder_trainable
+        self.encoder = self._make_encoder(given_encoder, block_kwargs)
         self.feature_strides = _feature_strides(self.encoder)
         self.decoder = decoder if decoder is not None else self._make_decoder(block_kwargs)
+
+    def _make_encoder(self, given_encoder, block_kwargs):
+        """The given encoder (trainable as asked), else the U-Net's own stages."""
+        if given_encoder is not None:
+            given_encoder.trainable = self.encoder_trainable
+            return given_encoder
+        return UNetEncoder(
+            filters=self.level_filters,
+            encoder_stage=self.encoder_stage,
+            pooling=self.pooling,
+            conv_block=self.conv_block,
+            block_kwargs=block_kwargs,
+            name="encoder",
+            dtype=self.dtype_policy,
+        )
 
     def _level_block_kwargs(self, per_level, level):
         return {
@@ -507,6 +505,13 @@ def _check_levels(per_level):
 
 def _serialize(layer):
     return None if layer is None else keras.saving.serialize_keras_object(layer)
+
+
+def _check_decoder(decoder):
+    if decoder is not None and not isinstance(decoder, keras.layers.Layer):
+        raise _validation.invalid_value(
+            "decoder", "None or a Keras layer taking the list of feature maps", decoder
+        )
 
 
 def _resolve_encoder(encoder, weights, dtype):

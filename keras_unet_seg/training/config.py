@@ -88,10 +88,10 @@ class TrainingConfig:
     ((128, 128), 25, 3)
     >>> TrainingConfig.from_dict(config.to_dict()) == config
     True
-    >>> TrainingConfig(data="cells", epochs=0)
+    >>> TrainingConfig(data="cells", epochs=0)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: Invalid value for argument `epochs`. Expected a positive integer. Received: epochs=0
+    keras_unet_seg._errors.InvalidArgumentError: Invalid value for argument `epochs`. ...=0
     """
 
     data: str

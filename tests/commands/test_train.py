@@ -388,6 +388,7 @@ def test_options_are_the_parsers_defaults_with_the_values_given(data_dir, tmp_pa
 def test_label_image_masks_train_with_the_default_mask_rule(tmp_path, capsys, monkeypatch):
     """Masks of object ids 1..N (StarDist, Cellpose) train as foreground; a threshold too."""
     from keras_unet_seg import evaluation
+    from keras_unet_seg._errors import DataError
 
     data = make_synthetic_dataset(tmp_path / "data", 4, 2, image_size=(32, 32), seed=1)
     for mask_path in sorted((tmp_path / "data").glob("*/masks/*.png")):
@@ -422,7 +423,7 @@ def test_label_image_masks_train_with_the_default_mask_rule(tmp_path, capsys, mo
 
     def read_pairs(directory, image_size, reading):
         seen.append(reading)
-        raise ValueError("read")
+        raise DataError("read")  # a user's data error: one line, exit code 1
 
     monkeypatch.setattr(evaluation, "_read_pairs", read_pairs)
     assert main(["evaluate", "--model", model, "--data", data, "--tile-size", "32"]) == 1
