@@ -21,20 +21,11 @@ differ, what stayed in float32, and the load average.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bench_quality import DATASETS
-
-
-def _command(*argv):
-    script = os.path.join(os.path.dirname(sys.executable), "keras-unet-seg")
-    result = subprocess.run([script, *argv], capture_output=True, text=True, check=False)
-    if result.returncode:
-        raise RuntimeError(f"keras-unet-seg {' '.join(argv)} failed:\n{result.stderr[-3000:]}")
-    return result.stdout
+from bench_quality import DATASETS, _command
 
 
 def trained(name, work, seed):
