@@ -56,9 +56,8 @@ class Quantization:
     ):
         self.method = check_choice("quantize", method, QUANTIZATIONS)
         if format not in QUANTIZED_FORMATS:
-            raise ValueError(
-                f"Invalid value for argument `format`. Expected one of {QUANTIZED_FORMATS} "
-                f"with quantize={method!r}. Received: format={format!r}"
+            raise invalid_value(
+                "format", f"one of {QUANTIZED_FORMATS} with quantize={method!r}", format
             )
         if precision != "float32":
             raise invalid_value("precision", "'float32' with `quantize`", precision)
@@ -68,10 +67,11 @@ class Quantization:
         self.max_dice_drop = float(max_dice_drop)
         self.keep_float = tuple(check_choice("keep_float", k, KEEP_FLOAT) for k in keep_float)
         if self.keep_float and format != "onnx":
-            raise ValueError(
-                "Invalid value for argument `keep_float`. Expected () for format "
-                f"{format!r}: TensorFlow Lite's full-integer quantization quantizes every "
-                f"layer (keep_float is for 'onnx'). Received: keep_float={keep_float!r}"
+            raise invalid_value(
+                "keep_float",
+                f"() for format {format!r}: TensorFlow Lite's full-integer quantization "
+                "quantizes every layer (keep_float is for 'onnx')",
+                keep_float,
             )
         if calibration is None:
             raise invalid_value("calibration", "a folder of images (and masks)", calibration)
@@ -80,11 +80,12 @@ class Quantization:
         if validation is not None:
             held_out = {"directory": os.fspath(validation), "subset": "auto"}
         if held_out is None:
-            raise ValueError(
-                f"Invalid value for argument `validation`. Expected a folder of images and "
-                f"masks to check the quantized model on: '{calibration}' has no `val` subset "
-                "and no flat `images/` and `masks/` folders to hold out pairs from. "
-                "Received: validation=None"
+            raise invalid_value(
+                "validation",
+                f"a folder of images and masks to check the quantized model on: "
+                f"'{calibration}' has no `val` subset and no flat `images/` and `masks/` "
+                "folders to hold out pairs from",
+                validation,
             )
         self.validation = held_out
 

@@ -47,7 +47,7 @@ import numpy as np
 
 from keras_unet_seg import _atomic, _outputs
 from keras_unet_seg._model_facts import image_input_shape
-from keras_unet_seg._validation import check_built_model, check_choice, check_size
+from keras_unet_seg._validation import check_built_model, check_choice, check_size, invalid_value
 from keras_unet_seg.export import _quantizing
 from keras_unet_seg.export._metadata import metadata
 from keras_unet_seg.export.folding import fold_batch_normalization
@@ -179,14 +179,12 @@ def _spec(spec, channels, image_size, deprecated):
     if spec is None:
         spec = InferenceSpec(channels=channels, **given)
     if not isinstance(spec, InferenceSpec):
-        raise ValueError(
-            f"Invalid value for argument `spec`. Expected an InferenceSpec or None. "
-            f"Received: spec={spec!r}"
-        )
+        raise invalid_value("spec", "an InferenceSpec or None", spec)
     if spec.channels not in (None, channels):
-        raise ValueError(
-            f"Invalid value for argument `spec`. Expected the model's {channels} input "
-            f"channels. Received: spec.channels={spec.channels}"
+        raise invalid_value(
+            "spec",
+            f"the model's {channels} input channels",
+            received=f"spec.channels={spec.channels}",
         )
     changes = {"channels": channels, "tile_size": image_size or spec.tile_size}
     return dataclasses.replace(spec, **changes)
@@ -200,10 +198,11 @@ class _Options:
         self.fold = fold
         self.precision = check_choice("precision", precision, _PRECISIONS)
         if precision == "float16" and format not in _FLOAT16_FORMATS:
-            raise ValueError(
-                "Invalid value for argument `precision`. Expected 'float32' for format "
-                f"{format!r} (float16 weights are offered for {_FLOAT16_FORMATS}). "
-                f"Received: precision={precision!r}"
+            raise invalid_value(
+                "precision",
+                f"'float32' for format {format!r} (float16 weights are offered for "
+                f"{_FLOAT16_FORMATS})",
+                precision,
             )
         self.image_size = check_size("image_size", image_size, allow_none=True)
         self.quantization = quantize and _quantizing.Quantization(format, precision, **quantize)
@@ -420,10 +419,10 @@ def _check_batches(check_images, image_size, channels):
             or batch.shape[-1] != channels
             or (image_size and batch.shape[1:3] != image_size)
         ):
-            raise ValueError(
-                "Invalid value for argument `check_images`. Expected float arrays "
-                f"(n, {height or 'height'}, {width or 'width'}, {channels}). Received: an "
-                f"array of shape {batch.shape}"
+            raise invalid_value(
+                "check_images",
+                f"float arrays (n, {height or 'height'}, {width or 'width'}, {channels})",
+                received=f"an array of shape {batch.shape}",
             )
     return batches
 

@@ -5,7 +5,6 @@ import inspect
 import json
 import os
 
-from keras_unet_seg._errors import InvalidArgumentError
 from keras_unet_seg._validation import (
     check_choice,
     check_positive,
@@ -162,8 +161,7 @@ def spec_of(spec, covered, function):
     parameters = inspect.signature(function).parameters
     given = sorted(name for name, value in covered.items() if value != parameters[name].default)
     if given:
-        raise InvalidArgumentError(
-            f"Invalid value for argument `spec`. Expected a spec or the arguments {given}, "
-            f"not both (the spec holds them). Received: spec={spec!r}"
+        raise invalid_value(
+            "spec", f"a spec or the arguments {given}, not both (the spec holds them)", spec
         )
     return spec
