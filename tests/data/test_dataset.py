@@ -141,7 +141,7 @@ def test_deprecated_normalization_names_intensity_and_the_callers_line(tmp_path)
             {"intensity": "robust"},
             (
                 "Invalid value for argument `intensity`. Expected one of ('auto', 'scale', "
-                "'percentile', 'minmax', 'standardize', None) or a dict"
+                "'percentile', 'minmax', 'standardize', 'window', None) or a dict"
             ),
         ),
         ({"interpolation": "cubic"}, "Invalid value for argument `interpolation`"),
