@@ -163,7 +163,10 @@ def _prepare(image, target, options):
 
 def find_volumes(directory, subset, options, mask_suffix, on_error, verbose):
     """Pairs, reads and checks the volumes of a folder; see `from_volumes`."""
-    images_dir, masks_dir = _layout.resolve_layout(os.fspath(directory), subset, None, None)
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        raise invalid_value("directory", "an existing folder", directory)
+    images_dir, masks_dir = _layout.resolve_layout(directory, subset, None, None)
     samples, problems, num_found = _layout.pair_files(
         images_dir, masks_dir, mask_suffix, VOLUME_EXTENSIONS
     )

@@ -14,6 +14,7 @@ from keras_unet_seg.data import _checks, _layout, _options, _pipeline, _volume_p
 from keras_unet_seg.data._decoding import IMAGE_EXTENSIONS, InvalidFileError
 from keras_unet_seg.data._masks import convert_mask
 from keras_unet_seg.data.intensity import normalize_image
+from keras_unet_seg.data.volumes import VOLUME_EXTENSIONS
 
 
 class SegmentationDataset:
@@ -386,9 +387,11 @@ def _find_pairs(images_dir, masks_dir, mask_suffix, color_mode, on_error, verify
     """Pairs and checks the files of the two folders; see `_checks`."""
     samples, problems, num_found = _layout.pair_files(images_dir, masks_dir, mask_suffix)
     if num_found == 0:
+        volumes = _layout.list_image_files(images_dir, VOLUME_EXTENSIONS)
+        hint = " They hold volumes: use SegmentationDataset.from_volumes." if volumes else ""
         raise DataError(
             f"No image files found in '{images_dir}' or '{masks_dir}' (extensions "
-            f"{', '.join(IMAGE_EXTENSIONS)})."
+            f"{', '.join(IMAGE_EXTENSIONS)}).{hint}"
         )
     kept, shapes, bad = _checks.check_samples(
         samples,

@@ -188,3 +188,13 @@ def test_bad_pairs_are_named_or_skipped(tmp_path):
         os.makedirs(tmp_path / "val" / kind)
     with pytest.raises(DataError, match="No volume files"):
         SegmentationDataset.from_volumes(tmp_path, "val", patch_size=(8, 8, 8))
+
+
+def test_from_directory_points_a_folder_of_volumes_to_from_volumes(tmp_path):
+    for kind in ("images", "masks"):
+        os.makedirs(tmp_path / "train" / kind)
+        (tmp_path / "train" / kind / "case.nii.gz").write_bytes(b"")
+    with pytest.raises(DataError, match=r"use SegmentationDataset\.from_volumes"):
+        SegmentationDataset.from_directory(tmp_path, "train", verbose=False)
+    with pytest.raises(ValueError, match="directory"):
+        SegmentationDataset.from_volumes(tmp_path / "missing", "train")
