@@ -52,7 +52,7 @@ def list_image_files(directory, extensions=IMAGE_EXTENSIONS):
 
 
 def _extension(name, extensions):
-    """The longest of `extensions` that `name` ends with (`.nii.gz` before `.gz`), or ''."""
+    """The longest of `extensions` that `name` ends with (``.nii.gz`` before ``.gz``), or ''."""
     matches = [e for e in extensions if name.lower().endswith(e)]
     return max(matches, key=len, default="")
 
@@ -80,7 +80,7 @@ def pair_files(images_dir, masks_dir, mask_suffix="", extensions=IMAGE_EXTENSION
     """Pairs images and masks by relative path without extension (plus `mask_suffix`).
 
     Files are those of `extensions` (the image extensions by default; a volume's
-    `.nii.gz` is one extension).
+    ``.nii.gz`` is one extension).
 
     Returns:
         `(samples, problems, num_found)`: the pairs, one `Problem` for every key that

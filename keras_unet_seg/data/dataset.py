@@ -1,5 +1,6 @@
 """`SegmentationDataset`: `tf.data` pipelines of (image, mask) batches."""
 
+import inspect
 import os
 from dataclasses import dataclass
 
@@ -20,10 +21,14 @@ from keras_unet_seg.data.volumes import VOLUME_EXTENSIONS
 class SegmentationDataset:
     """Builds `tf.data.Dataset`s of `(image, mask)` batches for segmentation.
 
-    Not instantiated: call `SegmentationDataset.from_directory(...)` for folders of
-    image files and `SegmentationDataset.from_arrays(...)` for arrays in memory. Both
-    return a plain `tf.data.Dataset`, as `keras.utils.image_dataset_from_directory`
-    does, so `model.fit(dataset)` works on the TensorFlow, JAX and PyTorch backends.
+    Two ways to use it. Construct it with a folder and the options of
+    `from_directory` (or of `from_volumes`, told by `patch_size`), then call
+    `train()` and `validation()`: the validation dataset is read in order, never
+    augmented (for volumes, grid patches). Or call a constructor for one dataset:
+    `from_directory(...)` for folders of images, `from_arrays(...)` for arrays in
+    memory, `from_volumes(...)` for folders of volumes. Each dataset is a plain
+    `tf.data.Dataset`, as `keras.utils.image_dataset_from_directory` returns, so
+    `model.fit(dataset)` works on the TensorFlow, JAX and PyTorch backends.
 
     Each element is a pair:
 
@@ -115,12 +120,71 @@ class SegmentationDataset:
     >>> folder.cleanup()
     """
 
-    def __init__(self, *args, **kwargs):
-        raise TypeError(
-            "SegmentationDataset is not instantiated: call "
-            "SegmentationDataset.from_directory(...) or SegmentationDataset.from_arrays(...), "
-            "which return a tf.data.Dataset."
-        )
+    def __init__(self, directory, *, train_subset=None, validation_subset=None, **options):
+        """The training and validation datasets of a folder, made on demand.
+
+        Args:
+            directory: path of the root folder.
+            train_subset: str or `None` (default): `"train"`, or `"training"` when
+                the options hold `validation_split` (a flat folder).
+            validation_subset: str or `None` (default): `"val"`, or `"validation"`.
+            **options: keyword arguments of `from_directory`, or of `from_volumes`
+                when they hold `patch_size`; checked against its signature here,
+                and in full when a dataset is made.
+
+        Example:
+
+        >>> import tempfile
+        >>> from keras_unet_seg.data import make_synthetic_dataset
+        >>> folder = tempfile.TemporaryDirectory()
+        >>> root = make_synthetic_dataset(folder.name, 4, 2, image_size=(32, 32))
+        >>> data = SegmentationDataset(root, image_size=(32, 32), batch_size=2, seed=0)
+        >>> data  # doctest: +ELLIPSIS
+        SegmentationDataset('...', image_size=(32, 32), batch_size=2, seed=0)
+        >>> train, val = data.train(), data.validation()  # doctest: +ELLIPSIS
+        Found 4 image/mask pairs in '.../train'.
+        Found 2 image/mask pairs in '.../val'.
+        >>> len(train), len(val)
+        (2, 1)
+        >>> folder.cleanup()
+        """
+        self.directory = os.fspath(directory)
+        split = options.get("validation_split") is not None
+        defaults = ("training", "validation") if split else ("train", "val")
+        self.subsets = {
+            "train": defaults[0] if train_subset is None else train_subset,
+            "validation": defaults[1] if validation_subset is None else validation_subset,
+        }
+        self.options = dict(options)
+        inspect.signature(self._constructor()).bind(self.directory, None, **self.options)
+
+    def _constructor(self):
+        volumes = "patch_size" in self.options
+        return self.from_volumes if volumes else self.from_directory
+
+    def train(self):
+        """The training dataset: `train_subset`, shuffled and augmented as the options say.
+
+        Returns:
+            A `tf.data.Dataset` of `(images, masks)` batches.
+        """
+        return self._constructor()(self.directory, self.subsets["train"], **self.options)
+
+    def validation(self):
+        """The validation dataset: `validation_subset`, in order, never augmented (for
+        volumes, the patches of a grid), so that its scores compare epoch to epoch.
+
+        Returns:
+            A `tf.data.Dataset` of `(images, masks)` batches.
+        """
+        options = {**self.options, "shuffle": False, "augment": None}
+        if self._constructor() == self.from_volumes:
+            options["sampling"] = "grid"
+        return self._constructor()(self.directory, self.subsets["validation"], **options)
+
+    def __repr__(self):
+        options = "".join(f", {name}={value!r}" for name, value in self.options.items())
+        return f"SegmentationDataset({self.directory!r}{options})"
 
     @classmethod
     def from_directory(
@@ -302,7 +366,7 @@ class SegmentationDataset:
 
         Folders as for `from_directory` (split, or flat with `subset=None`) of NIfTI
         files and TIFF stacks (`read_volume`), paired by name without extension (both
-        of `.nii.gz`), each pair read and checked first (same shape; the mask rule of
+        of ``.nii.gz``), each pair read and checked first (same shape; the mask rule of
         the class docstring). Each whole volume is normalised by `intensity`
         (`normalize_volume`); one smaller than `patch_size` is padded (image 0, mask
         background or `ignore_class`). Arguments not listed: as for `from_directory`
