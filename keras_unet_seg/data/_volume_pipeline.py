@@ -25,6 +25,7 @@ from keras_unet_seg._validation import (
     is_int,
 )
 from keras_unet_seg.data import _checks, _layout, _options, _patches
+from keras_unet_seg.data._decoding import InvalidFileError
 from keras_unet_seg.data._layout import Problem
 from keras_unet_seg.data._masks import convert_mask
 from keras_unet_seg.data._tensorflow import import_tf
@@ -57,9 +58,10 @@ class VolumeOptions:
         image = read_volume(sample.image_path)
         mask = read_volume(sample.mask_path)
         if mask.shape != image.shape:
-            raise DataError(
+            raise InvalidFileError(
                 f"Image '{sample.image_path}' and mask '{sample.mask_path}' have different "
-                f"shapes: image (depth, height, width) = {image.shape}, mask = {mask.shape}."
+                f"shapes: image (depth, height, width) = {image.shape}, mask = {mask.shape}.",
+                sample.mask_path,
             )
         values = _mask_values(mask)
         target = convert_mask(
@@ -121,13 +123,16 @@ def _mask_values(mask):
     """A mask volume's values `(depth, height, width)` as integers; see `read_mask`."""
     array = mask.array
     if array.shape[-1] != 1:
-        raise DataError(f"Mask '{mask.path}' has {array.shape[-1]} channels; expected 1.")
+        raise InvalidFileError(
+            f"Mask '{mask.path}' has {array.shape[-1]} channels; expected 1.", mask.path
+        )
     values = array[..., 0]
     if values.dtype.kind == "f":
         if not np.all(np.isfinite(values)) or not np.array_equal(values, np.round(values)):
-            raise DataError(
+            raise InvalidFileError(
                 f"Mask '{mask.path}' holds non-integer values; masks hold class ids or "
-                "binary values."
+                "binary values.",
+                mask.path,
             )
         values = values.astype(np.int64)
     return values.astype(np.uint8) if values.dtype == np.bool_ else values
@@ -184,7 +189,8 @@ def find_volumes(directory, subset, options, mask_suffix, on_error, verbose):
         try:
             image, target, volume = options.read(sample)
         except UserError as error:
-            problems.append(Problem(sample.key, sample.image_path, str(error)))
+            path = getattr(error, "path", None) or sample.image_path  # the file at fault
+            problems.append(Problem(sample.key, path, str(error)))
             continue
         volumes.samples.append(sample)
         volumes.shapes.append(volume.shape)
