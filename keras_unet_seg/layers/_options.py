@@ -98,7 +98,6 @@ _RANKED = {
     "transpose": {2: keras.layers.Conv2DTranspose, 3: keras.layers.Conv3DTranspose},
     "max": {2: keras.layers.MaxPooling2D, 3: keras.layers.MaxPooling3D},
     "avg": {2: keras.layers.AveragePooling2D, 3: keras.layers.AveragePooling3D},
-    "upsampling": {2: keras.layers.UpSampling2D, 3: keras.layers.UpSampling3D},
 }
 SPATIAL_RANKS = (2, 3)
 
@@ -152,7 +151,7 @@ def pool_tuple(name, pool_size, rank):
 
 
 def make_downsampling(
-    pooling, filters, name, dtype, rank=2, pool_size=2, kernel_initializer="he_normal"
+    pooling, filters, name, dtype, rank, pool_size, kernel_initializer="he_normal"
 ):
     """Builds the downsampling layer for `pooling`, by `pool_size` along each axis."""
     if pooling in ("max", "avg"):
@@ -170,7 +169,7 @@ def make_downsampling(
 
 
 def make_upsampling(
-    upsampling, filters, name, dtype, rank=2, pool_size=2, kernel_initializer="he_normal"
+    upsampling, filters, name, dtype, rank, pool_size, kernel_initializer="he_normal"
 ):
     """Builds the upsampling layer for `upsampling`, by `pool_size` along each axis."""
     if upsampling == "transpose":
