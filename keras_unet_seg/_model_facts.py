@@ -48,9 +48,14 @@ def image_input_shape(model):
 
 
 def sample_input(model):
-    """A batch of one random image of the shape `model` takes (64 pixels where any)."""
-    height, width, channels = image_input_shape(model)
-    shape = (1, height or 64, width or 64, channels)
+    """A batch of one random image of the shape `model` takes (64 pixels where any), or
+    of one volume (16 voxels where any) for a model built on volumes."""
+    built = _built_shape(model)
+    if built is not None and len(built) == 5 and built[-1] is not None:
+        shape = (1, *(size or 16 for size in built[1:-1]), built[-1])
+    else:
+        height, width, channels = image_input_shape(model)
+        shape = (1, height or 64, width or 64, channels)
     return np.random.default_rng(0).random(shape, dtype="float32")
 
 
