@@ -20,6 +20,7 @@ from pathlib import Path
 
 import keras
 import pytest
+from _xla_flags import FAST_COMPILE
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -62,11 +63,6 @@ DESELECTED = {
 }
 
 OTHER_BACKENDS = {"jax": "jax", "torch": "torch"}
-# JAX compiles each operation of these small models anew for every shape, and LLVM's
-# optimizations cost more than they save: the decoder and ConvBlock tests took 63 s
-# with them, 29 s without. (Not for the main run: TensorFlow's XLA training steps run
-# longer without them.)
-XLA_TEST_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 
 
 @pytest.mark.parametrize("group", sorted(BACKEND_TEST_FILES))
@@ -84,7 +80,7 @@ def test_files_pass_on_backend(backend, group):
     )
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     if backend == "jax":
-        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {XLA_TEST_FLAGS}".strip()
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
     env.pop("PYTEST_XDIST_WORKER", None)
     command = [
         sys.executable,

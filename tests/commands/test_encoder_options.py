@@ -87,7 +87,7 @@ def test_train_with_a_frozen_then_unfrozen_encoder_on_a_cosine_schedule_resumed(
         [
             *("train", "--data", data, "--out", str(run), "--image-size", "32"),
             *("--batch-size", "2", "--epochs", "6", "--no-augment", "--steps-per-epoch", "0"),
-            *("--encoder", "mobilenetv2", "--freeze-encoder-epochs", "2"),
+            *("--encoder", "vgg16", "--freeze-encoder-epochs", "2"),
             *("--lr-schedule", "cosine", "--learning-rate", "0.01"),
         ]
     )
@@ -108,4 +108,4 @@ def test_train_with_a_frozen_then_unfrozen_encoder_on_a_cosine_schedule_resumed(
     assert [int(row["epoch"]) for row in rows] == list(range(6))
     np.testing.assert_allclose([float(row["learning_rate"]) for row in rows], expected, rtol=1e-6)
     model = keras.models.load_model(run / "model.keras", safe_mode=True)
-    assert model.encoder.network == "mobilenetv2" and model.encoder_trainable
+    assert model.encoder.network == "vgg16" and model.encoder_trainable

@@ -18,6 +18,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from _xla_flags import with_devices
 from PIL import Image
 
 from keras_unet_seg import _types
@@ -206,16 +207,8 @@ sys.exit(main(sys.argv[1:]))
     "strategy, backend, env",
     [
         ("mirrored", "tensorflow", {}),
-        # The backend reruns' XLA flags (tests/test_backends.py): compiling is most of this
-        # run, and takes about half as long without LLVM's optimizations.
-        (
-            "data_parallel",
-            "jax",
-            {
-                "XLA_FLAGS": "--xla_force_host_platform_device_count=2 "
-                "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
-            },
-        ),
+        # Compiling is most of this run, and takes about half as long with FAST_COMPILE.
+        ("data_parallel", "jax", {"XLA_FLAGS": with_devices(2)}),
     ],
 )
 def test_train_strategy_on_two_cpu_devices(strategy, backend, env, tmp_path):

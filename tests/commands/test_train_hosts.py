@@ -17,6 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from _xla_flags import with_devices
 
 from keras_unet_seg.data import make_synthetic_dataset
 
@@ -28,7 +29,7 @@ COMMAND = "import sys; from keras_unet_seg.cli import main; sys.exit(main(sys.ar
 
 def _train(argv, devices, log):
     env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    env["XLA_FLAGS"] = with_devices(devices)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     for name in list(env):  # the variables by which processes would join otherwise
         if name.startswith(("KERAS_DISTRIBUTION_", "JAX_COORDINATOR", "SLURM_")):

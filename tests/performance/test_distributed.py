@@ -18,6 +18,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from _xla_flags import with_devices
 
 from keras_unet_seg.performance import Distribution, distribution
 
@@ -92,11 +93,7 @@ def test_data_parallel_trains_like_one_device():
         "samples": 21,
         "even_batches": True,
     }
-    # The backend reruns' XLA flags (tests/test_backends.py): they compile faster.
-    flags = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
-    result = _run_worker(
-        spec, "jax", {"XLA_FLAGS": f"--xla_force_host_platform_device_count=2 {flags}"}
-    )
+    result = _run_worker(spec, "jax", {"XLA_FLAGS": with_devices(2)})
     assert result["backend"] == "jax"
     _assert_same_training(result, samples_per_epoch=16)
 

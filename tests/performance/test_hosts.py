@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _xla_flags import with_devices
 
 from keras_unet_seg.performance import Distribution, distribution
 from keras_unet_seg.performance.distributed import _host_values
@@ -92,7 +93,7 @@ def test_two_processes_train_like_one_process_with_two_devices(tmp_path):
     """
     pytest.importorskip("jax")
     port = _free_port()
-    one_device = {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    one_device = {"XLA_FLAGS": with_devices(1)}
     hosts = [
         _start(
             {"coordinator_address": f"localhost:{port}", "num_processes": 2, "process_id": 0},
@@ -102,9 +103,7 @@ def test_two_processes_train_like_one_process_with_two_devices(tmp_path):
         # Process 1 finds the values as in a Slurm step of 2 tasks (what srun sets).
         _start({}, {**one_device, **_slurm_task(1, port)}, tmp_path / "process_1.log"),
     ]
-    single = _start(
-        {}, {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}, tmp_path / "single.log"
-    )
+    single = _start({}, {"XLA_FLAGS": with_devices(2)}, tmp_path / "single.log")
     try:
         first, second, one = (_result(started) for started in (*hosts, single))
     finally:  # none is left waiting for another that failed
