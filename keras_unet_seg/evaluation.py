@@ -11,10 +11,13 @@ Conventions:
   an empty prediction of an empty mask scores 1 everywhere; an empty prediction of a
   non-empty mask has Dice, IoU, recall and precision 0; a non-empty prediction of
   an empty mask has Dice, IoU, precision and recall 0.
-- Boundaries are the mask's pixels with a 4-connected neighbour outside it (pixels on
-  the image's border count as boundary, as in MONAI). Distances are Euclidean, in
-  units of `spacing` (the size of a pixel along height and width, such as
-  micrometres).
+- Masks are images `(height, width)` or volumes `(depth, height, width)`; what is
+  said of pixels holds for voxels.
+- Boundaries are the mask's pixels with a neighbour outside it across a face (4 in
+  2-D, 6 in 3-D; pixels on the image's border count as boundary, as in MONAI).
+  Distances are Euclidean, in units of `spacing`: the size of a pixel along each
+  axis, `(height, width)` or `(depth, height, width)` (such as micrometres, or a
+  NIfTI file's voxel spacing in millimetres), one number for each axis of the masks.
 - `hd95`: the larger of the two directed 95th percentiles of boundary distances
   (MONAI's `percentile=95`); `assd`: the average symmetric surface distance;
   `nsd`: the normalized surface Dice (Nikolov et al., 2021), the fraction of both
@@ -60,44 +63,54 @@ def _import_ndimage():
     return ndimage
 
 
+# The spatial axes of a mask of each rank, as the messages name them.
+_AXES = {2: "(height, width)", 3: "(depth, height, width)"}
+
+
 def _as_ids(mask, name):
+    """Class ids of a 2-D or 3-D mask, a trailing axis of 1 (a channel) dropped."""
     array = np.asarray(mask)
-    if array.ndim == 3 and array.shape[-1] == 1:
+    if array.ndim in (3, 4) and array.shape[-1] == 1:
         array = array[..., 0]
-    if array.ndim != 2 or array.dtype.kind not in "biu":
+    if array.ndim not in _AXES or array.dtype.kind not in "biu":
         expected = (
-            "a 2-D array of class ids (height, width) or (height, width, 1), integers or bools"
+            "a 2-D or 3-D array of class ids, (height, width) or (depth, height, width) "
+            "with an optional trailing axis of 1, integers or bools"
         )
         received = _validation.Summary(f"array of shape {array.shape} and dtype {array.dtype}")
         raise _validation.invalid_value(name, expected, received)
     return array.astype(np.int64)
 
 
-def _check_pair(y_true, y_pred):
-    y_true, y_pred = _as_ids(y_true, "y_true"), _as_ids(y_pred, "y_pred")
+def _check_pair(y_true, y_pred, names=("y_true", "y_pred")):
+    """Both masks as int64 class ids of one shape; errors name the arguments `names`."""
+    y_true, y_pred = _as_ids(y_true, names[0]), _as_ids(y_pred, names[1])
     if y_true.shape != y_pred.shape:
-        raise ValueError(
-            "Arguments `y_true` and `y_pred` must have the same height and width. "
-            f"Received: y_true.shape={y_true.shape}, y_pred.shape={y_pred.shape}"
-        )
+        received = f"{names[0]}.shape={y_true.shape}, {names[1]}.shape={y_pred.shape}"
+        raise _validation.invalid_value(list(names), "masks of the same shape", received=received)
     return y_true, y_pred
 
 
-def _spacing(spacing):
+def _spacing(spacing, ndim):
+    """`spacing` as `ndim` positive floats: `None` (1), a number, or one per axis."""
     if spacing is None:
-        return (1.0, 1.0)
-    values = tuple(float(v) for v in np.broadcast_to(np.asarray(spacing, float), (2,)))
+        return (1.0,) * ndim
+    expected = f"a positive number or {ndim} positive numbers, one per axis {_AXES[ndim]}"
+    try:
+        values = np.broadcast_to(np.asarray(spacing, float), (ndim,))
+    except (TypeError, ValueError):
+        raise _validation.invalid_value("spacing", expected, spacing) from None
     if not all(v > 0 and math.isfinite(v) for v in values):
-        expected = "a positive number or (height, width) of positive numbers"
         raise _validation.invalid_value("spacing", expected, spacing)
-    return values
+    return tuple(float(v) for v in values)
 
 
 def confusion_matrix(y_true, y_pred, num_classes, ignore_class=None):
     """Pixel counts by true class (rows) and predicted class (columns).
 
     Args:
-        y_true: class ids `(height, width)` (or with a trailing axis of 1).
+        y_true: class ids `(height, width)` or `(depth, height, width)` (or with a
+            trailing axis of 1).
         y_pred: predicted class ids, the same shape.
         num_classes: int, the number of classes (2 for a binary mask: background and
             foreground).
@@ -131,20 +144,42 @@ def _boundary(mask):
 def boundary_distances(true_mask, pred_mask, spacing=None):
     """Distances from each boundary pixel of one mask to the other mask's boundary.
 
+    Images or volumes: a boundary pixel (or voxel) is one of the mask with a
+    neighbour outside it across a face (4 neighbours in 2-D, 6 in 3-D); the distances
+    are Euclidean, in units of `spacing`.
+
     Args:
-        true_mask: bool array `(height, width)`.
+        true_mask: bool array `(height, width)` or `(depth, height, width)` (or with a
+            trailing axis of 1).
         pred_mask: bool array, the same shape.
-        spacing: pixel size along height and width (a number or a pair), default 1.
+        spacing: the size of a pixel along each axis, `(height, width)` or
+            `(depth, height, width)` (such as the voxel spacing of a NIfTI file, in
+            millimetres), or one number for every axis. Defaults to 1.
 
     Returns:
         `(true_to_pred, pred_to_true)`: float arrays, one distance per boundary pixel
         of `true_mask` and of `pred_mask`. Empty when a mask is empty; `None` for
         both when exactly one mask is empty (there is no boundary to reach).
+
+    Raises:
+        InvalidArgumentError: for masks of different shapes or of another rank, or a
+            `spacing` with another number of axes than the masks.
+
+    Example:
+
+    >>> import numpy as np
+    >>> cube = np.zeros((12, 8, 8), bool)
+    >>> cube[2:6, 2:6, 2:6] = True
+    >>> moved = np.roll(cube, 3, axis=0)  # 3 voxels deeper
+    >>> to_pred, to_true = boundary_distances(cube, moved, spacing=(2.0, 0.5, 0.5))
+    >>> float(to_pred.max()), float(to_true.max())  # 3 voxels of 2 mm
+    (6.0, 6.0)
     """
     ndimage = _import_ndimage()
-    spacing = _spacing(spacing)
-    true_edge = _boundary(np.asarray(true_mask, bool))
-    pred_edge = _boundary(np.asarray(pred_mask, bool))
+    true_mask, pred_mask = (np.asarray(m, bool) for m in (true_mask, pred_mask))
+    true_mask, pred_mask = _check_pair(true_mask, pred_mask, ("true_mask", "pred_mask"))
+    spacing = _spacing(spacing, true_mask.ndim)
+    true_edge, pred_edge = _boundary(true_mask != 0), _boundary(pred_mask != 0)
     if not true_edge.any() and not pred_edge.any():
         return np.zeros(0), np.zeros(0)
     if not true_edge.any() or not pred_edge.any():
@@ -186,12 +221,15 @@ def segmentation_scores(
     """Scores of one predicted mask against its truth, class by class.
 
     Args:
-        y_true: class ids `(height, width)` (or with a trailing axis of 1); for a
-            binary mask, 0/1 (or bools).
+        y_true: class ids of an image `(height, width)` or a volume
+            `(depth, height, width)` (or with a trailing axis of 1); for a binary mask,
+            0/1 (or bools).
         y_pred: predicted class ids, the same shape (threshold probabilities first).
         num_classes: int, default 2 (background and foreground of a binary mask).
-        spacing: pixel size along height and width, a number or a pair (default 1),
-            the unit of `hd95`, `assd` and `tolerance`.
+        spacing: the size of a pixel along each axis, `(height, width)` or
+            `(depth, height, width)` (a volume's voxel spacing, as read from its file),
+            or one number for every axis (default 1): the unit of `hd95`, `assd` and
+            `tolerance`.
         tolerance: float, default 1.0. Distance within which boundaries agree, for
             `nsd`.
         ignore_class: int or `None`. True pixels of this class are left out of the
@@ -214,6 +252,7 @@ def segmentation_scores(
     (0.75, 1.0, 1.0)
     """
     y_true, y_pred = _check_pair(y_true, y_pred)
+    spacing = _spacing(spacing, y_true.ndim)
     matrix = confusion_matrix(y_true, y_pred, num_classes, ignore_class)
     valid = np.ones(y_true.shape, bool) if ignore_class is None else y_true != ignore_class
     scores = {}
@@ -324,7 +363,7 @@ def evaluate_directory(
     covered.update(overlap=overlap, tta=tta, threshold=threshold)
     spec = spec_of(spec, covered, evaluate_directory)
     tiling = {**spec.tiled_arguments(), "batch_size": batch_size}
-    distances = {"spacing": _spacing(spacing)}
+    distances = {"spacing": _spacing(spacing, 2)}
     distances["tolerance"] = _validation.check_positive("tolerance", tolerance)
     reading = _reading(spec, mask_threshold, directory, (subset, validation_split, seed))
     reading["num_classes"] = _model_facts.num_classes(model, channels_for(spec.color_mode) or 3)

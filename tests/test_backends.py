@@ -40,7 +40,7 @@ BACKEND_TEST_FILES = {
         "tests/test_lookup.py",
         "tests/test_overlap.py",
         "keras_unet_seg/losses",
-        "keras_unet_seg/metrics.py",
+        "keras_unet_seg/metrics",
         "keras_unet_seg/_overlap.py",
         "keras_unet_seg/_lookup.py",
     ],

@@ -8,6 +8,7 @@ import pytest
 from scipy import ndimage
 from scipy.spatial.distance import cdist
 
+from keras_unet_seg._errors import InvalidArgumentError
 from keras_unet_seg.evaluation import (
     boundary_distances,
     confusion_matrix,
@@ -136,7 +137,11 @@ def test_summary_pools_counts_and_averages_finite_distances():
 
 
 def test_bad_arguments_name_themselves():
-    with pytest.raises(ValueError, match=r"`y_true` and `y_pred` must have the same height"):
+    expected = (
+        "Invalid value for arguments `y_true` and `y_pred`. Expected masks of the same "
+        "shape. Received: y_true.shape=(4, 4), y_pred.shape=(4, 5)"
+    )
+    with pytest.raises(InvalidArgumentError, match=re.escape(expected)):
         segmentation_scores(np.zeros((4, 4), int), np.zeros((4, 5), int))
     with pytest.raises(ValueError, match=r"Invalid value for argument `y_pred`\. Expected a 2-D"):
         segmentation_scores(np.zeros((4, 4), int), np.zeros((4, 4), float))
@@ -144,6 +149,122 @@ def test_bad_arguments_name_themselves():
         confusion_matrix(np.zeros((2, 2), int), np.full((2, 2), 3), 2)
     with pytest.raises(ValueError, match=r"Invalid value for argument `spacing`"):
         segmentation_scores(np.zeros((4, 4), int), np.zeros((4, 4), int), spacing=(1, -1))
+
+
+# --------------------------------------------------------------------------- #
+# Volumes
+# --------------------------------------------------------------------------- #
+
+
+def _cube(shape=(24, 20, 20), corner=(4, 5, 5), side=10):
+    mask = np.zeros(shape, np.int64)
+    mask[tuple(slice(c, c + side) for c in corner)] = 1
+    return mask
+
+
+@pytest.mark.parametrize(
+    ("spacing", "hd95"),
+    [(None, 3.0), ((2.0, 1.0, 1.0), 6.0), ((1.0, 1.0, 2.0), 3.0), (0.5, 1.5)],
+)
+def test_hd95_of_a_cube_moved_3_voxels_deeper(spacing, hd95):
+    """A 10-voxel cube against itself 3 voxels deeper (along depth).
+
+    Every boundary voxel is at most 3 voxels along depth from the other boundary (in
+    its own column), and the 100 voxels of the truth's first face (a fifth of its 488
+    boundary voxels; the prediction's last face the other way) are exactly 3 away:
+    the other cube lies 3 voxels deeper, none of its voxels nearer. So HD95 is 3
+    voxels along depth: 3 at spacing 1, 6 at spacing 2 along depth, still 3 at
+    spacing 2 along width (the shift is not along it), 1.5 at spacing 0.5 everywhere.
+    """
+    truth = _cube()
+    scores = segmentation_scores(truth, np.roll(truth, 3, axis=0), spacing=spacing)[1]
+    assert scores["hd95"] == pytest.approx(hd95)
+    assert (scores["tp"], scores["fp"], scores["fn"]) == (700, 300, 300)
+    to_pred, to_true = boundary_distances(truth, np.roll(truth, 3, axis=0), spacing)
+    assert len(to_pred) == len(to_true) == 10**3 - 8**3
+
+
+def test_assd_and_nsd_of_a_small_cube_by_hand():
+    """A 4-voxel cube against itself 1 voxel deeper, voxels 2 deep (spacing (2, 1, 1)).
+
+    Each boundary has 64 - 8 = 56 voxels. From the truth's to the prediction's: the 16
+    of the first face (shallowest) are one voxel, 2, from the other's first face; the
+    4 inside the last face are 1 from the other's sides (and 2 from its last face); the
+    other 36 (the sides) lie on the other's sides, 0. The same the other way. So ASSD =
+    2 (16 x 2 + 4 x 1) / 112 = 9/14, NSD at 1 is 80/112 = 5/7 and at 2 it is 1, and
+    HD95 is 2 (16 of 56 distances are 2).
+    """
+    truth = _cube((10, 8, 8), (2, 2, 2), 4)
+    moved = np.roll(truth, 1, axis=0)
+    spacing = (2.0, 1.0, 1.0)
+    scores = segmentation_scores(truth, moved, spacing=spacing)[1]
+    assert scores["assd"] == pytest.approx(9 / 14)
+    assert scores["nsd"] == pytest.approx(5 / 7)
+    assert scores["hd95"] == pytest.approx(2.0)
+    assert segmentation_scores(truth, moved, spacing=spacing, tolerance=2.0)[1]["nsd"] == 1.0
+    assert scores["dice"] == pytest.approx(2 * 48 / 128)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_volume_scores_match_a_brute_force_reference(seed):
+    rng = np.random.default_rng(seed)
+    truth = ndimage.binary_opening(rng.random((9, 12, 11)) > 0.5)
+    pred = ndimage.binary_opening(rng.random((9, 12, 11)) > 0.45)
+    assert truth.any() and pred.any()
+    spacing = (2.5, 0.7, 1.0)
+    scores = segmentation_scores(truth[..., None], pred[..., None], spacing=spacing)[1]
+    expected = _reference(truth, pred, spacing, tolerance=1.0)
+    for name in ("hd95", "assd", "nsd"):
+        assert scores[name] == pytest.approx(expected[name], rel=1e-9, abs=1e-12), name
+    assert (scores["tp"], scores["fn"]) == ((truth & pred).sum(), (truth & ~pred).sum())
+
+
+def test_multiclass_volume_matches_per_class_counts():
+    rng = np.random.default_rng(3)
+    truth, pred = rng.integers(0, 3, (2, 5, 6, 4))
+    matrix = confusion_matrix(truth, pred, 3)
+    expected = [[np.sum((truth == t) & (pred == p)) for p in range(3)] for t in range(3)]
+    assert matrix.tolist() == expected
+    scores = segmentation_scores(truth, pred, 3, boundary=False)
+    for class_id in (1, 2):
+        tp = np.sum((truth == class_id) & (pred == class_id))
+        sizes = np.sum(truth == class_id) + np.sum(pred == class_id)
+        assert scores[class_id]["dice"] == pytest.approx(2 * tp / sizes)
+
+
+@pytest.mark.parametrize(
+    ("shape", "spacing", "expected"),
+    [
+        (
+            (6, 5, 4),
+            (1.0, 2.0),
+            "Expected a positive number or 3 positive numbers, one "
+            "per axis (depth, height, width). Received: spacing=(1.0, 2.0)",
+        ),
+        (
+            (5, 4),
+            (1.0, 1.0, 2.0),
+            "Expected a positive number or 2 positive numbers, one "
+            "per axis (height, width). Received: spacing=(1.0, 1.0, 2.0)",
+        ),
+        ((6, 5, 4), (1.0, 0.0, 1.0), "Expected a positive number or 3 positive numbers"),
+    ],
+)
+def test_spacing_needs_one_number_per_axis_of_the_masks(shape, spacing, expected):
+    mask = np.zeros(shape, int)
+    message = "Invalid value for argument `spacing`. " + expected
+    with pytest.raises(InvalidArgumentError, match=re.escape(message)):
+        segmentation_scores(mask, mask, spacing=spacing, boundary=False)
+    with pytest.raises(InvalidArgumentError, match=re.escape(message)):
+        boundary_distances(mask, mask, spacing)
+
+
+def test_masks_of_another_rank_or_shape_are_refused():
+    with pytest.raises(InvalidArgumentError, match=r"argument `y_true`\. Expected a 2-D or 3-D"):
+        segmentation_scores(np.zeros((2, 3, 4, 5), int), np.zeros((2, 3, 4, 5), int))
+    expected = "arguments `true_mask` and `pred_mask`. Expected masks of the same shape"
+    with pytest.raises(InvalidArgumentError, match=expected):
+        boundary_distances(np.zeros((4, 5, 6), bool), np.zeros((4, 6, 5), bool))
 
 
 # --------------------------------------------------------------------------- #

@@ -600,3 +600,93 @@ def test_batch_or_spatial_mismatch_names_both_shapes(cls):
         )
         with pytest.raises(ValueError, match=re.escape(message)):
             cls().update_state(np.zeros(true_shape), np.zeros(pred_shape))
+
+
+# --------------------------------------------------------------------------- #
+# Volumes: (batch, depth, height, width, channels)
+# --------------------------------------------------------------------------- #
+
+VOLUME = (2, 7, 9, 5)  # batch, depth, height, width
+
+
+def numpy_score(cls, tp, fp, fn):
+    """The score of NumPy counts, written out (no denominator is 0 in these cases)."""
+    num, den = {
+        DiceCoefficient: (2 * tp, 2 * tp + fp + fn),
+        IoUScore: (tp, tp + fp + fn),
+        Precision: (tp, tp + fp),
+        Recall: (tp, tp + fn),
+    }[cls]
+    return num / den
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+@pytest.mark.parametrize("per_image", [False, True])
+def test_binary_volumes_equal_a_numpy_count_of_weighted_voxels(cls, per_image):
+    rng = np.random.default_rng(5)
+    t = rng.random((*VOLUME, 1)) < 0.4
+    logits = rng.normal(0, 2, (*VOLUME, 1)).astype("float32")
+    w = rng.uniform(0, 3, VOLUME)[..., None]
+    pred = logits >= math.log(0.3 / 0.7)  # threshold 0.3 on the sigmoid
+    axes = (1, 2, 3, 4) if per_image else None
+    tp, fp, fn = (np.sum(w * m, axis=axes) for m in (pred & t, pred & ~t, ~pred & t))
+    expected = np.mean(numpy_score(cls, tp, fp, fn))
+    metric = cls(threshold=0.3, from_logits=True, per_image=per_image)
+    got = score(metric, t.astype("float32"), logits, w[..., 0].astype("float32"))
+    assert got == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+@pytest.mark.parametrize("average", ["macro", "micro"])
+def test_three_class_volumes_equal_a_numpy_count(cls, average):
+    """Class ids with an ignore label, background left out, streamed in two batches."""
+    rng = np.random.default_rng(6)
+    ids = rng.integers(0, 3, VOLUME)
+    ids[rng.random(VOLUME) < 0.1] = 255
+    probs = rng.dirichlet(np.ones(3), VOLUME).astype("float32")
+    winner, valid = probs.argmax(-1), ids != 255
+    counts = np.array(
+        [
+            [np.sum(valid & m) for m in (t & p, ~t & p, t & ~p)]
+            for t, p in ((ids == c, winner == c) for c in (1, 2))
+        ]
+    )
+    if average == "micro":
+        expected = numpy_score(cls, *counts.sum(axis=0))
+    else:
+        expected = np.mean([numpy_score(cls, *row) for row in counts])
+    metric = cls(num_classes=3, average=average, ignore_class=255, include_background=False)
+    for part in (slice(0, 1), slice(1, 2)):
+        metric.update_state(ids[part][..., None], probs[part])
+    assert float(ops.convert_to_numpy(metric.result())) == pytest.approx(expected, abs=1e-6)
+
+
+@given(data=binary_data(min_images=2, max_images=2))
+def test_a_volume_counts_as_its_slices_laid_out_as_an_image(data):
+    """Every voxel counts once: an (8, 8, 8) volume of a batch has the counts and the
+    per-image score of its eight 8x8 slices side by side in one 64x8 image, empty and
+    full masks included."""
+    images_true, images_pred = data  # (2, 8, 8, 1)
+    volumes = [np.stack([a] * 8, axis=1) for a in (images_true, images_pred)]
+    volumes[1] = volumes[1] * np.linspace(0.4, 1.0, 8)[None, :, None, None, None]
+    slices = [v.reshape(2, 64, 8, 1) for v in volumes]
+    pooled_volume, pooled_slices = IoUScore(), IoUScore()
+    pooled_volume.update_state(*volumes)
+    pooled_slices.update_state(*slices)
+    for name in ("true_positives", "false_positives", "false_negatives"):
+        np.testing.assert_array_equal(
+            ops.convert_to_numpy(getattr(pooled_volume, name)),
+            ops.convert_to_numpy(getattr(pooled_slices, name)),
+        )
+    per_image = score(IoUScore(per_image=True), *volumes)
+    assert per_image == pytest.approx(score(IoUScore(per_image=True), *slices), abs=1e-6)
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_float16_volumes_score_as_float32(cls):
+    rng = np.random.default_rng(8)
+    y_true = (rng.random((1, 40, 40, 48, 1)) < 0.5).astype("float32")
+    y_pred = rng.random(y_true.shape).astype("float32")
+    y_pred[np.abs(y_pred - 0.5) < 1e-3] = 0.4  # clear of float16's rounding at the threshold
+    expected = score(cls(), y_true, y_pred)
+    assert score(cls(), ops.cast(y_true, "float16"), ops.cast(y_pred, "float16")) == expected

@@ -7,6 +7,8 @@ finds each by name. `CombinedLoss` adds weighted losses (`0.5 * DiceLoss() + ...
 
 Conventions shared by every loss here:
 
+- Images `(batch, height, width, C)` or volumes `(batch, depth, height, width,
+  C)`: any number of spatial axes, each loss summing over all of them.
 - `y_pred` is channels-last. One channel means binary segmentation
   (probabilities, or logits through a sigmoid with `from_logits=True`); more
   than one channel means multi-class (probabilities, or logits through a
@@ -21,8 +23,8 @@ Conventions shared by every loss here:
   loss 0, with `smooth=0` too: a score whose denominator is 0 is 1 when
   nothing was got wrong, the rule of 0/0 of `keras_unet_seg.metrics` and
   `keras_unet_seg.evaluation` (`keras.losses.Dice` gives that case loss 1).
-- `per_image=True` scores each image over its spatial axes, then averages the
-  images; `per_image=False` pools the whole batch into one score.
+- `per_image=True` scores each image (or volume) over its spatial axes, then
+  averages them; `per_image=False` pools the whole batch into one score.
 - In multi-class mode, each class is scored on its own and the class losses
   are averaged (weighted by `class_weights`); `include_background=False`
   leaves channel 0 out of that average, and `ignore_class` leaves out both

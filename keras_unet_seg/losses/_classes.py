@@ -103,7 +103,8 @@ class DiceLoss(_OverlapLoss):
     `keras_unet_seg.evaluation` (`keras.losses.Dice` gives that case loss 1).
     Otherwise, with `smooth=0` and `per_image=False` this equals
     `keras.losses.Dice()`; with `per_image=True`,
-    `keras.losses.Dice(axis=(1, 2, 3))` (up to Keras' 1e-7 epsilon).
+    `keras.losses.Dice(axis=(1, 2, 3))` for images, `axis=(1, 2, 3, 4)` for
+    volumes (up to Keras' 1e-7 epsilon).
 
     Args:
         from_logits: bool, whether `y_pred` holds logits (sigmoid for one

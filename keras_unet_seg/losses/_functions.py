@@ -214,7 +214,8 @@ def dice_loss(
     TP, FP and FN are soft counts: `sum(t * p)`, `sum((1 - t) * p)` and
     `sum(t * (1 - p))`. Empty-mask convention: an empty prediction of an empty
     mask has loss 0 (score 1), with `smooth=0` too (the rule of 0/0 of the
-    metrics: a score whose denominator is 0 is 1).
+    metrics: a score whose denominator is 0 is 1). `...` below is the spatial axes:
+    `(height, width)` of images or `(depth, height, width)` of volumes.
 
     Args:
         y_true: ground truth: a 0/1 mask `(batch, ..., 1)` for binary, or
