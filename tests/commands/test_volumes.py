@@ -1,0 +1,121 @@
+"""The commands on volumes: `predict` slides a 3D model over NIfTI files and TIFF stacks
+and writes masks with their input's header; the user's files never change."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from keras_unet_seg.cli import main
+
+from ._helpers import checksums, error_line, temporary_files
+
+nibabel = pytest.importorskip("nibabel")
+tifffile = pytest.importorskip("tifffile")
+
+# (depth, height, width): odd sides, larger than the 16-voxel patches.
+SHAPE = (19, 24, 21)
+
+
+@pytest.fixture(scope="module")
+def volume_model(tmp_path_factory):
+    """A saved tiny 3D Keras model (no UNet needed to slide a window)."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((None, None, None, 1))
+    x = keras.layers.Conv3D(2, 3, padding="same", activation="relu")(inputs)
+    outputs = keras.layers.Conv3D(1, 1, activation="sigmoid")(x)
+    model = keras.Model(inputs, outputs)
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    model.save(path)
+    return str(path)
+
+
+def _scan(seed=0):
+    """An int16 volume (depth, height, width) with a bright box, as a CT holds."""
+    rng = np.random.default_rng(seed)
+    scan = rng.normal(0, 20, SHAPE).astype("int16")
+    scan[5:14, 6:18, 4:15] += 300
+    return scan
+
+
+@pytest.fixture()
+def scans(tmp_path):
+    """A folder of two NIfTI files (oblique affine, anisotropic spacing) and a TIFF stack."""
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    affine = np.array(
+        [[0.0, 0.8, 0.0, -90.0], [-0.7, 0.0, 0.1, 40.0], [0.0, 0.0, 2.5, -12.0], [0, 0, 0, 1]]
+    )
+    for index, suffix in enumerate((".nii.gz", ".nii")):
+        image = nibabel.Nifti1Image(_scan(index).transpose(2, 1, 0), affine)  # (x, y, z)
+        image.set_qform(affine, code=1)
+        image.set_sform(affine, code=2)
+        image.header.set_xyzt_units("mm", "sec")
+        nibabel.save(image, folder / f"case_{index}{suffix}")
+    return folder
+
+
+def _header_facts(path):
+    header = nibabel.load(path).header
+    return {
+        "shape": header.get_data_shape(),
+        "zooms": header.get_zooms(),
+        "qform": (header.get_qform(coded=True)[1], header.get_qform().tolist()),
+        "sform": (header.get_sform(coded=True)[1], header.get_sform().tolist()),
+        "units": header.get_xyzt_units(),
+        "dim_info": header.get_dim_info(),
+    }
+
+
+def test_predict_writes_each_volume_mask_with_its_inputs_header(volume_model, scans, tmp_path):
+    out = tmp_path / "out"
+    before = checksums(scans, volume_model)
+    argv = ["predict", "--model", volume_model, str(scans), "--out", str(out)]
+    assert main([*argv, "--tile-size", "16", "--no-tta"]) == 0
+    assert checksums(scans, volume_model) == before  # nothing the user wrote changes
+    for name in ("case_0.nii.gz", "case_1.nii"):
+        mask_path = out / "masks" / name
+        assert _header_facts(mask_path) == _header_facts(scans / name)
+        mask = np.asarray(nibabel.load(mask_path).dataobj).transpose(2, 1, 0)
+        assert mask.shape == SHAPE and mask.dtype == np.uint8
+        assert set(np.unique(mask)) <= {0, 1}
+        assert (out / "overlays" / f"{name.split('.')[0]}.png").is_file()
+    assert temporary_files(out) == []
+
+
+def test_predict_slides_the_window_as_predict_tiled_does(volume_model, scans, tmp_path):
+    from keras_unet_seg.data import normalize_volume, read_volume
+    from keras_unet_seg.inference import predict_tiled
+
+    out = tmp_path / "out"
+    argv = ["predict", "--model", volume_model, str(scans / "case_0.nii.gz"), "--out", str(out)]
+    assert main([*argv, "--tile-size", "8x16x16", "--no-tta", "--threshold", "0.5"]) == 0
+    volume = read_volume(scans / "case_0.nii.gz")
+    probabilities = predict_tiled(
+        keras.saving.load_model(volume_model),
+        normalize_volume(volume.array),
+        tile_size=(8, 16, 16),
+    )
+    written = read_volume(out / "masks" / "case_0.nii.gz").array[..., 0]
+    np.testing.assert_array_equal(written, probabilities[..., 0] >= 0.5)
+
+
+def test_predict_reads_tiff_stacks_for_a_volume_model(volume_model, tmp_path):
+    stack = tmp_path / "stack.tif"
+    scan = _scan().astype("uint16")
+    tifffile.imwrite(stack, scan, imagej=True, resolution=(2.0, 2.0), metadata={"axes": "ZYX"})
+    out = tmp_path / "out"
+    before = checksums(stack)
+    assert main(["predict", "--model", volume_model, str(stack), "--out", str(out)]) == 0
+    assert checksums(stack) == before
+    with tifffile.TiffFile(out / "masks" / "stack.tif") as written:
+        assert written.asarray().shape == SHAPE
+        assert written.pages[0].tags["XResolution"].value == (2, 1)
+
+
+def test_predict_refuses_an_out_folder_among_the_volumes(volume_model, scans, capsys):
+    argv = ["predict", "--model", volume_model, str(scans), "--out", str(scans / "out")]
+    assert main(argv) == 1
+    assert "outputs never go among the inputs" in error_line(capsys)
+    assert sorted(os.listdir(scans)) == ["case_0.nii.gz", "case_1.nii"]
