@@ -125,6 +125,17 @@ def positive_pair(value, expected="a positive number N or a pair NHxNW"):
 positive_pair.__name__ = "pair"
 
 
+def spacing(value):
+    """`positive_pair`, or `"SZxSYxSX"` (`[z, y, x]`) to a volume's `(z, y, x)` spacing."""
+    parts = _pair(value)
+    if len(parts) != 3:
+        return positive_pair(value, "a positive number S, SHxSW or SZxSYxSX")
+    try:
+        return tuple(positive_float(part) for part in parts)
+    except argparse.ArgumentTypeError:
+        fail("a positive number S, SHxSW or SZxSYxSX", value)
+
+
 def scale_choice(value):
     """`auto` (the run's training scale), `native` (1), or a factor `F` or `FHxFW`."""
     if isinstance(value, str) and value.lower() in ("auto", "native"):

@@ -20,12 +20,14 @@ SHAPE = (19, 24, 21)
 
 @pytest.fixture(scope="module")
 def volume_model(tmp_path_factory):
-    """A saved tiny 3D Keras model (no UNet needed to slide a window)."""
-    keras.utils.set_random_seed(0)
+    """A saved tiny 3D Keras model (no UNet needed to slide a window): foreground where
+    the normalised voxel is above 0.5 (its 3x3x3 kernel weighs the centre and a neighbour)."""
     inputs = keras.Input((None, None, None, 1))
-    x = keras.layers.Conv3D(2, 3, padding="same", activation="relu")(inputs)
-    outputs = keras.layers.Conv3D(1, 1, activation="sigmoid")(x)
-    model = keras.Model(inputs, outputs)
+    conv = keras.layers.Conv3D(1, 3, padding="same", activation="sigmoid")
+    model = keras.Model(inputs, conv(inputs))
+    kernel = np.zeros((3, 3, 3, 1, 1), "float32")
+    kernel[1, 1, 1], kernel[1, 1, 2] = 16.0, 4.0
+    conv.set_weights([kernel, np.array([-10.0], "float32")])
     path = tmp_path_factory.mktemp("model") / "model.keras"
     model.save(path)
     return str(path)
@@ -119,3 +121,61 @@ def test_predict_refuses_an_out_folder_among_the_volumes(volume_model, scans, ca
     assert main(argv) == 1
     assert "outputs never go among the inputs" in error_line(capsys)
     assert sorted(os.listdir(scans)) == ["case_0.nii.gz", "case_1.nii"]
+
+
+def _save_nifti(path, array, spacing):
+    affine = np.diag([spacing[2], spacing[1], spacing[0], 1.0])  # (x, y, z) zooms
+    image = nibabel.Nifti1Image(array.transpose(2, 1, 0), affine)
+    image.set_qform(affine, code=1)
+    image.set_sform(affine, code=1)
+    nibabel.save(image, path)
+
+
+@pytest.fixture()
+def volume_pairs(tmp_path):
+    """`val/images` and `val/masks` of two NIfTI pairs of different spacings."""
+    root = tmp_path / "volumes"
+    for index, spacing in enumerate([(2.5, 0.7, 0.8), (1.0, 1.0, 1.0)]):
+        for kind in ("images", "masks"):
+            (root / "val" / kind).mkdir(parents=True, exist_ok=True)
+        scan = _scan(index)
+        _save_nifti(root / "val" / "images" / f"case_{index}.nii.gz", scan, spacing)
+        mask = np.zeros(SHAPE, "uint8")
+        mask[5:14, 6:18, 3:16] = 1  # the bright box, one voxel wider on each side
+
+        _save_nifti(root / "val" / "masks" / f"case_{index}.nii.gz", mask, spacing)
+    return root
+
+
+def test_evaluate_scores_each_volume_at_its_files_spacing(volume_model, volume_pairs, tmp_path):
+    import json
+
+    from keras_unet_seg.data import normalize_volume, read_volume
+    from keras_unet_seg.evaluation import segmentation_scores
+    from keras_unet_seg.inference import predict_tiled
+
+    before = checksums(volume_pairs, volume_model)
+    report, scores = tmp_path / "report", tmp_path / "scores.json"
+    argv = ["evaluate", "--model", volume_model, "--data", str(volume_pairs), "--no-tta"]
+    argv += ["--tile-size", "16", "--report", str(report), "--json", str(scores)]
+    assert main(argv) == 0
+    assert checksums(volume_pairs, volume_model) == before
+    written = json.loads(scores.read_text())
+    assert written["num_images"] == 2
+    model = keras.saving.load_model(volume_model)
+    for row in written["per_image"]:
+        volume = read_volume(row["image"])
+        probabilities = predict_tiled(model, normalize_volume(volume.array), 16)
+        truth = read_volume(row["mask"]).array[..., 0]
+        expected = segmentation_scores(
+            truth, (probabilities[..., 0] >= 0.5).astype("uint8"), 2, spacing=volume.spacing
+        )
+        assert 0 < expected[1]["hd95"] < np.inf
+        assert row["classes"]["1"]["hd95"] == pytest.approx(expected[1]["hd95"])
+        assert row["classes"]["1"]["dice"] == pytest.approx(expected[1]["dice"])
+        if volume.spacing != (1.0, 1.0, 1.0):  # the file's spacing counts, not 1
+            at_one = segmentation_scores(truth, probabilities[..., 0] >= 0.5, 2)
+            assert at_one[1]["assd"] != pytest.approx(row["classes"]["1"]["assd"])
+    html = (report / "report.html").read_text()
+    assert html.count("data:image/png") >= 2 * 4  # four thumbnails a volume: middle slices
+    assert json.loads((report / "summary.json").read_text())["details"]["spacing"] == "each file's"
