@@ -35,34 +35,38 @@ class Problem:
     reason: str
 
 
-def list_image_files(directory):
+def list_image_files(directory, extensions=IMAGE_EXTENSIONS):
     """Every supported image file below `directory` (recursive, sorted).
 
     Hidden files and folders (name starting with ".") and files whose extension is not
-    an image extension are not images and are left out, as
+    one of `extensions` (the image extensions by default) are left out, as
     `keras.utils.image_dataset_from_directory` does.
     """
     found = []
     for dirpath, dirnames, filenames in os.walk(directory):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
-            if name.startswith("."):
-                continue
-            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+            if not name.startswith(".") and _extension(name, extensions):
                 found.append(os.path.join(dirpath, name))
     return sorted(found)
 
 
-def _key(directory, path):
+def _extension(name, extensions):
+    """The longest of `extensions` that `name` ends with (``.nii.gz`` before ``.gz``), or ''."""
+    matches = [e for e in extensions if name.lower().endswith(e)]
+    return max(matches, key=len, default="")
+
+
+def _key(directory, path, extensions):
     relative = os.path.relpath(path, directory)
-    return os.path.splitext(relative)[0].replace(os.sep, "/")
+    return relative[: len(relative) - len(_extension(relative, extensions))].replace(os.sep, "/")
 
 
-def _group_by_key(directory, paths, strip_suffix=""):
+def _group_by_key(directory, paths, extensions, strip_suffix=""):
     """Maps each key to the files that have it; files without the suffix go to `bad`."""
     groups, bad = {}, []
     for path in paths:
-        key = _key(directory, path)
+        key = _key(directory, path, extensions)
         if strip_suffix:
             if not key.endswith(strip_suffix):
                 bad.append((key, path))
@@ -72,15 +76,19 @@ def _group_by_key(directory, paths, strip_suffix=""):
     return groups, bad
 
 
-def pair_files(images_dir, masks_dir, mask_suffix=""):
+def pair_files(images_dir, masks_dir, mask_suffix="", extensions=IMAGE_EXTENSIONS):
     """Pairs images and masks by relative path without extension (plus `mask_suffix`).
+
+    Files are those of `extensions` (the image extensions by default; a volume's
+    ``.nii.gz`` is one extension).
 
     Returns:
         `(samples, problems, num_found)`: the pairs, one `Problem` for every key that
         cannot be paired, and the number of distinct keys found in both folders, so
         that `len(samples) + len(problems) == num_found`.
     """
-    images, masks = list_image_files(images_dir), list_image_files(masks_dir)
+    images = list_image_files(images_dir, extensions)
+    masks = list_image_files(masks_dir, extensions)
     unreadable = [path for path in images + masks if not _is_utf8(path)]
     problems = [
         Problem(
@@ -93,8 +101,8 @@ def pair_files(images_dir, masks_dir, mask_suffix=""):
     ]
     images = [p for p in images if _is_utf8(p)]
     masks = [p for p in masks if _is_utf8(p)]
-    image_groups, _ = _group_by_key(images_dir, images)
-    mask_groups, unsuffixed = _group_by_key(masks_dir, masks, mask_suffix)
+    image_groups, _ = _group_by_key(images_dir, images, extensions)
+    mask_groups, unsuffixed = _group_by_key(masks_dir, masks, extensions, mask_suffix)
     for key, path in unsuffixed:
         # A mask whose name lacks the suffix pairs with nothing: report it under its own
         # name, prefixed so that it cannot collide with the key of a real pair.
@@ -109,16 +117,17 @@ def pair_files(images_dir, masks_dir, mask_suffix=""):
     samples = []
     for key in sorted(set(image_groups) | set(mask_groups)):
         images, masks = image_groups.get(key, []), mask_groups.get(key, [])
-        match = _match(key, images, masks, images_dir, masks_dir, mask_suffix)
+        match = _match(key, images, masks, (images_dir, masks_dir), mask_suffix, extensions)
         (samples if isinstance(match, Sample) else problems).append(match)
     num_found = len(set(image_groups) | set(mask_groups)) + len(unsuffixed)
     num_found += len(unreadable)
     return samples, problems, num_found
 
 
-def _match(key, images, masks, images_dir, masks_dir, mask_suffix):
+def _match(key, images, masks, folders, mask_suffix, extensions):
     """The `Sample` of a key's files, or the `Problem` that keeps them from pairing."""
-    extensions = ", ".join(IMAGE_EXTENSIONS)
+    images_dir, masks_dir = folders
+    extensions = ", ".join(extensions)
     if len(images) > 1 or len(masks) > 1:
         files, kind = (images, "images") if len(images) > 1 else (masks, "masks")
         listed = ", ".join(f"'{p}'" for p in files)

@@ -43,7 +43,7 @@ def _crop_or_pad(image, mask, image_size, crop, mask_fill):
 
 @dataclass(frozen=True)
 class Options:
-    """The checked arguments a pipeline is built with (see `dataset._check_options`)."""
+    """The checked arguments a pipeline is built with (see `_options.check_options`)."""
 
     image_size: tuple | None
     batch_size: int | None

@@ -1,7 +1,7 @@
 """`SegmentationDataset`: `tf.data` pipelines of (image, mask) batches."""
 
+import inspect
 import os
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,40 +9,26 @@ import numpy as np
 from keras_unet_seg._errors import DataError, InvalidArgumentError, UserError
 from keras_unet_seg._naming import option
 from keras_unet_seg._validation import (
-    check_bool,
-    check_choice,
     invalid_value,
-    is_int,
-    is_pair,
-    is_real,
 )
-from keras_unet_seg.data import _checks, _layout, _pipeline
+from keras_unet_seg.data import _checks, _layout, _options, _pipeline, _volume_pipeline
 from keras_unet_seg.data._decoding import IMAGE_EXTENSIONS, InvalidFileError
-from keras_unet_seg.data._images import COLOR_MODES
 from keras_unet_seg.data._masks import convert_mask
-from keras_unet_seg.data.augment import JointAugmentation
-from keras_unet_seg.data.intensity import intensity_spec, normalize_image
-
-_ON_ERROR = ("raise", "skip")
-_INTERPOLATIONS = (
-    "bilinear",
-    "nearest",
-    "bicubic",
-    "area",
-    "lanczos3",
-    "lanczos5",
-    "gaussian",
-    "mitchellcubic",
-)
+from keras_unet_seg.data.intensity import normalize_image
+from keras_unet_seg.data.volumes import VOLUME_EXTENSIONS
 
 
 class SegmentationDataset:
     """Builds `tf.data.Dataset`s of `(image, mask)` batches for segmentation.
 
-    Not instantiated: call `SegmentationDataset.from_directory(...)` for folders of
-    image files and `SegmentationDataset.from_arrays(...)` for arrays in memory. Both
-    return a plain `tf.data.Dataset`, as `keras.utils.image_dataset_from_directory`
-    does, so `model.fit(dataset)` works on the TensorFlow, JAX and PyTorch backends.
+    Two ways to use it. Construct it with a folder and the options of
+    `from_directory` (or of `from_volumes`, told by `patch_size`), then call
+    `train()` and `validation()`: the validation dataset is read in order, never
+    augmented (for volumes, grid patches). Or call a constructor for one dataset:
+    `from_directory(...)` for folders of images, `from_arrays(...)` for arrays in
+    memory, `from_volumes(...)` for folders of volumes. Each dataset is a plain
+    `tf.data.Dataset`, as `keras.utils.image_dataset_from_directory` returns, so
+    `model.fit(dataset)` works on the TensorFlow, JAX and PyTorch backends.
 
     Each element is a pair:
 
@@ -134,12 +120,71 @@ class SegmentationDataset:
     >>> folder.cleanup()
     """
 
-    def __init__(self, *args, **kwargs):
-        raise TypeError(
-            "SegmentationDataset is not instantiated: call "
-            "SegmentationDataset.from_directory(...) or SegmentationDataset.from_arrays(...), "
-            "which return a tf.data.Dataset."
-        )
+    def __init__(self, directory, *, train_subset=None, validation_subset=None, **options):
+        """The training and validation datasets of a folder, made on demand.
+
+        Args:
+            directory: path of the root folder.
+            train_subset: str or `None` (default): `"train"`, or `"training"` when
+                the options hold `validation_split` (a flat folder).
+            validation_subset: str or `None` (default): `"val"`, or `"validation"`.
+            **options: keyword arguments of `from_directory`, or of `from_volumes`
+                when they hold `patch_size`; checked against its signature here,
+                and in full when a dataset is made.
+
+        Example:
+
+        >>> import tempfile
+        >>> from keras_unet_seg.data import make_synthetic_dataset
+        >>> folder = tempfile.TemporaryDirectory()
+        >>> root = make_synthetic_dataset(folder.name, 4, 2, image_size=(32, 32))
+        >>> data = SegmentationDataset(root, image_size=(32, 32), batch_size=2, seed=0)
+        >>> data  # doctest: +ELLIPSIS
+        SegmentationDataset('...', image_size=(32, 32), batch_size=2, seed=0)
+        >>> train, val = data.train(), data.validation()  # doctest: +ELLIPSIS
+        Found 4 image/mask pairs in '.../train'.
+        Found 2 image/mask pairs in '.../val'.
+        >>> len(train), len(val)
+        (2, 1)
+        >>> folder.cleanup()
+        """
+        self.directory = os.fspath(directory)
+        split = options.get("validation_split") is not None
+        defaults = ("training", "validation") if split else ("train", "val")
+        self.subsets = {
+            "train": defaults[0] if train_subset is None else train_subset,
+            "validation": defaults[1] if validation_subset is None else validation_subset,
+        }
+        self.options = dict(options)
+        inspect.signature(self._constructor()).bind(self.directory, None, **self.options)
+
+    def _constructor(self):
+        volumes = "patch_size" in self.options
+        return self.from_volumes if volumes else self.from_directory
+
+    def train(self):
+        """The training dataset: `train_subset`, shuffled and augmented as the options say.
+
+        Returns:
+            A `tf.data.Dataset` of `(images, masks)` batches.
+        """
+        return self._constructor()(self.directory, self.subsets["train"], **self.options)
+
+    def validation(self):
+        """The validation dataset: `validation_subset`, in order, never augmented (for
+        volumes, the patches of a grid), so that its scores compare epoch to epoch.
+
+        Returns:
+            A `tf.data.Dataset` of `(images, masks)` batches.
+        """
+        options = {**self.options, "shuffle": False, "augment": None}
+        if self._constructor() == self.from_volumes:
+            options["sampling"] = "grid"
+        return self._constructor()(self.directory, self.subsets["validation"], **options)
+
+    def __repr__(self):
+        options = "".join(f", {name}={value!r}" for name, value in self.options.items())
+        return f"SegmentationDataset({self.directory!r}{options})"
 
     @classmethod
     def from_directory(
@@ -208,8 +253,8 @@ class SegmentationDataset:
             ValueError: an argument is invalid, a folder is missing or empty, or (with
                 `on_error="raise"`) a file is bad; the message names the file.
         """
-        options = _check_options(locals())
-        _check_directory_options(color_mode, mask_suffix, on_error, verify, verbose)
+        options = _options.check_options(locals())
+        _options.check_directory_options(color_mode, mask_suffix, on_error, verify, verbose)
         directory = os.fspath(directory)
         if not os.path.isdir(directory):
             raise invalid_value("directory", "an existing folder", directory)
@@ -283,7 +328,7 @@ class SegmentationDataset:
         >>> [tuple(m.shape) for _, m in dataset]
         [(4, 16, 16, 1), (2, 16, 16, 1)]
         """
-        options = _check_options(locals())
+        options = _options.check_options(locals())
         images, masks = _check_arrays(images, masks)
         targets = _mask_targets(masks, options)
         normalized = np.empty(images.shape, np.float32)
@@ -294,127 +339,87 @@ class SegmentationDataset:
                 raise InvalidArgumentError(f"Image 'images[{index}]': {error}") from None
         return _pipeline.arrays_dataset(normalized, targets, options)
 
+    @classmethod
+    def from_volumes(
+        cls,
+        directory,
+        subset=None,
+        *,
+        patch_size=(64, 64, 64),
+        batch_size=2,
+        num_classes=1,
+        mask_suffix="",
+        mask_threshold=None,
+        ignore_class=None,
+        intensity="auto",
+        sampling="random",
+        foreground_fraction=1 / 3,
+        patches_per_volume=1,
+        augment=None,
+        shuffle=True,
+        seed=None,
+        cache=False,
+        on_error="raise",
+        verbose=True,
+    ):
+        """Reads pairs of volume files from a folder as a `tf.data.Dataset` of patches.
 
-# --- arguments -----------------------------------------------------------------------------
+        Folders as for `from_directory` (split, or flat with `subset=None`) of NIfTI
+        files and TIFF stacks (`read_volume`), paired by name without extension (both
+        of ``.nii.gz``), each pair read and checked first (same shape; the mask rule of
+        the class docstring). Each whole volume is normalised by `intensity`
+        (`normalize_volume`); one smaller than `patch_size` is padded (image 0, mask
+        background or `ignore_class`). Arguments not listed: as for `from_directory`
+        (the same `seed` gives the same batches, whatever the parallelism).
 
+        Args:
+            subset: a split folder's subset (`"train"`, ...), or `None` (flat).
+            patch_size: `(depth, height, width)`, default `(64, 64, 64)`.
+            batch_size: int, default 2, or `None` for unbatched patches.
+            intensity: as for `from_directory`, or a CT window such as
+                `{"mode": "window", "center": 40, "width": 400}` (clipped to [0, 1]).
+            sampling: `"random"` (default, for training): `patches_per_volume`
+                random patches of each volume an epoch, shuffled; or `"grid"` (for
+                validation): the patches of a regular grid over each volume (the
+                last of each axis moved back inside), in order, never augmented.
+            foreground_fraction: float in [0, 1], default 1/3 (as nnU-Net). The
+                fraction of random patches centred on a labelled voxel (moved
+                inside near a border), spread evenly over each epoch.
+            patches_per_volume: int, default 1. Random patches of a volume an epoch.
+            augment: `None` (default), `True`, or a dict of any of `flip` (bool:
+                each axis with probability 0.5), `rotate90` (bool: in plane, by 0,
+                90, 180 or 270 degrees; 0 or 180 for a patch not square in plane),
+                `scale`, `shift` and `noise` (defaults 0.1, 0.1, 0.05: a factor in
+                [1 - scale, 1 + scale], an offset up to `shift`, Gaussian noise).
+            cache: bool, default `False`. Keep the normalised volumes in memory.
 
-def _check_options(arguments):
-    """The `_pipeline.Options` of a constructor's `arguments` (its `locals()`), checked."""
-    image_size = _check_image_size(arguments["image_size"])
-    batch_size = arguments["batch_size"]
-    if batch_size is not None and not (is_int(batch_size) and batch_size > 0):
-        raise invalid_value("batch_size", "a positive int or None", batch_size)
-    num_classes = arguments["num_classes"]
-    _check_mask_rule(num_classes, arguments["mask_threshold"], arguments["ignore_class"])
-    crop, pad = arguments["crop_to_aspect_ratio"], arguments["pad_to_aspect_ratio"]
-    _check_resizing(arguments["interpolation"], crop, pad, image_size)
-    shuffle, seed, cache = arguments["shuffle"], arguments["seed"], arguments["cache"]
-    check_bool("shuffle", shuffle)
-    if seed is not None and not is_int(seed):
-        raise invalid_value("seed", "an int or None", seed)
-    if not isinstance(cache, (bool, str, os.PathLike)):
-        raise invalid_value("cache", "a bool or a file path", cache)
-    intensity = _resolve_intensity(arguments["intensity"], arguments["normalization"])
-    if shuffle and seed is None:
-        seed = int(np.random.default_rng().integers(0, 1_000_000))
-    return _pipeline.Options(
-        image_size=image_size,
-        batch_size=batch_size,
-        num_classes=num_classes,
-        mask_threshold=arguments["mask_threshold"],
-        ignore_class=arguments["ignore_class"],
-        intensity=intensity,
-        interpolation=arguments["interpolation"],
-        crop_to_aspect_ratio=crop,
-        pad_to_aspect_ratio=pad,
-        shuffle=shuffle,
-        seed=seed,
-        cache=cache,
-        augmentation=_make_augmentation(arguments["augment"], seed),
-    )
+        Returns:
+            A `tf.data.Dataset` of float32 `(batch, depth, height, width, channels)`
+            images and `(batch, depth, height, width, 1)` masks, with the attributes
+            `image_paths`, `mask_paths`, `volume_shapes`, `spacings` (`(z, y, x)`)
+            and `intensity`.
 
+        Example:
 
-def _check_image_size(image_size):
-    if image_size is None:
-        return None
-    if not is_pair(image_size, lambda v: is_int(v) and v > 0):
-        raise invalid_value(
-            "image_size", "a tuple `(height, width)` of positive ints or None", image_size
+        >>> import tempfile
+        >>> from keras_unet_seg.data import make_synthetic_volumes
+        >>> folder = tempfile.TemporaryDirectory()
+        >>> root = make_synthetic_volumes(folder.name, num_train=2, num_val=1)
+        >>> train = SegmentationDataset.from_volumes(
+        ...     root, "train", patch_size=(16, 16, 16), augment=True, seed=0
+        ... )  # doctest: +ELLIPSIS
+        Found 2 volume pairs in '.../train'.
+        >>> images, masks = next(iter(train))
+        >>> tuple(images.shape), tuple(masks.shape), train.spacings[0]
+        ((2, 16, 16, 16, 1), (2, 16, 16, 16, 1), (2.0, 1.0, 1.0))
+        >>> folder.cleanup()
+        """
+        options = _volume_pipeline.check_volume_options(locals())
+        _options.check_directory_options("rgb", mask_suffix, on_error, True, verbose)
+        volumes = _volume_pipeline.find_volumes(
+            directory, subset, options, mask_suffix, on_error, verbose
         )
-    return int(image_size[0]), int(image_size[1])
-
-
-def _check_mask_rule(num_classes, mask_threshold, ignore_class):
-    if not (is_int(num_classes) and num_classes >= 1):
-        raise invalid_value("num_classes", "an int >= 1 (1 for binary masks)", num_classes)
-    if mask_threshold is not None:
-        if num_classes != 1:
-            raise invalid_value(
-                "mask_threshold",
-                "None when num_classes > 1 (class-id masks are not thresholded)",
-                mask_threshold,
-            )
-        if not is_real(mask_threshold):
-            raise invalid_value("mask_threshold", "a number or None", mask_threshold)
-    if ignore_class is not None:
-        if num_classes == 1:
-            raise invalid_value("ignore_class", "None when num_classes=1", ignore_class)
-        if not is_int(ignore_class):
-            raise invalid_value("ignore_class", "an int or None", ignore_class)
-
-
-def _check_resizing(interpolation, crop_to_aspect_ratio, pad_to_aspect_ratio, image_size):
-    check_choice("interpolation", interpolation, _INTERPOLATIONS)
-    if crop_to_aspect_ratio and pad_to_aspect_ratio:
-        raise InvalidArgumentError(
-            "Only one of `crop_to_aspect_ratio` and `pad_to_aspect_ratio` can be True. "
-            f"Received: crop_to_aspect_ratio={crop_to_aspect_ratio}, "
-            f"pad_to_aspect_ratio={pad_to_aspect_ratio}"
-        )
-    if (crop_to_aspect_ratio or pad_to_aspect_ratio) and image_size is None:
-        raise invalid_value(
-            "image_size",
-            "a tuple `(height, width)` when crop_to_aspect_ratio or pad_to_aspect_ratio is set",
-            image_size,
-        )
-
-
-def _resolve_intensity(intensity, normalization):
-    """The intensity spec, from `intensity` or the deprecated `normalization` argument."""
-    if normalization is not None:
-        warnings.warn(
-            "Argument `normalization` of SegmentationDataset is deprecated and will be "
-            "removed in the next release: it was the name of the model's normalization "
-            f"layers too. Use intensity={normalization!r} instead.",
-            DeprecationWarning,
-            stacklevel=4,
-        )
-        check_choice("normalization", normalization, ("scale", "standardize"))
-        intensity = normalization
-    return intensity_spec(intensity)
-
-
-def _make_augmentation(augment, seed):
-    if augment is None or augment is False:
-        return None
-    if augment is True:
-        return JointAugmentation(seed=seed)
-    if isinstance(augment, dict):
-        return JointAugmentation(**{"seed": seed, **augment})
-    if isinstance(augment, JointAugmentation) or callable(augment):
-        return augment
-    raise invalid_value(
-        "augment", "None, a bool, a dict of JointAugmentation arguments or a callable", augment
-    )
-
-
-def _check_directory_options(color_mode, mask_suffix, on_error, verify, verbose):
-    check_choice("color_mode", color_mode, COLOR_MODES)
-    if not isinstance(mask_suffix, str):
-        raise invalid_value("mask_suffix", "a str", mask_suffix)
-    check_choice("on_error", on_error, _ON_ERROR)
-    check_bool("verify", verify)
-    check_bool("verbose", verbose)
+        return _volume_pipeline.volumes_dataset(volumes, options)
 
 
 # --- from_directory ------------------------------------------------------------------------
@@ -446,9 +451,11 @@ def _find_pairs(images_dir, masks_dir, mask_suffix, color_mode, on_error, verify
     """Pairs and checks the files of the two folders; see `_checks`."""
     samples, problems, num_found = _layout.pair_files(images_dir, masks_dir, mask_suffix)
     if num_found == 0:
+        volumes = _layout.list_image_files(images_dir, VOLUME_EXTENSIONS)
+        hint = " They hold volumes: use SegmentationDataset.from_volumes." if volumes else ""
         raise DataError(
             f"No image files found in '{images_dir}' or '{masks_dir}' (extensions "
-            f"{', '.join(IMAGE_EXTENSIONS)})."
+            f"{', '.join(IMAGE_EXTENSIONS)}).{hint}"
         )
     kept, shapes, bad = _checks.check_samples(
         samples,

@@ -13,10 +13,10 @@ import numpy as np
 from keras_unet_seg._errors import DataError
 from keras_unet_seg._validation import invalid_value, is_real
 
-__all__ = ["intensity_spec", "normalize_image"]
+__all__ = ["intensity_spec", "normalize_image", "normalize_volume"]
 
-INTENSITY_MODES = ("auto", "scale", "percentile", "minmax", "standardize", None)
-_OPTIONS = ("mode", "low", "high", "per_channel", "epsilon")
+INTENSITY_MODES = ("auto", "scale", "percentile", "minmax", "standardize", "window", None)
+_OPTIONS = ("mode", "low", "high", "per_channel", "epsilon", "center", "width")
 _DEFAULTS = {"low": 1.0, "high": 99.8, "per_channel": False, "epsilon": 1e-6}
 # A file under "scale" whose values span less than this fraction of its dtype's range
 # arrives near zero: a 12-bit camera's 0-4095 in a 16-bit file is 1/16.
@@ -30,11 +30,13 @@ def intensity_spec(intensity="auto"):
         intensity: a mode name (`"auto"`, `"scale"`, `"percentile"`, `"minmax"`,
             `"standardize"`), `None` (values as stored), or a dict with the key
             `"mode"` and any of `low`, `high`, `per_channel`, `epsilon` (the
-            arguments of `normalize_image`).
+            arguments of `normalize_image`); a window (such as a CT window in
+            Hounsfield units) is `{"mode": "window", "center": 40, "width": 400}`.
 
     Returns:
-        A dict with every key of `normalize_image`'s options, JSON-serializable:
-        what a run's `config.json` stores so that prediction repeats it.
+        A dict with every key of `normalize_image`'s options (`center` and `width`
+        under `"window"` only), JSON-serializable: what a run's `config.json`
+        stores so that prediction repeats it.
 
     Example:
 
@@ -59,13 +61,29 @@ def intensity_spec(intensity="auto"):
     epsilon = spec["epsilon"]
     if not (is_real(epsilon) and epsilon > 0):
         raise invalid_value("intensity", "a positive epsilon", intensity)
-    return {
+    checked = {
         "mode": spec["mode"],
         "low": float(low),
         "high": float(high),
         "per_channel": spec["per_channel"],
         "epsilon": float(epsilon),
     }
+    return {**checked, **_window(spec, intensity)}
+
+
+def _window(spec, intensity):
+    """`{"center": ..., "width": ...}` of a `"window"` spec (checked), else `{}`."""
+    given = [key for key in ("center", "width") if spec.get(key) is not None]
+    if spec["mode"] != "window":
+        if given:
+            raise invalid_value("intensity", f"{given} with mode 'window' only", intensity)
+        return {}
+    center, width = spec.get("center"), spec.get("width")
+    if not (is_real(center) and is_real(width) and width > 0):
+        raise invalid_value(
+            "intensity", "a 'window' with a number 'center' and a positive 'width'", intensity
+        )
+    return {"center": float(center), "width": float(width)}
 
 
 def _dtype_range(dtype):
@@ -112,7 +130,17 @@ def check_finite(image):
         )
 
 
-def normalize_image(image, mode="auto", *, low=1.0, high=99.8, per_channel=False, epsilon=1e-6):
+def normalize_image(
+    image,
+    mode="auto",
+    *,
+    low=1.0,
+    high=99.8,
+    per_channel=False,
+    epsilon=1e-6,
+    center=None,
+    width=None,
+):
     """Maps an image's stored values to the float32 values a model sees.
 
     Normalise whole images, before resizing or tiling: statistics of a tile are not
@@ -130,6 +158,9 @@ def normalize_image(image, mode="auto", *, low=1.0, high=99.8, per_channel=False
     - `"minmax"`: minimum to 0, maximum to 1. For images without outliers.
     - `"standardize"`: zero mean and unit standard deviation (`epsilon` added to
       it). For images whose contrast varies a lot.
+    - `"window"`: the values from `center - width / 2` to `center + width / 2` to
+      [0, 1], clipped: a CT window in Hounsfield units (such as center 40, width
+      400 for soft tissue), whose absolute levels carry the meaning.
     - `None`: the stored values, as float32. For values already normalised.
 
     A flat image (or a flat channel with `per_channel=True`), whose range is below
@@ -147,6 +178,8 @@ def normalize_image(image, mode="auto", *, low=1.0, high=99.8, per_channel=False
             together, which keeps colours.
         epsilon: float, default 1e-6. Added to the standard deviation; the smallest
             range that is not flat.
+        center: float, the centre of `"window"` (required by it, else `None`).
+        width: float > 0, the width of `"window"` (required by it, else `None`).
 
     Returns:
         A float32 array of the image's shape.
@@ -163,9 +196,8 @@ def normalize_image(image, mode="auto", *, low=1.0, high=99.8, per_channel=False
     >>> normalize_image(np.array([[0, 255]], dtype="uint8")).tolist()
     [[0.0, 1.0]]
     """
-    spec = intensity_spec(
-        {"mode": mode, "low": low, "high": high, "per_channel": per_channel, "epsilon": epsilon}
-    )
+    options = {"low": low, "high": high, "per_channel": per_channel, "epsilon": epsilon}
+    spec = intensity_spec({"mode": mode, **options, "center": center, "width": width})
     image = np.asarray(image)
     if image.dtype.kind not in "biuf" or image.ndim not in (2, 3):
         raise invalid_value(
@@ -174,6 +206,11 @@ def normalize_image(image, mode="auto", *, low=1.0, high=99.8, per_channel=False
             f"array of dtype {image.dtype} and shape {image.shape}",
         )
     check_finite(image)
+    return _normalize(image, spec)
+
+
+def _normalize(image, spec):
+    """`normalize_image` of a checked image and a checked spec."""
     mode = spec["mode"]
     if mode == "auto":
         mode = "scale" if image.dtype in (np.uint8, np.bool_) else "percentile"
@@ -181,6 +218,10 @@ def normalize_image(image, mode="auto", *, low=1.0, high=99.8, per_channel=False
         return image.astype(np.float32)
     if mode == "scale":
         return _scale(image, warn_low_range=spec["mode"] == "scale")
+    if mode == "window":
+        low = spec["center"] - spec["width"] / 2
+        values = _rescale(image, np.float64(low), np.float64(low + spec["width"]), spec["epsilon"])
+        return np.clip(values, 0, 1).astype(np.float32, copy=False)
     axes = (0, 1) if spec["per_channel"] and image.ndim == 3 else None
     if mode == "standardize":
         values = image.astype(_work_dtype(image))
@@ -238,3 +279,43 @@ def _percentile_or_minmax(image, mode, axes, spec):
     lower = np.where(sparse, minimum, lower)
     upper = np.where(sparse, maximum, upper)
     return _rescale(image, lower, upper, epsilon)
+
+
+def normalize_volume(volume, intensity="auto"):
+    """Normalises a whole volume as `normalize_image` does an image.
+
+    The statistics (percentiles, range, mean) are those of the whole volume, not of
+    each slice; `per_channel` keeps the channels apart. Normalise before cutting
+    patches or sliding a window, as for images before tiling.
+
+    Args:
+        volume: array `(depth, height, width, channels)` (a `Volume`'s `array`), any
+            real dtype, finite values.
+        intensity: an intensity option (see `intensity_spec`): `"auto"` (default:
+            8-bit volumes / 255, others from their 1st to their 99.8th percentile),
+            a mode name, `None`, or a dict such as `{"mode": "window", "center": 40,
+            "width": 400}` (a CT window).
+
+    Returns:
+        A float32 array of the volume's shape.
+
+    Example:
+
+    >>> import numpy as np
+    >>> ct = np.array([-1000, -160, 40, 240, 3000], "int16").reshape(1, 1, 5, 1)
+    >>> window = {"mode": "window", "center": 40, "width": 400}
+    >>> normalize_volume(ct, window).ravel().tolist()
+    [0.0, 0.0, 0.5, 1.0, 1.0]
+    """
+    volume = np.asarray(volume)
+    if volume.ndim != 4:
+        raise invalid_value(
+            "volume", "an array (depth, height, width, channels)", f"shape {volume.shape}"
+        )
+    if volume.dtype.kind not in "biuf":
+        raise invalid_value("volume", "a numeric array", f"array of dtype {volume.dtype}")
+    spec = intensity_spec(intensity)
+    check_finite(volume)
+    depth, height, width, channels = volume.shape
+    flat = volume.reshape(depth * height, width, channels)  # the same statistics
+    return _normalize(flat, spec).reshape(volume.shape)

@@ -1,5 +1,6 @@
-"""A synthetic image/mask dataset written to disk: the embedded default, no download."""
+"""Synthetic datasets written to disk, images or volumes: the embedded default, no download."""
 
+import gzip
 import os
 
 import numpy as np
@@ -12,7 +13,9 @@ from keras_unet_seg._validation import (
     invalid_value,
     is_int,
     is_pair,
+    is_real,
 )
+from keras_unet_seg.data.volumes import import_nibabel
 
 _SPLITS = (("train", 0), ("val", 1))
 
@@ -200,7 +203,7 @@ def make_synthetic_dataset(
     counts = {"train": int(num_train), "val": int(num_val)}
     size = (int(image_size[0]), int(image_size[1]))
     with _outputs.recording(root):
-        _clear_folders(root, overwrite, counts)
+        _clear_folders(root, overwrite, counts, "make_synthetic_dataset", ".png")
         _write_pairs(root, counts, size, int(seed), int(max_shapes), int(num_classes))
     return root
 
@@ -213,7 +216,7 @@ def _write_pairs(root, counts, size, seed, max_shapes, num_classes):
             _save_pair(os.path.join(root, split), f"{index:05d}.png", image, mask, num_classes)
 
 
-def _clear_folders(root, overwrite, counts):
+def _clear_folders(root, overwrite, counts, writer, extension):
     """Refuses folders that hold files; with `overwrite`, deletes the files an earlier
     call wrote there, and refuses a file it did not write where it writes."""
     folders = [
@@ -234,7 +237,7 @@ def _clear_folders(root, overwrite, counts):
     listed = _outputs.recorded(root)
     ours = [path for path in existing if _outputs.written_by_library(path, root, listed)]
     targets = {
-        os.path.join(root, split, kind, f"{index:05d}.png")
+        os.path.join(root, split, kind, _file_name(writer, index, extension))
         for split, count in counts.items()
         for kind in ("images", "masks")
         for index in range(count)
@@ -242,7 +245,7 @@ def _clear_folders(root, overwrite, counts):
     foreign = sorted(targets.intersection(existing).difference(ours))
     if foreign:
         raise DataError(
-            f"Folder '{root}' holds files that make_synthetic_dataset did not write where it "
+            f"Folder '{root}' holds files that {writer} did not write where it "
             f"writes (such as '{foreign[0]}'); they are never replaced: pass an empty or new "
             "folder."
         )
@@ -250,6 +253,12 @@ def _clear_folders(root, overwrite, counts):
         os.remove(path)
     for folder in folders:
         os.makedirs(folder, exist_ok=True)
+
+
+def _file_name(writer, index, extension):
+    if writer == "make_synthetic_volumes":
+        return f"case_{index:03d}{extension}"
+    return f"{index:05d}{extension}"
 
 
 def _save_pair(split_dir, name, image, mask, num_classes):
@@ -263,3 +272,122 @@ def _save_pair(split_dir, name, image, mask, num_classes):
     for kind, file in (("images", Image.fromarray(image, mode="RGB")), ("masks", mask_file)):
         with _atomic.atomic_path(os.path.join(split_dir, kind, name)) as temporary:
             file.save(temporary, format="PNG")
+
+
+def make_synthetic_volumes(
+    root,
+    num_train=4,
+    num_val=2,
+    shape=(24, 32, 32),
+    spacing=(2.0, 1.0, 1.0),
+    seed=0,
+    *,
+    max_shapes=3,
+    overwrite=False,
+):
+    """Writes a synthetic volume dataset of NIfTI files, ready to train a 3D U-Net on.
+
+    Each volume holds one to `max_shapes` random ellipsoids, sized in physical units
+    (so flatter in voxels along an axis of larger spacing), brighter than a noisy
+    background, as int16 values like a CT's (background about 0, ellipsoids about
+    200, noise of standard deviation 60, a smooth gradient). Its mask (uint8 0/1) is
+    the union of the ellipsoids. The header holds `spacing` as zooms and a diagonal
+    affine (qform and sform codes 1, millimetres).
+
+    Layout, as `SegmentationDataset.from_volumes` reads it with `subset="train"` or
+    `subset="val"`:
+
+    ```
+    root/train/images/case_000.nii.gz   int16, (x, y, z) = shape reversed
+    root/train/masks/case_000.nii.gz    uint8 0/1
+    root/val/images/...                 root/val/masks/...
+    ```
+
+    Output is a pure function of the arguments, as for `make_synthetic_dataset`.
+    Needs nibabel (the `volumes` extra).
+
+    Args:
+        root: folder to write to (created if needed).
+        num_train: int >= 1, default 4. Number of training volumes.
+        num_val: int >= 0, default 2. Number of validation volumes.
+        shape: `(depth, height, width)`, default `(24, 32, 32)`, each at least 8.
+        spacing: `(z, y, x)` positive floats, default `(2.0, 1.0, 1.0)`: voxel size
+            in millimetres.
+        seed: int >= 0, default 0.
+        max_shapes: int >= 1, default 3. Most ellipsoids in one volume.
+        overwrite: bool, default `False`: as for `make_synthetic_dataset`.
+
+    Returns:
+        `root`, as a `str`.
+
+    Raises:
+        ValueError: an argument is invalid, or the folders hold files (see
+            `overwrite`).
+
+    Example:
+
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     root = make_synthetic_volumes(folder, num_train=2, num_val=1)
+    ...     sorted(os.listdir(os.path.join(root, "train", "masks")))
+    ['case_000.nii.gz', 'case_001.nii.gz']
+    """
+    _check_volume_args(num_train, num_val, shape, spacing, seed, max_shapes)
+    nibabel = import_nibabel()
+    root = os.fspath(root)
+    counts = {"train": int(num_train), "val": int(num_val)}
+    shape = tuple(int(v) for v in shape)
+    spacing = tuple(float(v) for v in spacing)
+    with _outputs.recording(root):
+        _clear_folders(root, overwrite, counts, "make_synthetic_volumes", ".nii.gz")
+        for split, split_id in _SPLITS:
+            for index in range(counts[split]):
+                rng = np.random.default_rng([int(seed), split_id, index, 3])
+                image, mask = _make_volume(rng, shape, spacing, int(max_shapes))
+                name = _file_name("make_synthetic_volumes", index, ".nii.gz")
+                for kind, array in (("images", image), ("masks", mask)):
+                    path = os.path.join(root, split, kind, name)
+                    _save_nifti(nibabel, path, array, spacing)
+    return root
+
+
+def _check_volume_args(num_train, num_val, shape, spacing, seed, max_shapes):
+    check_positive_int("num_train", num_train)
+    check_non_negative_int("num_val", num_val)
+    check_positive_int("max_shapes", max_shapes)
+    check_non_negative_int("seed", seed)
+    if not (isinstance(shape, (tuple, list)) and len(shape) == 3):
+        raise invalid_value("shape", "a tuple `(depth, height, width)` of ints >= 8", shape)
+    if not all(is_int(v) and v >= 8 for v in shape):
+        raise invalid_value("shape", "a tuple `(depth, height, width)` of ints >= 8", shape)
+    if not (isinstance(spacing, (tuple, list)) and len(spacing) == 3):
+        raise invalid_value("spacing", "a tuple `(z, y, x)` of positive numbers", spacing)
+    if not all(is_real(v) and v > 0 for v in spacing):
+        raise invalid_value("spacing", "a tuple `(z, y, x)` of positive numbers", spacing)
+
+
+def _make_volume(rng, shape, spacing, max_shapes):
+    """An int16 volume `(depth, height, width)` of ellipsoids in noise, and its mask."""
+    axes = [np.arange(n) * s for n, s in zip(shape, spacing, strict=True)]
+    grid = np.meshgrid(*axes, indexing="ij")
+    extent = [n * s for n, s in zip(shape, spacing, strict=True)]
+    mask = np.zeros(shape, bool)
+    for _ in range(int(rng.integers(1, max_shapes + 1))):
+        radii = [rng.uniform(0.17, 0.37) * min(extent) for _ in extent]
+        centre = [rng.uniform(r, e - r) for r, e in zip(radii, extent, strict=True)]
+        distance = sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre, radii, strict=True))
+        mask |= distance <= 1
+    gradient = sum(rng.uniform(-30, 30) * g / e for g, e in zip(grid, extent, strict=True))
+    image = 200.0 * mask + gradient + rng.normal(0, 60, shape)
+    return np.round(image).astype(np.int16), mask.astype(np.uint8)
+
+
+def _save_nifti(nibabel, path, array, spacing):
+    """Writes `(depth, height, width)` as a NIfTI `(x, y, z)` with `spacing`'s affine."""
+    affine = np.diag([*spacing[::-1], 1.0])
+    image = nibabel.Nifti1Image(np.ascontiguousarray(array.transpose(2, 1, 0)), affine)
+    image.header.set_qform(affine, 1)
+    image.header.set_sform(affine, 1)
+    image.header.set_xyzt_units("mm")
+    with _atomic.atomic_path(path) as temporary, open(temporary, "wb") as f:
+        f.write(gzip.compress(image.to_bytes(), mtime=0))

@@ -60,7 +60,7 @@ def volume_extension(path):
 
 
 def volume_stem(path):
-    """The file name of `path` without its volume extension (both of `.nii.gz`)."""
+    """The file name of `path` without its volume extension (``.nii.gz`` whole)."""
     name = os.path.basename(os.fspath(path))
     extension = volume_extension(name)
     return name[: -len(extension)] if extension else os.path.splitext(name)[0]
@@ -90,11 +90,11 @@ def _check_path(path):
 def read_volume(path):
     """Reads a NIfTI file or a multi-page TIFF stack as a `Volume`.
 
-    NIfTI (`.nii`, `.nii.gz`, read by nibabel, the `volumes` extra): the array is
+    NIfTI (``.nii``, ``.nii.gz``, read by nibabel, the `volumes` extra): the array is
     nibabel's `(x, y, z[, channels])` transposed to `(z, y, x, channels)` (see the
     module's docstring), scaled by the header's slope and intercept, and the spacing
     is the header's zooms in that order. A 4-D file's fourth axis (and a 5-D file's
-    fifth, its fourth of size 1) holds the channels. TIFF (`.tif`, `.tiff`, read by
+    fifth, its fourth of size 1) holds the channels. TIFF (``.tif``, ``.tiff``, read by
     tifffile): the pages are the depth; the z spacing is the ImageJ metadata's
     `spacing`, the y and x spacings come from the YResolution and XResolution tags
     (pixels per unit); 1.0 where a value is missing.
@@ -226,7 +226,7 @@ def write_volume(path, mask, like, *, overwrite=False):
     alone.
 
     Args:
-        path: the file to write (`.nii`, `.nii.gz`, `.tif` or `.tiff`).
+        path: the file to write (``.nii``, ``.nii.gz``, ``.tif`` or ``.tiff``).
         mask: integer or bool array `(depth, height, width)` or `(..., 1)` of `like`'s
             spatial shape, values in [0, 255].
         like: the `Volume` the mask is of (from `read_volume`).

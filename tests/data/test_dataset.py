@@ -19,9 +19,7 @@ from _data_files import (
     write_id_pairs,
 )
 
-from keras_unet_seg.data import (
-    SegmentationDataset,
-)
+from keras_unet_seg.data import SegmentationDataset, make_synthetic_volumes
 
 
 def test_from_arrays_scales_and_pairs():
@@ -141,7 +139,7 @@ def test_deprecated_normalization_names_intensity_and_the_callers_line(tmp_path)
             {"intensity": "robust"},
             (
                 "Invalid value for argument `intensity`. Expected one of ('auto', 'scale', "
-                "'percentile', 'minmax', 'standardize', None) or a dict"
+                "'percentile', 'minmax', 'standardize', 'window', None) or a dict"
             ),
         ),
         ({"interpolation": "cubic"}, "Invalid value for argument `interpolation`"),
@@ -169,13 +167,51 @@ def test_argument_errors(tmp_path, kwargs, message):
         from_dir(tmp_path, **kwargs)
 
 
-def test_missing_directory_and_instantiation(tmp_path):
+def test_missing_directory(tmp_path):
     with pytest.raises(
         ValueError, match=r"Invalid value for argument `directory`\. Expected an existing folder"
     ):
         from_dir(tmp_path / "nope")
-    with pytest.raises(TypeError, match=r"SegmentationDataset is not instantiated"):
-        SegmentationDataset()
+
+
+def _batches(dataset):
+    return [(image.numpy(), mask.numpy()) for image, mask in dataset]
+
+
+def _same(a, b):
+    pairs = zip(a, b, strict=False)
+    return len(a) == len(b) and all(np.array_equal(x[0], y[0]) for x, y in pairs)
+
+
+def test_an_instance_holds_the_options_and_makes_train_and_validation(tmp_path):
+    write_id_pairs(tmp_path / "train", 6)
+    write_id_pairs(tmp_path / "val", 3)
+
+    def brighten(images, masks):
+        return images + 1.0, masks
+
+    options = dict(image_size=(SIZE, SIZE), batch_size=2, seed=0, augment=brighten, verbose=False)
+    data = SegmentationDataset(tmp_path, **options)
+    assert repr(data).startswith(f"SegmentationDataset({str(tmp_path)!r}, image_size=")
+    train = SegmentationDataset.from_directory(tmp_path, "train", **options)
+    assert _same(_batches(data.train()), _batches(train))
+    in_order = {**options, "augment": None, "shuffle": False}
+    val = SegmentationDataset.from_directory(tmp_path, "val", **in_order)
+    assert _same(_batches(data.validation()), _batches(val))  # in order, not augmented
+    with pytest.raises(TypeError, match="image_sise"):
+        SegmentationDataset(tmp_path, image_sise=(8, 8))
+
+
+def test_an_instance_splits_a_flat_folder_and_reads_volumes(tmp_path):
+    write_id_pairs(tmp_path / "flat", 5)
+    data = SegmentationDataset(tmp_path / "flat", validation_split=0.4, seed=0, verbose=False)
+    assert len(data.train().image_paths) == 3 and len(data.validation().image_paths) == 2
+    make_synthetic_volumes(tmp_path / "volumes", num_train=1, num_val=1, shape=(8, 20, 16))
+    volumes = SegmentationDataset(
+        tmp_path / "volumes", patch_size=(8, 16, 16), batch_size=1, augment=True, verbose=False
+    )
+    assert len(_batches(volumes.train())) == 1
+    assert len(_batches(volumes.validation())) == 2  # the grid: 1 x 2 x 1 patches
 
 
 def _tiny_model(num_classes=1):

@@ -8,7 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from keras_unet_seg.data import SegmentationDataset, intensity_spec, normalize_image
+from keras_unet_seg.data import (
+    SegmentationDataset,
+    intensity_spec,
+    normalize_image,
+    normalize_volume,
+)
 
 # 0..100 in steps of 1: its p-th percentile is p.
 RAMP = np.arange(101, dtype=np.uint16).reshape(1, 101)
@@ -97,6 +102,9 @@ def test_nan_and_infinite_values_are_refused(bad):
         ({"mode": "percentile", "low": 99, "high": 2}, "percentiles with 0 <= low < high <= 100"),
         ({"mode": "auto", "per_channel": "yes"}, "per_channel to be a bool"),
         ({"mode": "auto", "epsilon": 0}, "a positive epsilon"),
+        ({"mode": "window", "center": 40}, "a number 'center' and a positive 'width'"),
+        ({"mode": "window", "center": 40, "width": 0}, "a number 'center' and a positive"),
+        ({"mode": "auto", "center": 40}, "['center'] with mode 'window' only"),
     ],
 )
 def test_intensity_spec_errors(intensity, message):
@@ -115,6 +123,26 @@ def test_intensity_spec_is_complete_and_idempotent():
     }
     assert intensity_spec(spec) == spec
     assert intensity_spec(None)["mode"] is None
+
+
+def test_a_ct_window_maps_its_hounsfield_range_to_0_1_clipped():
+    ct = np.array([[-1000, -160, 40], [140, 240, 3000]], np.int16)
+    spec = intensity_spec({"mode": "window", "center": 40, "width": 400})
+    assert spec["center"] == 40.0 and spec["width"] == 400.0
+    assert normalize_image(ct, **spec).tolist() == [[0.0, 0.0, 0.5], [0.75, 1.0, 1.0]]
+
+
+def test_a_volume_is_normalised_by_its_whole_statistics():
+    rng = np.random.default_rng(0)
+    volume = rng.integers(0, 4000, (6, 5, 4, 2)).astype(np.uint16)
+    volume[0] = 0  # a dark slice: per-slice statistics would differ
+    out = normalize_volume(volume)
+    low, high = np.percentile(volume, [1, 99.8])
+    np.testing.assert_allclose(out, (volume - low) / (high - low), rtol=1e-5, atol=1e-6)
+    per_channel = normalize_volume(volume, {"mode": "minmax", "per_channel": True})
+    assert per_channel[..., 1].max() == 1.0 and per_channel[..., 0].min() == 0.0
+    with pytest.raises(ValueError, match="volume"):
+        normalize_volume(volume[0])
 
 
 images = hnp.arrays(

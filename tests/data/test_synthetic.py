@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_unet_seg.data import SegmentationDataset, make_synthetic_dataset
+from keras_unet_seg.data import (
+    SegmentationDataset,
+    make_synthetic_dataset,
+    make_synthetic_volumes,
+    read_volume,
+)
 
 
 def _read(root, split, kind, index):
@@ -141,3 +146,38 @@ def test_small_unet_reaches_validation_dice_0_9(tmp_path):
     print(f"validation Dice {by_hand:.3f} (best epoch {best:.3f}) in {seconds:.1f} s")
     assert by_hand >= 0.9
     assert seconds < 120
+
+
+# --- volumes -----------------------------------------------------------------------------
+
+
+def test_synthetic_volumes_layout_spacing_and_contents(tmp_path):
+    root = make_synthetic_volumes(tmp_path, num_train=2, num_val=1, shape=(12, 20, 16), seed=0)
+    names = {
+        (split, kind): sorted(os.listdir(tmp_path / split / kind))
+        for split in ("train", "val")
+        for kind in ("images", "masks")
+    }
+    assert names[("train", "images")] == names[("train", "masks")]
+    assert names[("train", "images")] == ["case_000.nii.gz", "case_001.nii.gz"]
+    assert names[("val", "masks")] == ["case_000.nii.gz"]
+    image = read_volume(os.path.join(root, "train", "images", "case_000.nii.gz"))
+    mask = read_volume(os.path.join(root, "train", "masks", "case_000.nii.gz"))
+    assert image.array.shape == mask.array.shape == (12, 20, 16, 1)
+    assert image.spacing == mask.spacing == (2.0, 1.0, 1.0)
+    assert image.header.get_sform(coded=True)[1] == image.header.get_qform(coded=True)[1] == 1
+    assert set(np.unique(mask.array).tolist()) == {0, 1}
+    inside, outside = image.array[mask.array == 1], image.array[mask.array == 0]
+    assert inside.mean() > outside.mean() + 150  # bright ellipsoids in noise
+
+
+def test_synthetic_volumes_are_a_function_of_the_seed_and_never_overwritten(tmp_path):
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        make_synthetic_volumes(tmp_path / name, num_train=1, num_val=0, seed=seed)
+    path = os.path.join("train", "images", "case_000.nii.gz")
+    a, b, c = ((tmp_path / name / path).read_bytes() for name in "abc")
+    assert a == b and a != c
+    with pytest.raises(ValueError, match="already holds"):
+        make_synthetic_volumes(tmp_path / "a", num_train=1, num_val=0, seed=1)
+    make_synthetic_volumes(tmp_path / "a", num_train=1, num_val=0, seed=2, overwrite=True)
+    assert (tmp_path / "a" / path).read_bytes() == c
