@@ -6,7 +6,9 @@ From `y_true` and `y_pred` to float32 maps and their sums: the target map of
 soft or hard confusion sums (true positives, false positives, false negatives
 per class), the NaN penalty of invalid predictions and the classes that take
 part in a class average; and the one definition of the scores from those counts,
-`score` (`keras.ops`) and its NumPy twin `score_numpy`. Private:
+`score` (`keras.ops`) and its NumPy twin `score_numpy`. Inputs are channels-last,
+`(batch, *spatial, channels)`, images or volumes alike: every reduction reads its
+axes from the tensor's rank. Private:
 `keras_unet_seg.losses`, `keras_unet_seg.metrics` and `keras_unet_seg.evaluation`
 are its users.
 

@@ -17,28 +17,30 @@ def to_numpy(x):
     return np.asarray(ops.convert_to_numpy(x), dtype="float64")
 
 
+@pytest.mark.parametrize("spatial", [(3, 3), (4, 3, 3)], ids=["image", "volume"])
 @pytest.mark.parametrize("per_image", [True, False])
-def test_sample_weights_split_image_and_pixel_weights(per_image):
+def test_sample_weights_split_image_and_pixel_weights(per_image, spatial):
+    rank = len(spatial) + 2
     image = np.array([2.0, 0.5], "float32")
-    image_weight, pixel_weight = _overlap.sample_weights(image, 4, per_image)
+    image_weight, pixel_weight = _overlap.sample_weights(image, rank, per_image)
     if per_image:
         np.testing.assert_allclose(to_numpy(image_weight), image)
         assert pixel_weight is None
     else:
         assert image_weight is None
-        assert tuple(pixel_weight.shape) == (2, 1, 1, 1)
-    for shape in [(2, 3, 3), (2, 3, 3, 1)]:
-        image_weight, pixel_weight = _overlap.sample_weights(np.ones(shape), 4, per_image)
-        assert image_weight is None and tuple(pixel_weight.shape) == (2, 3, 3, 1)
+        assert tuple(pixel_weight.shape) == (2,) + (1,) * (rank - 1)
+    for shape in [(2, *spatial), (2, *spatial, 1)]:
+        image_weight, pixel_weight = _overlap.sample_weights(np.ones(shape), rank, per_image)
+        assert image_weight is None and tuple(pixel_weight.shape) == (2, *spatial, 1)
     with pytest.raises(
         ValueError,
         match=re.escape(
             "Invalid value for argument `sample_weight`. Expected weights of shape (batch,), "
             "(batch, *spatial) or (batch, *spatial, 1). Received: "
-            "sample_weight=<tensor of shape (2, 3, 3, 2)>"
+            f"sample_weight=<tensor of shape {(2, *spatial, 2)}>"
         ),
     ):
-        _overlap.sample_weights(np.ones((2, 3, 3, 2)), 4, per_image)
+        _overlap.sample_weights(np.ones((2, *spatial, 2)), rank, per_image)
 
 
 def test_targets_and_valid_of_class_ids_with_an_ignore_label():

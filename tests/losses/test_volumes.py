@@ -102,8 +102,8 @@ def test_three_class_volume_losses_equal_numpy_counts(name):
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
 def test_one_hot_and_class_ids_give_the_same_volume_loss(name):
     rng = np.random.default_rng(2)
-    ids = rng.integers(0, 3, (1, 6, 5, 4))
-    probs = rng.dirichlet(np.ones(3), (1, 6, 5, 4)).astype("float32")
+    ids = rng.integers(0, 3, SHAPE)
+    probs = rng.dirichlet(np.ones(3), SHAPE).astype("float32")
     one_hot = np.eye(3, dtype="float32")[ids]
     sparse = to_numpy(FUNCTIONS[name](ids, probs))
     np.testing.assert_allclose(to_numpy(FUNCTIONS[name](one_hot, probs)), sparse, rtol=1e-6)
@@ -118,10 +118,9 @@ def test_a_volume_scores_as_its_voxels_laid_out_as_an_image(seed, density, per_i
     """Every loss sums over all the spatial axes: a volume's loss is that of its slices
     side by side in one image, empty and full masks included."""
     rng = np.random.default_rng(seed)
-    y_true = (rng.random((2, 4, 6, 5, 1)) < density).astype("float32")
+    y_true = (rng.random((*SHAPE, 1)) < density).astype("float32")
     y_pred = rng.random(y_true.shape).astype("float32")
-    as_image = (a.reshape(2, 4 * 6, 5, 1) for a in (y_true, y_pred))
-    image_true, image_pred = as_image
+    image_true, image_pred = (a.reshape(2, 7 * 9, 5, 1) for a in (y_true, y_pred))
     for fn in FUNCTIONS.values():
         volume = to_numpy(fn(y_true, y_pred, per_image=per_image))
         image = to_numpy(fn(image_true, image_pred, per_image=per_image))
