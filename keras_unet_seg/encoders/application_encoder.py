@@ -13,6 +13,18 @@ from keras_unet_seg.encoders.image_preprocessing import ImagePreprocessing
 __all__ = ["ApplicationEncoder"]
 
 
+def check_images(encoder, input_shape):
+    """Refuses a volume (or anything but images) for a 2D pretrained `encoder`."""
+    if len(input_shape) != 4:
+        raise _validation.invalid_value(
+            "inputs",
+            f"images (batch, height, width, channels) for the 2D encoder {encoder.name!r} "
+            "(keras.applications and keras-hub networks are 2D; use `encoder=None`, the "
+            "U-Net's own stages, for volumes)",
+            received=f"input_shape={tuple(input_shape)}",
+        )
+
+
 def check_weights(name, weights):
     """Checks `weights`: `None`, `"imagenet"` or the path of an existing file."""
     if weights is None or weights == "imagenet":
@@ -91,6 +103,7 @@ class ApplicationEncoder(keras.layers.Layer):
         return sorted(self.family.features)
 
     def build(self, input_shape):
+        check_images(self, input_shape)
         channels = input_shape[-1]
         self.preprocessing.build(input_shape)
         self.backbone = self._make_backbone(channels)
@@ -122,6 +135,7 @@ class ApplicationEncoder(keras.layers.Layer):
         return self.backbone(self.preprocessing(inputs), training=training)
 
     def compute_output_shape(self, input_shape):
+        check_images(self, input_shape)
         batch, height, width, _ = input_shape
         shapes = []
         for stride, output in zip(self.feature_strides, self.backbone.outputs, strict=True):

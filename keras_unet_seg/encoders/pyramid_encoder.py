@@ -3,6 +3,7 @@
 import keras
 
 from keras_unet_seg import _validation
+from keras_unet_seg.encoders.application_encoder import check_images
 
 
 @keras.saving.register_keras_serializable(package="keras_unet_seg")
@@ -57,12 +58,13 @@ class PyramidEncoder(keras.layers.Layer):
         return [2 ** int(level[1:]) for level in self.levels]
 
     def build(self, input_shape):
-        pass  # the backbone is a built functional model
+        check_images(self, input_shape)  # the backbone is a built functional model
 
     def call(self, inputs, training=None):
         return self.pyramid(inputs, training=training)
 
     def compute_output_shape(self, input_shape):
+        check_images(self, input_shape)
         return [tuple(shape) for shape in self.pyramid.compute_output_shape(input_shape)]
 
     def get_config(self):

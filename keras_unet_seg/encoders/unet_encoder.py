@@ -6,7 +6,12 @@ from keras_unet_seg import _validation
 from keras_unet_seg.layers import _options
 from keras_unet_seg.layers.conv_block import ConvBlock
 from keras_unet_seg.layers.stages import EncoderStage
-from keras_unet_seg.layers.unet_decoder import check_filters, standardize_level_kwargs
+from keras_unet_seg.layers.unet_decoder import (
+    check_filters,
+    level_pool_size,
+    standardize_level_kwargs,
+    standardize_pool_sizes,
+)
 
 __all__ = ["UNetEncoder"]
 
@@ -18,7 +23,8 @@ class UNetEncoder(keras.layers.Layer):
     Each stage is a block then a 2x downsampling; the blocks' outputs (the
     skip connections) and the bottleneck's are the feature maps, finest
     first, at strides `1, 2, ..., 2**depth`: what `UNetDecoder` takes.
-    `UNet` builds one when no `encoder` is given.
+    `UNet` builds one when no `encoder` is given. Images and volumes alike:
+    the stages are 2D or 3D by the rank of the input.
 
     Args:
         filters: list of `depth + 1` ints, the filters of every level, the
@@ -33,11 +39,16 @@ class UNetEncoder(keras.layers.Layer):
         block_kwargs: dict of block arguments for every level, or a list of
             `depth + 1` dicts, one a level (the bottleneck's last). Defaults
             to `None`.
+        pool_sizes: `None` (2 along every axis at every stage) or a list of
+            `depth` pool sizes, one a stage: an int or one int a spatial
+            axis, such as `(1, 2, 2)` to keep a thin volume's depth (see
+            `plan_pool_sizes`). Defaults to `None`.
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
-        inputs: images `(batch, height, width, channels)`, height and width
-            multiples of `2**depth`.
+        inputs: images `(batch, height, width, channels)` or volumes
+            `(batch, depth, height, width, channels)`, each spatial size a
+            multiple of the product of its axis' pool sizes (`2**depth`).
         training: bool, whether the blocks run in training mode.
 
     Returns:
@@ -60,6 +71,7 @@ class UNetEncoder(keras.layers.Layer):
         pooling="max",
         conv_block=ConvBlock,
         block_kwargs=None,
+        pool_sizes=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -68,6 +80,7 @@ class UNetEncoder(keras.layers.Layer):
             raise _validation.invalid_value(
                 "filters", "a list of at least 2 positive integers (depth + 1)", filters
             )
+        self.pool_sizes = standardize_pool_sizes("pool_sizes", pool_sizes, self.depth)
         _validation.check_choice("pooling", pooling, _options.POOLINGS)
         self.encoder_stage = _options.resolve_registered("encoder_stage", encoder_stage)
         self.conv_block = _options.resolve_registered("conv_block", conv_block)
@@ -82,6 +95,7 @@ class UNetEncoder(keras.layers.Layer):
                 pooling=pooling,
                 conv_block=self.conv_block,
                 block_kwargs=level_kwargs[level],
+                pool_size=level_pool_size(self.pool_sizes, level),
                 name=f"encoder_{level}",
                 dtype=self.dtype_policy,
             )
@@ -134,6 +148,7 @@ class UNetEncoder(keras.layers.Layer):
                 "pooling": self.pooling,
                 "conv_block": _options.registered_name(self.conv_block),
                 "block_kwargs": self.block_kwargs,
+                "pool_sizes": self.pool_sizes,
             }
         )
         return config

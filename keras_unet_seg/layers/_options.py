@@ -9,6 +9,7 @@ import math
 
 import keras
 
+from keras_unet_seg import _validation
 from keras_unet_seg._validation import invalid_value
 
 NORMALIZATIONS = ("batch", "group", "instance", "layer")
@@ -90,16 +91,76 @@ def check_activation(name, activation):
         ) from None
 
 
-def make_downsampling(pooling, filters, name, dtype, kernel_initializer="he_normal"):
-    """Builds the 2x downsampling layer for `pooling`."""
-    if pooling == "max":
-        return keras.layers.MaxPooling2D(2, name=name, dtype=dtype)
-    if pooling == "avg":
-        return keras.layers.AveragePooling2D(2, name=name, dtype=dtype)
-    return keras.layers.Conv2D(
+# The Keras layer of each kind, by the number of spatial axes: Keras writes its
+# convolutions once for any rank, and these are its 2D and 3D classes.
+_RANKED = {
+    "conv": {2: keras.layers.Conv2D, 3: keras.layers.Conv3D},
+    "transpose": {2: keras.layers.Conv2DTranspose, 3: keras.layers.Conv3DTranspose},
+    "max": {2: keras.layers.MaxPooling2D, 3: keras.layers.MaxPooling3D},
+    "avg": {2: keras.layers.AveragePooling2D, 3: keras.layers.AveragePooling3D},
+}
+SPATIAL_RANKS = (2, 3)
+
+
+def spatial_rank(layer, input_shape):
+    """The number of spatial axes of a channels-last `input_shape`: 2 or 3.
+
+    The blocks read it from their input at build, so one block serves images
+    `(batch, height, width, channels)` and volumes
+    `(batch, depth, height, width, channels)`.
+    """
+    rank = len(input_shape) - 2
+    if rank not in SPATIAL_RANKS:
+        raise invalid_value(
+            "inputs",
+            "images (batch, height, width, channels) or volumes "
+            "(batch, depth, height, width, channels)",
+            received=f"input_shape={tuple(input_shape)} (the input of {layer.name!r})",
+        )
+    return rank
+
+
+def make_conv(rank, filters, kernel_size, **kwargs):
+    """A `Conv2D` or `Conv3D` (by `rank`) of `filters` and `kernel_size`."""
+    return _RANKED["conv"][rank](filters, kernel_size, **kwargs)
+
+
+def standardize_pool_size(name, pool_size):
+    """Checks a pool size, an int or one int an axis (each >= 1); a sequence becomes a tuple."""
+    if _validation.is_int(pool_size) and pool_size >= 1:
+        return int(pool_size)
+    if isinstance(pool_size, (list, tuple)) and len(pool_size) in SPATIAL_RANKS:
+        if all(_validation.is_int(v) and v >= 1 for v in pool_size):
+            return tuple(int(v) for v in pool_size)
+    raise invalid_value(
+        name, "a positive int, or one positive int a spatial axis such as (1, 2, 2)", pool_size
+    )
+
+
+def pool_tuple(name, pool_size, rank):
+    """A standardized `pool_size` as one int an axis of a `rank`-dimensional input."""
+    if isinstance(pool_size, int):
+        return (pool_size,) * rank
+    if len(pool_size) != rank:
+        raise invalid_value(
+            name,
+            f"one value a spatial axis of the {rank}D input ({rank} values)",
+            pool_size,
+        )
+    return pool_size
+
+
+def make_downsampling(
+    pooling, filters, name, dtype, rank, pool_size, kernel_initializer="he_normal"
+):
+    """Builds the downsampling layer for `pooling`, by `pool_size` along each axis."""
+    if pooling in ("max", "avg"):
+        return _RANKED[pooling][rank](pool_size, name=name, dtype=dtype)
+    return make_conv(
+        rank,
         filters,
         3,
-        strides=2,
+        strides=pool_size,
         padding="same",
         kernel_initializer=kernel_initializer,
         name=name,
@@ -107,13 +168,31 @@ def make_downsampling(pooling, filters, name, dtype, kernel_initializer="he_norm
     )
 
 
-def make_upsampling(upsampling, filters, name, dtype, kernel_initializer="he_normal"):
-    """Builds the 2x upsampling layer for `upsampling`."""
+def make_upsampling(
+    upsampling, filters, name, dtype, rank, pool_size, kernel_initializer="he_normal"
+):
+    """Builds the upsampling layer for `upsampling`, by `pool_size` along each axis."""
     if upsampling == "transpose":
-        return keras.layers.Conv2DTranspose(
-            filters, 2, strides=2, kernel_initializer=kernel_initializer, name=name, dtype=dtype
+        return _RANKED["transpose"][rank](
+            filters,
+            pool_size,
+            strides=pool_size,
+            kernel_initializer=kernel_initializer,
+            name=name,
+            dtype=dtype,
         )
-    return keras.layers.UpSampling2D(2, interpolation=upsampling, name=name, dtype=dtype)
+    if rank == 2:
+        return keras.layers.UpSampling2D(
+            pool_size, interpolation=upsampling, name=name, dtype=dtype
+        )
+    if upsampling != "nearest":
+        raise invalid_value(
+            "upsampling",
+            "'transpose' or 'nearest' for volumes (Keras' UpSampling3D has no linear "
+            "interpolation)",
+            upsampling,
+        )
+    return keras.layers.UpSampling3D(pool_size, name=name, dtype=dtype)
 
 
 def resolve_registered(name, value):

@@ -3,6 +3,7 @@
 import keras
 
 from keras_unet_seg import _validation
+from keras_unet_seg.layers import _options
 from keras_unet_seg.layers.stages import DecoderStage
 
 
@@ -15,7 +16,7 @@ class AttentionDecoderStage(DecoderStage):
     `sigmoid(psi(relu(theta(skip) + phi(upsampled))))`, and multiplies the
     skip by it before concatenation, so the decoder can ignore irrelevant
     regions of the encoder features. `theta`, `phi` and `psi` are 1x1
-    convolutions. Unlike the paper, the gating signal is taken after
+    convolutions (1x1x1 on volumes). Unlike the paper, the gating signal is taken after
     upsampling, so skip and gate share one resolution.
 
     Without a skip (called on `[x]`) the stage has nothing to gate and
@@ -38,7 +39,7 @@ class AttentionDecoderStage(DecoderStage):
         training: bool, whether the block runs in training mode.
 
     Output shape:
-        4D tensor `(batch, 2 * h, 2 * w, filters)`.
+        `(batch, 2 * h, 2 * w, filters)`: the spatial axes times `pool_size`.
 
     Example:
 
@@ -56,11 +57,17 @@ class AttentionDecoderStage(DecoderStage):
         if inter_filters is not None:
             _validation.check_positive_int("inter_filters", inter_filters)
         self.inter_filters = inter_filters
-        inter = inter_filters or max(1, filters // 2)
+        # The gate's convolutions are made at build, 2D or 3D by the input.
+        self.theta = None
+        self.phi = None
+        self.psi = None
 
-        # === Layers ===
+    def _make_layers(self, rank, channels):
+        super()._make_layers(rank, channels)
+        inter = self.inter_filters or max(1, self.filters // 2)
+
         def conv(channels, name):
-            return keras.layers.Conv2D(channels, 1, name=name, dtype=self.dtype_policy)
+            return _options.make_conv(rank, channels, 1, name=name, dtype=self.dtype_policy)
 
         self.theta = conv(inter, "gate_theta")
         self.phi = conv(inter, "gate_phi")

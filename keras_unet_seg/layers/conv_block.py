@@ -13,7 +13,8 @@ class ConvBlock(keras.layers.Layer):
     """Stacked convolutions, each followed by normalization and activation.
 
     The unit every U-Net level is built from: `num_convs` times
-    `Conv2D(filters, kernel_size, padding="same")`, normalization, activation;
+    `Conv2D(filters, kernel_size, padding="same")` (`Conv3D` on volumes: the
+    rank is read from the input at build), normalization, activation;
     then dropout if `dropout > 0`. With `residual=True` the input is added
     before the last activation, through a 1x1 projection (and normalization)
     when its channel count differs from `filters`. Convolutions carry no bias
@@ -25,7 +26,8 @@ class ConvBlock(keras.layers.Layer):
     Args:
         filters: int, number of output channels.
         num_convs: int, number of convolutions. Defaults to `2`.
-        kernel_size: int, size of the square kernels. Defaults to `3`.
+        kernel_size: int, side of the square (or cubic) kernels. Defaults to
+            `3`.
         normalization: `"batch"`, `"group"`, `"instance"`, `"layer"`, `None`,
             or a dict with a `"type"` key and that type's options, for example
             `{"type": "batch", "momentum": 0.99}` or
@@ -47,20 +49,24 @@ class ConvBlock(keras.layers.Layer):
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
-        inputs: tensor of shape `(batch, height, width, channels)`.
+        inputs: tensor of shape `(batch, height, width, channels)`, or
+            `(batch, depth, height, width, channels)` for volumes.
         training: bool, whether normalization and dropout run in training mode.
 
     Input shape:
-        4D tensor `(batch, height, width, channels)`.
+        4D tensor `(batch, height, width, channels)` or 5D tensor
+        `(batch, depth, height, width, channels)`.
 
     Output shape:
-        4D tensor `(batch, height, width, filters)`.
+        The input's shape with `filters` channels.
 
     Example:
 
     >>> block = ConvBlock(16, normalization="group", residual=True)
     >>> tuple(block(keras.ops.zeros((2, 32, 32, 3))).shape)
     (2, 32, 32, 16)
+    >>> tuple(ConvBlock(4)(keras.ops.zeros((1, 5, 12, 9, 1))).shape)
+    (1, 5, 12, 9, 4)
 
     Reference:
         - [Ronneberger et al., 2015](https://arxiv.org/abs/1505.04597)
@@ -98,36 +104,45 @@ class ConvBlock(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self._norm_spec = norm_spec
 
-        # === Layers ===
-        self.convs = [
-            keras.layers.Conv2D(
-                filters,
-                kernel_size,
-                padding="same",
-                use_bias=norm_spec is None,
-                kernel_initializer=self.kernel_initializer,
-                name=f"conv_{i}",
-                dtype=self.dtype_policy,
-            )
-            for i in range(num_convs)
-        ]
-        self.norms = [
-            _options.make_normalization(norm_spec, filters, f"norm_{i}", self.dtype_policy)
-            for i in range(num_convs)
-        ]
-        self.activation_layers = [
-            keras.layers.Activation(activation, name=f"act_{i}", dtype=self.dtype_policy)
-            for i in range(num_convs)
-        ]
-        self.dropout_layer = (
-            keras.layers.Dropout(dropout, name="dropout", dtype=self.dtype_policy)
-            if dropout > 0
-            else None
-        )
+        # The layers are made at build, when the input's rank says whether the
+        # convolutions are 2D or 3D.
+        self.convs = []
+        self.norms = []
+        self.activation_layers = []
+        self.dropout_layer = None
         self.shortcut = None
         self.shortcut_norm = None
 
     def build(self, input_shape):
+        rank = _options.spatial_rank(self, input_shape)
+        # === Layers === (made in this order, the order of their weights)
+        self.convs = [
+            _options.make_conv(
+                rank,
+                self.conv_filters(i),
+                self.kernel_size,
+                padding="same",
+                use_bias=self._norm_spec is None,
+                kernel_initializer=self.kernel_initializer,
+                name=f"conv_{i}",
+                dtype=self.dtype_policy,
+            )
+            for i in range(self.num_convs)
+        ]
+        policy = self.dtype_policy
+        self.norms = [
+            _options.make_normalization(self._norm_spec, self.conv_filters(i), f"norm_{i}", policy)
+            for i in range(self.num_convs)
+        ]
+        self.activation_layers = [
+            keras.layers.Activation(self.activation, name=f"act_{i}", dtype=self.dtype_policy)
+            for i in range(self.num_convs)
+        ]
+        if self.dropout > 0:
+            self.dropout_layer = keras.layers.Dropout(
+                self.dropout, name="dropout", dtype=self.dtype_policy
+            )
+
         shape = tuple(input_shape)
         for conv, norm, act in zip(self.convs, self.norms, self.activation_layers, strict=True):
             conv.build(shape)
@@ -136,7 +151,8 @@ class ConvBlock(keras.layers.Layer):
                 norm.build(shape)
             act.build(shape)
         if self.residual and input_shape[-1] != self.filters:
-            self.shortcut = keras.layers.Conv2D(
+            self.shortcut = _options.make_conv(
+                rank,
                 self.filters,
                 1,
                 use_bias=self._norm_spec is None,
@@ -152,6 +168,16 @@ class ConvBlock(keras.layers.Layer):
                 self.shortcut_norm.build(shape)
         if self.dropout_layer is not None:
             self.dropout_layer.build(shape)
+
+    def conv_filters(self, index):
+        """The output channels of convolution `index`: `filters`.
+
+        Override it for a block whose convolutions differ, such as the 3D
+        U-Net's encoder blocks (Cicek et al., 2016), whose first convolution
+        has half the channels of the second. The last must give `filters`.
+        """
+        del index  # every convolution gives `filters` channels
+        return self.filters
 
     def call(self, inputs, training=None):
         x = inputs

@@ -25,7 +25,9 @@ class NestedDecoder(UNetDecoder):
 
     Nodes are `decoder_stage` layers, so `AttentionDecoderStage` (or your own
     stage) gives a nested decoder with attention gates; `upsampling`,
-    `conv_block` and `block_kwargs` are those of `UNetDecoder`.
+    `conv_block`, `block_kwargs` and `pool_sizes` are those of `UNetDecoder`
+    (the nodes of level `i` upsample by `pool_sizes[i]`), and volumes work as
+    images do.
 
     Args:
         filters: list of ints, the output channels of each level's nodes,
@@ -38,6 +40,7 @@ class NestedDecoder(UNetDecoder):
         upsampling: see `UNetDecoder`. Defaults to `"transpose"`.
         conv_block: see `UNetDecoder`. Defaults to `ConvBlock`.
         block_kwargs: see `UNetDecoder`. Defaults to `None`.
+        pool_sizes: see `UNetDecoder`. Defaults to `None`.
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -69,6 +72,7 @@ class NestedDecoder(UNetDecoder):
         upsampling="transpose",
         conv_block=ConvBlock,
         block_kwargs=None,
+        pool_sizes=None,
         **kwargs,
     ):
         _validation.check_bool("deep_supervision", deep_supervision)
@@ -78,6 +82,7 @@ class NestedDecoder(UNetDecoder):
             upsampling=upsampling,
             conv_block=conv_block,
             block_kwargs=block_kwargs,
+            pool_sizes=pool_sizes,
             **kwargs,
         )
         self.deep_supervision = deep_supervision

@@ -15,10 +15,16 @@ def _make_block(conv_block, filters, block_kwargs, dtype):
 class EncoderStage(keras.layers.Layer):
     """One encoder level: a convolution block, then 2x downsampling.
 
+    Works on images and on volumes alike: the layers are 2D or 3D by the
+    rank of the input at build.
+
     Args:
         filters: int, output channels of the block.
         pooling: `"max"`, `"avg"` or `"conv"` (a strided 3x3 convolution).
             Defaults to `"max"`.
+        pool_size: int, or one int a spatial axis, the downsampling factor:
+            `(1, 2, 2)` pools a volume in plane only, keeping its depth, as
+            for thick-slice CT. Defaults to `2`.
         conv_block: the block class (or registered callable returning a
             layer), called as `conv_block(filters=..., **block_kwargs)`; a
             registered name such as `"keras_unet_seg>ConvBlock"` also works.
@@ -29,12 +35,13 @@ class EncoderStage(keras.layers.Layer):
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
-        inputs: tensor of shape `(batch, height, width, channels)`.
+        inputs: tensor of shape `(batch, height, width, channels)`, or
+            `(batch, depth, height, width, channels)`.
         training: bool, whether the block runs in training mode.
 
     Returns:
-        A tuple `(downsampled, skip)`: the block's output at half the height
-        and width, and at full size (the skip connection).
+        A tuple `(downsampled, skip)`: the block's output downsampled by
+        `pool_size`, and at full size (the skip connection).
 
     Example:
 
@@ -42,24 +49,43 @@ class EncoderStage(keras.layers.Layer):
     >>> down, skip = stage(keras.ops.zeros((1, 32, 32, 3)))
     >>> tuple(down.shape), tuple(skip.shape)
     ((1, 16, 16, 16), (1, 32, 32, 16))
+    >>> down, skip = EncoderStage(4, pool_size=(1, 2, 2))(keras.ops.zeros((1, 5, 8, 8, 1)))
+    >>> tuple(down.shape)
+    (1, 5, 4, 4, 4)
     """
 
-    def __init__(self, filters, pooling="max", conv_block=ConvBlock, block_kwargs=None, **kwargs):
+    def __init__(
+        self,
+        filters,
+        pooling="max",
+        conv_block=ConvBlock,
+        block_kwargs=None,
+        pool_size=2,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         _validation.check_positive_int("filters", filters)
         _validation.check_choice("pooling", pooling, _options.POOLINGS)
         self.filters = filters
         self.pooling = pooling
+        self.pool_size = _options.standardize_pool_size("pool_size", pool_size)
         self.conv_block = _options.resolve_registered("conv_block", conv_block)
         self.block_kwargs = dict(block_kwargs or {})
 
-        # === Layers ===
+        # === Layers === (the downsampling at build, 2D or 3D by the input)
         self.block = _make_block(self.conv_block, filters, self.block_kwargs, self.dtype_policy)
-        self.downsample = _options.make_downsampling(
-            pooling, filters, "downsample", self.dtype_policy
-        )
+        self.downsample = None
 
     def build(self, input_shape):
+        rank = _options.spatial_rank(self, input_shape)
+        self.downsample = _options.make_downsampling(
+            self.pooling,
+            self.filters,
+            "downsample",
+            self.dtype_policy,
+            rank=rank,
+            pool_size=_options.pool_tuple("pool_size", self.pool_size, rank),
+        )
         self.block.build(input_shape)
         self.downsample.build(self.block.compute_output_shape(input_shape))
 
@@ -69,7 +95,12 @@ class EncoderStage(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         skip_shape = self.block.compute_output_shape(input_shape)
-        return self.downsample.compute_output_shape(skip_shape), skip_shape
+        rank = _options.spatial_rank(self, input_shape)
+        pool = _options.pool_tuple("pool_size", self.pool_size, rank)
+        # As the pooling layers count (`"valid"` pooling, a `"same"` strided convolution).
+        ceil = self.pooling == "conv"
+        spatial = [_pooled(n, p, ceil) for n, p in zip(skip_shape[1:-1], pool, strict=True)]
+        return (skip_shape[0], *spatial, skip_shape[-1]), skip_shape
 
     def get_config(self):
         config = super().get_config()
@@ -77,6 +108,7 @@ class EncoderStage(keras.layers.Layer):
             {
                 "filters": self.filters,
                 "pooling": self.pooling,
+                "pool_size": self.pool_size,
                 "conv_block": _options.registered_name(self.conv_block),
                 "block_kwargs": dict(self.block_kwargs),
             }
@@ -88,6 +120,9 @@ class EncoderStage(keras.layers.Layer):
 class DecoderStage(keras.layers.Layer):
     """One decoder level: 2x upsampling, fusion with the skip, a block.
 
+    Works on images and on volumes alike: the layers are 2D or 3D by the
+    rank of the input at build.
+
     The skip is fused by concatenation in `fuse`; override `fuse` (and
     `build`, for new weights) to make a variant, as `AttentionDecoderStage`
     does. The skip may be missing (called on `[x]` or on `x`): the stage then
@@ -98,23 +133,28 @@ class DecoderStage(keras.layers.Layer):
         filters: int, output channels of the upsampling and of the block.
         upsampling: `"transpose"` (a learned 2x2 transposed convolution to
             `filters` channels), `"bilinear"` or `"nearest"` (parameter-free,
-            channels unchanged). Defaults to `"transpose"`.
+            channels unchanged; volumes take `"transpose"` or `"nearest"`).
+            Defaults to `"transpose"`.
         conv_block: the block class (or registered callable returning a
             layer), called as `conv_block(filters=..., **block_kwargs)`.
             Defaults to `ConvBlock`.
         block_kwargs: dict of further constructor arguments of the block.
             Defaults to `None`.
+        pool_size: int, or one int a spatial axis, the upsampling factor: the
+            `pool_size` of the encoder stage this stage mirrors. Defaults to
+            `2`.
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
         inputs: list `[x, skip]`: the deeper features
             `(batch, h, w, channels)` and the skip connection
-            `(batch, 2 * h, 2 * w, skip_channels)`; or `[x]` (or `x`) alone,
+            `(batch, 2 * h, 2 * w, skip_channels)` (volumes: one more spatial
+            axis, each times its `pool_size`); or `[x]` (or `x`) alone,
             without a skip.
         training: bool, whether the block runs in training mode.
 
     Output shape:
-        4D tensor `(batch, 2 * h, 2 * w, filters)`.
+        `(batch, 2 * h, 2 * w, filters)`: the spatial axes times `pool_size`.
 
     Example:
 
@@ -127,7 +167,13 @@ class DecoderStage(keras.layers.Layer):
     """
 
     def __init__(
-        self, filters, upsampling="transpose", conv_block=ConvBlock, block_kwargs=None, **kwargs
+        self,
+        filters,
+        upsampling="transpose",
+        conv_block=ConvBlock,
+        block_kwargs=None,
+        pool_size=2,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         _validation.check_positive_int("filters", filters)
@@ -136,11 +182,36 @@ class DecoderStage(keras.layers.Layer):
         self.upsampling = upsampling
         self.conv_block = _options.resolve_registered("conv_block", conv_block)
         self.block_kwargs = dict(block_kwargs or {})
+        self.pool_size = _options.standardize_pool_size("pool_size", pool_size)
 
-        # === Layers ===
-        self.upsample = _options.make_upsampling(upsampling, filters, "upsample", self.dtype_policy)
+        # The layers are made at build (2D or 3D by the input), in this order, the
+        # order of their weights.
+        self.upsample = None
+        self.concat = None
+        self.block = None
+
+    def upsample_filters(self, channels):
+        """The output channels of a `"transpose"` upsampling of `channels`: `filters`.
+
+        Override it to return `channels` for an upsampling that keeps the
+        deeper features' channels, as the 3D U-Net of Cicek et al. (2016) does.
+        """
+        del channels  # the upsampling gives `filters` channels
+        return self.filters
+
+    def _make_layers(self, rank, channels):
+        self.upsample = _options.make_upsampling(
+            self.upsampling,
+            self.upsample_filters(channels),
+            "upsample",
+            self.dtype_policy,
+            rank=rank,
+            pool_size=_options.pool_tuple("pool_size", self.pool_size, rank),
+        )
         self.concat = keras.layers.Concatenate(axis=-1, name="concat", dtype=self.dtype_policy)
-        self.block = _make_block(self.conv_block, filters, self.block_kwargs, self.dtype_policy)
+        self.block = _make_block(
+            self.conv_block, self.filters, self.block_kwargs, self.dtype_policy
+        )
 
     def _check_input_shape(self, input_shape):
         """Returns `(x_shape, skip_shape)`, `skip_shape` being `None` without a skip."""
@@ -155,17 +226,28 @@ class DecoderStage(keras.layers.Layer):
         if len(input_shape) == 1:
             return x_shape, None
         skip_shape = tuple(input_shape[1])
-        for axis in (1, 2):
-            h, s = x_shape[axis], skip_shape[axis]
-            if h is not None and s is not None and 2 * h != s:
-                raise ValueError(
-                    f"`{type(self).__name__}` expects a skip of twice the height and width "
-                    f"of `x`. Received: x.shape={x_shape}, skip.shape={skip_shape}"
-                )
+        expected = self._upsampled_shape(x_shape)[1:-1]
+        agree = len(skip_shape) == len(x_shape) and all(
+            None in (size, skip_size) or size == skip_size
+            for size, skip_size in zip(expected, skip_shape[1:-1], strict=True)
+        )
+        if not agree:
+            raise ValueError(
+                f"`{type(self).__name__}` expects a skip of the size of `x` times "
+                f"pool_size={self.pool_size}. Received: x.shape={x_shape}, "
+                f"skip.shape={skip_shape}"
+            )
         return x_shape, skip_shape
+
+    def _upsampled_shape(self, x_shape):
+        rank = _options.spatial_rank(self, x_shape)
+        pool = _options.pool_tuple("pool_size", self.pool_size, rank)
+        spatial = [None if n is None else n * p for n, p in zip(x_shape[1:-1], pool, strict=True)]
+        return (x_shape[0], *spatial, self.filters)
 
     def build(self, input_shape):
         x_shape, skip_shape = self._check_input_shape(input_shape)
+        self._make_layers(_options.spatial_rank(self, x_shape), x_shape[-1])
         self.upsample.build(x_shape)
         up_shape = self.upsample.compute_output_shape(x_shape)
         if skip_shape is None:
@@ -190,13 +272,7 @@ class DecoderStage(keras.layers.Layer):
         x_shape, skip_shape = self._check_input_shape(input_shape)
         if skip_shape is not None:
             return (*skip_shape[:-1], self.filters)
-        batch, height, width = x_shape[:3]
-        return (
-            batch,
-            None if height is None else 2 * height,
-            None if width is None else 2 * width,
-            self.filters,
-        )
+        return self._upsampled_shape(x_shape)
 
     def get_config(self):
         config = super().get_config()
@@ -206,9 +282,17 @@ class DecoderStage(keras.layers.Layer):
                 "upsampling": self.upsampling,
                 "conv_block": _options.registered_name(self.conv_block),
                 "block_kwargs": dict(self.block_kwargs),
+                "pool_size": self.pool_size,
             }
         )
         return config
+
+
+def _pooled(size, pool, ceil):
+    """`size` divided by `pool`, rounded down (up with `ceil`); `None` if unknown."""
+    if size is None:
+        return None
+    return -(-size // pool) if ceil else size // pool
 
 
 def _is_shape(value):

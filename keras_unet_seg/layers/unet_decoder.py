@@ -32,6 +32,25 @@ def check_filters(name, filters):
     return list(filters)
 
 
+def standardize_pool_sizes(name, pool_sizes, levels):
+    """Checks `pool_sizes`: `None` (2 along every axis) or one pool size a level."""
+    if pool_sizes is None:
+        return None
+    if not isinstance(pool_sizes, (list, tuple)) or len(pool_sizes) != levels:
+        raise _validation.invalid_value(
+            name,
+            f"None or a list of {levels} pool sizes (one a level), each an int or one int a "
+            "spatial axis such as (1, 2, 2)",
+            pool_sizes,
+        )
+    return [_options.standardize_pool_size(name, size) for size in pool_sizes]
+
+
+def level_pool_size(pool_sizes, level):
+    """The pool size between `level` and `level + 1`: 2 without `pool_sizes`."""
+    return 2 if pool_sizes is None else pool_sizes[level]
+
+
 def split_features(input_shape, levels, layer_name):
     """Checks a list of feature shapes and returns the level of the finest one.
 
@@ -65,7 +84,9 @@ class UNetDecoder(keras.layers.Layer):
     features are at stride 2 or 4) get stages without a skip.
 
     `stages[i]` is the stage that outputs stride `2**i`; the weights come
-    deepest stage first, the order the stages run in.
+    deepest stage first, the order the stages run in. The stages are 2D or
+    3D by the rank of the features; with `pool_sizes`, a level's stride is
+    the product of the pool sizes above it, axis by axis.
 
     Args:
         filters: list of ints, the output channels of the stages, finest
@@ -79,11 +100,15 @@ class UNetDecoder(keras.layers.Layer):
         conv_block: the block class of the stages. Defaults to `ConvBlock`.
         block_kwargs: dict of block arguments for every stage, or a list of
             one dict a stage (finest first). Defaults to `None`.
+        pool_sizes: `None` (each stage upsamples 2x along every axis) or a
+            list of one pool size a stage, finest first: an int or one int a
+            spatial axis, such as `(1, 2, 2)` for a volume whose depth the
+            encoder did not pool at that level. Defaults to `None`.
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
         inputs: list of feature maps, finest first, the deepest last at
-            stride `2**len(filters)`.
+            stride `2**len(filters)` (images or volumes).
         training: bool, whether the blocks run in training mode.
 
     Returns:
@@ -105,10 +130,12 @@ class UNetDecoder(keras.layers.Layer):
         upsampling="transpose",
         conv_block=ConvBlock,
         block_kwargs=None,
+        pool_sizes=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.filters = check_filters("filters", filters)
+        self.pool_sizes = standardize_pool_sizes("pool_sizes", pool_sizes, len(self.filters))
         _validation.check_choice("upsampling", upsampling, _options.UPSAMPLINGS)
         self.decoder_stage = _options.resolve_registered("decoder_stage", decoder_stage)
         self.conv_block = _options.resolve_registered("conv_block", conv_block)
@@ -133,6 +160,7 @@ class UNetDecoder(keras.layers.Layer):
             upsampling=self.upsampling,
             conv_block=self.conv_block,
             block_kwargs=level_kwargs[level],
+            pool_size=level_pool_size(self.pool_sizes, level),
             name=name,
             dtype=self.dtype_policy,
         )
@@ -162,17 +190,16 @@ class UNetDecoder(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         finest = split_features(input_shape, self.levels, type(self).__name__)
-        batch, height, width = tuple(input_shape[-1])[:3]
-        scale = 2**self.levels
-        if finest == 0:
-            batch, height, width = tuple(input_shape[0])[:3]
-            scale = 1
-        return (
-            batch,
-            None if height is None else height * scale,
-            None if width is None else width * scale,
-            self.filters[0],
-        )
+        shape = tuple(input_shape[0]) if finest == 0 else tuple(input_shape[-1])
+        rank = _options.spatial_rank(self, shape)
+        scales = [1] * rank
+        if finest > 0:
+            for level in range(self.levels):
+                pool = level_pool_size(self.pool_sizes, level)
+                pool = _options.pool_tuple("pool_sizes", pool, rank)
+                scales = [s * p for s, p in zip(scales, pool, strict=True)]
+        spatial = [None if n is None else n * s for n, s in zip(shape[1:-1], scales, strict=True)]
+        return (shape[0], *spatial, self.filters[0])
 
     def get_config(self):
         config = super().get_config()
@@ -183,6 +210,7 @@ class UNetDecoder(keras.layers.Layer):
                 "upsampling": self.upsampling,
                 "conv_block": _options.registered_name(self.conv_block),
                 "block_kwargs": self.block_kwargs,
+                "pool_sizes": self.pool_sizes,
             }
         )
         return config

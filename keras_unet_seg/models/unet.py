@@ -12,7 +12,8 @@ from keras_unet_seg.encoders.unet_encoder import UNetEncoder
 from keras_unet_seg.layers import _options
 from keras_unet_seg.layers.conv_block import ConvBlock
 from keras_unet_seg.layers.stages import DecoderStage, EncoderStage
-from keras_unet_seg.layers.unet_decoder import UNetDecoder, check_filters
+from keras_unet_seg.layers.unet_decoder import UNetDecoder, level_pool_size, standardize_pool_sizes
+from keras_unet_seg.models import _levels
 
 
 @keras.saving.register_keras_serializable(package="keras_unet_seg")
@@ -36,6 +37,18 @@ class UNet(keras.Model):
     right) to a multiple of `2**depth` inside the model and the output is
     cropped back, so a `(100, 75)` image gives a `(100, 75)` mask. Build with
     `(None, None, channels)` for an unknown size.
+
+    Volumes: the same model is 3D when its input has three spatial axes,
+    `(batch, depth, height, width, channels)`, as with
+    `UNet(...).build((None, None, None, None, channels))` or a call on a
+    volume; every block reads its rank from its input (no argument says it),
+    so a 2D config is unchanged. Each axis is padded to the product of its
+    pool sizes and cropped back, so a 37x50x23 volume gives a 37x50x23 mask.
+    A thick-slice volume (CT at 5 mm between slices and 0.8 mm in plane, say)
+    should not be pooled along its depth at every level: `pool_sizes` gives
+    one pool size a level, such as `[(1, 2, 2), (2, 2, 2), ...]`, and
+    `keras_unet_seg.layers.plan_pool_sizes` derives them from the patch
+    size and the voxel spacing as nnU-Net does.
 
     Under a mixed precision policy the weights stay float32 and the output
     activation computes in float32, so losses and metrics see float32.
@@ -63,8 +76,8 @@ class UNet(keras.Model):
             of each block. Defaults to `0.0`.
         residual: bool, residual blocks. Defaults to `False`.
         pooling: `"max"`, `"avg"` or `"conv"`. Defaults to `"max"`.
-        upsampling: `"transpose"`, `"bilinear"` or `"nearest"`. Defaults to
-            `"transpose"`.
+        upsampling: `"transpose"`, `"bilinear"` or `"nearest"` (volumes:
+            `"transpose"` or `"nearest"`). Defaults to `"transpose"`.
         output_activation: `"auto"` (sigmoid for one class, softmax
             otherwise), `None` (logits; use `from_logits=True` in the loss),
             or the name of a Keras activation. Defaults to `"auto"`.
@@ -104,6 +117,13 @@ class UNet(keras.Model):
             encoder is given, finest first, one a stride from 1 to half the
             deepest. Defaults to `None`: `16, 32, 64, ...`, segmentation_models'
             choice.
+        pool_sizes: `None` (2 along every axis at every level) or a list of
+            `depth` pool sizes, one an encoder stage (the decoder stage of the
+            same level upsamples by it): an int, or one int a spatial axis
+            such as `(1, 2, 2)` to pool a volume in plane only. Each axis is
+            padded to the product of its pool sizes. Written in the config
+            only when given, so a config without it is that of any earlier
+            version. Not with an `encoder`. Defaults to `None`.
         **kwargs: base model arguments (`name`, `dtype`, ...).
 
     Injected classes must be registered with
@@ -115,19 +135,23 @@ class UNet(keras.Model):
     a decoder stage, finest first.
 
     Call arguments:
-        inputs: tensor of shape `(batch, height, width, channels)`.
+        inputs: tensor of shape `(batch, height, width, channels)`, or
+            `(batch, depth, height, width, channels)` for volumes.
         training: bool, whether normalization and dropout run in training
             mode.
 
     Returns:
-        A float32 tensor `(batch, height, width, num_classes)` of
-        probabilities (or logits with `output_activation=None`).
+        A float32 tensor of the input's spatial shape and `num_classes`
+        channels, of probabilities (or logits with `output_activation=None`).
 
     Example:
 
     >>> model = UNet(num_classes=1, base_filters=8, depth=3)
     >>> tuple(model(keras.ops.zeros((2, 100, 75, 3))).shape)
     (2, 100, 75, 1)
+    >>> volumes = UNet(base_filters=4, depth=2, pool_sizes=[(1, 2, 2), 2])
+    >>> tuple(volumes(keras.ops.zeros((1, 5, 30, 17, 1))).shape)
+    (1, 5, 30, 17, 1)
 
     Reference:
         - [Ronneberger et al., 2015](https://arxiv.org/abs/1505.04597)
@@ -157,10 +181,11 @@ class UNet(keras.Model):
         encoder_trainable=True,
         decoder=None,
         decoder_filters=None,
+        pool_sizes=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_options(
+        _levels.check_options(
             num_classes=num_classes,
             base_filters=base_filters,
             depth=depth,
@@ -175,13 +200,15 @@ class UNet(keras.Model):
         _check_decoder(decoder)
         given_encoder = _resolve_encoder(encoder, encoder_weights, self.dtype_policy)
         if given_encoder is None:
-            filters, depth, per_level = _plain_levels(
+            filters, depth, per_level = _levels.plain_levels(
                 filters, depth, base_filters, num_convs, dropout, encoder_trainable, decoder_filters
             )
+            pool_sizes = standardize_pool_sizes("pool_sizes", pool_sizes, depth)
         else:
-            depth, decoder_filters, per_level = _decoder_levels(
+            depth, decoder_filters, per_level = _levels.decoder_levels(
                 _feature_strides(given_encoder), depth, decoder_filters, num_convs, dropout
             )
+            _levels.check_no_pool_sizes(pool_sizes)
 
         self.num_classes = num_classes
         self.base_filters = base_filters
@@ -203,6 +230,7 @@ class UNet(keras.Model):
         self.level_filters = per_level["filters"]
         self.encoder_trainable = encoder_trainable
         self.decoder_filters = decoder_filters
+        self.pool_sizes = pool_sizes
         self._encoder_given = given_encoder is not None
         self._decoder_given = decoder is not None
         # One dict a level: the decoder's levels, then (without an encoder) the bottleneck.
@@ -225,6 +253,7 @@ class UNet(keras.Model):
             pooling=self.pooling,
             conv_block=self.conv_block,
             block_kwargs=block_kwargs,
+            pool_sizes=self.pool_sizes,
             name="encoder",
             dtype=self.dtype_policy,
         )
@@ -252,6 +281,7 @@ class UNet(keras.Model):
             "upsampling": self.upsampling,
             "conv_block": self.conv_block,
             "block_kwargs": block_kwargs[: self.depth],
+            "pool_sizes": self.pool_sizes,
             "name": "decoder",
             "dtype": self.dtype_policy,
         }
@@ -291,15 +321,25 @@ class UNet(keras.Model):
             return "sigmoid" if self.num_classes == 1 else "softmax"
         return self.output_activation or "linear"
 
-    def _padded_size(self, size):
-        if size is None:
-            return None
-        factor = 2**self.depth
-        return -(-size // factor) * factor
+    def _size_multiples(self, rank):
+        """The multiple each spatial axis is padded to: the product of its pool sizes."""
+        multiples = [1] * rank
+        for level in range(self.depth):
+            pool = _options.pool_tuple("pool_sizes", level_pool_size(self.pool_sizes, level), rank)
+            multiples = [m * p for m, p in zip(multiples, pool, strict=True)]
+        return multiples
+
+    def _padded_shape(self, input_shape):
+        """`input_shape` with each known spatial size padded up to its multiple."""
+        rank = _options.spatial_rank(self, input_shape)
+        spatial = [
+            None if size is None else -(-size // m) * m
+            for size, m in zip(input_shape[1:-1], self._size_multiples(rank), strict=True)
+        ]
+        return (input_shape[0], *spatial, input_shape[-1])
 
     def build(self, input_shape):
-        batch, height, width, channels = input_shape
-        shape = (batch, self._padded_size(height), self._padded_size(width), channels)
+        shape = self._padded_shape(tuple(input_shape))
         if not self.encoder.built:  # a given model may come built
             self.encoder.build(shape)
         features = [tuple(f) for f in self.encoder.compute_output_shape(shape)]
@@ -313,16 +353,17 @@ class UNet(keras.Model):
     def _make_heads(self, shape):
         """Creates and builds the 1x1 convolutions of the maps of `shape` (one or a list)."""
         policy = self.dtype_policy
+        rank = _options.spatial_rank(self, shape[0] if isinstance(shape, list) else shape)
         if isinstance(shape, list):
             # One head a nested depth, named by its column; the deepest last.
             first = self.depth - len(shape) + 1
             self.heads = [
-                keras.layers.Conv2D(self.num_classes, 1, name=f"head_{column}", dtype=policy)
-                for column in range(first, self.depth + 1)
+                _options.make_conv(rank, self.num_classes, 1, name=f"head_{c}", dtype=policy)
+                for c in range(first, self.depth + 1)
             ]
             heads, shapes = self.heads, shape
         else:
-            self.head = keras.layers.Conv2D(self.num_classes, 1, name="head", dtype=policy)
+            self.head = _options.make_conv(rank, self.num_classes, 1, name="head", dtype=policy)
             heads, shapes = [self.head], [shape]
         # Float32 whatever the policy, so losses and metrics never see float16.
         self.output_layer = keras.layers.Activation(
@@ -339,29 +380,31 @@ class UNet(keras.Model):
 
     def call(self, inputs, training=None):
         shape = ops.shape(inputs)
-        height, width = shape[1], shape[2]
-        factor = 2**self.depth
-        # Not `(-height) % factor`: tf2onnx lowers a floor modulo of int32 tensors to
+        sizes = [shape[axis] for axis in range(1, len(inputs.shape) - 1)]
+        multiples = self._size_multiples(len(sizes))
+        # Not `(-size) % multiple`: tf2onnx lowers a floor modulo of int32 tensors to
         # `x - (x / y) * y` with ONNX's truncating division, which is negative for a
         # negative `x`, so an exported model cropped 100x75 to 96x72. Every operand
         # here is non-negative, where truncating and floor modulo agree.
-        pad_h, pad_w = (factor - height % factor) % factor, (factor - width % factor) % factor
+        pads = [(m - n % m) % m for n, m in zip(sizes, multiples, strict=True)]
         x = inputs
-        needs_padding = not (isinstance(pad_h, int) and isinstance(pad_w, int)) or pad_h or pad_w
+        needs_padding = not all(isinstance(p, int) for p in pads) or any(pads)
         if needs_padding:
-            x = ops.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]])
+            x = ops.pad(x, [[0, 0], *[[0, p] for p in pads], [0, 0]])
             if inputs.shape[-1] is not None:
                 # A pad by traced amounts loses the static channel count in a TensorFlow
                 # graph, and LiteRT then runs the first convolution as a TensorFlow op
                 # its interpreter lacks; the reshape restores it.
-                x = ops.reshape(x, (-1, height + pad_h, width + pad_w, inputs.shape[-1]))
+                padded = [n + p for n, p in zip(sizes, pads, strict=True)]
+                x = ops.reshape(x, (-1, *padded, inputs.shape[-1]))
 
         features = list(self.encoder(x, training=training))
         decoded = self.decoder(features, training=training)
         outputs = self._heads(self._head_inputs(decoded))
 
         if needs_padding:
-            outputs = keras.tree.map_structure(lambda y: y[:, :height, :width, :], outputs)
+            crop = (slice(None), *[slice(None, n) for n in sizes], slice(None))
+            outputs = keras.tree.map_structure(lambda y: y[crop], outputs)
         return outputs
 
     def compute_output_shape(self, input_shape):
@@ -427,6 +470,8 @@ class UNet(keras.Model):
             "encoder_trainable": self.encoder_trainable,
             "decoder": _serialize(self.decoder) if self._decoder_given else None,
             "decoder_filters": self.decoder_filters,
+            # Only when given: a config without it is one of any earlier version.
+            **({"pool_sizes": self.pool_sizes} if self.pool_sizes is not None else {}),
         }
 
     @classmethod
@@ -438,69 +483,6 @@ class UNet(keras.Model):
             if isinstance(config.get(key), dict):
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
-
-
-def _check_options(**options):
-    """Checks the options that do not depend on the encoder."""
-    for name in ("num_classes", "base_filters", "kernel_size"):
-        _validation.check_positive_int(name, options[name])
-    if options["depth"] is not None:
-        _validation.check_positive_int("depth", options["depth"])
-    _validation.check_bool("encoder_trainable", options["encoder_trainable"])
-    _validation.check_choice("pooling", options["pooling"], _options.POOLINGS)
-    _validation.check_choice("upsampling", options["upsampling"], _options.UPSAMPLINGS)
-    _options.standardize_normalization(options["normalization"])
-    _options.check_activation("activation", options["activation"])
-    if options["output_activation"] not in (None, "auto"):
-        _options.check_activation("output_activation", options["output_activation"])
-
-
-def _plain_levels(filters, depth, base_filters, num_convs, dropout, trainable, decoder_filters):
-    """Returns `(filters, depth, per_level)` of a U-Net without an encoder."""
-    if not trainable:
-        raise _validation.invalid_value("encoder_trainable", "True without an `encoder`", trainable)
-    if decoder_filters is not None:
-        raise _validation.invalid_value(
-            "decoder_filters", "None without an `encoder` (use `filters`)", decoder_filters
-        )
-    if filters is not None:
-        filters = list(filters)
-        if depth is None:
-            depth = len(filters) - 1
-    depth = 4 if depth is None else depth
-    per_level = _per_level_values(depth, filters=filters, num_convs=num_convs, dropout=dropout)
-    if filters is None:
-        per_level["filters"] = [base_filters * 2**level for level in range(depth + 1)]
-    _check_levels(per_level)
-    return filters, depth, per_level
-
-
-def _decoder_levels(feature_strides, depth, decoder_filters, num_convs, dropout):
-    """Returns `(depth, decoder_filters, per_level)` of a U-Net on an encoder."""
-    encoder_depth = feature_strides[-1].bit_length() - 1
-    if depth is not None and depth != encoder_depth:
-        raise _validation.invalid_value(
-            "depth",
-            f"None or the encoder's depth, {encoder_depth} (deepest stride {feature_strides[-1]})",
-            depth,
-        )
-    if decoder_filters is not None:
-        decoder_filters = check_filters("decoder_filters", decoder_filters)
-    per_level = _per_level_values(
-        encoder_depth - 1, filters=decoder_filters, num_convs=num_convs, dropout=dropout
-    )
-    per_level.setdefault("filters", [16 * 2**level for level in range(encoder_depth)])
-    _check_levels(per_level)
-    return encoder_depth, decoder_filters, per_level
-
-
-def _check_levels(per_level):
-    for value in per_level["filters"]:
-        _validation.check_positive_int("filters", value)
-    for value in per_level["num_convs"]:
-        _validation.check_positive_int("num_convs", value)
-    for value in per_level["dropout"]:
-        _validation.check_rate("dropout", value)
 
 
 def _serialize(layer):
@@ -561,27 +543,3 @@ def _feature_strides(encoder):
             encoder,
         )
     return strides
-
-
-def _per_level_values(depth, **values):
-    """Expands scalars to one value per level and checks sequence lengths together."""
-    levels = depth + 1
-    expanded, wrong = {}, []
-    for name, value in values.items():
-        if value is None:
-            continue
-        if isinstance(value, (list, tuple)):
-            if len(value) != levels:
-                wrong.append(name)
-            expanded[name] = list(value)
-        else:
-            expanded[name] = [value] * levels
-    if wrong:
-        received = ", ".join(f"{name}={values[name]!r}" for name in values)
-        raise ValueError(
-            "Invalid value for per-level arguments "
-            + ", ".join(f"`{name}`" for name in wrong)
-            + f". Expected a scalar or a sequence of length depth + 1 = {levels} "
-            f"(one value per level, the bottleneck included). Received: depth={depth}, " + received
-        )
-    return expanded

@@ -29,14 +29,18 @@ class UNetPlusPlus(UNet):
         **kwargs: every argument of `UNet` but `decoder` (the nested decoder
             is built from the others).
 
+    Volumes work as in `UNet`: the model is 3D when its input has three
+    spatial axes, with the same `pool_sizes` for anisotropic pooling.
+
     Call arguments:
-        inputs: tensor of shape `(batch, height, width, channels)`.
+        inputs: tensor of shape `(batch, height, width, channels)`, or
+            `(batch, depth, height, width, channels)` for volumes.
         training: bool, whether normalization and dropout run in training
             mode.
 
     Returns:
-        A float32 tensor `(batch, height, width, num_classes)`, or with
-        `deep_supervision=True` a list of them.
+        A float32 tensor of the input's spatial shape and `num_classes`
+        channels, or with `deep_supervision=True` a list of them.
 
     Example:
 

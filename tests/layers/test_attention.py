@@ -39,3 +39,12 @@ def test_default_inter_filters_is_half_the_filters():
     stage = AttentionDecoderStage(8)
     stage.build([(None, 4, 4, 16), (None, 8, 8, 8)])
     assert stage.theta.kernel.shape == (1, 1, 8, 4)
+
+
+def test_the_gate_of_a_volume_stage_has_1x1x1_convolutions():
+    stage = AttentionDecoderStage(8)
+    x = np.random.default_rng(0).random((1, 3, 4, 5, 16), dtype="float32")
+    skip = np.random.default_rng(1).random((1, 6, 8, 10, 8), dtype="float32")
+    assert tuple(stage([x, skip]).shape) == (1, 6, 8, 10, 8)
+    assert stage.theta.kernel.shape == (1, 1, 1, 8, 4)
+    assert stage.psi.kernel.shape == (1, 1, 1, 4, 1)

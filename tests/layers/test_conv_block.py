@@ -57,21 +57,58 @@ def test_residual_adds_input_before_last_activation():
     np.testing.assert_allclose(keras.ops.convert_to_numpy(block(x)), np.maximum(x, 0), atol=1e-6)
 
 
+def _built(block, input_shape=(None, 8, 8, 3)):
+    """The block built: its layers are made at build, 2D or 3D by the input."""
+    block.build(input_shape)
+    return block
+
+
 def test_batch_normalization_momentum_defaults_to_point_nine_and_is_configurable():
-    default = ConvBlock(4)
-    custom = ConvBlock(4, normalization={"type": "batch", "momentum": 0.99})
+    default = _built(ConvBlock(4))
+    custom = _built(ConvBlock(4, normalization={"type": "batch", "momentum": 0.99}))
     assert {n.momentum for n in default.norms} == {0.9}
     assert {n.momentum for n in custom.norms} == {0.99}
 
 
 def test_group_count_falls_back_to_a_divisor_of_the_channels():
-    block = ConvBlock(12, normalization="group")
+    block = _built(ConvBlock(12, normalization="group"))
     assert block.norms[0].groups == 4
 
 
 def test_no_dropout_layer_when_rate_is_zero():
-    assert ConvBlock(4).dropout_layer is None
-    assert ConvBlock(4, dropout=0.5).dropout_layer.rate == 0.5
+    assert _built(ConvBlock(4)).dropout_layer is None
+    assert _built(ConvBlock(4, dropout=0.5)).dropout_layer.rate == 0.5
+
+
+# --- Volumes: the same block, 3D by the rank of its input ---
+
+
+def test_standard_checks_on_a_volume():
+    check_layer(
+        ConvBlock,
+        {"filters": 4, "normalization": "group", "residual": True},
+        (2, 5, 6, 7, 3),
+        (2, 5, 6, 7, 4),
+    )
+
+
+def test_a_volume_of_odd_size_keeps_its_size_with_3d_kernels():
+    block = ConvBlock(4, residual=True)
+    x = np.random.default_rng(0).random((1, 37, 50, 23, 1), dtype="float32")
+    assert tuple(block(x).shape) == (1, 37, 50, 23, 4)
+    assert [tuple(c.kernel.shape) for c in block.convs] == [(3, 3, 3, 1, 4), (3, 3, 3, 4, 4)]
+    assert tuple(block.shortcut.kernel.shape) == (1, 1, 1, 1, 4)
+
+
+def test_the_parameter_count_of_a_3d_block():
+    block = _built(ConvBlock(16), (None, 8, 8, 8, 3))
+    # no conv bias; 3x3x3 kernels 3->16 and 16->16; batch norm keeps 4 values a channel
+    assert block.count_params() == 27 * 3 * 16 + 27 * 16 * 16 + 2 * 4 * 16
+
+
+def test_an_input_of_another_rank_is_refused():
+    with pytest.raises(ValueError, match=r"or volumes .*Received: input_shape=\(1, 8, 3\)"):
+        ConvBlock(4)(np.zeros((1, 8, 3), "float32"))
 
 
 @pytest.mark.parametrize(
@@ -96,7 +133,7 @@ def test_invalid_arguments(kwargs, message):
 
 
 def test_activations_is_a_deprecated_alias_of_activation_layers():
-    block = ConvBlock(4, num_convs=3)
+    block = _built(ConvBlock(4, num_convs=3))
     assert [layer.name for layer in block.activation_layers] == ["act_0", "act_1", "act_2"]
     with pytest.warns(DeprecationWarning, match="activation_layers"):
         assert block.activations is block.activation_layers

@@ -92,3 +92,30 @@ def test_nested_decoder_leaves_out_the_nodes_of_missing_levels():
     assert [tuple(y.shape) for y in outputs] == [(1, 32, 32, 4), (1, 32, 32, 4)]
     built = sorted(s.name for s in decoder.stages if s.built)
     assert built == ["node_0_2", "node_0_3", "node_1_1", "node_1_2", "node_2_1"]
+
+
+# Volume features of a depth-2 encoder pooled (1, 2, 2), then (2, 2, 2): 6x16x16 padded.
+VOLUME_FEATURES = [(2, 6, 16, 16, 4), (2, 6, 8, 8, 6), (2, 3, 4, 4, 8)]
+
+
+@pytest.mark.parametrize("decoder", [UNetDecoder, NestedDecoder])
+def test_decoders_on_volume_features_with_pool_sizes(decoder):
+    check_layer(
+        decoder,
+        {"filters": [4, 6], "pool_sizes": [(1, 2, 2), (2, 2, 2)]},
+        VOLUME_FEATURES,
+        (2, 6, 16, 16, 4),
+        run_mixed_precision=False,
+        run_saving=False,
+    )
+
+
+def test_a_volume_decoder_without_the_finest_features_scales_by_the_pool_sizes():
+    decoder = UNetDecoder(filters=[4, 6], pool_sizes=[(1, 2, 2), 2])
+    assert decoder.compute_output_shape([(1, 3, 4, 4, 8)]) == (1, 6, 16, 16, 4)
+    assert tuple(decoder([keras.ops.zeros((1, 3, 4, 4, 8))]).shape) == (1, 6, 16, 16, 4)
+
+
+def test_a_decoder_refuses_pool_sizes_of_the_wrong_length():
+    with pytest.raises(ValueError, match=r"a list of 2 pool sizes .*Received: pool_sizes=\[2\]"):
+        UNetDecoder(filters=[4, 6], pool_sizes=[2])

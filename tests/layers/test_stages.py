@@ -44,6 +44,7 @@ def test_stage_config_stores_the_block_by_registered_name():
 
 def test_stage_passes_block_kwargs_to_the_block():
     stage = DecoderStage(4, block_kwargs={"num_convs": 3, "normalization": None})
+    stage.build([(None, 4, 4, 8), (None, 8, 8, 4)])  # its layers are made at build
     assert stage.block.num_convs == 3
     assert stage.block.normalization is None
 
@@ -63,9 +64,7 @@ def test_unknown_registered_name_is_refused():
 
 def test_decoder_stage_rejects_mismatched_skip():
     stage = DecoderStage(4)
-    with pytest.raises(
-        ValueError, match=r"twice the height and width.*skip.shape=\(1, 15, 16, 4\)"
-    ):
+    with pytest.raises(ValueError, match=r"times pool_size=2.*skip.shape=\(1, 15, 16, 4\)"):
         stage([np.zeros((1, 8, 8, 8), "float32"), np.zeros((1, 15, 16, 4), "float32")])
 
 
@@ -74,8 +73,54 @@ def test_decoder_stage_rejects_mismatched_skip():
     [
         (EncoderStage, {"filters": 4, "pooling": "min"}, "Received: pooling='min'"),
         (DecoderStage, {"filters": 4, "upsampling": "cubic"}, "Received: upsampling='cubic'"),
+        (EncoderStage, {"filters": 4, "pool_size": 0}, "Received: pool_size=0"),
+        (DecoderStage, {"filters": 4, "pool_size": (2, 2.5)}, r"Received: pool_size=\(2, 2.5\)"),
     ],
 )
 def test_invalid_options(cls, kwargs, message):
     with pytest.raises(ValueError, match=message):
         cls(**kwargs)
+
+
+# --- Volumes: the same stages, 3D by the rank of their input ---
+
+
+@pytest.mark.parametrize("pooling", ["max", "avg", "conv"])
+def test_encoder_stage_on_an_odd_volume(pooling):
+    stage = EncoderStage(4, pooling=pooling)
+    x = np.random.default_rng(0).random((1, 37, 50, 23, 1), dtype="float32")
+    down, skip = stage(x)
+    assert tuple(skip.shape) == (1, 37, 50, 23, 4)
+    # "valid" pooling rounds down, a "same" strided convolution up
+    expected = (1, 19, 25, 12, 4) if pooling == "conv" else (1, 18, 25, 11, 4)
+    assert tuple(down.shape) == expected
+    assert stage.compute_output_shape((1, 37, 50, 23, 1)) == (expected, (1, 37, 50, 23, 4))
+
+
+def test_encoder_stage_standard_checks_on_a_volume_pooled_in_plane():
+    check_layer(
+        EncoderStage,
+        {"filters": 4, "pool_size": (1, 2, 2)},
+        (2, 3, 8, 6, 2),
+        ((2, 3, 4, 3, 4), (2, 3, 8, 6, 4)),
+        run_mixed_precision=False,
+    )
+
+
+@pytest.mark.parametrize("upsampling", ["transpose", "nearest"])
+def test_decoder_stage_standard_checks_on_a_volume(upsampling):
+    check_layer(
+        DecoderStage,
+        {"filters": 4, "upsampling": upsampling, "pool_size": (1, 2, 2)},
+        [(2, 5, 3, 4, 8), (2, 5, 6, 8, 4)],
+        (2, 5, 6, 8, 4),
+        run_mixed_precision=False,
+    )
+
+
+def test_a_volume_stage_refuses_bilinear_upsampling_and_a_pool_size_of_another_rank():
+    x, skip = np.zeros((1, 2, 2, 2, 8), "float32"), np.zeros((1, 4, 4, 4, 4), "float32")
+    with pytest.raises(ValueError, match="'transpose' or 'nearest' for volumes"):
+        DecoderStage(4, upsampling="bilinear")([x, skip])
+    with pytest.raises(ValueError, match=r"one value a spatial axis of the 3D input"):
+        EncoderStage(4, pool_size=(2, 2))(skip)

@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_unet_seg import ConvBlock
+from keras_unet_seg import ConvBlock, DecoderStage
 
 
 @keras.saving.register_keras_serializable(package="keras_unet_seg_tests")
@@ -31,3 +31,28 @@ class SqueezeExciteBlock(ConvBlock):
 
     def get_config(self):
         return {**super().get_config(), "ratio": self.ratio}
+
+
+# The 3D U-Net of Cicek et al. (2016) from the blocks: an encoder block whose first
+# convolution has half the channels of the second (32 -> 64 at the first level), and
+# decoder stages whose transposed convolution keeps the deeper features' channels
+# (512 -> 512 before the convolutions to 256), with plain blocks.
+
+
+@keras.saving.register_keras_serializable(package="keras_unet_seg_tests")
+class CicekBlock(ConvBlock):
+    """A `ConvBlock` whose first convolution gives half the block's channels."""
+
+    def conv_filters(self, index):
+        return self.filters // 2 if index == 0 else self.filters
+
+
+@keras.saving.register_keras_serializable(package="keras_unet_seg_tests")
+class CicekDecoderStage(DecoderStage):
+    """A `DecoderStage` that upsamples to the deeper features' channels, then two convs."""
+
+    def __init__(self, filters, **kwargs):
+        super().__init__(filters, **{**kwargs, "conv_block": ConvBlock})
+
+    def upsample_filters(self, channels):
+        return channels

@@ -90,6 +90,7 @@ def test_per_level_arguments_are_checked_together():
 
 def test_per_level_values_reach_each_level():
     model = UNet(base_filters=4, depth=2, num_convs=[1, 2, 3], dropout=[0.0, 0.1, 0.2])
+    model.build((None, None, None, 3))  # the decoder stages make their blocks at build
     assert [e.block.num_convs for e in model.encoders] == [1, 2]
     assert model.bottleneck.num_convs == 3
     assert [d.block.dropout for d in model.decoders] == [0.1, 0.0]
