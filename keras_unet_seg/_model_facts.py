@@ -49,10 +49,11 @@ def image_input_shape(model):
 
 
 def sample_input(model):
-    """A batch of one random image (or volume) of the shape `model` takes (64 pixels
-    where any)."""
+    """A batch of one random image of the shape `model` takes (64 pixels where any), or
+    of one volume (16 voxels where any) for a model built on volumes."""
     *spatial, channels = image_input_shape(model)
-    shape = (1, *(side or 64 for side in spatial), channels)
+    any_size = 64 if len(spatial) == 2 else 16
+    shape = (1, *(size or any_size for size in spatial), channels)
     return np.random.default_rng(0).random(shape, dtype="float32")
 
 

@@ -16,14 +16,16 @@ from keras_unet_seg._validation import check_built_model, invalid_value
 
 __all__ = ["fold_batch_normalization"]
 
-_CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
+_TRANSPOSED = (keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose)
+_CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.Conv3D, *_TRANSPOSED)
 
 
 def fold_batch_normalization(model):
     """Returns an inference-only copy of a model with batch normalization folded.
 
     Every `BatchNormalization` that the model's config turns off is folded into
-    the `Conv2D` or `Conv2DTranspose` (with no activation) that it follows: with
+    the `Conv2D` or `Conv2DTranspose` (`Conv3D` or `Conv3DTranspose` in a
+    volume model) with no activation that it follows: with
     `s = gamma / sqrt(moving_variance + epsilon)`, the kernel becomes `kernel * s`
     (per output channel) and the bias `(bias - moving_mean) * s + beta`.
 
@@ -175,25 +177,23 @@ def _foldable(conv, norm):
         isinstance(conv, _CONVOLUTIONS)
         and conv.data_format == "channels_last"
         and conv.activation is keras.activations.linear
-        and norm.axis in (-1, 3)
+        and norm.axis in (-1, len(conv.kernel.shape) - 1)
     )
 
 
 def _folded_kernel_and_bias(conv, norm):
     """The kernel and bias of `conv` followed by `norm` in inference mode, in float64."""
     kernel = np.asarray(conv.kernel, dtype=np.float64)
-    channels = (
-        kernel.shape[-2] if isinstance(conv, keras.layers.Conv2DTranspose) else kernel.shape[-1]
-    )
+    channels = kernel.shape[-2] if isinstance(conv, _TRANSPOSED) else kernel.shape[-1]
     bias = np.asarray(conv.bias, dtype=np.float64) if conv.use_bias else np.zeros(channels)
     gamma = np.asarray(norm.gamma, dtype=np.float64) if norm.scale else np.ones(channels)
     beta = np.asarray(norm.beta, dtype=np.float64) if norm.center else np.zeros(channels)
     mean = np.asarray(norm.moving_mean, dtype=np.float64)
     variance = np.asarray(norm.moving_variance, dtype=np.float64)
     scale = gamma / np.sqrt(variance + norm.epsilon)
-    if isinstance(conv, keras.layers.Conv2DTranspose):  # kernel (h, w, out, in)
+    if isinstance(conv, _TRANSPOSED):  # kernel (h, w, out, in), or (d, h, w, out, in)
         kernel = kernel * scale[:, None]
-    else:  # kernel (h, w, in, out)
+    else:  # kernel (h, w, in, out), or (d, h, w, in, out)
         kernel = kernel * scale
     bias = (bias - mean) * scale + beta
     return kernel.astype(np.float32), bias.astype(np.float32)

@@ -1,5 +1,7 @@
 """Counting a model's convolution FLOPs, for throughput figures."""
 
+import math
+
 import keras
 
 from keras_unet_seg._sublayers import sublayers
@@ -14,9 +16,11 @@ def estimate_flops(model, input_shape, training=False):
     Every `Conv2D` and `Conv2DTranspose` in the model counts
     `2 * kernel_height * kernel_width * input_channels * output_channels`
     operations per output pixel (per input pixel for a transposed
-    convolution), a `DepthwiseConv2D` `2 * kernel_height * kernel_width *
-    channels * depth_multiplier`, and a `Dense` layer on feature maps (the
-    pointwise convolutions of ConvNeXt) `2 * input_units * units` per pixel.
+    convolution), a `Conv3D` and `Conv3DTranspose` the same with the
+    kernel's depth as a third factor per voxel, a `DepthwiseConv2D`
+    `2 * kernel_height * kernel_width * channels * depth_multiplier`, and a
+    `Dense` layer on feature maps (the pointwise convolutions of ConvNeXt)
+    `2 * input_units * units` per pixel.
     Normalization, activations and pooling are left out, as
     is usual; they are a few percent of a U-Net's work. A training step
     counts three times the forward pass (the forward pass, then the
@@ -26,8 +30,9 @@ def estimate_flops(model, input_shape, training=False):
         model: a Keras model whose class rebuilds from its config, such as
             `UNet`. It is rebuilt at `input_shape` (without its weights) to
             read each layer's input shape.
-        input_shape: tuple `(batch, height, width, channels)` with known
-            height and width; a `None` batch counts as one image.
+        input_shape: tuple `(batch, height, width, channels)`, or
+            `(batch, depth, height, width, channels)` for a volume, with known
+            spatial sizes; a `None` batch counts as one image.
         training: bool, whether to count a training step. Defaults to
             `False`.
 
@@ -35,7 +40,7 @@ def estimate_flops(model, input_shape, training=False):
         int, the number of floating-point operations for the batch.
 
     Raises:
-        ValueError: if the height or width is unknown.
+        ValueError: if a spatial size is unknown.
 
     Example:
 
@@ -44,21 +49,21 @@ def estimate_flops(model, input_shape, training=False):
     >>> round(flops / 1e9, 1)
     96.3
     """
-    batch, height, width, channels = input_shape
-    if height is None or width is None:
-        raise invalid_value("input_shape", "known height and width", input_shape)
-    shape = (batch or 1, height, width, channels)
+    if len(input_shape) not in (4, 5) or None in tuple(input_shape)[1:-1]:
+        raise invalid_value(
+            "input_shape", "known height and width (and depth, for a volume)", input_shape
+        )
+    shape = (input_shape[0] or 1, *tuple(input_shape)[1:])
     probe = type(model).from_config(model.get_config())
     probe.build(shape)
     layers = sublayers(probe)
     # Networks built for any image size (keras.applications encoders) know their
     # layers' input shapes only once an image of this size runs through them.
-    padded = getattr(probe, "_padded_size", lambda size: size)
+    padded = getattr(probe, "_padded_shape", lambda shape: shape)(shape)
     input_shapes = {}
     for network in layers:  # outer networks come before the networks inside them
         if _is_graph(network) and id(network) not in input_shapes:
-            _, _, _, network_channels = network.inputs[0].shape
-            image = (1, padded(height), padded(width), network_channels)
+            image = (1, *padded[1:-1], network.inputs[0].shape[-1])
             _graph_input_shapes(network, image, input_shapes)
     total = 0
     for layer in layers:
@@ -96,9 +101,11 @@ def _graph_input_shapes(network, input_shape, shapes):
             shapes[id(operation)] = tuple(spec.shape)
 
 
+_TRANSPOSED = (keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose)
 _COUNTED = (
     keras.layers.Conv2D,
-    keras.layers.Conv2DTranspose,
+    keras.layers.Conv3D,
+    *_TRANSPOSED,
     keras.layers.DepthwiseConv2D,
     keras.layers.Dense,
 )
@@ -110,16 +117,14 @@ def _layer_flops(layer, layer_input=None):
         return 0
     layer_input = layer_input or layer.get_build_config()["input_shape"]
     if isinstance(layer, keras.layers.Dense):
-        if len(layer_input) != 4:
+        if len(layer_input) not in (4, 5):
             return 0
-        _, height, width, units = layer_input
-        return 2 * units * layer.units * height * width
-    kernel_h, kernel_w = layer.kernel_size
-    if isinstance(layer, keras.layers.Conv2DTranspose):
-        _, in_h, in_w, in_c = layer_input
-        return 2 * kernel_h * kernel_w * in_c * layer.filters * in_h * in_w
-    _, out_h, out_w, _ = layer.compute_output_shape(layer_input)
+        return 2 * layer_input[-1] * layer.units * math.prod(layer_input[1:-1])
+    kernel = math.prod(layer.kernel_size)
+    if isinstance(layer, _TRANSPOSED):
+        return 2 * kernel * layer_input[-1] * layer.filters * math.prod(layer_input[1:-1])
+    outputs = math.prod(layer.compute_output_shape(layer_input)[1:-1])
     if isinstance(layer, keras.layers.DepthwiseConv2D):
-        return 2 * kernel_h * kernel_w * layer_input[-1] * layer.depth_multiplier * out_h * out_w
+        return 2 * kernel * layer_input[-1] * layer.depth_multiplier * outputs
     in_c = layer_input[-1] // getattr(layer, "groups", 1)
-    return 2 * kernel_h * kernel_w * in_c * layer.filters * out_h * out_w
+    return 2 * kernel * in_c * layer.filters * outputs

@@ -40,7 +40,8 @@ def check_layer(
             `keras.saving.register_keras_serializable`).
         init_kwargs: dict of constructor arguments.
         input_shape: the input shape with its batch size, such as
-            `(2, 32, 32, 3)`, or a list of shapes for a layer called on a list.
+            `(2, 32, 32, 3)` (`(2, 8, 16, 16, 1)` for a block on volumes), or a
+            list of shapes for a layer called on a list.
         expected_output_shape: shape (or tuple of shapes for several
             outputs) the call must return. Defaults to `None`: only
             agreement with `compute_output_shape` is checked.

@@ -170,3 +170,15 @@ def test_fold_refuses_a_normalization_called_on_something_else():
 def test_fold_refuses_an_unbuilt_model():
     with pytest.raises(ValueError, match="Expected a built model"):
         fold_batch_normalization(UNet(base_filters=4, depth=2))
+
+
+def test_folded_3d_model_equals_original():
+    keras.utils.set_random_seed(0)
+    model = UNet(base_filters=4, depth=2, residual=True, decoder_stage=AttentionDecoderStage)
+    model.build((None, None, None, None, 1))
+    _randomize_statistics(model)
+    folded = fold_batch_normalization(model)
+    norms = [x for x in sublayers(folded) if isinstance(x, keras.layers.BatchNormalization)]
+    assert not norms
+    x = np.random.default_rng(1).random((1, 9, 12, 10, 1), dtype="float32")
+    np.testing.assert_allclose(folded(x), model(x, training=False), atol=1e-5)

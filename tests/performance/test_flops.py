@@ -45,3 +45,14 @@ def test_estimate_flops_counts_depthwise_and_pointwise_dense_layers_inside_encod
     difference = estimate_flops(with_extra, (1, 16, 16, 3)) - estimate_flops(plain, (1, 16, 16, 3))
     # At 8x8: depthwise 3x3 on 4 channels, then Dense 4 -> 4 on every pixel.
     assert difference == 2 * 9 * 4 * 64 + 2 * 4 * 4 * 64
+
+
+def test_estimate_flops_counts_the_convolutions_of_a_volume():
+    model = UNet(base_filters=2, depth=1, num_convs=1, kernel_size=3)
+    # 8x8x8 input: encoder conv 3->2 at 8**3, bottleneck conv 2->4 at 4**3, transposed
+    # 2x2x2 conv 4->2 from 4**3, decoder conv (2+2)->2 at 8**3, head 2->1 at 8**3.
+    expected = 2 * (
+        27 * 3 * 2 * 512 + 27 * 2 * 4 * 64 + 8 * 4 * 2 * 64 + 27 * 4 * 2 * 512 + 2 * 1 * 512
+    )
+    assert estimate_flops(model, (None, 8, 8, 8, 3)) == expected
+    assert estimate_flops(model, (1, 7, 8, 7, 3)) == expected  # padded to 8x8x8
