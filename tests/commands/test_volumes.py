@@ -179,3 +179,25 @@ def test_evaluate_scores_each_volume_at_its_files_spacing(volume_model, volume_p
     html = (report / "report.html").read_text()
     assert html.count("data:image/png") >= 2 * 4  # four thumbnails a volume: middle slices
     assert json.loads((report / "summary.json").read_text())["details"]["spacing"] == "each file's"
+
+
+def test_train_on_volumes_then_predict_with_the_run(volume_pairs, tmp_path):
+    """`--image-size DxHxW` trains a 3D UNet on patches; predict reads the run's options."""
+    import json
+    import shutil
+
+    shutil.copytree(volume_pairs / "val", volume_pairs / "train")
+    before = checksums(volume_pairs)
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(volume_pairs), "--out", str(run), "--image-size", "8x16x16"]
+    argv += ["--base-filters", "4", "--depth", "2", "--batch-size", "2", "--epochs", "1"]
+    assert main([*argv, "--steps-per-epoch", "2"]) == 0
+    assert checksums(volume_pairs) == before
+    model = keras.saving.load_model(run / "model.keras")
+    assert model.get_build_config()["input_shape"] == [None, None, None, None, 1]
+    config = json.loads((run / "config.json").read_text())
+    assert config["image_size"] == [8, 16, 16] and config["input_channels"] == 1
+    out = tmp_path / "predicted"
+    scan = volume_pairs / "val" / "images" / "case_0.nii.gz"
+    assert main(["predict", "--model", str(run / "model.keras"), str(scan), "--out", str(out)]) == 0
+    assert _header_facts(out / "masks" / "case_0.nii.gz") == _header_facts(scan)
