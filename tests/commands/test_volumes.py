@@ -201,3 +201,20 @@ def test_train_on_volumes_then_predict_with_the_run(volume_pairs, tmp_path):
     scan = volume_pairs / "val" / "images" / "case_0.nii.gz"
     assert main(["predict", "--model", str(run / "model.keras"), str(scan), "--out", str(out)]) == 0
     assert _header_facts(out / "masks" / "case_0.nii.gz") == _header_facts(scan)
+
+
+def test_demo_on_volumes_trains_a_3d_unet_and_writes_middle_slices(tmp_path):
+    import json
+
+    out = tmp_path / "demo"
+    argv = ["demo", "--volumes", "--out", str(out), "--epochs", "1", "--image-size", "16x16x24"]
+    argv += ["--num-train", "2", "--num-val", "1", "--base-filters", "4"]
+    assert main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["num_validation_images"] == 1
+    assert 0.0 <= metrics["validation"]["dice"] <= 1.0
+    assert (out / "overlays" / "case_000.png").is_file()
+    assert (out / "report" / "report.html").is_file()
+    config = json.loads((out / "config.json").read_text())
+    assert config["image_size"] == [16, 16, 24]
+    assert temporary_files(out) == []
