@@ -218,3 +218,10 @@ def test_demo_on_volumes_trains_a_3d_unet_and_writes_middle_slices(tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["image_size"] == [16, 16, 24]
     assert temporary_files(out) == []
+
+
+def test_export_refuses_a_volume_model_before_writing(volume_model, tmp_path, capsys):
+    out = tmp_path / "model.onnx"
+    assert main(["export", "--model", volume_model, "--format", "onnx", "--out", str(out)]) == 2
+    assert "a model built on volumes cannot be exported yet" in error_line(capsys)
+    assert os.listdir(tmp_path) == []
