@@ -22,9 +22,6 @@ class EncoderStage(keras.layers.Layer):
         filters: int, output channels of the block.
         pooling: `"max"`, `"avg"` or `"conv"` (a strided 3x3 convolution).
             Defaults to `"max"`.
-        pool_size: int, or one int a spatial axis, the downsampling factor:
-            `(1, 2, 2)` pools a volume in plane only, keeping its depth, as
-            for thick-slice CT. Defaults to `2`.
         conv_block: the block class (or registered callable returning a
             layer), called as `conv_block(filters=..., **block_kwargs)`; a
             registered name such as `"keras_unet_seg>ConvBlock"` also works.
@@ -32,6 +29,9 @@ class EncoderStage(keras.layers.Layer):
         block_kwargs: dict of further constructor arguments of the block,
             for example `{"normalization": "group", "dropout": 0.1}`.
             Defaults to `None` (the block's defaults).
+        pool_size: int, or one int a spatial axis, the downsampling factor:
+            `(1, 2, 2)` pools a volume in plane only, keeping its depth, as
+            for thick-slice CT. Defaults to `2`.
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:

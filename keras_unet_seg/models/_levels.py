@@ -2,7 +2,7 @@
 
 from keras_unet_seg import _validation
 from keras_unet_seg.layers import _options
-from keras_unet_seg.layers.unet_decoder import check_filters
+from keras_unet_seg.layers.unet_decoder import check_filters, standardize_pool_sizes
 
 
 def check_options(**options):
@@ -18,6 +18,40 @@ def check_options(**options):
     _options.check_activation("activation", options["activation"])
     if options["output_activation"] not in (None, "auto"):
         _options.check_activation("output_activation", options["output_activation"])
+
+
+def levels(
+    strides,
+    filters,
+    depth,
+    base_filters,
+    num_convs,
+    dropout,
+    trainable,
+    decoder_filters,
+    pool_sizes,
+):
+    """Returns `(filters, depth, decoder_filters, per_level)` of a U-Net.
+
+    `strides` are those of the given encoder's features, `None` without an encoder;
+    `per_level` holds `filters`, `num_convs` and `dropout` a level, and the checked
+    `pool_sizes`.
+    """
+    if strides is None:
+        filters, depth, per_level = plain_levels(
+            filters, depth, base_filters, num_convs, dropout, trainable, decoder_filters
+        )
+        per_level["pool_sizes"] = standardize_pool_sizes("pool_sizes", pool_sizes, depth)
+        return filters, depth, decoder_filters, per_level
+    if pool_sizes is not None:
+        raise _validation.invalid_value(
+            "pool_sizes", "None with an `encoder` (its strides are its own)", pool_sizes
+        )
+    depth, decoder_filters, per_level = decoder_levels(
+        strides, depth, decoder_filters, num_convs, dropout
+    )
+    per_level["pool_sizes"] = None
+    return filters, depth, decoder_filters, per_level
 
 
 def plain_levels(filters, depth, base_filters, num_convs, dropout, trainable, decoder_filters):
@@ -57,14 +91,6 @@ def decoder_levels(feature_strides, depth, decoder_filters, num_convs, dropout):
     per_level.setdefault("filters", [16 * 2**level for level in range(encoder_depth)])
     _check_levels(per_level)
     return encoder_depth, decoder_filters, per_level
-
-
-def check_no_pool_sizes(pool_sizes):
-    """Refuses `pool_sizes` with an `encoder`, whose strides are its own."""
-    if pool_sizes is not None:
-        raise _validation.invalid_value(
-            "pool_sizes", "None with an `encoder` (its strides are its own)", pool_sizes
-        )
 
 
 def _check_levels(per_level):

@@ -12,7 +12,7 @@ from keras_unet_seg.encoders.unet_encoder import UNetEncoder
 from keras_unet_seg.layers import _options
 from keras_unet_seg.layers.conv_block import ConvBlock
 from keras_unet_seg.layers.stages import DecoderStage, EncoderStage
-from keras_unet_seg.layers.unet_decoder import UNetDecoder, level_pool_size, standardize_pool_sizes
+from keras_unet_seg.layers.unet_decoder import UNetDecoder, level_pool_size
 from keras_unet_seg.models import _levels
 
 
@@ -199,16 +199,11 @@ class UNet(keras.Model):
         )
         _check_decoder(decoder)
         given_encoder = _resolve_encoder(encoder, encoder_weights, self.dtype_policy)
-        if given_encoder is None:
-            filters, depth, per_level = _levels.plain_levels(
-                filters, depth, base_filters, num_convs, dropout, encoder_trainable, decoder_filters
-            )
-            pool_sizes = standardize_pool_sizes("pool_sizes", pool_sizes, depth)
-        else:
-            depth, decoder_filters, per_level = _levels.decoder_levels(
-                _feature_strides(given_encoder), depth, decoder_filters, num_convs, dropout
-            )
-            _levels.check_no_pool_sizes(pool_sizes)
+        strides = None if given_encoder is None else _feature_strides(given_encoder)
+        filters, depth, decoder_filters, per_level = _levels.levels(
+            strides, filters, depth, base_filters, num_convs, dropout, encoder_trainable,
+            decoder_filters, pool_sizes,
+        )  # fmt: skip
 
         self.num_classes = num_classes
         self.base_filters = base_filters
@@ -230,7 +225,7 @@ class UNet(keras.Model):
         self.level_filters = per_level["filters"]
         self.encoder_trainable = encoder_trainable
         self.decoder_filters = decoder_filters
-        self.pool_sizes = pool_sizes
+        self.pool_sizes = per_level["pool_sizes"]
         self._encoder_given = given_encoder is not None
         self._decoder_given = decoder is not None
         # One dict a level: the decoder's levels, then (without an encoder) the bottleneck.

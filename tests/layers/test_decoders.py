@@ -105,6 +105,7 @@ def test_decoders_on_volume_features_with_pool_sizes(decoder):
         {"filters": [4, 6], "pool_sizes": [(1, 2, 2), (2, 2, 2)]},
         VOLUME_FEATURES,
         (2, 6, 16, 16, 4),
+        run_training=False,  # DecoderStage's volume checks train a 3D stage
         run_mixed_precision=False,
         run_saving=False,
     )
