@@ -55,11 +55,6 @@ def grid_starts(shape, patch_size):
     return list(itertools.product(*axes))
 
 
-def padded_shape(shape, patch_size):
-    """`shape` grown to at least `patch_size` along every axis."""
-    return tuple(max(s, p) for s, p in zip(shape, patch_size, strict=True))
-
-
 def pad_to(array, patch_size, fill):
     """Pads `array` (spatial axes first) with `fill`, centred, to at least `patch_size`."""
     widths = [

@@ -1,12 +1,13 @@
 """The `tf.data` pipeline of volume patches behind `SegmentationDataset.from_volumes`.
 
 Every pair is read and checked once when the dataset is built (as `verify` does
-for images). Random sampling: (shuffle volume indices) -> parallel [read, normalise,
-pad, cut a patch (centred on foreground for a fraction of positions), augment] ->
-batch -> prefetch. Each element draws its patch and augmentation from a
+for images). An element of the pipeline is one volume, read once (or taken from
+the cache): (shuffle volume indices) -> parallel [read, normalise, pad, cut
+`patches_per_volume` random patches (centred on foreground at a fraction of the
+epoch's positions) and augment them; or cut every patch of a grid] -> unbatch ->
+batch -> prefetch. The random draws of each volume come from a
 `numpy.random.Generator` seeded by `tf.data.Dataset.random(seed)` (new draws each
-epoch), so the same `seed` gives the same batches whatever the parallelism. Grid
-sampling: every patch of a regular grid over each volume, in order, unchanged.
+epoch), so the same `seed` gives the same batches whatever the parallelism.
 """
 
 import os
@@ -24,6 +25,7 @@ from keras_unet_seg._validation import (
     is_int,
 )
 from keras_unet_seg.data import _checks, _layout, _options, _patches
+from keras_unet_seg.data._decoding import InvalidFileError
 from keras_unet_seg.data._layout import Problem
 from keras_unet_seg.data._masks import convert_mask
 from keras_unet_seg.data._tensorflow import import_tf
@@ -56,9 +58,10 @@ class VolumeOptions:
         image = read_volume(sample.image_path)
         mask = read_volume(sample.mask_path)
         if mask.shape != image.shape:
-            raise DataError(
+            raise InvalidFileError(
                 f"Image '{sample.image_path}' and mask '{sample.mask_path}' have different "
-                f"shapes: image (depth, height, width) = {image.shape}, mask = {mask.shape}."
+                f"shapes: image (depth, height, width) = {image.shape}, mask = {mask.shape}.",
+                sample.mask_path,
             )
         values = _mask_values(mask)
         target = convert_mask(
@@ -120,13 +123,16 @@ def _mask_values(mask):
     """A mask volume's values `(depth, height, width)` as integers; see `read_mask`."""
     array = mask.array
     if array.shape[-1] != 1:
-        raise DataError(f"Mask '{mask.path}' has {array.shape[-1]} channels; expected 1.")
+        raise InvalidFileError(
+            f"Mask '{mask.path}' has {array.shape[-1]} channels; expected 1.", mask.path
+        )
     values = array[..., 0]
     if values.dtype.kind == "f":
         if not np.all(np.isfinite(values)) or not np.array_equal(values, np.round(values)):
-            raise DataError(
+            raise InvalidFileError(
                 f"Mask '{mask.path}' holds non-integer values; masks hold class ids or "
-                "binary values."
+                "binary values.",
+                mask.path,
             )
         values = values.astype(np.int64)
     return values.astype(np.uint8) if values.dtype == np.bool_ else values
@@ -155,6 +161,8 @@ def _prepare(image, target, options):
     indices of its labelled voxels (`ignore_class` is not a label)."""
     image = _patches.pad_to(image, options.patch_size, 0.0)
     target = _patches.pad_to(target, options.patch_size, options.fill)
+    if target.min() >= 0 and target.max() <= 255:  # a quarter of the memory of float32
+        target = target.astype(np.uint8)
     labelled = target[..., 0] > 0
     if options.ignore_class is not None:
         labelled &= target[..., 0] != options.ignore_class
@@ -181,7 +189,8 @@ def find_volumes(directory, subset, options, mask_suffix, on_error, verbose):
         try:
             image, target, volume = options.read(sample)
         except UserError as error:
-            problems.append(Problem(sample.key, sample.image_path, str(error)))
+            path = getattr(error, "path", None) or sample.image_path  # the file at fault
+            problems.append(Problem(sample.key, path, str(error)))
             continue
         volumes.samples.append(sample)
         volumes.shapes.append(volume.shape)
@@ -206,20 +215,21 @@ def volumes_dataset(volumes, options):
     """The `tf.data.Dataset` of `(image, mask)` patches of `volumes`."""
     tf = import_tf()
     if options.sampling == "grid":
-        dataset = _grid_elements(volumes, options)
+        dataset = tf.data.Dataset.range(len(volumes.samples))
     else:
         dataset = _random_elements(volumes, options)
     mask_dtype = tf.float32 if options.num_classes == 1 else tf.int32
 
-    def patch(*element):
-        image, mask = tf.numpy_function(
-            lambda *e: _patch(volumes, options, *e), element, (tf.float32, mask_dtype)
+    def patches(*element):
+        images, masks = tf.numpy_function(
+            lambda *e: _patches_of(volumes, options, *e), element, (tf.float32, mask_dtype)
         )
-        image.set_shape((*options.patch_size, volumes.channels))
-        mask.set_shape((*options.patch_size, 1))
-        return image, mask
+        images.set_shape((None, *options.patch_size, volumes.channels))
+        masks.set_shape((None, *options.patch_size, 1))
+        return images, masks
 
-    dataset = dataset.map(patch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.map(patches, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.unbatch()
     if options.batch_size is not None:
         dataset = dataset.batch(options.batch_size)
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
@@ -232,48 +242,50 @@ def volumes_dataset(volumes, options):
 
 
 def _random_elements(volumes, options):
-    """`(volume index, position in the epoch, random seed)` of each patch of an epoch."""
+    """`(volume index, element of the epoch, random seed)`: each volume once an epoch."""
     tf = import_tf()
-    indices = np.repeat(np.arange(len(volumes.samples)), options.patches_per_volume)
-    dataset = tf.data.Dataset.from_tensor_slices(indices)
+    count = len(volumes.samples)
+    dataset = tf.data.Dataset.range(count)
     if options.shuffle:
-        dataset = dataset.shuffle(len(indices), seed=options.seed, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(count, seed=options.seed, reshuffle_each_iteration=True)
     seeds = tf.data.Dataset.random(seed=options.seed, rerandomize_each_iteration=True)
-    positions = tf.data.Dataset.range(len(indices))
-    return tf.data.Dataset.zip(dataset, positions, seeds)
+    return tf.data.Dataset.zip(dataset, tf.data.Dataset.range(count), seeds)
 
 
-def _grid_elements(volumes, options):
-    """`(volume index, z, y, x)` of every patch of the grid over each volume."""
-    tf = import_tf()
-    elements = [
-        (index, *start)
-        for index, shape in enumerate(volumes.shapes)
-        for start in _patches.grid_starts(
-            _patches.padded_shape(shape, options.patch_size), options.patch_size
-        )
-    ]
-    columns = np.asarray(elements, np.int64).T
-    return tf.data.Dataset.from_tensor_slices(tuple(columns))
-
-
-def _patch(volumes, options, index, *where):
-    """The `(image, mask)` patch of an element of `_random_elements` or `_grid_elements`."""
+def _patches_of(volumes, options, index, *random):
+    """The patches of one volume (one read): `patches_per_volume` random ones (the
+    element's `random`: its place in the epoch and a seed), or those of the grid."""
     image, target, foreground = volumes.load(int(index), options)
     if options.sampling == "grid":
-        start = tuple(int(v) for v in where)
-        return (
-            np.ascontiguousarray(_patches.crop(image, start, options.patch_size)),
-            np.ascontiguousarray(_patches.crop(target, start, options.patch_size)),
-        )
-    position, seed = where
-    rng = np.random.default_rng(int(seed) & 0xFFFFFFFFFFFFFFFF)
+        shape = image.shape[:3]
+        pairs = [
+            (
+                _patches.crop(image, start, options.patch_size),
+                _patches.crop(target, start, options.patch_size),
+            )
+            for start in _patches.grid_starts(shape, options.patch_size)
+        ]
+    else:
+        element, seed = (int(v) for v in random)
+        rng = np.random.default_rng(seed & 0xFFFFFFFFFFFFFFFF)
+        count = options.patches_per_volume
+        pairs = [
+            _random_patch(image, target, foreground, element * count + j, rng, options)
+            for j in range(count)
+        ]
+    images, masks = zip(*pairs, strict=True)
+    mask_dtype = np.float32 if options.num_classes == 1 else np.int32
+    return np.stack(images).astype(np.float32, copy=False), np.stack(masks).astype(mask_dtype)
+
+
+def _random_patch(image, target, foreground, position, rng, options):
+    """A random patch (centred on foreground at the positions that ask), augmented."""
     centre = None
-    if len(foreground) and _patches.is_foreground_patch(int(position), options.foreground_fraction):
+    if len(foreground) and _patches.is_foreground_patch(position, options.foreground_fraction):
         centre = np.unravel_index(foreground[rng.integers(len(foreground))], target.shape[:3])
     start = _patches.random_start(target.shape[:3], options.patch_size, rng, centre)
     image = _patches.crop(image, start, options.patch_size)
     target = _patches.crop(target, start, options.patch_size)
     if options.augmentation is not None:
         return options.augmentation(image, target, rng)
-    return np.ascontiguousarray(image), np.ascontiguousarray(target)
+    return image, target

@@ -382,10 +382,10 @@ class SegmentationDataset:
                 random patches of each volume an epoch, shuffled; or `"grid"` (for
                 validation): the patches of a regular grid over each volume (the
                 last of each axis moved back inside), in order, never augmented.
-            foreground_fraction: float in [0, 1], default 1/3 (as nnU-Net). The
-                fraction of random patches centred on a labelled voxel (moved
-                inside near a border), spread evenly over each epoch.
-            patches_per_volume: int, default 1. Random patches of a volume an epoch.
+            foreground_fraction: float in [0, 1], default 1/3 (nnU-Net's): random
+                patches centred on a labelled voxel, spread evenly over each epoch.
+            patches_per_volume: int, default 1. Random patches of a volume an
+                epoch, cut from one read and given in a row (MONAI's `num_samples`).
             augment: `None` (default), `True`, or a dict of any of `flip` (bool:
                 each axis with probability 0.5), `rotate90` (bool: in plane, by 0,
                 90, 180 or 270 degrees; 0 or 180 for a patch not square in plane),

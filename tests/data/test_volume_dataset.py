@@ -7,7 +7,7 @@ import pytest
 import tifffile
 
 from keras_unet_seg._errors import DataError
-from keras_unet_seg.data import InvalidFileError, SegmentationDataset
+from keras_unet_seg.data import InvalidFileError, SegmentationDataset, _volume_pipeline
 
 NUM_LABELS = 7
 
@@ -198,3 +198,19 @@ def test_from_directory_points_a_folder_of_volumes_to_from_volumes(tmp_path):
         SegmentationDataset.from_directory(tmp_path, "train", verbose=False)
     with pytest.raises(ValueError, match="directory"):
         SegmentationDataset.from_volumes(tmp_path / "missing", "train")
+
+
+@pytest.mark.parametrize(("cache", "reads"), [(False, 2 * 2), (True, 0)])
+def test_each_volume_is_read_once_an_epoch_for_all_its_patches(tmp_path, monkeypatch, cache, reads):
+    for name in ("a", "b"):
+        _write(tmp_path, name, np.zeros((8, 8, 8), np.float32), np.ones((8, 8, 8), np.uint8))
+    dataset = SegmentationDataset.from_volumes(
+        tmp_path, "train", patch_size=(4, 4, 4), patches_per_volume=5, cache=cache, verbose=False
+    )
+    files = []
+    original = _volume_pipeline.read_volume
+    monkeypatch.setattr(
+        _volume_pipeline, "read_volume", lambda path: files.append(path) or original(path)
+    )
+    assert sum(int(images.shape[0]) for images, _ in dataset) == 10
+    assert len(files) == reads  # an image and a mask a volume, or none from the cache
