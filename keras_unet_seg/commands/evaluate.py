@@ -98,7 +98,7 @@ def run(args):
             _outputs.check_writable(targets, args.overwrite, root, out, option, "--overwrite")
     runtime = _exported.runtime(args.model, args.runtime)
     model, run_config = _exported.load(args.model, runtime)
-    predict.check_tile_size(args, model)
+    predict.check_tile_size(args, model, run_config)
     report = evaluate(model, args, run_config=run_config, runtime=runtime)
     print_table(report)
     print_class_table(report)

@@ -84,7 +84,8 @@ def add_inference_arguments(parser):
         default=None,
         metavar="N|HxW|DxHxW",
         help=f"size of the tiles given to the model (default: {spec.tile_size[0]} for "
-        f"images, {VOLUME_TILE} for volumes: the patches of sliding-window inference)",
+        "images; for volumes, the patches of sliding-window inference, the run's training "
+        f"patch size, else {VOLUME_TILE})",
     )
     group.add_argument(
         "--overlap",
@@ -144,7 +145,7 @@ def reading(args, model, run_config, scale, verbose=1):
     spec = dataclasses.replace(
         how.spec,
         threshold=args.threshold,
-        tile_size=tile_size(args, model),
+        tile_size=tile_size(args, model, run_config),
         overlap=args.overlap,
         tta=args.tta,
         precision=args.precision,
@@ -152,18 +153,21 @@ def reading(args, model, run_config, scale, verbose=1):
     return how._replace(spec=_exported.fitted_tiles(model, spec))
 
 
-def tile_size(args, model):
-    """`--tile-size`, or its default for `model` (an image or a volume model)."""
+def tile_size(args, model, run_config=None):
+    """`--tile-size`, or its default for `model`: for a volume model the patch size its
+    run trained on (`run_config`: the `(path, options)` of its `config.json`)."""
     if args.tile_size is not None:
         return tuple(args.tile_size)
-    volumes = is_volume_model(model)
-    return (VOLUME_TILE,) * 3 if volumes else InferenceSpec().tile_size
+    if not is_volume_model(model):
+        return InferenceSpec().tile_size
+    patch = tuple((run_config or (None, {}))[1].get("image_size") or ())
+    return patch if len(patch) == 3 else (VOLUME_TILE,) * 3
 
 
-def check_tile_size(args, model):
+def check_tile_size(args, model, run_config=None):
     """Refuses a `--tile-size` below the model's minimum tile (`2**depth`), or of three
     sides for an image model."""
-    tile, minimum = tile_size(args, model), minimum_tile_size(model)
+    tile, minimum = tile_size(args, model, run_config), minimum_tile_size(model)
     sides = "x".join(map(str, tile))
     if len(tile) == 3 and not is_volume_model(model):
         raise UsageError(f"{args.command}: --tile-size {sides} has three sides; the model is 2D.")
@@ -183,7 +187,7 @@ def run(args):
     model, run_config = _exported.load(args.model, runtime)
     if is_volume_model(model) != volumes:  # TIFF stacks for a 3D model, or NIfTI for 2D
         _check_files(args, not volumes)
-    check_tile_size(args, model)
+    check_tile_size(args, model, run_config)
     how = reading(args, model, run_config, args.scale)
     spec = how.spec
     model = _exported.inference_model(model, runtime, args)

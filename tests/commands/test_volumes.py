@@ -197,6 +197,12 @@ def test_train_on_volumes_then_predict_with_the_run(volume_pairs, tmp_path):
     assert model.get_build_config()["input_shape"] == [None, None, None, None, 1]
     config = json.loads((run / "config.json").read_text())
     assert config["image_size"] == [8, 16, 16] and config["input_channels"] == 1
+    from keras_unet_seg.cli import build_parser
+    from keras_unet_seg.commands import predict
+
+    args = build_parser().parse_args(["predict", "x.nii", "--model", "m", "--out", "o"])
+    run_config = (str(run / "config.json"), config)
+    assert predict.tile_size(args, model, run_config) == (8, 16, 16)  # the run's patches
     out = tmp_path / "predicted"
     scan = volume_pairs / "val" / "images" / "case_0.nii.gz"
     assert main(["predict", "--model", str(run / "model.keras"), str(scan), "--out", str(out)]) == 0
