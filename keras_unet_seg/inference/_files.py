@@ -244,6 +244,10 @@ def predict_directory(
     nothing is written among the inputs or over a file no prediction wrote. A `spec`
     (`InferenceSpec.from_run(run)`) reads, scales, tiles and thresholds as the command
     does; the model is used as given (the command folds it, under `spec.precision`).
+    A model built on volumes reads volume files (`read_volume`: `.nii`, `.nii.gz`,
+    `.tif` stacks), slides its window over each (an int `tile_size` is a cube), and
+    writes its mask of class ids with the input's format and header (`write_volume`)
+    and the overlay of its middle slice.
 
     Args:
         model: a Keras model (or callable) returning probabilities, such as a `UNet`.
