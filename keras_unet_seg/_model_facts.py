@@ -11,18 +11,19 @@ from keras_unet_seg._errors import InvalidArgumentError
 
 
 def input_shape(model):
-    """`(height, width, channels)` that `model` takes, each an int, or `None` where it
-    takes any size or the model does not say.
+    """`(height, width, channels)` that `model` takes (`(depth, height, width, channels)`
+    for a volume model), each an int, or `None` where it takes any size or the model
+    does not say.
 
     Read from the model's build config, else its `input_shape`, else (channels only)
-    its first convolution kernel.
+    its first convolution kernel (2D or 3D).
     """
     for shape in (_built_shape(model), _attribute_shape(model)):
         if _is_image_shape(shape):
             return tuple(shape[1:])
     for weight in getattr(model, "weights", None) or ():
-        if len(weight.shape) == 4:
-            return None, None, int(weight.shape[2])
+        if len(weight.shape) in (4, 5):
+            return (None,) * (len(weight.shape) - 2) + (int(weight.shape[-2]),)
     return None, None, None
 
 
@@ -50,12 +51,9 @@ def image_input_shape(model):
 def sample_input(model):
     """A batch of one random image of the shape `model` takes (64 pixels where any), or
     of one volume (16 voxels where any) for a model built on volumes."""
-    built = _built_shape(model)
-    if built is not None and len(built) == 5 and built[-1] is not None:
-        shape = (1, *(size or 16 for size in built[1:-1]), built[-1])
-    else:
-        height, width, channels = image_input_shape(model)
-        shape = (1, height or 64, width or 64, channels)
+    *spatial, channels = image_input_shape(model)
+    any_size = 64 if len(spatial) == 2 else 16
+    shape = (1, *(size or any_size for size in spatial), channels)
     return np.random.default_rng(0).random(shape, dtype="float32")
 
 
@@ -65,8 +63,8 @@ def num_classes(model, channels=3):
     known = getattr(model, "num_classes", None)
     if isinstance(known, int):
         return known
-    height, width, own = input_shape(model)
-    shape = (1, height or 32, width or 32, own or channels)
+    *spatial, own = input_shape(model)
+    shape = (1, *(side or 32 for side in spatial), own or channels)
     if hasattr(model, "compute_output_shape"):
         return int(model.compute_output_shape(shape)[-1])
     return int(np.shape(model(np.zeros(shape, "float32")))[-1])
@@ -87,7 +85,7 @@ def _attribute_shape(model):
 def _is_image_shape(shape):
     return (
         isinstance(shape, (tuple, list))
-        and len(shape) == 4
+        and len(shape) in (4, 5)
         and all(d is None or isinstance(d, int) for d in shape)
         and shape[-1] is not None
     )

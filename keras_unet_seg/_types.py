@@ -94,6 +94,21 @@ def image_size(value):
     return tuple(parts)
 
 
+def tile_size(value):
+    """`image_size`, or `"DxHxW"` (`"D,H,W"`, `[D, H, W]`) to a `(depth, height, width)`
+    tuple of positive integers: a volume's tile."""
+    parts = _pair(value)
+    if len(parts) != 3:
+        return image_size(value)
+    try:
+        sides = tuple(int(p) for p in parts if not isinstance(p, (bool, float)))
+    except (TypeError, ValueError):
+        sides = ()
+    if len(sides) != 3 or min(sides) < 1:
+        fail("a size N, HxW or DxHxW (positive integers)", value)
+    return sides
+
+
 def positive_pair(value, expected="a positive number N or a pair NHxNW"):
     """`0.5`, `"0.5x0.25"`, `"0.5,0.25"` or `[0.5, 0.25]` to a `(height, width)` pair."""
     parts = _pair(value)
@@ -108,6 +123,17 @@ def positive_pair(value, expected="a positive number N or a pair NHxNW"):
 
 
 positive_pair.__name__ = "pair"
+
+
+def spacing(value):
+    """`positive_pair`, or `"SZxSYxSX"` (`[z, y, x]`) to a volume's `(z, y, x)` spacing."""
+    parts = _pair(value)
+    if len(parts) != 3:
+        return positive_pair(value, "a positive number S, SHxSW or SZxSYxSX")
+    try:
+        return tuple(positive_float(part) for part in parts)
+    except argparse.ArgumentTypeError:
+        fail("a positive number S, SHxSW or SZxSYxSX", value)
 
 
 def scale_choice(value):

@@ -123,19 +123,21 @@ def check_choice(name, value, choices):
     return value
 
 
-def check_size(name, value, allow_none=False):
-    """Accepts an int or a pair of positive ints; returns `(height, width)`."""
+def check_size(name, value, allow_none=False, rank=2):
+    """Accepts an int or a sequence of `rank` positive ints; returns them as a tuple
+    (`(height, width)` by default, `(depth, height, width)` at `rank=3`)."""
     if value is None and allow_none:
         return None
-    pair = (value, value) if is_int(value) else value
+    sizes = (value,) * rank if is_int(value) else value
     if (
-        not isinstance(pair, (tuple, list))
-        or len(pair) != 2
-        or not all(is_int(v) and v >= 1 for v in pair)
+        not isinstance(sizes, (tuple, list))
+        or len(sizes) != rank
+        or not all(is_int(v) and v >= 1 for v in sizes)
     ):
-        expected = "a positive integer or a (height, width) pair of positive integers"
+        axes = "(height, width) pair" if rank == 2 else f"sequence of {rank} (one an axis)"
+        expected = f"a positive integer or a {axes} of positive integers"
         raise invalid_value(name, ("None or " if allow_none else "") + expected, value)
-    return int(pair[0]), int(pair[1])
+    return tuple(int(v) for v in sizes)
 
 
 def is_pair(value, accepts):

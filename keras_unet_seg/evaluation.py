@@ -35,7 +35,7 @@ import numpy as np
 from keras_unet_seg import _model_facts, _validation
 from keras_unet_seg._overlap import SCORES, score_numpy
 from keras_unet_seg.data._images import channels_for
-from keras_unet_seg.inference._files import class_ids, display_image
+from keras_unet_seg.inference._files import class_ids, display_image, is_volume_model
 from keras_unet_seg.inference._resize import scaled_size
 from keras_unet_seg.inference._spec import spec_of
 from keras_unet_seg.inference._tiles import predict_tiled
@@ -324,6 +324,7 @@ def evaluate_directory(
     """Scores a model on a folder of images and masks, image by image and pooled.
 
     What `keras-unet-seg evaluate` computes (the Evaluation guide); pooled over all pixels.
+    A model built on volumes scores pairs of volume files (`from_volumes`' folders).
 
     Args:
         model: a Keras model returning probabilities, such as a `UNet`.
@@ -339,7 +340,8 @@ def evaluate_directory(
         tile_size, overlap, batch_size, tta: `predict_tiled`'s tiling, default 256,
             0.25, 4 and `False`.
         threshold: float in [0, 1], default 0.5. Foreground at or above it (one class).
-        spacing: pixel size (a number or a pair, default 1), the unit of the distances.
+        spacing: pixel size (a number or a pair, default 1; volumes: `(z, y, x)`, default
+            each file's voxel spacing), the unit of the distances.
         tolerance: float, default 1.0. Boundary agreement distance of `nsd`.
         spec: `None` (default), or an `InferenceSpec` (`InferenceSpec.from_run(run)`)
             that gives `color_mode`, `intensity`, `scale`, the tiling and `threshold`
@@ -354,7 +356,7 @@ def evaluate_directory(
         IoU, precision, recall), `classes` (`summarize`), `per_image` (`image`, `mask`,
         the four scores, `classes`), `confusion` (int64, at least 2x2); with
         `return_predictions`, `predictions`: per image `image` (as overlays draw it),
-        `mask`, `probabilities`, `y_true` and `y_pred` (class ids).
+        `mask`, `probabilities`, `y_true` and `y_pred` (class ids; a volume's middle slice).
 
     Raises:
         ValueError: naming the folder, file or argument at fault.
@@ -362,20 +364,35 @@ def evaluate_directory(
     covered = dict(color_mode=color_mode, intensity=intensity, scale=scale, tile_size=tile_size)
     covered.update(overlap=overlap, tta=tta, threshold=threshold)
     spec = spec_of(spec, covered, evaluate_directory)
-    tiling = {**spec.tiled_arguments(), "batch_size": batch_size}
-    distances = {"spacing": _spacing(spacing, 2)}
-    distances["tolerance"] = _validation.check_positive("tolerance", tolerance)
+    volumes = is_volume_model(model)
+    tiling = {**spec.tiled_arguments(volumes), "batch_size": batch_size}
+    distances = _distances(spacing, tolerance, volumes)
     reading = _reading(spec, mask_threshold, directory, (subset, validation_split, seed))
     reading["num_classes"] = _model_facts.num_classes(model, channels_for(spec.color_mode) or 3)
-    dataset = _read_pairs(directory, image_size, reading)
+    dataset = (_VolumePairs if volumes else _read_pairs)(directory, image_size, reading)
     scoring = _Scoring(reading["num_classes"], spec.threshold, distances)
-    if thumbnail_size is not None:
-        _validation.check_positive_int("thumbnail_size", thumbnail_size)
-    keep = return_predictions and (thumbnail_size or True)
+    keep = _kept(return_predictions, thumbnail_size)
     predictions = list(_score_pairs(model, dataset, tiling, scoring, keep, verbose))
     report = {"data": directory, "subset": reading["subset"], "threshold": spec.threshold}
     report.update(scoring.report(), **({"predictions": predictions} if keep else {}))
     return report
+
+
+def _kept(return_predictions, thumbnail_size):
+    """What `_score_pairs` keeps of each pair: nothing (`False`), its arrays (`True`), or
+    its arrays subsampled to `thumbnail_size` (checked)."""
+    if thumbnail_size is not None:
+        _validation.check_positive_int("thumbnail_size", thumbnail_size)
+    return return_predictions and (thumbnail_size or True)
+
+
+def _distances(spacing, tolerance, volumes):
+    """The checked `spacing` and `tolerance` of `evaluate_directory`; the spacing is
+    `None` for volumes without one: that of each volume's file."""
+    tolerance = _validation.check_positive("tolerance", tolerance)
+    if volumes and spacing is None:
+        return {"spacing": None, "tolerance": tolerance}
+    return {"spacing": _spacing(spacing, 3 if volumes else 2), "tolerance": tolerance}
 
 
 def _reading(spec, mask_threshold, directory, split):
@@ -407,6 +424,47 @@ def _read_pairs(directory, image_size, reading):
     )
 
 
+class _VolumePairs:
+    """The pairs of a folder of volumes (`SegmentationDataset.from_volumes` finds and
+    checks them), read whole one at a time, with what `_score_pairs` takes of a dataset:
+    `image_paths`, `mask_paths`, `spacings` and `as_numpy_iterator()`."""
+
+    def __init__(self, directory, image_size, reading):
+        from keras_unet_seg.data import SegmentationDataset
+
+        for name, value in (("image_size", image_size), ("validation_split", None)):
+            value = reading.get(name, value)
+            if value is not None:  # volumes: at their own size, from split or flat folders
+                raise _validation.invalid_value(name, "None for volumes", value)
+        self.reading = reading
+        found = SegmentationDataset.from_volumes(
+            directory,
+            reading["subset"],
+            patch_size=(8, 8, 8),  # found and checked only: no patch is cut
+            batch_size=None,
+            num_classes=reading["num_classes"],
+            mask_threshold=reading["mask_threshold"],
+            intensity=reading["intensity"],
+            shuffle=False,
+        )
+        self.image_paths, self.mask_paths = found.image_paths, found.mask_paths
+        self.spacings = found.spacings
+
+    def as_numpy_iterator(self):
+        """`(image, mask)` of each pair: the normalised volume and its mask's target."""
+        from keras_unet_seg.data import normalize_volume, read_volume
+        from keras_unet_seg.data._masks import convert_mask
+
+        for image_path, mask_path in zip(self.image_paths, self.mask_paths, strict=True):
+            values = read_volume(mask_path).array[..., 0]
+            if values.dtype.kind in "fb":  # checked integers (from_volumes)
+                values = values.astype(np.int64)
+            mask = convert_mask(
+                values, mask_path, self.reading["num_classes"], self.reading["mask_threshold"]
+            )
+            yield normalize_volume(read_volume(image_path).array, self.reading["intensity"]), mask
+
+
 class _Scoring:
     """The four metrics of each image and pooled, and the per-class scores and counts."""
 
@@ -428,8 +486,9 @@ class _Scoring:
             for name, cls in zip(IMAGE_METRICS, classes, strict=True)
         }
 
-    def add(self, paths, mask, probabilities, ids):
-        """Scores one image (`ids`: its true and predicted class ids)."""
+    def add(self, paths, mask, probabilities, ids, spacing=None):
+        """Scores one image (`ids`: its true and predicted class ids); `spacing`, that of
+        its file, counts where the scoring has none."""
         y_true, y_pred = ids
         scores = {}
         for name in IMAGE_METRICS:
@@ -437,7 +496,8 @@ class _Scoring:
             self.single[name].update_state(mask[None], probabilities[None])
             self.pooled[name].update_state(mask[None], probabilities[None])
             scores[name] = float(self.single[name].result())
-        by_class = segmentation_scores(y_true, y_pred, len(self.confusion), **self.distances)
+        distances = {**self.distances, "spacing": self.distances["spacing"] or spacing}
+        by_class = segmentation_scores(y_true, y_pred, len(self.confusion), **distances)
         self.confusion += confusion_matrix(y_true, y_pred, len(self.confusion))
         image, mask_path = paths
         self.per_image.append({"image": image, "mask": mask_path, **scores, "classes": by_class})
@@ -462,21 +522,27 @@ def _score_pairs(model, dataset, tiling, scoring, keep, verbose):
     """Predicts (`predict_tiled`'s `tiling` arguments) and scores each pair; yields its
     arrays if `keep` (`True`: full size; an int: subsampled to that longer side)."""
     progress = keras.utils.Progbar(len(dataset.image_paths), unit_name="image", verbose=verbose)
+    spacings = getattr(dataset, "spacings", [None] * len(dataset.image_paths))
     pairs = zip(dataset.image_paths, dataset.mask_paths, dataset.as_numpy_iterator(), strict=True)
     for index, (image_path, mask_path, (image, mask)) in enumerate(pairs):
-        scaled_size(image.shape[:2], tiling["scale"], image.shape[-1], f"'{image_path}'")
+        if image.ndim == 3:
+            scaled_size(image.shape[:2], tiling["scale"], image.shape[-1], f"'{image_path}'")
         probabilities = predict_tiled(model, image, **tiling)
         y_true = mask[..., 0].astype(np.int64)
         y_pred = class_ids(probabilities, scoring.threshold)
-        scoring.add((image_path, mask_path), mask, probabilities, (y_true, y_pred))
+        ids = (y_true, y_pred)
+        scoring.add((image_path, mask_path), mask, probabilities, ids, spacings[index])
         if keep:
             arrays = {
-                "image": display_image(image),
+                "image": image,
                 "mask": mask,
                 "probabilities": probabilities,
                 "y_true": y_true,
                 "y_pred": y_pred,
             }
+            if image.ndim == 4:  # a volume: its middle slice along depth
+                arrays = {name: array[len(array) // 2] for name, array in arrays.items()}
+            arrays["image"] = display_image(arrays["image"])
             if keep is not True:
                 arrays = {name: _subsampled(array, keep) for name, array in arrays.items()}
             yield arrays

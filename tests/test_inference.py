@@ -104,7 +104,7 @@ def test_model_sees_fixed_batches_of_at_most_batch_size():
 
 
 def test_weight_map_is_gaussian_centred_and_symmetric():
-    weights = np.outer(*_weight_profiles(128, 96, "gaussian", 0.125))
+    weights = np.outer(*_weight_profiles((128, 96), "gaussian", 0.125))
     assert weights.shape == (128, 96)
     assert weights.max() <= 1.0 and weights.min() > 0
     np.testing.assert_allclose(weights, weights[::-1, ::-1])
@@ -390,3 +390,71 @@ def test_a_tile_below_the_models_two_to_the_depth_is_refused():
         "masks. Received: tile_size=(8, 3)"
     )
     assert predict_tiled(model, image, tile_size=4).shape == (16, 16, 1)
+
+
+# --- volumes: the same tiling over three spatial axes ------------------------
+
+
+def _pointwise_volume_model(channels=1, num_classes=2):
+    """A Conv3D model of 1x1x1 kernels: each voxel's output sees that voxel only."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((None, None, None, channels))
+    x = keras.layers.Conv3D(4, 1, activation="relu")(inputs)
+    outputs = keras.layers.Conv3D(num_classes, 1, activation="softmax")(x)
+    return keras.Model(inputs, outputs)
+
+
+def test_sliding_window_over_a_volume_equals_the_whole_volume_prediction():
+    model = _pointwise_volume_model()
+    volume = _image((37, 50, 23, 1))
+    whole = keras.ops.convert_to_numpy(model.predict_on_batch(volume[None]))[0]
+    tiled = predict_tiled(model, volume, tile_size=16, batch_size=3)
+    assert tiled.shape == (37, 50, 23, 2)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    both = predict_tiled(model, np.stack([volume, volume[::-1]]), tile_size=(8, 16, 16))
+    np.testing.assert_allclose(both[1], whole[::-1], atol=1e-5)
+
+
+def test_a_volume_goes_through_the_model_a_batch_of_patches_at_a_time():
+    recording = _RecordingModel()
+    volume = _image((37, 50, 23, 2))
+    out = predict_tiled(recording, volume, tile_size=(16, 16, 16), batch_size=4)
+    np.testing.assert_allclose(out, volume, atol=1e-6)  # identity: every voxel covered once
+    assert set(recording.shapes) == {(4, 16, 16, 16, 2)}
+    starts = [_tile_starts(n, 16, 0.25) for n in (37, 50, 23)]
+    assert len(recording.shapes) == -(-np.prod([len(s) for s in starts]) // 4)
+
+
+def test_volume_weight_map_is_the_gaussian_of_each_axis():
+    # sigma = 0.125 x the patch's side along each axis, centred, max 1
+    for side, profile in zip((16, 8), _weight_profiles((16, 8), "gaussian", 0.125), strict=True):
+        gaussian = np.exp(-0.5 * ((np.arange(side) - (side - 1) / 2) / (0.125 * side)) ** 2)
+        np.testing.assert_allclose(profile, gaussian / gaussian.max(), rtol=1e-6)
+    assert [p.shape for p in _weight_profiles((16, 12, 8), "gaussian", 0.125)] == [
+        (16,),
+        (12,),
+        (8,),
+    ]
+
+
+def test_volume_tta_flips_in_plane_not_along_depth():
+    class DepthRamp:  # adds its depth index to each voxel: not symmetric along depth
+        def predict_on_batch(self, x):
+            return x + np.arange(x.shape[1], dtype="float32")[None, :, None, None, None]
+
+    volume = _image((8, 10, 12, 1))
+    expected = volume + np.arange(8, dtype="float32")[:, None, None, None]
+    for tta in (False, True):
+        out = predict_tiled(DepthRamp(), volume, (8, 16, 16), tta=tta)
+        np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_a_volume_is_refused_a_scale_and_a_two_axis_tile():
+    model = _pointwise_volume_model()
+    volume = _image((20, 18, 17, 1))
+    with pytest.raises(ValueError, match=r"Invalid value for argument `scale`.*own size"):
+        predict_tiled(model, volume, 16, scale=0.5)
+    with pytest.raises(ValueError, match=r"Invalid value for argument `tile_size`"):
+        predict_tiled(model, volume, (16, 16))
+    with pytest.raises(ValueError, match=r"Expected one volume of shape \(depth, height, width"):
+        predict_tiled(model, volume[0], 16)

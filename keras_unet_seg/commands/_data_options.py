@@ -46,10 +46,11 @@ def _add_data_arguments(data):
 def _add_image_arguments(data):
     data.add_argument(
         "--image-size",
-        type=_types.image_size,
+        type=_types.tile_size,
         default=default("image_size"),
-        metavar="N|HxW",
-        help="size images and masks are resized to for training",
+        metavar="N|HxW|DxHxW",
+        help="size images and masks are resized to for training; DxHxW: the folders hold "
+        "volumes (NIfTI, TIFF stacks) and a 3D UNet trains on random patches of that size",
     )
     fit = data.add_mutually_exclusive_group()
     fit.add_argument(

@@ -56,8 +56,9 @@ def print_class_table(report):
     )
 
 
-def write_report(directory, report, spacing=(1.0, 1.0), tolerance=1.0):
-    """Writes the HTML report, the CSV and the JSON summary of `report` into `directory`."""
+def write_report(directory, report, spacing=None, tolerance=1.0):
+    """Writes the HTML report, the CSV and the JSON summary of `report` into `directory`
+    (`spacing`: the option; `None`, 1 for images, each file's own for volumes)."""
     from keras_unet_seg.report import write_report as write
 
     details = {
@@ -65,7 +66,7 @@ def write_report(directory, report, spacing=(1.0, 1.0), tolerance=1.0):
         "data": report["data"],
         "subset": report["subset"],
         "threshold": report["threshold"],
-        "spacing": "x".join(f"{v:g}" for v in spacing),
+        "spacing": "each file's" if spacing is None else "x".join(f"{v:g}" for v in spacing),
         "tolerance": tolerance,
     }
     names = report.get("class_names")

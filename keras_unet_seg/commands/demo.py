@@ -11,7 +11,9 @@ predicted outline in red, or in its class colour), `predictions.png` (a grid of
 images, masks, predictions and overlays), `curves.png`, `log.csv` and `config.json`
 (the training options, reusable with `train --config`). A file there that an earlier
 demo did not write is never replaced: the folder is refused before anything is
-written (`keras_unet_seg._outputs`).
+written (`keras_unet_seg._outputs`). With --volumes, the same on synthetic volumes
+(`make_synthetic_volumes`: NIfTI ellipsoids at a spacing of 2x1x1) with a 3D UNet,
+the overlays and thumbnails showing their middle slices.
 """
 
 import os
@@ -33,14 +35,30 @@ def add_arguments(parser):
         "--seed", type=_types.non_negative_int, default=0, help="seeds the data and the training"
     )
     parser.add_argument(
-        "--image-size",
-        type=_types.image_size,
-        default=(128, 128),
-        metavar="N|HxW",
-        help="size of the synthetic images (each side at least 16)",
+        "--volumes",
+        action="store_true",
+        help="synthetic volumes (NIfTI) and a 3D UNet trained on them, whole volumes as patches",
     )
-    parser.add_argument("--num-train", type=_types.positive_int, default=96, help="training images")
-    parser.add_argument("--num-val", type=_types.positive_int, default=16, help="validation images")
+    parser.add_argument(
+        "--image-size",
+        type=_types.tile_size,
+        default=None,
+        metavar="N|HxW|DxHxW",
+        help="size of the synthetic images (default 128x128) or volumes (default 24x32x32), "
+        "each side at least 16",
+    )
+    parser.add_argument(
+        "--num-train",
+        type=_types.positive_int,
+        default=None,
+        help="training images (96; 8 volumes)",
+    )
+    parser.add_argument(
+        "--num-val",
+        type=_types.positive_int,
+        default=None,
+        help="validation images (16; 2 volumes)",
+    )
     parser.add_argument(
         "--num-classes",
         type=_types.positive_int,
@@ -54,13 +72,41 @@ def add_arguments(parser):
         help="filters of the UNet's first level",
     )
     parser.add_argument(
-        "--batch-size", type=_types.positive_int, default=8, help="images per training step"
+        "--batch-size",
+        type=_types.positive_int,
+        default=None,
+        help="images per training step (8; 2 volumes)",
     )
     return parser
 
 
+# The defaults of images and of volumes (--volumes): size, counts and batch size.
+_DEFAULTS = {
+    False: {"image_size": (128, 128), "num_train": 96, "num_val": 16, "batch_size": 8},
+    True: {"image_size": (24, 32, 32), "num_train": 8, "num_val": 2, "batch_size": 2},
+}
+
+
+def _with_defaults(args):
+    """`args` with the defaults of images or volumes filled in; a square size is a cube
+    for volumes, and three sides mean volumes."""
+    args.volumes = args.volumes or len(args.image_size or ()) == 3
+    for name, value in _DEFAULTS[args.volumes].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    size = tuple(args.image_size)
+    if args.volumes and len(size) == 2:
+        if size[0] != size[1]:
+            raise UsageError(f"demo: --image-size for --volumes is N or DxHxW, got {size}.")
+        args.image_size = size[:1] * 3
+    if args.volumes and args.num_classes > 1:
+        raise UsageError("demo: --volumes makes binary masks; leave out --num-classes.")
+    return args
+
+
 def run(args):
     start = time.perf_counter()
+    args = _with_defaults(args)
     out = args.out
     if os.path.exists(out) and not os.path.isdir(out):
         raise CommandError(f"output folder '{out}' is a file, not a folder.")
@@ -75,7 +121,8 @@ def _check_outputs(out, args):
     """Refuses a file where the demo writes that an earlier demo did not write."""
     from keras_unet_seg.report import report_files
 
-    overlays = (os.path.join(out, "overlays", f"{i:05d}.png") for i in range(args.num_val))
+    name = "case_{:03d}.png" if args.volumes else "{:05d}.png"
+    overlays = (os.path.join(out, "overlays", name.format(i)) for i in range(args.num_val))
     targets = [
         *(os.path.join(out, name) for name in ("metrics.json", "predictions.png")),
         *report_files(os.path.join(out, "report")).values(),
@@ -92,7 +139,10 @@ def _run(args, start):
     with user_errors(UserError):  # data/ holding files an earlier demo did not write
         data_dir = _write_data(os.path.join(out, "data"), args)
 
-    print(f"Training a UNet (base_filters={args.base_filters}, depth=3) for {args.epochs} epochs.")
+    kind = "3D UNet" if args.volumes else "UNet"
+    print(
+        f"Training a {kind} (base_filters={args.base_filters}, depth=3) for {args.epochs} epochs."
+    )
     # A demo folder is the demo's own (it holds data/): a previous demo's run files
     # are replaced.
     with user_errors(TrainingError):
@@ -103,7 +153,9 @@ def _run(args, start):
     report = _evaluate(best_path, data_dir, args)
     report_path = _report_output.write_report(os.path.join(out, "report"), report)["html"]
     predictions = report.pop("predictions")
-    names = [os.path.splitext(os.path.basename(row["image"]))[0] for row in report["per_image"]]
+    from keras_unet_seg.data import volume_stem
+
+    names = [volume_stem(row["image"]) for row in report["per_image"]]  # .png or .nii.gz
     overlays = _report_output.write_overlays(out, names, predictions)
     grid = _report_output.write_grid(out, predictions)
 
@@ -128,8 +180,21 @@ def _run(args, start):
 
 
 def _write_data(data_dir, args):
-    from keras_unet_seg.data import make_synthetic_dataset
+    from keras_unet_seg.data import make_synthetic_dataset, make_synthetic_volumes
 
+    if args.volumes:
+        shape = "x".join(map(str, args.image_size))
+        print(
+            f"Writing {args.num_train} + {args.num_val} synthetic {shape} volumes to '{data_dir}'."
+        )
+        return make_synthetic_volumes(
+            data_dir,
+            num_train=args.num_train,
+            num_val=args.num_val,
+            shape=args.image_size,
+            seed=args.seed,
+            overwrite=True,
+        )
     height, width = args.image_size
     print(
         f"Writing {args.num_train} + {args.num_val} synthetic {height}x{width} pairs "

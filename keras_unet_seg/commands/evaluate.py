@@ -14,7 +14,10 @@ symmetric surface distance and normalized surface Dice at `--tolerance`, in unit
 every image with its thumbnails, sortable, worst first), `per_image.csv` and
 `summary.json`. Neither is written inside --data, and an existing file is replaced
 only with --overwrite and only if an earlier evaluate wrote it
-(`keras_unet_seg._outputs`).
+(`keras_unet_seg._outputs`). A model built on volumes scores pairs of volume files
+(NIfTI, TIFF stacks: the folders of `SegmentationDataset.from_volumes`), each whole by
+sliding window, at its file's voxel spacing unless --spacing gives one; the report's
+thumbnails are the middle slices.
 """
 
 import os
@@ -29,6 +32,7 @@ from keras_unet_seg.commands._report_output import (
     print_table,
     write_report,
 )
+from keras_unet_seg.inference._files import is_volume_model
 
 NAME = "evaluate"
 
@@ -39,7 +43,8 @@ def add_arguments(parser):
         "--data",
         required=True,
         metavar="DIR",
-        help="dataset root holding <subset>/images and <subset>/masks, or images/ and masks/",
+        help="dataset root holding <subset>/images and <subset>/masks, or images/ and masks/ "
+        "(volume files for a 3D model)",
     )
     parser.add_argument(
         "--subset",
@@ -61,10 +66,11 @@ def add_arguments(parser):
     _parser.add_overwrite_argument(parser, "the files of an earlier evaluate (--json, --report)")
     parser.add_argument(
         "--spacing",
-        type=_types.positive_pair,
-        default=(1.0, 1.0),
-        metavar="S|SHxSW",
-        help="pixel size along height and width, the unit of HD95 and ASSD",
+        type=_types.spacing,
+        default=None,
+        metavar="S|SHxSW|SZxSYxSX",
+        help="pixel size along height and width (volumes: depth, height and width), the "
+        "unit of HD95 and ASSD (default: 1; volumes: each file's voxel spacing)",
     )
     parser.add_argument(
         "--tolerance",
@@ -92,15 +98,14 @@ def run(args):
             _outputs.check_writable(targets, args.overwrite, root, out, option, "--overwrite")
     runtime = _exported.runtime(args.model, args.runtime)
     model, run_config = _exported.load(args.model, runtime)
-    predict.check_tile_size(args, model)
+    predict.check_tile_size(args, model, run_config)
     report = evaluate(model, args, run_config=run_config, runtime=runtime)
     print_table(report)
     print_class_table(report)
     if args.report:
+        spacing = args.spacing or (None if is_volume_model(model) else (1.0, 1.0))
         with _outputs.recording(args.report):
-            paths = write_report(
-                args.report, report, spacing=args.spacing, tolerance=args.tolerance
-            )
+            paths = write_report(args.report, report, spacing=spacing, tolerance=args.tolerance)
         print(f"Report written to '{paths['html']}'.")
     if args.json:
         kept = ("predictions", "confusion")

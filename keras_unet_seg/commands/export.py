@@ -149,7 +149,7 @@ def add_quantization_arguments(parser):
 def run(args):
     from keras_unet_seg import data, export
     from keras_unet_seg.export.exporting import written_files
-    from keras_unet_seg.inference._files import list_inputs
+    from keras_unet_seg.inference._files import is_volume_model, list_inputs
 
     _models.check_model_file(args.model)
     _check_quantization_options(args)
@@ -163,6 +163,11 @@ def run(args):
         folder = os.path.dirname(os.path.abspath(args.out))
         _outputs.check_writable(targets, args.overwrite, folder, args.out, "--out", "--overwrite")
     model = _models.load_model(args.model)
+    if is_volume_model(model):
+        raise UsageError(
+            "export: a model built on volumes cannot be exported yet (the export's runtime "
+            "checks run on images); predict and evaluate run it as a .keras file."
+        )
     reading = _reading.image_reading(
         model,
         _config.saved_run_config(args.model),

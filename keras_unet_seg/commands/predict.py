@@ -21,13 +21,28 @@ from keras_unet_seg._errors import UserError
 from keras_unet_seg.commands import _exported, _parser, _reading
 from keras_unet_seg.commands._errors import UsageError, user_errors
 from keras_unet_seg.inference import InferenceSpec, minimum_tile_size, predict_directory
-from keras_unet_seg.inference._files import OVERLAY_MODES, Writing, check_outputs, list_inputs
+from keras_unet_seg.inference._files import (
+    OVERLAY_MODES,
+    Writing,
+    check_outputs,
+    is_volume_model,
+    list_inputs,
+    named_volumes,
+)
 
 NAME = "predict"
+# --tile-size of a volume model, a cube: large enough for context, small enough for memory.
+VOLUME_TILE = 128
 
 
 def add_arguments(parser):
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="image files or folders; for a 3D model volume files (.nii, .nii.gz, .tif "
+        "stacks) or folders",
+    )
     add_model_arguments(parser)
     parser.add_argument("--out", required=True, metavar="DIR", help="folder to write to")
     _parser.add_overwrite_argument(parser, "the masks and overlays of an earlier predict")
@@ -65,10 +80,12 @@ def add_inference_arguments(parser):
     group = parser.add_argument_group("inference")
     group.add_argument(
         "--tile-size",
-        type=_types.image_size,
-        default=spec.tile_size,
-        metavar="N|HxW",
-        help="size of the tiles given to the model",
+        type=_types.tile_size,
+        default=None,
+        metavar="N|HxW|DxHxW",
+        help=f"size of the tiles given to the model (default: {spec.tile_size[0]} for "
+        "images; for volumes, the patches of sliding-window inference, the run's training "
+        f"patch size, else {VOLUME_TILE})",
     )
     group.add_argument(
         "--overlap",
@@ -128,7 +145,7 @@ def reading(args, model, run_config, scale, verbose=1):
     spec = dataclasses.replace(
         how.spec,
         threshold=args.threshold,
-        tile_size=tuple(args.tile_size),
+        tile_size=tile_size(args, model, run_config),
         overlap=args.overlap,
         tta=args.tta,
         precision=args.precision,
@@ -136,13 +153,27 @@ def reading(args, model, run_config, scale, verbose=1):
     return how._replace(spec=_exported.fitted_tiles(model, spec))
 
 
-def check_tile_size(args, model):
-    """Refuses a `--tile-size` below the model's minimum tile (`2**depth`)."""
-    minimum = minimum_tile_size(model)
-    if min(args.tile_size) < minimum:
-        height, width = args.tile_size
+def tile_size(args, model, run_config=None):
+    """`--tile-size`, or its default for `model`: for a volume model the patch size its
+    run trained on (`run_config`: the `(path, options)` of its `config.json`)."""
+    if args.tile_size is not None:
+        return tuple(args.tile_size)
+    if not is_volume_model(model):
+        return InferenceSpec().tile_size
+    patch = tuple((run_config or (None, {}))[1].get("image_size") or ())
+    return patch if len(patch) == 3 else (VOLUME_TILE,) * 3
+
+
+def check_tile_size(args, model, run_config=None):
+    """Refuses a `--tile-size` below the model's minimum tile (`2**depth`), or of three
+    sides for an image model."""
+    tile, minimum = tile_size(args, model, run_config), minimum_tile_size(model)
+    sides = "x".join(map(str, tile))
+    if len(tile) == 3 and not is_volume_model(model):
+        raise UsageError(f"{args.command}: --tile-size {sides} has three sides; the model is 2D.")
+    if min(tile) < minimum:
         raise UsageError(
-            f"{args.command}: --tile-size {height}x{width} is below the model's minimum "
+            f"{args.command}: --tile-size {sides} is below the model's minimum "
             f"tile of {minimum}x{minimum} (2**depth): a smaller tile is padded up inside "
             f"the model, which changes the masks. Give --tile-size {minimum} or more."
         )
@@ -151,11 +182,12 @@ def check_tile_size(args, model):
 def run(args):
     runtime = _exported.runtime(args.model, args.runtime)
     # Every input, and where the files go, before the model.
-    with user_errors(UserError, FileNotFoundError, FileExistsError):
-        files = list_inputs(args.inputs)
-        check_outputs(args.inputs, files, args.out, args.overwrite, "--out", "--overwrite")
+    volumes = named_volumes(args.inputs)
+    _check_files(args, volumes)
     model, run_config = _exported.load(args.model, runtime)
-    check_tile_size(args, model)
+    if is_volume_model(model) != volumes:  # TIFF stacks for a 3D model, or NIfTI for 2D
+        _check_files(args, not volumes)
+    check_tile_size(args, model, run_config)
     how = reading(args, model, run_config, args.scale)
     spec = how.spec
     model = _exported.inference_model(model, runtime, args)
@@ -172,3 +204,11 @@ def run(args):
             overwrite=args.overwrite,
         )
     return 0
+
+
+def _check_files(args, volumes):
+    with user_errors(UserError, FileNotFoundError, FileExistsError):
+        files = list_inputs(args.inputs, volumes=volumes)
+        check_outputs(
+            args.inputs, files, args.out, args.overwrite, "--out", "--overwrite", volumes=volumes
+        )

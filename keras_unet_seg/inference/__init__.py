@@ -1,4 +1,4 @@
-"""Inference on images of any size: arrays tile by tile, then files.
+"""Inference on images and volumes of any size: arrays tile by tile, then files.
 
 `predict_tiled` predicts arrays; `predict_directory` reads image files, predicts them
 with it, and writes masks and overlays; `InferenceSpec` holds what a trained model
@@ -35,6 +35,11 @@ How `predict_tiled` tiles an image:
   outer product of two vectors, the tiles forming a grid. An `overlap`
   that would predict each pixel more than 100 times as often as tiles
   without overlap is refused rather than run for hours.
+
+Volumes go the same way along three axes (sliding-window inference): a model built
+on `(batch, depth, height, width, channels)` gets 3D tiles (patches), blended with
+the product of one Gaussian an axis, and the weights' sum is the outer product of
+three vectors; flips for `tta` stay in plane (height and width).
 
 The numeric work here is host-side orchestration and is written in NumPy on
 purpose: the image and the output live in host memory, tiles are cut with

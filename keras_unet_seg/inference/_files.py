@@ -1,7 +1,10 @@
-"""Predicting image files: the inputs listed and checked, masks and overlays written.
+"""Predicting image and volume files: the inputs listed and checked, masks and overlays
+written.
 
 `predict_directory` (what the `predict` command runs) over `predict_tiled`; class ids
-and the image as overlays draw it, which `keras_unet_seg.evaluation` shares.
+and the image as overlays draw it, which `keras_unet_seg.evaluation` shares. A model
+built on volumes reads volume files (NIfTI, TIFF stacks) the same way, writes each mask
+in its input's format and header, and the overlay of its middle slice.
 """
 
 import dataclasses
@@ -12,8 +15,15 @@ import numpy as np
 from PIL import Image
 
 from keras_unet_seg import _atomic, _outputs, data, viz
-from keras_unet_seg._errors import DataError
+from keras_unet_seg._errors import DataError, UserError
+from keras_unet_seg._model_facts import input_shape
 from keras_unet_seg._validation import check_choice
+from keras_unet_seg.data.volumes import (
+    VOLUME_EXTENSIONS,
+    read_volume,
+    volume_extension,
+    write_volume,
+)
 from keras_unet_seg.inference._resize import scaled_size
 from keras_unet_seg.inference._spec import spec_of
 from keras_unet_seg.inference._tiles import predict_tiled
@@ -21,13 +31,14 @@ from keras_unet_seg.inference._tiles import predict_tiled
 OVERLAY_MODES = ("contour", "fill")
 
 
-def list_inputs(inputs, verbose=1):
+def list_inputs(inputs, verbose=1, volumes=False):
     """`[(path, name)]` for every image in `inputs`, each file checked (header only).
 
     `inputs` is a path or a list of paths of image files and folders (read
     recursively). A file's name is its stem; a folder's files are named by their path
     relative to the folder, without extension. A dataset folder (holding `images/` and
-    `masks/`) gives its images only. Two inputs with the same name are refused.
+    `masks/`) gives its images only. Two inputs with the same name are refused. With
+    `volumes`, the files are volumes (`.nii`, `.nii.gz`, `.tif` stacks), read whole later.
 
     Raises:
         FileNotFoundError: if an input does not exist.
@@ -35,44 +46,75 @@ def list_inputs(inputs, verbose=1):
             have the same name, or a file cannot be read (`InvalidFileError`).
     """
     inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    kind = _VOLUMES if volumes else _IMAGES
     found = []
     for item in map(os.fspath, inputs):
         if not os.path.exists(item):
             raise FileNotFoundError(f"input '{item}' does not exist.")
-        found.extend(_folder_images(item, verbose) if os.path.isdir(item) else [_file(item)])
+        found.extend(
+            _folder_files(item, kind, verbose) if os.path.isdir(item) else [_file(item, kind)]
+        )
     _check_unique_names(found)
     unique = list({os.path.abspath(path): (path, name) for path, name in found}.values())
     for path, _ in unique:
         if not os.path.isfile(path):  # a FIFO would read as empty, or block
             raise DataError(f"input '{path}' is not a regular file (a pipe, socket or device).")
-        data.read_header(path)
+        if not volumes:
+            data.read_header(path)
     return unique
 
 
-def _folder_images(folder, verbose):
-    if all(os.path.isdir(os.path.join(folder, kind)) for kind in ("images", "masks")):
+def named_volumes(inputs):
+    """Whether `inputs` (a path or a list of paths) name NIfTI files, or folders holding
+    some: volumes for any model (a TIFF file is an image or a stack, as the model says)."""
+    inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    nifti = (".nii", ".nii.gz")
+    for item in map(os.fspath, inputs):
+        paths = data.list_image_files(item, nifti) if os.path.isdir(item) else [item]
+        if any(path.lower().endswith(nifti) for path in paths):
+            return True
+    return False
+
+
+@dataclasses.dataclass(frozen=True)
+class _Kind:
+    """Files of images or of volumes: their word and extensions."""
+
+    word: str
+    extensions: tuple
+
+    def stem(self, path):
+        """`path` without its extension (both of `.nii.gz`), or `None` if it has none of ours."""
+        lower = path.lower()
+        matches = [e for e in self.extensions if lower.endswith(e)]
+        return path[: -len(max(matches, key=len))] if matches else None
+
+
+_IMAGES = _Kind("image", data.IMAGE_EXTENSIONS)
+_VOLUMES = _Kind("volume", VOLUME_EXTENSIONS)
+
+
+def _folder_files(folder, kind, verbose):
+    if all(os.path.isdir(os.path.join(folder, sub)) for sub in ("images", "masks")):
         if verbose:
             print(f"'{folder}' is a dataset folder: predicting its images/, not its masks/.")
         folder = os.path.join(folder, "images")
-    paths = data.list_image_files(folder)
+    paths = data.list_image_files(folder, kind.extensions)
     if not paths:
         raise DataError(
-            f"input folder '{folder}' holds no image files (extensions "
-            f"{', '.join(data.IMAGE_EXTENSIONS)})."
+            f"input folder '{folder}' holds no {kind.word} files (extensions "
+            f"{', '.join(kind.extensions)})."
         )
-    return [
-        (path, os.path.splitext(os.path.relpath(path, folder))[0].replace(os.sep, "/"))
-        for path in paths
-    ]
+    return [(path, kind.stem(os.path.relpath(path, folder)).replace(os.sep, "/")) for path in paths]
 
 
-def _file(path):
-    if os.path.splitext(path)[1].lower() not in data.IMAGE_EXTENSIONS:
+def _file(path, kind):
+    if kind.stem(path) is None:
         raise DataError(
-            f"input '{path}' is not an image file: expected one of the extensions "
-            f"{', '.join(data.IMAGE_EXTENSIONS)}."
+            f"input '{path}' is not {'an' if kind.word == 'image' else 'a'} {kind.word} file: "
+            f"expected one of the extensions {', '.join(kind.extensions)}."
         )
-    return path, os.path.splitext(os.path.basename(path))[0]
+    return path, kind.stem(os.path.basename(path))
 
 
 def _check_unique_names(found):
@@ -86,19 +128,28 @@ def _check_unique_names(found):
         seen[name] = path
 
 
-def check_outputs(inputs, files, output_dir, overwrite, option="output_dir", flag="overwrite=True"):
+def check_outputs(
+    inputs, files, output_dir, overwrite, option="output_dir", flag="overwrite=True", volumes=False
+):
     """Raises unless predicting the `files` of `inputs` into `output_dir` writes
     outside every input and replaces (with `overwrite`) only an earlier prediction's
-    masks and overlays (`keras_unet_seg._outputs`)."""
+    masks and overlays (`keras_unet_seg._outputs`); `volumes`: the files are volumes."""
     inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     folders = [os.path.join(output_dir, kind) for kind in ("masks", "overlays")]
     _outputs.check_outside_inputs(folders, inputs, output_dir, option)
-    targets = [path for _, name in files for path in _output_paths(output_dir, name)]
+    targets = [
+        target for path, name in files for target in _output_paths(output_dir, name, path, volumes)
+    ]
     _outputs.check_writable(targets, overwrite, output_dir, output_dir, option, flag)
 
 
-def _output_paths(output_dir, name):
-    return tuple(os.path.join(output_dir, kind, f"{name}.png") for kind in ("masks", "overlays"))
+def _output_paths(output_dir, name, path=None, volumes=False):
+    """The mask and overlay of the input `path` named `name`: a mask PNG for an image,
+    a volume in the input's format (`.nii.gz`, `.tif`, ...) for a volume."""
+    mask = name + (volume_extension(path) if volumes else ".png")
+    return os.path.join(output_dir, "masks", mask), os.path.join(
+        output_dir, "overlays", f"{name}.png"
+    )
 
 
 def class_ids(probabilities, threshold):
@@ -193,6 +244,10 @@ def predict_directory(
     nothing is written among the inputs or over a file no prediction wrote. A `spec`
     (`InferenceSpec.from_run(run)`) reads, scales, tiles and thresholds as the command
     does; the model is used as given (the command folds it, under `spec.precision`).
+    A model built on volumes reads volume files (`read_volume`: `.nii`, `.nii.gz`,
+    `.tif` stacks), slides its window over each (an int `tile_size` is a cube), and
+    writes its mask of class ids with the input's format and header (`write_volume`)
+    and the overlay of its middle slice.
 
     Args:
         model: a Keras model (or callable) returning probabilities, such as a `UNet`.
@@ -231,24 +286,48 @@ def predict_directory(
     covered.update(overlap=overlap, tta=tta, threshold=threshold)
     spec = spec_of(spec, covered, predict_directory)
     writing = Writing(spec.threshold, overlay_mode, class_colors, class_names)
-    files = list_inputs(inputs, verbose=verbose)
-    check_outputs(inputs, files, output_dir, overwrite)
+    volumes = is_volume_model(model)
+    files = list_inputs(inputs, verbose=verbose, volumes=volumes)
+    check_outputs(inputs, files, output_dir, overwrite, volumes=volumes)
     return _predict_files(model, files, output_dir, (spec, batch_size), writing, verbose)
+
+
+def is_volume_model(model):
+    """Whether `model` was built on volumes `(batch, depth, height, width, channels)`."""
+    return len(input_shape(model)) == 4
+
+
+def read_input(path, spec, volume):
+    """`(image, volume)`: the file at `path` read and normalised by `spec` as a model
+    input (an image, or with `volume` a `Volume`'s array), and the `Volume` (or `None`).
+
+    Raises:
+        ValueError: the file cannot be read, or its values normalised (naming it).
+    """
+    if not volume:
+        image = data.read_image(path, spec.color_mode, spec.intensity)
+        scaled_size(image.shape[:2], spec.scale, image.shape[-1], f"'{path}'")  # names the file
+        return image, None
+    volume = read_volume(path)
+    try:
+        return data.normalize_volume(volume.array, spec.intensity), volume
+    except UserError as error:
+        raise data.InvalidFileError(f"File '{path}': {error}", path) from None
 
 
 def _predict_files(model, files, output_dir, how, writing, verbose):
     """Predicts the `(path, name)` `files` by `how` (the spec and the batch size); writes
     their masks and overlays (`writing`). Returns their paths."""
     spec, batch_size = how
-    tiling = {**spec.tiled_arguments(), "batch_size": batch_size}
-    progress = keras.utils.Progbar(len(files), unit_name="image", verbose=verbose)
+    volumes = is_volume_model(model)
+    tiling = {**spec.tiled_arguments(volumes), "batch_size": batch_size}
+    progress = keras.utils.Progbar(len(files), unit_name="file", verbose=verbose)
     written = []
     with _outputs.recording(output_dir):
         for index, (path, name) in enumerate(files):
-            image = data.read_image(path, spec.color_mode, spec.intensity)
-            scaled_size(image.shape[:2], spec.scale, image.shape[-1], f"'{path}'")  # names the file
+            image, volume = read_input(path, spec, volumes)
             probabilities = predict_tiled(model, image, **tiling)
-            mask, overlay = writing.write(output_dir, name, image, probabilities)
+            mask, overlay = writing.write(output_dir, name, image, probabilities, like=volume)
             written.append({"image": path, "mask": mask, "overlay": overlay})
             progress.update(index + 1)
     if verbose:
@@ -271,14 +350,26 @@ class Writing:
     def __post_init__(self):
         check_choice("overlay_mode", self.overlay_mode, OVERLAY_MODES)
 
-    def write(self, output_dir, name, image, probabilities):
-        """Writes `masks/<name>.png` and `overlays/<name>.png`; returns their paths."""
+    def write(self, output_dir, name, image, probabilities, like=None):
+        """Writes `masks/<name>.png` and `overlays/<name>.png`; returns their paths.
+
+        For a volume (`like`: the `Volume` read), the mask of class ids is written with
+        `like`'s format and header (`keras_unet_seg.data.write_volume`), and the overlay
+        is that of the middle slice along depth.
+        """
         num_classes = max(probabilities.shape[-1], 2)
         colors = class_colors(num_classes, self.class_colors)
         multiclass = probabilities.shape[-1] > 1
-        mask_path, _ = _output_paths(output_dir, name)
-        mask = mask_png(probabilities, self.threshold)
-        save_mask(mask_path, mask, colors if multiclass else {})
+        if like is None:
+            mask_path, _ = _output_paths(output_dir, name)
+            save_mask(
+                mask_path, mask_png(probabilities, self.threshold), colors if multiclass else {}
+            )
+        else:
+            mask_path, _ = _output_paths(output_dir, name, like.path, volumes=True)
+            mask = class_ids(probabilities, self.threshold)
+            write_volume(mask_path, mask, like=like, overwrite=True)  # checked before
+            image, probabilities = image[len(image) // 2], probabilities[len(image) // 2]
         subfolder, base = os.path.split(name)
         mode = self.overlay_mode
         [overlay_path] = viz.save_overlays(

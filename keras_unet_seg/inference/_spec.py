@@ -47,7 +47,8 @@ class InferenceSpec:
         scale: a factor or `(height, width)` factors: the run's training scale.
             Defaults to `1.0`.
         threshold: float in [0, 1]: foreground at or above it. Defaults to `0.5`.
-        tile_size: int or `(height, width)`, `predict_tiled`'s. Defaults to `256`.
+        tile_size: int, `(height, width)` or `(depth, height, width)`, `predict_tiled`'s.
+            Defaults to `256`.
         overlap: float in [0, 1), `predict_tiled`'s. Defaults to `0.25`.
         blend: `"gaussian"` or `"constant"`, `predict_tiled`'s. Defaults to
             `"gaussian"`.
@@ -89,7 +90,7 @@ class InferenceSpec:
             "intensity": intensity_spec(self.intensity),
             "scale": check_scale("scale", self.scale),
             "threshold": float(check_unit_interval("threshold", self.threshold)),
-            "tile_size": check_size("tile_size", self.tile_size),
+            "tile_size": check_size("tile_size", self.tile_size, rank=_rank(self.tile_size)),
             "overlap": float(check_rate("overlap", self.overlap)),
             "blend": check_choice("blend", self.blend, BLEND_MODES),
             "sigma_scale": float(check_positive("sigma_scale", self.sigma_scale)),
@@ -99,10 +100,16 @@ class InferenceSpec:
         for name, value in checked.items():
             object.__setattr__(self, name, value)
 
-    def tiled_arguments(self):
-        """`predict_tiled`'s keyword arguments of this spec (scale and tiling)."""
+    def tiled_arguments(self, volumes=False):
+        """`predict_tiled`'s keyword arguments of this spec (scale and tiling); with
+        `volumes`, a square `tile_size` (as an int gives) is a cube."""
         names = ("tile_size", "overlap", "blend", "sigma_scale", "tta", "scale")
-        return {name: getattr(self, name) for name in names}
+        arguments = {name: getattr(self, name) for name in names}
+        if volumes:
+            tile = self.tile_size
+            square = len(tile) == 2 and tile[0] == tile[1]
+            arguments["tile_size"] = (tile[0],) * 3 if square else tile
+        return arguments
 
     def get_config(self):
         """The spec as a JSON-serializable dict (pairs as lists)."""
@@ -146,6 +153,11 @@ class InferenceSpec:
             folder = os.path.dirname(os.path.abspath(folder))
         with open(os.path.join(folder, _RUN_CONFIG), encoding="utf-8") as file:
             return cls.from_run_config(json.load(file))
+
+
+def _rank(tile_size):
+    """3 for a `(depth, height, width)` tile, else 2."""
+    return 3 if isinstance(tile_size, (tuple, list)) and len(tile_size) == 3 else 2
 
 
 def spec_of(spec, covered, function):

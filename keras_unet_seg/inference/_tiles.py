@@ -1,5 +1,9 @@
-"""`predict_tiled`: a model's probabilities of arrays of any size, tile by tile (the
-package's docstring says how)."""
+"""`predict_tiled`: a model's probabilities of images or volumes of any size, tile by
+tile (the package's docstring says how)."""
+
+import functools
+import itertools
+import math
 
 import keras
 import numpy as np
@@ -20,7 +24,8 @@ from keras_unet_seg.inference._resize import rescaled
 
 BLEND_MODES = ("gaussian", "constant")
 _PADDING_MODES = ("constant", "reflect", "symmetric", "edge")
-_FLIPS = {"horizontal": (2,), "vertical": (1,), "both": (1, 2)}
+# Axes from the end of a channels-last batch: in plane for images and volumes alike.
+_FLIPS = {"horizontal": (-2,), "vertical": (-3,), "both": (-3, -2)}
 # An overlap may make at most this many times the tiles of no overlap.
 _MAX_TILE_FACTOR = 100
 # verbose="auto" shows a progress bar past this many model calls.
@@ -42,38 +47,36 @@ def predict_tiled(
     verbose="auto",
     scale=None,
 ):
-    """Predicts a segmentation map of an image of any size, tile by tile.
+    """Predicts a segmentation map of an image or a volume of any size, tile by tile.
 
     Overlapping tiles go through the model `batch_size` at a time and are
     blended back with a weight map, so no seams show (`keras_unet_seg.inference`).
     Pass a float image normalised as in training, or a `preprocess` callable.
+    A volume model (such as a 3D `UNet`) gets 3D tiles: sliding-window inference.
 
     Args:
         model: a Keras model (or any callable) mapping `(n, h, w, channels)`
-            to `(n, h, w, num_classes)` probabilities, such as a `UNet`.
-        image: one image `(height, width, channels)` or a batch (or list) of
-            images of one size; a NumPy array or a backend tensor.
-        tile_size: int or `(tile_height, tile_width)`, the model's input size.
+            to `(n, h, w, num_classes)` probabilities (`(n, d, h, w, ...)` for volumes).
+        image: one image `(height, width, channels)` (volume: `(depth, height, width,
+            channels)`), or a batch (or list) of one size; a NumPy array or a tensor.
+        tile_size: int or one size an axis, the model's input size. The spatial rank
+            is the model's, else the length of `tile_size`, else 2.
         overlap: float in `[0, 1)`, the minimum fraction of a tile shared
             with its neighbour along each axis. Defaults to `0.25`.
         batch_size: int, number of tiles per model call. Defaults to `4`.
-        blend: `"gaussian"` or `"constant"` (a plain average). Defaults to
-            `"gaussian"`.
-        sigma_scale: float > 0, the Gaussian's standard deviation as a
-            fraction of the tile size. Defaults to `0.125`.
+        blend: `"gaussian"` or `"constant"` (a plain average). Defaults to `"gaussian"`.
+        sigma_scale: float > 0, the Gaussian's standard deviation as a fraction of
+            the tile size (along each axis). Defaults to `0.125`.
         tta: flip test-time augmentation: `False`, `True` (flips `"horizontal"`,
-            `"vertical"` and `"both"`, averaged) or a tuple of some. Defaults to `False`.
-        preprocess: callable applied pixel by pixel to each float32 batch
-            of tiles, such as `lambda x: x / 255.0`, or `None`. Required for
-            integer images. Defaults to `None`.
-        padding_mode: the `numpy.pad` mode (`"constant"`, `"reflect"`, `"symmetric"`,
-            `"edge"`) of a side shorter than a fixed-size model's tile. Defaults to
-            `"constant"`.
+            `"vertical"` and `"both"`, in plane, averaged) or a tuple of some.
+        preprocess: callable applied pixel by pixel to each float32 batch of tiles, such
+            as `lambda x: x / 255.0`, or `None` (default). Required for integer images.
+        padding_mode: the `numpy.pad` mode (`"constant"` (default), `"reflect"`,
+            `"symmetric"`, `"edge"`) of a side shorter than a fixed-size model's tile.
         padding_value: float, of `"constant"` padding. Defaults to `0.0`.
-        verbose: `"auto"` (a progress bar past 100 model calls), `0` or `1`.
-            Defaults to `"auto"`.
-        scale: a factor or `(height, width)` factors to resize by first (and
-            the probabilities back). Defaults to `None` (1).
+        verbose: `"auto"` (default: a progress bar past 100 model calls), `0` or `1`.
+        scale: a factor or `(height, width)` factors to resize images by first (and
+            the probabilities back; not volumes). Defaults to `None` (1).
 
     Returns:
         A float32 NumPy array of probabilities, `(height, width, num_classes)`
@@ -100,22 +103,37 @@ def predict_tiled(
     Reference:
         MONAI's `sliding_window_inference` (https://docs.monai.io/en/stable/inferers.html).
     """
-    options = _Options(tile_size, overlap, batch_size, blend, sigma_scale, tta, preprocess)
+    required = _required_shape(model, tile_size)
+    options = _Options(
+        required, tile_size, overlap, batch_size, blend, sigma_scale, tta, preprocess
+    )
     options.check_padding_and_verbose(padding_mode, verbose)
     _check_tile_size(model, tile_size, options.tile_size)
-    required = input_shape(model)
-    images, single = _checked_images(image, preprocess, required[-1])
+    images, single = _checked_images(image, preprocess, required)
     output = _scaled_tiles(model, images, required, options, (padding_mode, padding_value), scale)
     return output[0] if single else output
+
+
+def _required_shape(model, tile_size):
+    """`input_shape(model)`; for a model that does not say, as many spatial axes as
+    `tile_size` gives (2 for an int)."""
+    required = input_shape(model)
+    if required[-1] is None and isinstance(tile_size, (tuple, list)) and len(tile_size) > 2:
+        return (None,) * (len(tile_size) + 1)
+    return required
 
 
 def _scaled_tiles(model, images, required, options, padding, scale):
     """The blended tile predictions of `images` resized by `scale`, resized back."""
 
     def tiled(images):
-        grid = _Grid(required[:2], images, options)
+        grid = _Grid(required[:-1], images, options)
         return _blend_tiles(model, grid.pad(images, *padding), grid, options)
 
+    if len(required) > 3:
+        if scale is not None and check_scale("scale", scale) != (1.0, 1.0):
+            raise invalid_value("scale", "None (1): volumes are predicted at their own size", scale)
+        return tiled(images)
     return rescaled(tiled, images, check_scale("scale", scale))
 
 
@@ -131,7 +149,8 @@ def _check_tile_size(model, tile_size, checked):
     if min(checked) < minimum:
         raise InvalidArgumentError(
             "Invalid value for argument `tile_size`. Expected at least the model's "
-            f"minimum tile of {minimum}x{minimum} (2**depth): a smaller tile is padded up "
+            f"minimum tile of {'x'.join([str(minimum)] * len(checked))} (2**depth): "
+            "a smaller tile is padded up "
             f"inside the model, which changes the masks. Received: tile_size={tile_size!r}"
         )
 
@@ -139,8 +158,10 @@ def _check_tile_size(model, tile_size, checked):
 class _Options:
     """The checked tiling options of `predict_tiled`."""
 
-    def __init__(self, tile_size, overlap, batch_size, blend, sigma_scale, tta, preprocess):
-        self.tile_size = check_size("tile_size", tile_size)
+    def __init__(
+        self, required, tile_size, overlap, batch_size, blend, sigma_scale, tta, preprocess
+    ):
+        self.tile_size = check_size("tile_size", tile_size, rank=len(required) - 1)
         self.overlap = check_rate("overlap", overlap)
         self.batch_size = check_positive_int("batch_size", batch_size)
         self.blend = check_choice("blend", blend, BLEND_MODES)
@@ -156,7 +177,7 @@ class _Options:
 
 
 class _Grid:
-    """Where the tiles of a batch of images go, for a model of `required_size`.
+    """Where the tiles of a batch of images (or volumes) go, for a model of `required_size`.
 
     A side shorter than the tile is given as it is to a model that takes any
     size (the tile shrinks to it), and padded up to the tile for a model of
@@ -164,59 +185,73 @@ class _Grid:
     """
 
     def __init__(self, required_size, images, options):
-        num_images, self.height, self.width, self.channels = images.shape
-        required_h, required_w = required_size
-        tile_h, tile_w = options.tile_size
-        self.tile_h = self.height if self.height < tile_h and required_h is None else tile_h
-        self.tile_w = self.width if self.width < tile_w and required_w is None else tile_w
-        self.padded_h = max(self.height, self.tile_h)
-        self.padded_w = max(self.width, self.tile_w)
-        self.starts_y = _tile_starts(self.padded_h, self.tile_h, options.overlap)
-        self.starts_x = _tile_starts(self.padded_w, self.tile_w, options.overlap)
-        self._check_count(len(self.starts_y) * len(self.starts_x), options.overlap)
-        self.starts = [(y, x) for y in self.starts_y for x in self.starts_x]
-        self.tiles = [(b, y, x) for b in range(num_images) for y, x in self.starts]
+        num_images, *self.size, self.channels = images.shape
+        self.size = tuple(self.size)
+        sides = zip(self.size, options.tile_size, required_size, strict=True)
+        self.tile = tuple(
+            length if length < tile and required is None else tile
+            for length, tile, required in sides
+        )
+        self.padded = tuple(map(max, self.size, self.tile))
+        self.axis_starts = [
+            _tile_starts(length, tile, options.overlap)
+            for length, tile in zip(self.padded, self.tile, strict=True)
+        ]
+        self._check_count(math.prod(map(len, self.axis_starts)), options.overlap)
+        self.tiles = [
+            (b, *start) for b in range(num_images) for start in itertools.product(*self.axis_starts)
+        ]
 
     def _check_count(self, count, overlap):
-        without_overlap = -(-self.padded_h // self.tile_h) * -(-self.padded_w // self.tile_w)
+        without_overlap = math.prod(-(-p // t) for p, t in zip(self.padded, self.tile, strict=True))
         if count > _MAX_TILE_FACTOR * without_overlap:
+            kind = "image" if len(self.size) == 2 else "volume"
             raise InvalidArgumentError(  # the command's --overlap too
                 "Invalid value for argument `overlap`. Expected an overlap that needs at most "
                 f"{_MAX_TILE_FACTOR} times the tiles of no overlap ({without_overlap} tiles of "
-                f"{self.tile_h}x{self.tile_w} for a {self.height}x{self.width} image), such as "
+                f"{_sides(self.tile)} for a {_sides(self.size)} {kind}), such as "
                 f"0.25 or 0.5. Received: overlap={overlap!r}, which needs {count} tiles"
             )
 
     def pad(self, images, padding_mode, padding_value):
-        """The images padded to `(padded_h, padded_w)` with `padding_mode`."""
-        if (self.padded_h, self.padded_w) == (self.height, self.width):
+        """The images padded to `padded` with `padding_mode`."""
+        if self.padded == self.size:
             return images
-        pad = [(0, 0), (0, self.padded_h - self.height), (0, self.padded_w - self.width), (0, 0)]
+        pad = [(0, 0), *((0, p - s) for p, s in zip(self.padded, self.size, strict=True)), (0, 0)]
         if padding_mode == "constant":
             return np.pad(images, pad, mode="constant", constant_values=padding_value)
         return np.pad(images, pad, mode=padding_mode)
 
-    def window(self, y, x):
-        """The slices of the tile that starts at `(y, x)`."""
-        return slice(y, y + self.tile_h), slice(x, x + self.tile_w)
+    def window(self, start):
+        """The slices of the tile that starts at `start` (one index an axis)."""
+        return tuple(slice(s, s + t) for s, t in zip(start, self.tile, strict=True))
 
     def crop(self, output):
         """The output without the padding, contiguous."""
-        if (self.padded_h, self.padded_w) == (self.height, self.width):
+        if self.padded == self.size:
             return output
-        return np.ascontiguousarray(output[:, : self.height, : self.width])
+        return np.ascontiguousarray(output[(slice(None), *(slice(0, s) for s in self.size))])
+
+
+def _sides(sizes):
+    return "x".join(map(str, sizes))
+
+
+def _outer(vectors):
+    """The outer product of 1D arrays: an array of one axis per vector."""
+    return functools.reduce(np.multiply.outer, vectors)
 
 
 def _blend_tiles(model, images, grid, options):
     """The blended predictions of every tile of `images`, on `grid`.
 
     The weights are separable and the tiles a grid, so their sum is the outer product
-    of a column's and a row's: no map of the image's size is needed besides the output.
+    of one vector an axis: no map of the image's size is needed besides the output.
     """
-    profiles = _weight_profiles(grid.tile_h, grid.tile_w, options.blend, options.sigma_scale)
-    weights = np.outer(*profiles)
-    sums = [np.zeros(length, dtype="float32") for length in (grid.padded_h, grid.padded_w)]
-    for total, starts, profile in zip(sums, (grid.starts_y, grid.starts_x), profiles, strict=True):
+    profiles = _weight_profiles(grid.tile, options.blend, options.sigma_scale)
+    weights = _outer(profiles)[..., None]
+    sums = [np.zeros(length, dtype="float32") for length in grid.padded]
+    for total, starts, profile in zip(sums, grid.axis_starts, profiles, strict=True):
         for start in starts:
             total[start : start + len(profile)] += profile
     model_batch = min(options.batch_size, len(grid.tiles))
@@ -228,14 +263,14 @@ def _blend_tiles(model, images, grid, options):
         chunk = grid.tiles[first : first + model_batch]
         probs = _predict_chunk(model, images, grid, chunk, model_batch, options)
         if output is None:
-            output = np.zeros((*images.shape[:3], probs.shape[-1]), dtype="float32")
-        for (b, y, x), prob in zip(chunk, probs[: len(chunk)], strict=True):
-            output[(b, *grid.window(y, x))] += prob * weights[..., None]
+            output = np.zeros((*images.shape[:-1], probs.shape[-1]), dtype="float32")
+        for (b, *start), prob in zip(chunk, probs[: len(chunk)], strict=True):
+            output[(b, *grid.window(start))] += prob * weights
         if progress is not None:
             progress.update(first + len(chunk))
-    for top in range(0, grid.padded_h, grid.tile_h):  # a band of rows at a time
-        rows = slice(top, top + grid.tile_h)
-        output[:, rows] /= np.outer(sums[0][rows], sums[1])[None, :, :, None]
+    for top in range(0, grid.padded[0], grid.tile[0]):  # a band along the first axis at a time
+        band = slice(top, top + grid.tile[0])
+        output[:, band] /= _outer([sums[0][band], *sums[1:]])[None, ..., None]
     return grid.crop(output)
 
 
@@ -244,9 +279,9 @@ def _predict_chunk(model, images, grid, chunk, model_batch, options):
 
     The batch keeps one shape, so the model is not retraced for the last one.
     """
-    batch = np.zeros((model_batch, grid.tile_h, grid.tile_w, grid.channels), dtype="float32")
-    for i, (b, y, x) in enumerate(chunk):
-        batch[i] = images[(b, *grid.window(y, x))]
+    batch = np.zeros((model_batch, *grid.tile, grid.channels), dtype="float32")
+    for i, (b, *start) in enumerate(chunk):
+        batch[i] = images[(b, *grid.window(start))]
     if options.preprocess is not None:
         batch = to_numpy(options.preprocess(batch)).astype("float32", copy=False)
     return _predict_with_flips(model, batch, options.flips)
@@ -262,14 +297,17 @@ def check_tta(tta):
     raise invalid_value("tta", f"a bool or a tuple of flips among {tuple(_FLIPS)}", tta)
 
 
-def _checked_images(image, preprocess, required_channels):
-    """`(images, single)`: the input as a numeric batch, and whether it was one image."""
+def _checked_images(image, preprocess, required):
+    """`(images, single)`: the input as a numeric batch, and whether it was one image
+    (or volume), for a model taking `required` `(*spatial, channels)`."""
     images = _imagesto_numpy(image)
-    if images.ndim not in (3, 4) or min(images.shape) < 1:
+    rank = len(required) - 1
+    if images.ndim not in (rank + 1, rank + 2) or min(images.shape) < 1:
+        kind, axes = ("image", "height, width") if rank == 2 else ("volume", "depth, height, width")
         raise InvalidArgumentError(
-            "Invalid value for argument `image`. Expected one image of shape "
-            "(height, width, channels) or a batch of shape (batch, height, width, channels) "
-            f"(add a channel axis to a grayscale image with image[..., None]). "
+            f"Invalid value for argument `image`. Expected one {kind} of shape "
+            f"({axes}, channels) or a batch of shape (batch, {axes}, channels) "
+            f"(add a channel axis to a grayscale {kind} with image[..., None]). "
             f"Received: image.shape={images.shape}"
         )
     if images.dtype == bool or not np.issubdtype(images.dtype, np.number):
@@ -286,13 +324,13 @@ def _checked_images(image, preprocess, required_channels):
             "image.astype('float32')). "
             f"Received: image.dtype={images.dtype} and preprocess=None"
         )
-    if required_channels is not None and images.shape[-1] != required_channels:
+    if required[-1] is not None and images.shape[-1] != required[-1]:
         raise InvalidArgumentError(
             "Invalid value for argument `image`. Expected the model's "
-            f"{required_channels} input channels (convert a grayscale image to RGB, or "
+            f"{required[-1]} input channels (convert a grayscale image to RGB, or "
             f"read it in the model's color mode). Received: image.shape={images.shape}"
         )
-    single = images.ndim == 3
+    single = images.ndim == rank + 1
     return (images[None] if single else images), single
 
 
@@ -318,17 +356,17 @@ def _tile_starts(length, tile, overlap):
     return [int(s) for s in np.round(np.linspace(0, length - tile, count))]
 
 
-def _weight_profiles(tile_h, tile_w, blend, sigma_scale):
-    """The blending weights of one tile along its height and width (their outer product
+def _weight_profiles(tile, blend, sigma_scale):
+    """The blending weights of one tile along each of its axes (their outer product
     is the tile's map), each max 1 and never below 1e-6.
 
     The Gaussian is centred at `(size - 1) / 2`, so the map is symmetric
     under flips (MONAI centres it at `size // 2`).
     """
     if blend == "constant":
-        return np.ones(tile_h, dtype="float32"), np.ones(tile_w, dtype="float32")
+        return [np.ones(size, dtype="float32") for size in tile]
     profiles = []
-    for size in (tile_h, tile_w):
+    for size in tile:
         coords = np.arange(size, dtype="float64") - (size - 1) / 2
         profile = np.exp(-0.5 * (coords / (sigma_scale * size)) ** 2)
         # Far from the centre a small sigma underflows to 0; every pixel needs a weight.
@@ -360,11 +398,12 @@ def _predict(model, batch):
             f"tensor. Received: a model returning {type(probs).__name__}"
         )
     probs = to_numpy(probs)
-    if probs.ndim != 4 or probs.shape[:3] != batch.shape[:3]:
+    if probs.ndim != batch.ndim or probs.shape[:-1] != batch.shape[:-1]:
+        axes = "height and width" if batch.ndim == 4 else "depth, height and width"
         raise InvalidArgumentError(
             "Invalid value for argument `model`. Expected the model to keep the tiles' "
-            "batch size, height and width: an output of shape "
-            f"({batch.shape[0]}, {batch.shape[1]}, {batch.shape[2]}, num_classes) for tiles of "
+            f"batch size, {axes}: an output of shape "
+            f"({', '.join(map(str, batch.shape[:-1]))}, num_classes) for tiles of "
             f"shape {batch.shape}. Received: output.shape={probs.shape}"
         )
     return probs.astype("float32", copy=False)

@@ -19,6 +19,8 @@ def load_datasets(config, dist):
     """
     from keras_unet_seg.data import SegmentationDataset
 
+    if is_volume_config(config):
+        return _volume_datasets(config, dist)
     common = {
         "image_size": tuple(config.image_size),
         "batch_size": dist.global_batch_size(config.batch_size),
@@ -56,6 +58,52 @@ def load_datasets(config, dist):
     if config.steps_per_epoch:  # epochs of a fixed number of steps, whatever the images
         train_data = train_data.repeat()
     return train_data, val_data, data_facts(datasets[0], config)
+
+
+def is_volume_config(config):
+    """Whether `config` trains on volumes: an `image_size` (patch size) of three sides."""
+    return len(config.image_size) == 3
+
+
+def _volume_datasets(config, dist):
+    """`load_datasets` of volumes: random patches with foreground oversampling (and
+    augmentation) for training, the patches of a grid over each volume for validation."""
+    from keras_unet_seg.data import SegmentationDataset
+
+    if config.validation_split is not None:
+        raise TrainingError(
+            f"{option('validation_split')} splits images; volumes train from "
+            f"{option('train_subset')} and {option('val_subset')} folders."
+        )
+    common = {
+        "patch_size": tuple(config.image_size),
+        "batch_size": dist.global_batch_size(config.batch_size),
+        "num_classes": config.num_classes,
+        "mask_threshold": config.mask_threshold,
+        "intensity": config.intensity,
+        "seed": config.seed,
+        "on_error": config.on_error,
+    }
+    roles = (
+        ("training", config.train_subset, {"augment": config.augment != "none"}),
+        ("validation", config.val_subset, {"sampling": "grid", "shuffle": False}),
+    )
+    datasets = []
+    for role, subset, extra in roles:
+        try:
+            dataset = SegmentationDataset.from_volumes(config.data, subset, **common, **extra)
+            datasets.append(dataset)
+        except UserError as error:
+            raise TrainingError(_data_error(config, role, subset, error)) from None
+    train_data, val_data = datasets
+    if config.steps_per_epoch:
+        train_data = train_data.repeat()
+    facts = {
+        "training_images": len(datasets[0].image_paths),
+        "input_channels": int(datasets[0].element_spec[0].shape[-1]),
+        "training_spacings": [list(spacing) for spacing in datasets[0].spacings],
+    }
+    return train_data, val_data, facts
 
 
 def _data_error(config, role, subset, error):

@@ -11,14 +11,15 @@ from keras_unet_seg.training import _objectives
 
 
 def build_model(config, dtype=None, channels=None):
-    """The `UNet` of `config`, built for images of any size.
+    """The `UNet` of `config`, built for images (or volumes) of any size.
 
     Args:
         config: a `TrainingConfig`.
         dtype: the dtype policy name (`performance.resolve_precision`); `None` takes
             Keras' global one.
         channels: the input channels, by default those of `config.color_mode`; with
-            `color_mode="native"` the model is returned unbuilt when they are not given.
+            `color_mode="native"`, or for volumes (`image_size` of three sides: their
+            channels are the files'), the model is returned unbuilt when they are not given.
     """
     from keras_unet_seg.layers import AttentionDecoderStage, DecoderStage
     from keras_unet_seg.models import UNet
@@ -35,9 +36,10 @@ def build_model(config, dtype=None, channels=None):
         decoder_stage=AttentionDecoderStage if config.attention else DecoderStage,
         dtype=dtype,
     )
-    channels = channels or channels_for(config.color_mode)
+    rank = len(config.image_size)
+    channels = channels or (channels_for(config.color_mode) if rank == 2 else None)
     if channels is not None:
-        model.build((None, None, None, channels))
+        model.build((None,) * (rank + 1) + (channels,))
     return model
 
 

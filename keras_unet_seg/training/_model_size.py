@@ -8,6 +8,7 @@ count is exact for every encoder and decoder, and the memory of one training ste
 batch's activations) is compared with this machine's memory.
 """
 
+import math
 import os
 
 import keras
@@ -46,10 +47,10 @@ def count_parameters(build):
 
 
 def training_memory(parameters, batch_size, image_size, base_filters, depth):
-    """Bytes of one training step: the parameters' copies and one batch's activations."""
-    height, width = image_size
+    """Bytes of one training step: the parameters' copies and one batch's activations
+    (`image_size`: one size an axis, 2 or 3)."""
     pixels = sum(
-        (height / 2**level) * (width / 2**level) * base_filters * 2**level
+        math.prod(side / 2**level for side in image_size) * base_filters * 2**level
         for level in range(depth + 1)
     )
     activations = batch_size * pixels * _ACTIVATIONS_PER_LEVEL
@@ -74,18 +75,18 @@ def check_model_fits(config, memory=None):
     from keras_unet_seg.data._images import channels_for
     from keras_unet_seg.training._model import build_model
 
-    height, width = config.image_size
-    smallest = min(height, width)
+    sides = "x".join(map(str, config.image_size))
+    smallest = min(config.image_size)
     most = smallest.bit_length() - 1  # the largest depth with 2**depth <= smallest side
     if config.encoder is None and 2**config.depth > smallest:
         raise InvalidArgumentError(
-            f"{option('depth', config.depth)} halves the {height}x{width} training images "
+            f"{option('depth', config.depth)} halves the {sides} training images "
             f"{config.depth} times, more than their {smallest}-pixel side allows: use "
             f"{option('depth', most)} or less (2**{most} = {2**most}), or a larger "
             f"{option('image_size')}."
         )
     # "native" channels are only known from the files; a few more change little.
-    channels = channels_for(config.color_mode) or 4
+    channels = (channels_for(config.color_mode) if len(config.image_size) == 2 else 1) or 4
     unweighted = config.replace(encoder_weights=None)
     parameters = count_parameters(lambda: build_model(unweighted, channels=channels))
     needed = training_memory(
@@ -97,7 +98,7 @@ def check_model_fits(config, memory=None):
             f"{option('base_filters', config.base_filters)} with "
             f"{option('depth', config.depth)} makes a "
             f"model of {parameters:.3g} parameters, and a training step on batches of "
-            f"{config.batch_size} {height}x{width} images needs about {_size(needed)}, "
+            f"{config.batch_size} {sides} images needs about {_size(needed)}, "
             f"more than this machine's {_size(memory)}: lower {option('base_filters')}, "
             f"{option('depth')}, {option('batch_size')} or {option('image_size')}."
         )

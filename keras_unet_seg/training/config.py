@@ -78,7 +78,10 @@ class TrainingConfig:
     Args:
         data: str, the dataset root: `<train_subset>/{images,masks}` and
             `<val_subset>/{images,masks}`, or with `validation_split` one flat
-            `images/` and `masks/`.
+            `images/` and `masks/`. With an `image_size` of three sides
+            `(depth, height, width)`, the folders hold volumes (NIfTI files, TIFF
+            stacks) and a 3D `UNet` trains on patches of that size
+            (`SegmentationDataset.from_volumes`).
         (the other fields): as the `train` command's options of the same name.
 
     Example:
@@ -240,7 +243,7 @@ _CHECKS = {
     "val_subset": _string,
     "validation_split": _optional(_types.fraction),
     "on_error": _choice(*ON_ERROR),
-    "image_size": _types.image_size,
+    "image_size": _types.tile_size,
     "crop_to_aspect_ratio": _boolean,
     "pad_to_aspect_ratio": _boolean,
     "batch_size": _types.positive_int,

@@ -171,7 +171,7 @@ def _train(config, out, resume, devices, overwrite=False, verbose=1):
     train_data, val_data, facts = load_datasets(config, dist)
     with dist.scope():
         if not model.built:  # color_mode "native": as many channels as the files
-            model.build((None, None, None, facts["input_channels"]))
+            model.build((None,) * (len(config.image_size) + 1) + (facts["input_channels"],))
         unfreeze = callbacks.freeze_encoder(model, config.freeze_encoder_epochs, verbose)
         checkpoint = callbacks.RunCheckpoint(out, monitor, mode="max", restore=False)
         record = {**config.to_dict(), **facts}
