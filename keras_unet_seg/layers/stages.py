@@ -86,6 +86,7 @@ class EncoderStage(keras.layers.Layer):
             rank=rank,
             pool_size=_options.pool_tuple("pool_size", self.pool_size, rank),
         )
+        _options.track_first(self, [self.block, self.downsample])
         self.block.build(input_shape)
         self.downsample.build(self.block.compute_output_shape(input_shape))
 
@@ -212,6 +213,7 @@ class DecoderStage(keras.layers.Layer):
         self.block = _make_block(
             self.conv_block, self.filters, self.block_kwargs, self.dtype_policy
         )
+        _options.track_first(self, [self.upsample, self.concat, self.block])
 
     def _check_input_shape(self, input_shape):
         """Returns `(x_shape, skip_shape)`, `skip_shape` being `None` without a skip."""
