@@ -97,7 +97,9 @@ class SegmentationDataset:
             after the first epoch, or a file path to cache them on disk. A file
             cache is reused as it is by later runs: delete it when the data or
             the arguments change. With a file cache the shuffle buffer holds at
-            most 256 pairs.
+            most 256 pairs. An instance's `train()` and `validation()` (and
+            `subset="both"`) add `_train` and `_validation` (`_training` and
+            `_validation`) to the path, one cache each.
         normalization: deprecated: `intensity` under its former name.
 
     Example:
