@@ -13,7 +13,7 @@ def _make_block(conv_block, filters, block_kwargs, dtype):
 
 @keras.saving.register_keras_serializable(package="keras_unet_seg")
 class EncoderStage(keras.layers.Layer):
-    """One encoder level: a convolution block, then 2x downsampling.
+    """One encoder level: a convolution block, then downsampling by `pool_size` (2x).
 
     Works on images and on volumes alike: the layers are 2D or 3D by the
     rank of the input at build.
@@ -119,7 +119,7 @@ class EncoderStage(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="keras_unet_seg")
 class DecoderStage(keras.layers.Layer):
-    """One decoder level: 2x upsampling, fusion with the skip, a block.
+    """One decoder level: upsampling by `pool_size` (2x), fusion with the skip, a block.
 
     Works on images and on volumes alike: the layers are 2D or 3D by the
     rank of the input at build.
@@ -132,10 +132,11 @@ class DecoderStage(keras.layers.Layer):
 
     Args:
         filters: int, output channels of the upsampling and of the block.
-        upsampling: `"transpose"` (a learned 2x2 transposed convolution to
-            `filters` channels), `"bilinear"` or `"nearest"` (parameter-free,
-            channels unchanged; volumes take `"transpose"` or `"nearest"`).
-            Defaults to `"transpose"`.
+        upsampling: `"transpose"` (a learned transposed convolution to
+            `filters` channels, of kernel and stride `pool_size`: 2x2, or
+            2x2x2 on volumes, by default), `"bilinear"` or `"nearest"`
+            (parameter-free, channels unchanged; volumes take `"transpose"`
+            or `"nearest"`). Defaults to `"transpose"`.
         conv_block: the block class (or registered callable returning a
             layer), called as `conv_block(filters=..., **block_kwargs)`.
             Defaults to `ConvBlock`.
