@@ -40,6 +40,18 @@ def read_mask_values(path):
                 f"Mask '{path}' has shape {array.shape}; expected (height, width).",
                 path,
             )
+    return integer_values(array, path)
+
+
+def integer_values(array, path):
+    """A mask's values as integers: whole floats as int64, bools as uint8.
+
+    The one rule of image and volume masks (`read_mask_values` and
+    `SegmentationDataset.from_volumes`).
+
+    Raises:
+        InvalidFileError: the mask `path` holds non-integer or non-finite floats.
+    """
     if array.dtype.kind == "f":
         if not np.all(np.isfinite(array)) or not np.array_equal(array, np.round(array)):
             raise InvalidFileError(

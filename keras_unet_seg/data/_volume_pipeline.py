@@ -27,7 +27,7 @@ from keras_unet_seg._validation import (
 from keras_unet_seg.data import _checks, _layout, _options, _patches
 from keras_unet_seg.data._decoding import InvalidFileError
 from keras_unet_seg.data._layout import Problem
-from keras_unet_seg.data._masks import convert_mask
+from keras_unet_seg.data._masks import convert_mask, integer_values
 from keras_unet_seg.data._tensorflow import import_tf
 from keras_unet_seg.data.intensity import intensity_spec, normalize_volume
 from keras_unet_seg.data.volumes import VOLUME_EXTENSIONS, read_volume
@@ -120,22 +120,13 @@ def check_volume_options(arguments):
 
 
 def _mask_values(mask):
-    """A mask volume's values `(depth, height, width)` as integers; see `read_mask`."""
+    """A mask volume's values `(depth, height, width)` as integers, as for images."""
     array = mask.array
     if array.shape[-1] != 1:
         raise InvalidFileError(
             f"Mask '{mask.path}' has {array.shape[-1]} channels; expected 1.", mask.path
         )
-    values = array[..., 0]
-    if values.dtype.kind == "f":
-        if not np.all(np.isfinite(values)) or not np.array_equal(values, np.round(values)):
-            raise InvalidFileError(
-                f"Mask '{mask.path}' holds non-integer values; masks hold class ids or "
-                "binary values.",
-                mask.path,
-            )
-        values = values.astype(np.int64)
-    return values.astype(np.uint8) if values.dtype == np.bool_ else values
+    return integer_values(array[..., 0], mask.path)
 
 
 @dataclass

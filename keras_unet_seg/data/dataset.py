@@ -97,7 +97,9 @@ class SegmentationDataset:
             after the first epoch, or a file path to cache them on disk. A file
             cache is reused as it is by later runs: delete it when the data or
             the arguments change. With a file cache the shuffle buffer holds at
-            most 256 pairs.
+            most 256 pairs. An instance's `train()` and `validation()` (and
+            `subset="both"`) add `_train` and `_validation` (`_training` and
+            `_validation`) to the path, one cache each.
         normalization: deprecated: `intensity` under its former name.
 
     Example:
@@ -168,7 +170,8 @@ class SegmentationDataset:
         Returns:
             A `tf.data.Dataset` of `(images, masks)` batches.
         """
-        return self._constructor()(self.directory, self.subsets["train"], **self.options)
+        options = _own_cache(self.options, "train")
+        return self._constructor()(self.directory, self.subsets["train"], **options)
 
     def validation(self):
         """The validation dataset: `validation_subset`, in order, never augmented (for
@@ -177,7 +180,7 @@ class SegmentationDataset:
         Returns:
             A `tf.data.Dataset` of `(images, masks)` batches.
         """
-        options = {**self.options, "shuffle": False, "augment": None}
+        options = {**_own_cache(self.options, "validation"), "shuffle": False, "augment": None}
         if self._constructor() == self.from_volumes:
             options["sampling"] = "grid"
         return self._constructor()(self.directory, self.subsets["validation"], **options)
@@ -420,6 +423,15 @@ class SegmentationDataset:
             directory, subset, options, mask_suffix, on_error, verbose
         )
         return _volume_pipeline.volumes_dataset(volumes, options)
+
+
+def _own_cache(options, name):
+    """`options` with a `cache` file path suffixed by `name`: each dataset its own files
+    (`tf.data` reads a complete cache file back whatever the dataset that asks)."""
+    cache = options.get("cache")
+    if isinstance(cache, (str, os.PathLike)):
+        return {**options, "cache": f"{os.fspath(cache)}_{name}"}
+    return options
 
 
 # --- from_directory ------------------------------------------------------------------------

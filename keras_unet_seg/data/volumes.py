@@ -277,11 +277,14 @@ def _check_mask(mask, like):
         raise invalid_value(
             "mask",
             f"an array of the volume's shape {like.shape} (or {(*like.shape, 1)})",
-            f"array of shape {mask.shape}",
+            received=f"mask.shape={mask.shape}",
         )
     if mask.dtype.kind not in "biu" or (mask.size and (mask.min() < 0 or mask.max() > 255)):
+        values = f" of values in [{mask.min()}, {mask.max()}]" if mask.size else ""
         raise invalid_value(
-            "mask", "an integer or bool array of values in [0, 255]", f"{mask.dtype} array"
+            "mask",
+            "an integer or bool array of values in [0, 255]",
+            received=f"{mask.dtype} array{values}",
         )
     return mask.astype(np.uint8)
 

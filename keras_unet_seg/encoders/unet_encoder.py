@@ -8,7 +8,7 @@ from keras_unet_seg.layers.conv_block import ConvBlock
 from keras_unet_seg.layers.stages import EncoderStage
 from keras_unet_seg.layers.unet_decoder import (
     check_filters,
-    level_pool_size,
+    stage_pool_size,
     standardize_level_kwargs,
     standardize_pool_sizes,
 )
@@ -95,7 +95,7 @@ class UNetEncoder(keras.layers.Layer):
                 pooling=pooling,
                 conv_block=self.conv_block,
                 block_kwargs=level_kwargs[level],
-                pool_size=level_pool_size(self.pool_sizes, level),
+                **stage_pool_size(self.pool_sizes, level),
                 name=f"encoder_{level}",
                 dtype=self.dtype_policy,
             )

@@ -120,6 +120,21 @@ def spatial_rank(layer, input_shape):
     return rank
 
 
+def track_first(layer, sublayers):
+    """Puts `sublayers` (`None`s skipped) first among `layer`'s layers, in this order.
+
+    The blocks make their layers at build, when the input's rank is known; earlier
+    versions made them in `__init__`, before the layers a subclass makes in its own
+    `__init__` (such as the guide's squeeze-and-excitation block). Their place in
+    `layer.weights` is the order of `get_weights()` and of the optimizer's slots in
+    a saved `.keras` file, so it is kept: Keras lists a layer's weights in the order
+    of `_layers`, which this reorders in place.
+    """
+    first = [sublayer for sublayer in sublayers if sublayer is not None]
+    ids = {id(sublayer) for sublayer in first}
+    layer._layers[:] = first + [s for s in layer._layers if id(s) not in ids]
+
+
 def make_conv(rank, filters, kernel_size, **kwargs):
     """A `Conv2D` or `Conv3D` (by `rank`) of `filters` and `kernel_size`."""
     return _RANKED["conv"][rank](filters, kernel_size, **kwargs)

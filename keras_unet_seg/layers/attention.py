@@ -72,6 +72,8 @@ class AttentionDecoderStage(DecoderStage):
         self.theta = conv(inter, "gate_theta")
         self.phi = conv(inter, "gate_phi")
         self.psi = conv(1, "gate_psi")
+        gate = [self.upsample, self.concat, self.block, self.theta, self.phi, self.psi]
+        _options.track_first(self, gate)
 
     def build(self, input_shape):
         super().build(input_shape)

@@ -142,6 +142,8 @@ class ConvBlock(keras.layers.Layer):
             self.dropout_layer = keras.layers.Dropout(
                 self.dropout, name="dropout", dtype=self.dtype_policy
             )
+        own = [*self.convs, *self.norms, *self.activation_layers, self.dropout_layer]
+        _options.track_first(self, own)  # before a subclass's, as when made in `__init__`
 
         shape = tuple(input_shape)
         for conv, norm, act in zip(self.convs, self.norms, self.activation_layers, strict=True):

@@ -13,7 +13,7 @@ def _make_block(conv_block, filters, block_kwargs, dtype):
 
 @keras.saving.register_keras_serializable(package="keras_unet_seg")
 class EncoderStage(keras.layers.Layer):
-    """One encoder level: a convolution block, then 2x downsampling.
+    """One encoder level: a convolution block, then downsampling by `pool_size` (2x).
 
     Works on images and on volumes alike: the layers are 2D or 3D by the
     rank of the input at build.
@@ -86,6 +86,7 @@ class EncoderStage(keras.layers.Layer):
             rank=rank,
             pool_size=_options.pool_tuple("pool_size", self.pool_size, rank),
         )
+        _options.track_first(self, [self.block, self.downsample])
         self.block.build(input_shape)
         self.downsample.build(self.block.compute_output_shape(input_shape))
 
@@ -118,7 +119,7 @@ class EncoderStage(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="keras_unet_seg")
 class DecoderStage(keras.layers.Layer):
-    """One decoder level: 2x upsampling, fusion with the skip, a block.
+    """One decoder level: upsampling by `pool_size` (2x), fusion with the skip, a block.
 
     Works on images and on volumes alike: the layers are 2D or 3D by the
     rank of the input at build.
@@ -131,10 +132,11 @@ class DecoderStage(keras.layers.Layer):
 
     Args:
         filters: int, output channels of the upsampling and of the block.
-        upsampling: `"transpose"` (a learned 2x2 transposed convolution to
-            `filters` channels), `"bilinear"` or `"nearest"` (parameter-free,
-            channels unchanged; volumes take `"transpose"` or `"nearest"`).
-            Defaults to `"transpose"`.
+        upsampling: `"transpose"` (a learned transposed convolution to
+            `filters` channels, of kernel and stride `pool_size`: 2x2, or
+            2x2x2 on volumes, by default), `"bilinear"` or `"nearest"`
+            (parameter-free, channels unchanged; volumes take `"transpose"`
+            or `"nearest"`). Defaults to `"transpose"`.
         conv_block: the block class (or registered callable returning a
             layer), called as `conv_block(filters=..., **block_kwargs)`.
             Defaults to `ConvBlock`.
@@ -212,6 +214,7 @@ class DecoderStage(keras.layers.Layer):
         self.block = _make_block(
             self.conv_block, self.filters, self.block_kwargs, self.dtype_policy
         )
+        _options.track_first(self, [self.upsample, self.concat, self.block])
 
     def _check_input_shape(self, input_shape):
         """Returns `(x_shape, skip_shape)`, `skip_shape` being `None` without a skip."""

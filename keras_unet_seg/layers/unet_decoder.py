@@ -51,6 +51,16 @@ def level_pool_size(pool_sizes, level):
     return 2 if pool_sizes is None else pool_sizes[level]
 
 
+def stage_pool_size(pool_sizes, level):
+    """`{"pool_size": ...}` for the stage of `level`, or `{}` without `pool_sizes`.
+
+    A stage of an earlier version's contract (a registered callable taking
+    `filters`, `pooling` or `upsampling`, `conv_block` and `block_kwargs`) gets no
+    `pool_size` unless the model pools by other than 2.
+    """
+    return {} if pool_sizes is None else {"pool_size": pool_sizes[level]}
+
+
 def split_features(input_shape, levels, layer_name):
     """Checks a list of feature shapes and returns the level of the finest one.
 
@@ -160,7 +170,7 @@ class UNetDecoder(keras.layers.Layer):
             upsampling=self.upsampling,
             conv_block=self.conv_block,
             block_kwargs=level_kwargs[level],
-            pool_size=level_pool_size(self.pool_sizes, level),
+            **stage_pool_size(self.pool_sizes, level),
             name=name,
             dtype=self.dtype_policy,
         )

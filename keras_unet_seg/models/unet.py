@@ -86,10 +86,12 @@ class UNet(keras.Model):
             to `ConvBlock`.
         encoder_stage: class or registered callable building the encoder
             stages, called as `encoder_stage(filters=..., pooling=...,
-            conv_block=..., block_kwargs=...)`. Defaults to `EncoderStage`.
+            conv_block=..., block_kwargs=...)`, and `pool_size=...` when
+            `pool_sizes` is given. Defaults to `EncoderStage`.
         decoder_stage: class or registered callable building the decoder
             stages, called as `decoder_stage(filters=..., upsampling=...,
-            conv_block=..., block_kwargs=...)`. Defaults to `DecoderStage`.
+            conv_block=..., block_kwargs=...)`, and `pool_size=...` when
+            `pool_sizes` is given. Defaults to `DecoderStage`.
         block_kwargs: dict of extra constructor arguments for every block,
             for the options of a custom `conv_block`. Defaults to `None`.
         encoder: `None` (the encoder stages above), the name of a

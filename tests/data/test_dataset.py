@@ -202,6 +202,23 @@ def test_an_instance_holds_the_options_and_makes_train_and_validation(tmp_path):
         SegmentationDataset(tmp_path, image_sise=(8, 8))
 
 
+def test_an_instance_caches_train_and_validation_in_files_of_their_own(tmp_path):
+    write_id_pairs(tmp_path / "train", 4)
+    write_id_pairs(tmp_path / "val", 2)
+    cache = tmp_path / "cache"
+    options = dict(image_size=(SIZE, SIZE), batch_size=1, verbose=False, cache=cache)
+    data = SegmentationDataset(tmp_path, **options)
+    assert len(_batches(data.train())) == 4  # fills the training set's cache files
+    in_order = {**options, "cache": False, "shuffle": False}
+    plain = SegmentationDataset.from_directory(tmp_path, "val", **in_order)
+    validation = _batches(data.validation())
+    assert _same(validation, _batches(plain))  # not the training set's cache
+    assert {name.split(".")[0] for name in os.listdir(tmp_path) if "cache" in name} == {
+        "cache_train",
+        "cache_validation",
+    }
+
+
 def test_an_instance_splits_a_flat_folder_and_reads_volumes(tmp_path):
     write_id_pairs(tmp_path / "flat", 5)
     data = SegmentationDataset(tmp_path / "flat", validation_split=0.4, seed=0, verbose=False)

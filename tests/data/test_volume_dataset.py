@@ -214,3 +214,11 @@ def test_each_volume_is_read_once_an_epoch_for_all_its_patches(tmp_path, monkeyp
     )
     assert sum(int(images.shape[0]) for images, _ in dataset) == 10
     assert len(files) == reads  # an image and a mask a volume, or none from the cache
+
+
+def test_a_mask_of_fractions_is_refused_as_a_2d_mask_is(tmp_path):
+    mask = np.ones((8, 8, 8), np.float32)
+    mask[0, 0, 0] = 0.5
+    _write(tmp_path, "soft", np.zeros((8, 8, 8), np.float32), mask)
+    with pytest.raises(InvalidFileError, match=r"soft\.tif' holds non-integer floating point"):
+        SegmentationDataset.from_volumes(tmp_path, "train", patch_size=(8, 8, 8), verbose=False)

@@ -131,10 +131,13 @@ def test_write_refuses_existing_files_and_bad_masks(tmp_path):
     assert target.read_bytes() == b"a user's file"
     write_volume(target, np.zeros((3, 4, 5), np.uint8), like=volume, overwrite=True)
     assert read_volume(target).array.shape == (3, 4, 5, 1)
-    with pytest.raises(InvalidArgumentError, match="mask"):
+    with pytest.raises(InvalidArgumentError, match=r"Received: mask\.shape=\(3, 4, 6\)$"):
         write_volume(tmp_path / "b.tif", np.zeros((3, 4, 6), np.uint8), like=volume)
-    with pytest.raises(InvalidArgumentError, match="mask"):
+    with pytest.raises(InvalidArgumentError, match=r"Received: float64 array of values"):
         write_volume(tmp_path / "c.tif", np.full((3, 4, 5), 0.5), like=volume)
+    ramp = np.arange(60, dtype=np.uint16).reshape(3, 4, 5) * 5
+    with pytest.raises(InvalidArgumentError, match=r"uint16 array of values in \[0, 295\]"):
+        write_volume(tmp_path / "d.tif", ramp, like=volume)
     assert sorted(os.listdir(tmp_path)) == ["mask.tif", "s.tif"]  # no temporary left
 
 

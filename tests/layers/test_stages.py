@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_unet_seg import ConvBlock, DecoderStage, EncoderStage
+from keras_unet_seg import AttentionDecoderStage, ConvBlock, DecoderStage, EncoderStage
 from keras_unet_seg.testing import check_layer
 
 
@@ -125,3 +125,52 @@ def test_a_volume_stage_refuses_bilinear_upsampling_and_a_pool_size_of_another_r
         DecoderStage(4, upsampling="bilinear")([x, skip])
     with pytest.raises(ValueError, match=r"one value a spatial axis of the 3D input"):
         EncoderStage(4, pool_size=(2, 2))(skip)
+
+
+def _weight_order(layer, shape):
+    layer.build(shape)
+    return list(dict.fromkeys(w.path.split("/")[1] for w in layer.weights))
+
+
+def test_subclass_layers_made_in_init_keep_their_place_in_the_weight_order():
+    # The blocks make their layers at build (the rank is the input's), but a subclass's
+    # layers made in its `__init__` (the guide's squeeze-and-excitation block) still
+    # come after them, as in the versions that made them in `__init__`: the order of
+    # `get_weights()` and of the optimizer's slots in a saved 2D `.keras` file.
+    class Extra(ConvBlock):
+        def __init__(self, filters, **kwargs):
+            super().__init__(filters, **kwargs)
+            self.extra = keras.layers.Dense(2, name="extra")
+
+        def build(self, input_shape):
+            super().build(input_shape)
+            self.extra.build((None, self.filters))
+
+    block = Extra(4, residual=True)
+    assert _weight_order(block, (1, 8, 8, 3)) == [
+        "conv_0", "conv_1", "norm_0", "norm_1", "extra", "shortcut", "shortcut_norm"
+    ]  # fmt: skip
+
+    class ExtraEncoderStage(EncoderStage):
+        def __init__(self, filters, **kwargs):
+            super().__init__(filters, pooling="conv", **kwargs)
+            self.extra = keras.layers.Dense(2, name="extra")
+
+        def build(self, input_shape):
+            super().build(input_shape)
+            self.extra.build((None, self.filters))
+
+    order = _weight_order(ExtraEncoderStage(4), (1, 8, 8, 3))
+    assert order == ["block", "downsample", "extra"]
+
+    class ExtraDecoderStage(AttentionDecoderStage):
+        def __init__(self, filters, **kwargs):
+            super().__init__(filters, **kwargs)
+            self.extra = keras.layers.Dense(2, name="extra")
+
+        def build(self, input_shape):
+            self.extra.build((None, self.filters))
+            super().build(input_shape)
+
+    order = _weight_order(ExtraDecoderStage(4), [(1, 4, 4, 8), (1, 8, 8, 4)])
+    assert order == ["upsample", "block", "gate_theta", "gate_phi", "gate_psi", "extra"]

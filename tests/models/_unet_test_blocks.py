@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_unet_seg import ConvBlock, DecoderStage
+from keras_unet_seg import ConvBlock, DecoderStage, EncoderStage
 
 
 @keras.saving.register_keras_serializable(package="keras_unet_seg_tests")
@@ -56,3 +56,20 @@ class CicekDecoderStage(DecoderStage):
 
     def upsample_filters(self, channels):
         return channels
+
+
+# Stages written to the contract of earlier versions: called with `filters`, `pooling`
+# (or `upsampling`), `conv_block`, `block_kwargs`, `name` and `dtype`, knowing nothing
+# of `pool_size`.
+
+
+@keras.saving.register_keras_serializable(package="keras_unet_seg_tests")
+def plain_encoder_stage(filters, pooling, conv_block, block_kwargs, name=None, dtype=None):
+    """An `EncoderStage` made by a function that takes the arguments of earlier versions."""
+    return EncoderStage(filters, pooling, conv_block, block_kwargs, name=name, dtype=dtype)
+
+
+@keras.saving.register_keras_serializable(package="keras_unet_seg_tests")
+def plain_decoder_stage(filters, upsampling, conv_block, block_kwargs, name=None, dtype=None):
+    """A `DecoderStage` made by a function that takes the arguments of earlier versions."""
+    return DecoderStage(filters, upsampling, conv_block, block_kwargs, name=name, dtype=dtype)

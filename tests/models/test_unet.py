@@ -1,7 +1,7 @@
 import keras
 import numpy as np
 import pytest
-from _unet_test_blocks import SqueezeExciteBlock
+from _unet_test_blocks import SqueezeExciteBlock, plain_decoder_stage, plain_encoder_stage
 
 from keras_unet_seg import AttentionDecoderStage, ConvBlock, UNet, UNetDecoder
 from keras_unet_seg.encoders import UNetEncoder
@@ -123,6 +123,14 @@ def test_injected_block_is_used_everywhere_and_survives_saving(tmp_path):
     loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
     assert isinstance(loaded.bottleneck, SqueezeExciteBlock)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(images)), expected, atol=1e-6)
+
+
+def test_stages_of_the_earlier_contract_still_build_a_2d_unet():
+    # `pool_size` reaches the stages only when `pool_sizes` is given: a stage written
+    # for earlier versions knows nothing of it.
+    model = UNet(**SMALL, encoder_stage=plain_encoder_stage, decoder_stage=plain_decoder_stage)
+    assert tuple(model(_images((1, 20, 20, 3))).shape) == (1, 20, 20, 1)
+    assert [stage.pool_size for stage in model.encoders + model.decoders] == [2, 2, 2, 2]
 
 
 def test_unregistered_block_is_refused():
