@@ -220,7 +220,9 @@ def volumes_dataset(volumes, options):
         return images, masks
 
     dataset = dataset.map(patches, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    dataset = dataset.unbatch()
+    dataset = dataset.unbatch().apply(
+        tf.data.experimental.assert_cardinality(_patch_count(volumes, options))
+    )
     if options.batch_size is not None:
         dataset = dataset.batch(options.batch_size)
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
@@ -230,6 +232,14 @@ def volumes_dataset(volumes, options):
     dataset.spacings = list(volumes.spacings)
     dataset.intensity = dict(options.intensity)
     return dataset
+
+
+def _patch_count(volumes, options):
+    """The patches of an epoch: with it Keras knows an epoch's steps (of a dataset of
+    unknown size it warns at each epoch's end that the input "ran out of data")."""
+    if options.sampling == "grid":
+        return sum(len(_patches.grid_starts(s, options.patch_size)) for s in volumes.shapes)
+    return len(volumes.samples) * options.patches_per_volume
 
 
 def _random_elements(volumes, options):

@@ -181,3 +181,29 @@ def test_synthetic_volumes_are_a_function_of_the_seed_and_never_overwritten(tmp_
         make_synthetic_volumes(tmp_path / "a", num_train=1, num_val=0, seed=1)
     make_synthetic_volumes(tmp_path / "a", num_train=1, num_val=0, seed=2, overwrite=True)
     assert (tmp_path / "a" / path).read_bytes() == c
+
+
+@pytest.mark.slow
+def test_small_3d_unet_reaches_validation_dice_0_9(tmp_path):
+    from keras_unet_seg.losses import BCEDiceLoss
+    from keras_unet_seg.models.unet import UNet
+
+    shape = (16, 24, 24)
+    root = make_synthetic_volumes(tmp_path, num_train=8, num_val=2, shape=shape, seed=0)
+    common = {"patch_size": shape, "seed": 0, "cache": True, "verbose": False}
+    train = SegmentationDataset.from_volumes(
+        root, "train", batch_size=4, patches_per_volume=4, augment=None, **common
+    )
+    val = SegmentationDataset.from_volumes(
+        root, "val", batch_size=2, sampling="grid", shuffle=False, **common
+    )
+    keras.utils.set_random_seed(0)
+    model = UNet(num_classes=1, base_filters=8, depth=2)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=BCEDiceLoss())
+    assert int(train.cardinality()) == 8  # 8 volumes x 4 patches in batches of 4
+    model.fit(train, epochs=12, verbose=0)  # Dice 0.96 here (0.95 after 4 epochs)
+    masks = np.concatenate([m.numpy() for _, m in val])
+    predicted = model.predict(val, verbose=0) >= 0.5
+    dice = 2 * np.sum(predicted * masks) / (np.sum(predicted) + np.sum(masks))
+    print(f"validation Dice of the 3D U-Net: {dice:.3f}")
+    assert dice >= 0.9

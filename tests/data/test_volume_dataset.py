@@ -125,6 +125,7 @@ def test_same_seed_same_batches_and_each_epoch_new_patches(tmp_path):
 
     first = make(5)
     epoch_1, epoch_2 = _arrays(first), _arrays(first)
+    assert int(first.cardinality()) == len(epoch_1) == 3  # 3 volumes x 2 patches, batches of 2
     again = make(5)
     assert all(np.array_equal(a[0], b[0]) for a, b in zip(epoch_1, _arrays(again), strict=True))
     assert not all(np.array_equal(a[0], b[0]) for a, b in zip(epoch_1, epoch_2, strict=True))
@@ -148,6 +149,7 @@ def test_grid_sampling_covers_each_volume_the_same_every_epoch(tmp_path):
     )
     patches = _arrays(dataset)
     assert len(patches) == 2 * 3 * 3  # ceil(10 / 8) * ceil(23 / 8) * ceil(17 / 8)
+    assert int(dataset.cardinality()) == len(patches)  # Keras knows an epoch's steps
     seen = np.unique(np.concatenate([np.round(p[..., 0]).ravel() for p, _ in patches]))
     assert np.array_equal(seen, np.unique(image))  # every voxel, none augmented away
     assert all(np.array_equal(a[0], b[0]) for a, b in zip(patches, _arrays(dataset), strict=True))
