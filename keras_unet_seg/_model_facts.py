@@ -7,7 +7,7 @@ callable with an `input_shape`, such as an exported model's runtime.
 
 import numpy as np
 
-from keras_unet_seg._errors import InvalidArgumentError
+from keras_unet_seg._validation import invalid_value
 
 
 def input_shape(model):
@@ -40,10 +40,11 @@ def image_input_shape(model):
     """
     shape = input_shape(model)
     if shape[-1] is None:
-        raise InvalidArgumentError(
-            "Invalid value for argument `model`. Expected a model built on images "
-            "(batch, height, width, channels): call `model.build((None, None, None, "
-            "channels))` or predict once first. Received: a model of unknown input shape"
+        raise invalid_value(
+            "model",
+            "a model built on images (batch, height, width, channels): call "
+            "`model.build((None, None, None, channels))` or predict once first",
+            received="a model of unknown input shape",
         )
     return shape
 

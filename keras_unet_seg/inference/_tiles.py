@@ -9,7 +9,6 @@ import keras
 import numpy as np
 
 from keras_unet_seg._arrays import to_numpy
-from keras_unet_seg._errors import InvalidArgumentError
 from keras_unet_seg._model_facts import input_shape
 from keras_unet_seg._validation import (
     check_choice,
@@ -147,11 +146,11 @@ def minimum_tile_size(model):
 def _check_tile_size(model, tile_size, checked):
     minimum = minimum_tile_size(model)
     if min(checked) < minimum:
-        raise InvalidArgumentError(
-            "Invalid value for argument `tile_size`. Expected at least the model's "
-            f"minimum tile of {'x'.join([str(minimum)] * len(checked))} (2**depth): "
-            "a smaller tile is padded up "
-            f"inside the model, which changes the masks. Received: tile_size={tile_size!r}"
+        raise invalid_value(
+            "tile_size",
+            f"at least the model's minimum tile of {'x'.join([str(minimum)] * len(checked))} "
+            "(2**depth): a smaller tile is padded up inside the model, which changes the masks",
+            tile_size,
         )
 
 
@@ -206,11 +205,12 @@ class _Grid:
         without_overlap = math.prod(-(-p // t) for p, t in zip(self.padded, self.tile, strict=True))
         if count > _MAX_TILE_FACTOR * without_overlap:
             kind = "image" if len(self.size) == 2 else "volume"
-            raise InvalidArgumentError(  # the command's --overlap too
-                "Invalid value for argument `overlap`. Expected an overlap that needs at most "
-                f"{_MAX_TILE_FACTOR} times the tiles of no overlap ({without_overlap} tiles of "
-                f"{_sides(self.tile)} for a {_sides(self.size)} {kind}), such as "
-                f"0.25 or 0.5. Received: overlap={overlap!r}, which needs {count} tiles"
+            raise invalid_value(  # the command's --overlap too
+                "overlap",
+                f"an overlap that needs at most {_MAX_TILE_FACTOR} times the tiles of no "
+                f"overlap ({without_overlap} tiles of {_sides(self.tile)} for a "
+                f"{_sides(self.size)} {kind}), such as 0.25 or 0.5",
+                received=f"overlap={overlap!r}, which needs {count} tiles",
             )
 
     def pad(self, images, padding_mode, padding_value):
@@ -304,31 +304,29 @@ def _checked_images(image, preprocess, required):
     rank = len(required) - 1
     if images.ndim not in (rank + 1, rank + 2) or min(images.shape) < 1:
         kind, axes = ("image", "height, width") if rank == 2 else ("volume", "depth, height, width")
-        raise InvalidArgumentError(
-            f"Invalid value for argument `image`. Expected one {kind} of shape "
-            f"({axes}, channels) or a batch of shape (batch, {axes}, channels) "
-            f"(add a channel axis to a grayscale {kind} with image[..., None]). "
-            f"Received: image.shape={images.shape}"
+        raise invalid_value(
+            "image",
+            f"one {kind} of shape ({axes}, channels) or a batch of shape (batch, {axes}, "
+            f"channels) (add a channel axis to a grayscale {kind} with image[..., None])",
+            received=f"image.shape={images.shape}",
         )
     if images.dtype == bool or not np.issubdtype(images.dtype, np.number):
-        raise InvalidArgumentError(
-            "Invalid value for argument `image`. Expected a numeric image. "
-            f"Received: image.dtype={images.dtype}"
-        )
+        raise invalid_value("image", "a numeric image", received=f"image.dtype={images.dtype}")
     if not np.issubdtype(images.dtype, np.floating) and preprocess is None:
-        raise InvalidArgumentError(
-            "Invalid value for argument `image`. Expected a float image normalised the way "
-            "the model was trained, or a `preprocess` callable such as "
-            "`preprocess=lambda x: x / 255.0` (predict_tiled does not guess the "
-            "normalisation; if the model rescales its input itself, pass "
-            "image.astype('float32')). "
-            f"Received: image.dtype={images.dtype} and preprocess=None"
+        raise invalid_value(
+            "image",
+            "a float image normalised the way the model was trained, or a `preprocess` "
+            "callable such as `preprocess=lambda x: x / 255.0` (predict_tiled does not guess "
+            "the normalisation; if the model rescales its input itself, pass "
+            "image.astype('float32'))",
+            received=f"image.dtype={images.dtype} and preprocess=None",
         )
     if required[-1] is not None and images.shape[-1] != required[-1]:
-        raise InvalidArgumentError(
-            "Invalid value for argument `image`. Expected the model's "
-            f"{required[-1]} input channels (convert a grayscale image to RGB, or "
-            f"read it in the model's color mode). Received: image.shape={images.shape}"
+        raise invalid_value(
+            "image",
+            f"the model's {required[-1]} input channels (convert a grayscale image to RGB, "
+            "or read it in the model's color mode)",
+            received=f"image.shape={images.shape}",
         )
     single = images.ndim == rank + 1
     return (images[None] if single else images), single
@@ -339,10 +337,11 @@ def _imagesto_numpy(image):
     if isinstance(image, (list, tuple)):
         shapes = [tuple(np.shape(item)) for item in image]
         if len(set(shapes)) > 1:
-            raise InvalidArgumentError(
-                "Invalid value for argument `image`. Expected one image, a batch, or a list "
-                "of images of one size (call predict_tiled on each image of another size). "
-                f"Received: a list of {len(shapes)} images of shapes {shapes}"
+            raise invalid_value(
+                "image",
+                "one image, a batch, or a list of images of one size (call predict_tiled on "
+                "each image of another size)",
+                received=f"a list of {len(shapes)} images of shapes {shapes}",
             )
     return to_numpy(image)
 
@@ -393,17 +392,19 @@ def _predict(model, batch):
     else:
         probs = model(batch)
     if isinstance(probs, (dict, list, tuple)):
-        raise InvalidArgumentError(
-            "Invalid value for argument `model`. Expected a model with a single output "
-            f"tensor. Received: a model returning {type(probs).__name__}"
+        raise invalid_value(
+            "model",
+            "a model with a single output tensor",
+            received=f"a model returning {type(probs).__name__}",
         )
     probs = to_numpy(probs)
     if probs.ndim != batch.ndim or probs.shape[:-1] != batch.shape[:-1]:
         axes = "height and width" if batch.ndim == 4 else "depth, height and width"
-        raise InvalidArgumentError(
-            "Invalid value for argument `model`. Expected the model to keep the tiles' "
-            f"batch size, {axes}: an output of shape "
-            f"({', '.join(map(str, batch.shape[:-1]))}, num_classes) for tiles of "
-            f"shape {batch.shape}. Received: output.shape={probs.shape}"
+        raise invalid_value(
+            "model",
+            f"the model to keep the tiles' batch size, {axes}: an output of shape "
+            f"({', '.join(map(str, batch.shape[:-1]))}, num_classes) for tiles of shape "
+            f"{batch.shape}",
+            received=f"output.shape={probs.shape}",
         )
     return probs.astype("float32", copy=False)
