@@ -158,6 +158,7 @@ def _check_fit_step(layer_cls, init_kwargs, input_shape, inputs, rng):
     before = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
     targets = [rng.standard_normal(tuple(o.shape)).astype("float32") for o in model.outputs]
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss=["mse"] * len(targets))
+    model.optimizer.build(model.trainable_variables)  # else TensorFlow traces `fit` twice
     history = model.fit(inputs, targets, batch_size=len(targets[0]), epochs=1, verbose=0)
     _expect(np.isfinite(history.history["loss"][0]), "fit step gave a non-finite loss")
     after = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]

@@ -190,14 +190,16 @@ class RunCheckpoint(keras.callbacks.Callback):
 def freeze_encoder(model, epochs, verbose=1):
     """Freezes `model`'s encoder for its first `epochs` epochs; returns the callbacks.
 
-    Call after `compile`. The optimizer is built for every weight first, encoder
-    included, so that unfreezing needs no new optimizer, and a resumed run restores
-    the same optimizer state whichever phase it stopped in. Returns
+    Call after `compile`. The optimizer is built for every weight first (unless it
+    is built already), encoder included, so that unfreezing needs no new optimizer,
+    and a resumed run restores the same optimizer state whichever phase it stopped
+    in. Returns
     `[UnfreezeEncoder(epochs)]`, or `[]` when `epochs` is 0.
     """
     if not epochs:
         return []
-    model.optimizer.build(model.trainable_variables)
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
     model.freeze_encoder()
     return [UnfreezeEncoder(epochs, verbose=verbose)]
 

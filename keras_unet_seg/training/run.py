@@ -172,6 +172,9 @@ def _train(config, out, resume, devices, overwrite=False, verbose=1):
     with dist.scope():
         if not model.built:  # color_mode "native": as many channels as the files
             model.build((None,) * (len(config.image_size) + 1) + (facts["input_channels"],))
+        # Before `fit`: Keras' TensorFlow trainer would make the optimizer's variables
+        # while tracing the training step, then trace it again.
+        model.optimizer.build(model.trainable_variables)
         unfreeze = callbacks.freeze_encoder(model, config.freeze_encoder_epochs, verbose)
         checkpoint = callbacks.RunCheckpoint(out, monitor, mode="max", restore=False)
         record = {**config.to_dict(), **facts}
