@@ -199,9 +199,9 @@ def test_small_3d_unet_reaches_validation_dice_0_9(tmp_path):
     )
     keras.utils.set_random_seed(0)
     model = UNet(num_classes=1, base_filters=8, depth=2)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=BCEDiceLoss())
+    model.compile(optimizer=keras.optimizers.Adam(6e-3), loss=BCEDiceLoss())
     assert int(train.cardinality()) == 8  # 8 volumes x 4 patches in batches of 4
-    model.fit(train, epochs=12, verbose=0)  # Dice 0.96 here (0.95 after 4 epochs)
+    model.fit(train, epochs=8, verbose=0)  # Dice 0.944 here (12 epochs at 3e-3: 0.958)
     masks = np.concatenate([m.numpy() for _, m in val])
     predicted = model.predict(val, verbose=0) >= 0.5
     dice = 2 * np.sum(predicted * masks) / (np.sum(predicted) + np.sum(masks))
