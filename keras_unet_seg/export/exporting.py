@@ -113,19 +113,16 @@ def export_model(
 
     Args:
         model: a built Keras model mapping images `(batch, height, width,
-            channels)` to probabilities `(batch, height, width, num_classes)`,
-            or volumes `(batch, depth, height, width, channels)` to
-            `(batch, depth, height, width, num_classes)` (formats `"onnx"`,
-            `"saved_model"` and `"openvino"`).
+            channels)` to probabilities `(batch, height, width, num_classes)`
+            (or volumes, `(batch, depth, ...)`: not to `"litert"`).
         filepath: str, the file (or SavedModel folder) to write: `.onnx`,
             `.tflite`, a folder, `.xml`.
         format: `"onnx"`, `"litert"`, `"saved_model"` or `"openvino"`. Defaults to `"onnx"`.
         fold: bool, whether to fold batch normalization. Defaults to `True`.
         precision: `"float32"`, or `"float16"` for float16 weights (LiteRT
             only). Defaults to `"float32"`.
-        image_size: `None` for any height and width, or `(height, width)` to
-            fix them (the tiles' size); for a volume model `(depth, height,
-            width)` (an int: a cube). Defaults to `None`.
+        image_size: `None` for any size, or `(height, width)` (a volume
+            model's `(depth, height, width)`) to fix it. Defaults to `None`.
         spec: the `InferenceSpec` the model runs by, written into the JSON
             file and followed by the check. Defaults to `None`: the defaults.
         class_names: one name per mask value. Defaults to `None`:
@@ -133,10 +130,9 @@ def export_model(
         class_colors: one RGB triple per class name. Defaults to `None`: the
             colours of `keras_unet_seg.viz.overlay_mask`.
         check_images: float32 normalized images `(n, height, width,
-            channels)` (volumes `(n, depth, height, width, channels)` for a
-            volume model), or a list of such batches. Defaults to `None`:
-            random images of the fixed size, or of 64x64 and 100x75 (volumes
-            of 16x24x20 and 13x30x17).
+            channels)` (volumes `(n, depth, ...)`), or a list of such batches.
+            Defaults to `None`: random ones of the fixed size, or of 64x64 and
+            100x75 (volumes: 16x24x20 and 13x30x17).
         overwrite: bool, whether to replace an earlier export's files (never
             another file). Defaults to `False`.
         verbose: bool, whether to print the parity figures. Defaults to `True`.
