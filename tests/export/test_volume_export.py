@@ -70,7 +70,11 @@ def test_volume_export_of_a_fixed_size_writes_volume_steps(tmp_path):
     assert metadata["inference"]["tile_size"] == [8, 12, 12]
     assert metadata["parity"]["image_sizes"] == [[8, 12, 12]]
     assert metadata["parity"]["mask_pixels_differing"] == 0
-    assert load_exported(path, "onnx").input_shape == (None, 8, 12, 12, 1)
+    run = load_exported(path, "onnx")
+    assert run.input_shape == (None, 8, 12, 12, 1)
+    from keras_unet_seg.commands._exported import fitted_tiles
+
+    assert fitted_tiles(run, InferenceSpec()).tile_size == (8, 12, 12)  # predict's tiles
     steps = " ".join(metadata["steps"])
     assert "transposed to (z, y, x" in steps and "no resizing" in steps
     assert "along the three axes" in steps and "flipped" not in steps
