@@ -67,9 +67,13 @@ def load(path, runtime):
 
 
 def _run_config(written):
-    """The run-config options (`InferenceSpec.from_run_config`) of an export's JSON."""
+    """The run-config options (`InferenceSpec.from_run_config`) of an export's JSON; for
+    a volume model, its tile as `image_size` (the run's training patch: `predict`'s
+    default tile, as the run's `config.json` gives it)."""
     inference = written["inference"]
+    volume_tile = {"image_size": inference["tile_size"]} if len(inference["tile_size"]) == 3 else {}
     return {
+        **volume_tile,
         "color_mode": inference["color_mode"],
         "input_channels": inference["channels"],
         "intensity": inference["intensity"],
@@ -103,6 +107,6 @@ def fitted_tiles(model, spec):
 
     from keras_unet_seg.export.runtimes import ExportedModel
 
-    if not isinstance(model, ExportedModel) or None in model.input_shape[1:3]:
+    if not isinstance(model, ExportedModel) or None in model.input_shape[1:-1]:
         return spec
-    return dataclasses.replace(spec, tile_size=model.input_shape[1:3])
+    return dataclasses.replace(spec, tile_size=model.input_shape[1:-1])

@@ -12,11 +12,18 @@ what a lower precision explains. Beside it, PATH.json records the run's inferenc
 specification (input normalization and scale from the run's config.json,
 tiling, flip test-time augmentation, threshold), the steps that reproduce
 `predict` with it, the output, class names and colours: what a program in another
-language needs. The export is
-written under a temporary name and renamed once checked, so a failed export
-leaves the old files as they were. An existing --out is replaced only with
---overwrite and only if an earlier export wrote it (`keras_unet_seg._outputs`);
---out is never an input (--model, --images, --calibration, --validation).
+language needs. The export is written under a temporary name and renamed once
+checked, so a failed export leaves the old files as they were. An existing --out
+is replaced only with --overwrite and only if an earlier export wrote it
+(`keras_unet_seg._outputs`); --out is never an input (--model, --images,
+--calibration, --validation).
+
+A model built on volumes (a 3D U-Net) exports to onnx, saved_model or openvino
+(LiteRT cannot run its 3D pooling; int8 is for images) with any depth, height and
+width (or --image-size DxHxW), checked on volume files (--images: .nii, .nii.gz,
+.tif stacks; else random volumes of 16x24x20 and 13x30x17) by sliding-window
+inference over the run's training patches, as `predict` runs them; `predict
+--model model.onnx` then reads NIfTI files and writes masks with their header.
 
 --quantize int8 (onnx, litert) writes a statically quantized model, calibrated on up
 to --num-calibration images of --calibration read as predict reads them, then scores
@@ -32,7 +39,7 @@ import dataclasses
 import os
 
 from keras_unet_seg import _outputs, _types
-from keras_unet_seg.commands import _config, _models, _parser, _reading
+from keras_unet_seg.commands import _config, _models, _parser, _reading, predict
 from keras_unet_seg.commands._errors import UsageError, user_errors
 
 NAME = "export"
@@ -68,10 +75,11 @@ def add_arguments(parser):
     )
     parser.add_argument(
         "--image-size",
-        type=_types.image_size,
+        type=_types.tile_size,
         default=None,
-        metavar="N|HxW",
-        help="fix the input size in the exported graph (default: any height and width)",
+        metavar="N|HxW|DxHxW",
+        help="fix the input size in the exported graph (default: any height and width; "
+        "DxHxW or N, a cube, for a model built on volumes)",
     )
     parser.add_argument(
         "--threshold",
@@ -91,7 +99,8 @@ def add_arguments(parser):
         nargs="+",
         default=None,
         metavar="IMAGE",
-        help="image files or folders to check the export on (default: random images)",
+        help="image files or folders to check the export on (volume files for a model "
+        "built on volumes; default: random images)",
     )
     _parser.add_reading_arguments(parser)
     add_quantization_arguments(parser)
@@ -147,15 +156,16 @@ def add_quantization_arguments(parser):
 
 
 def run(args):
-    from keras_unet_seg import data, export
+    from keras_unet_seg import export
     from keras_unet_seg.export.exporting import written_files
-    from keras_unet_seg.inference._files import is_volume_model, list_inputs
+    from keras_unet_seg.inference._files import is_volume_model, named_volumes, read_input
 
     _models.check_model_file(args.model)
     _check_quantization_options(args)
     # Every image, and where the export goes, before the model.
+    volumes = bool(args.images) and named_volumes(args.images)
     with user_errors(ValueError, FileNotFoundError, FileExistsError):
-        files = list_inputs(args.images) if args.images else []
+        files = _check_files(args, volumes)
         targets = written_files(args.out, args.format)
         folders = [folder for folder in (args.calibration, args.validation) if folder]
         inputs = [args.model, *(args.images or []), *folders]
@@ -163,30 +173,33 @@ def run(args):
         folder = os.path.dirname(os.path.abspath(args.out))
         _outputs.check_writable(targets, args.overwrite, folder, args.out, "--out", "--overwrite")
     model = _models.load_model(args.model)
-    if is_volume_model(model):
-        raise UsageError(
-            "export: a model built on volumes cannot be exported yet (the export's runtime "
-            "checks run on images); predict and evaluate run it as a .keras file."
-        )
+    if is_volume_model(model) != volumes:  # TIFF stacks for a 3D model, or NIfTI for 2D
+        volumes = not volumes
+        with user_errors(ValueError, FileNotFoundError):
+            files = _check_files(args, volumes)
+    run_config = _config.saved_run_config(args.model)
     reading = _reading.image_reading(
         model,
-        _config.saved_run_config(args.model),
+        run_config,
         color_mode=args.color_mode,
         intensity=args.intensity,
         scale="auto",
     )
-    spec = dataclasses.replace(reading.spec, threshold=args.threshold, tta=args.tta)
+    spec = dataclasses.replace(
+        reading.spec,
+        threshold=args.threshold,
+        tta=args.tta,
+        tile_size=predict.default_tile_size(model, run_config),
+    )
     with user_errors(ImportError, ValueError, FileExistsError):
-        check_images = [
-            data.read_image(path, spec.color_mode, spec.intensity)[None] for path, _ in files
-        ]
+        check_images = [read_input(path, spec, volumes)[0][None] for path, _ in files]
         export.export_model(
             model,
             args.out,
             args.format,
             fold=args.fold,
             precision=args.precision,
-            image_size=args.image_size,
+            image_size=_image_size(args, volumes),
             spec=spec,
             class_names=reading.class_names,
             class_colors=reading.palette,
@@ -195,6 +208,29 @@ def run(args):
             **_quantization(args),
         )
     return 0
+
+
+def _check_files(args, volumes):
+    """`[(path, name)]` of `--images` (volume files with `volumes`), checked."""
+    from keras_unet_seg.inference._files import list_inputs
+
+    return list_inputs(args.images, volumes=volumes) if args.images else []
+
+
+def _image_size(args, volumes):
+    """`--image-size` for a model built on volumes (`volumes`: N or DxHxW) or on images."""
+    size = args.image_size
+    if size is None:
+        return None
+    if volumes and len(size) == 2 and size[0] == size[1]:
+        return (size[0],) * 3  # N: a cube, as predict's --tile-size takes it
+    if len(size) != (3 if volumes else 2):
+        sides = "x".join(map(str, size))
+        kind = "built on volumes: give DxHxW or N" if volumes else "2D: give HxW or N"
+        raise UsageError(
+            f"export: --image-size {sides} has {len(size)} sides; the model is {kind}."
+        )
+    return size
 
 
 def _quantization(args):

@@ -158,6 +158,14 @@ def tile_size(args, model, run_config=None):
     run trained on (`run_config`: the `(path, options)` of its `config.json`)."""
     if args.tile_size is not None:
         return tuple(args.tile_size)
+    return default_tile_size(model, run_config)
+
+
+def default_tile_size(model, run_config=None):
+    """The tile `predict` gives `model` without `--tile-size`: `InferenceSpec`'s for an
+    image model; for a volume model the patch size its run trained on (`run_config`: the
+    `(path, options)` of its `config.json`, or of an export's JSON file), else a cube of
+    `VOLUME_TILE`."""
     if not is_volume_model(model):
         return InferenceSpec().tile_size
     patch = tuple((run_config or (None, {}))[1].get("image_size") or ())

@@ -1,4 +1,8 @@
-"""The JSON file written beside an export: what a consumer needs to reproduce `predict`."""
+"""The JSON file written beside an export: what a consumer needs to reproduce `predict`.
+
+The input, output and steps are those of images `(batch, height, width, channels)`,
+or of volumes `(batch, depth, height, width, channels)` for a model built on them.
+"""
 
 import os
 
@@ -19,6 +23,14 @@ _INTENSITY_FORMULAS = {
     "`per_channel`)",
     None: "the stored values, as float32",
 }
+_ANY_SIZE = {2: "height and width", 3: "depth, height and width"}
+# Where the normalization applies, by the model's spatial rank.
+_APPLIED_TO = {
+    2: "each whole image, before tiling or resizing, in float32 (float64 for float64 data "
+    "and integers beyond 2**24)",
+    3: "each whole volume (its statistics over every voxel, not slice by slice), before "
+    "tiling, in float32 (float64 for float64 data and integers beyond 2**24)",
+}
 
 
 def metadata(
@@ -32,18 +44,19 @@ def metadata(
     fold,
     precision,
     image_size,
+    rank,
     spec,
     class_names,
     class_colors,
     quantization,
 ):
-    """The dict of `<filepath>.json`, for `model` exported as `format` to run by `spec`
-    (`quantization`: its int8 quantization, or `None`)."""
+    """The dict of `<filepath>.json`, for `model` of `rank` spatial axes exported as
+    `format` to run by `spec` (`quantization`: its int8 quantization, or `None`)."""
     from keras_unet_seg._version import __version__
 
     classes = _classes(num_classes, class_names, class_colors)
     activation = getattr(model, "_resolved_output_activation", lambda: None)()
-    height, width = image_size or (None, None)
+    spatial = list(image_size or (None,) * rank)
     return {
         "format": format,
         "file": os.path.basename(filepath.rstrip("/")),
@@ -51,19 +64,16 @@ def metadata(
         "model": type(model).__name__,
         "batch_normalization_folded": fold,
         "precision": quantization.method if quantization else precision,
-        "input": _input(image_size, channels, spec.color_mode),
+        "input": _input(image_size, channels, spec.color_mode, rank),
         "intensity": {
             **spec.intensity,
             "formula": _INTENSITY_FORMULAS[spec.intensity["mode"]],
-            "applied_to": (
-                "each whole image, before tiling or resizing, in float32 (float64 for "
-                "float64 data and integers beyond 2**24)"
-            ),
+            "applied_to": _APPLIED_TO[rank],
         },
         "inference": spec.get_config(),
-        "steps": _steps(spec, image_size),
+        "steps": _steps(spec, image_size) if rank == 2 else _volume_steps(spec, image_size),
         "output": {
-            "shape": [None, height, width, num_classes],
+            "shape": [None, *spatial, num_classes],
             "activation": activation,
             "values": "probabilities" if activation in ("sigmoid", "softmax") else "scores",
         },
@@ -85,12 +95,7 @@ def _steps(spec, image_size):
         if image_size
         else "the tile shrinks to it"
     )
-    flips = (
-        f"average the outputs of the tile flipped {', '.join(spec.tta)} (each flipped back) "
-        "with the unflipped one; "
-        if spec.tta
-        else ""
-    )
+    flips = _flips(spec)
     return [
         f"read the image as {spec.color_mode} (upright: apply its EXIF orientation)",
         "normalise the whole image as `intensity` says, in float64, then cast it to float32",
@@ -112,13 +117,57 @@ def _steps(spec, image_size):
     ]
 
 
-def _input(image_size, channels, color_mode):
+def _volume_steps(spec, image_size):
+    """What a consumer does to reproduce `keras-unet-seg predict` on a volume file."""
+    shorter = (
+        "padded with zeros at its end up to the tile, and the padding cropped"
+        if image_size
+        else "the tile shrinks to it"
+    )
+    return [
+        "read the volume as (depth, height, width, channels): a NIfTI file's (x, y, z[, "
+        "channels]) array transposed to (z, y, x[, channels]) and scaled by its header's "
+        "slope and intercept, a TIFF stack's pages as the depth "
+        "(keras_unet_seg.data.read_volume)",
+        "normalise the whole volume as `intensity` says, in float64, then cast it to "
+        "float32 (keras_unet_seg.data.normalize_volume)",
+        "no resizing: a volume is predicted at its own size (`inference.scale` is 1)",
+        "cut it into tiles of `inference.tile_size` (depth, height, width; a side shorter "
+        f"than the tile: {shorter}); the tiles' starts along each of the three axes, of "
+        "length L for a tile of length T, are numpy.round(numpy.linspace(0, L - T, n)) "
+        "with n = ceil((L - T) / s) + 1 and s = max(1, int(T * (1 - overlap))), every "
+        "combination of the three",
+        f"run the model on each tile; {_flips(spec)}blend the tiles' outputs with a weight "
+        "map (`blend` 'gaussian': the outer product along the three axes of "
+        "exp(-0.5 * ((i - (T - 1) / 2) / (sigma_scale * T)) ** 2), each divided by its "
+        "maximum, at least 1e-6; 'constant': ones): the sum of weight * output over the "
+        "tiles divided by the sum of the weights, in float32",
+        "make the mask as `mask` says, with `threshold`, as uint8 class ids; write it with "
+        "the input's header (NIfTI: transposed back to (x, y, z), with the input's affine, "
+        "qform, sform and units; TIFF: its resolution and spacing)",
+    ]
+
+
+def _flips(spec):
+    """The flip test-time augmentation in words (`horizontal` flips the width, `vertical`
+    the height; a volume's depth is never flipped)."""
+    if not spec.tta:
+        return ""
+    return (
+        f"average the outputs of the tile flipped {', '.join(spec.tta)} (each flipped back) "
+        "with the unflipped one; "
+    )
+
+
+def _input(image_size, channels, color_mode, rank):
     """The `"input"` entry: layout, shape, size, colour mode and channel order."""
-    height, width = image_size or (None, None)
     return {
-        "layout": "NHWC: (batch, height, width, channels), float32",
-        "shape": [None, height, width, channels],
-        "size": "any height and width" if image_size is None else "fixed",
+        "layout": {
+            2: "NHWC: (batch, height, width, channels), float32",
+            3: "NDHWC: (batch, depth, height, width, channels), float32",
+        }[rank],
+        "shape": [None, *(image_size or (None,) * rank), channels],
+        "size": f"any {_ANY_SIZE[rank]}" if image_size is None else "fixed",
         "color_mode": color_mode,
         "channel_order": {"rgb": "R, G, B", "rgba": "R, G, B, A", "grayscale": "luma"}.get(
             color_mode, "the file's own channels"

@@ -15,6 +15,12 @@ activation, class names and colours.
 - Every format keeps a dynamic batch, height and width unless `image_size`
   fixes them, and a `UNet` pads inside the exported graph as it does in
   Keras, so a `(100, 75)` image gives a `(100, 75)` mask.
+- A model built on volumes `(batch, depth, height, width, channels)` (a 3D
+  `UNet`) exports the same way, with a dynamic depth too, to `"onnx"`,
+  `"saved_model"` or `"openvino"`, and is checked on volumes by sliding-window
+  inference as `predict` runs them. LiteRT is refused: its converter writes
+  a 3D U-Net's `MaxPool3D` as a Select TensorFlow op (`FlexMaxPool3D`) that
+  the LiteRT interpreter cannot run. int8 quantization is for images only.
 - The check runs `check_images` (normalised) the way `predict` runs them,
   by the spec (`predict_tiled` with its scale and tiling), once through the
   written file (`load_exported`) and once through the Keras model as
@@ -70,6 +76,13 @@ _FLOAT16_FORMATS = ("litert",)
 # mantissa (float16 11): measured, bfloat16 moved the probabilities by up to 5e-3 (tests/
 # test_one_answer.py's run on a 1000x700 photo) and 1e-3 (a MobileNetV3Small encoder).
 _MASK_TOLERANCES = {"float32": 0.0, "float16": 5e-3, "bfloat16": 3e-2}
+# The formats of a model built on volumes: LiteRT's converter writes MaxPool3D as a Select
+# TensorFlow op (FlexMaxPool3D), which the LiteRT interpreter cannot run.
+VOLUME_FORMATS = ("onnx", "saved_model", "openvino")
+# The random check inputs' sizes without `check_images` or `image_size`, by spatial rank:
+# one a multiple of 2**depth for a small depth, one not (the model pads inside).
+_CHECK_SIZES = {2: [(64, 64), (100, 75)], 3: [(16, 24, 20), (13, 30, 17)]}
+_AXES = {2: ("height", "width"), 3: ("depth", "height", "width")}
 # The files an exporter writes beside the one named (OpenVINO's weights).
 _SIBLINGS = {"openvino": (".bin",)}
 
@@ -100,15 +113,16 @@ def export_model(
 
     Args:
         model: a built Keras model mapping images `(batch, height, width,
-            channels)` to probabilities `(batch, height, width, num_classes)`.
+            channels)` to probabilities `(batch, height, width, num_classes)`
+            (or volumes, `(batch, depth, ...)`: not to `"litert"`).
         filepath: str, the file (or SavedModel folder) to write: `.onnx`,
             `.tflite`, a folder, `.xml`.
         format: `"onnx"`, `"litert"`, `"saved_model"` or `"openvino"`. Defaults to `"onnx"`.
         fold: bool, whether to fold batch normalization. Defaults to `True`.
         precision: `"float32"`, or `"float16"` for float16 weights (LiteRT
             only). Defaults to `"float32"`.
-        image_size: `None` for any height and width, or `(height, width)` to
-            fix them (the tiles' size). Defaults to `None`.
+        image_size: `None` for any size, or `(height, width)` (a volume
+            model's `(depth, height, width)`) to fix it. Defaults to `None`.
         spec: the `InferenceSpec` the model runs by, written into the JSON
             file and followed by the check. Defaults to `None`: the defaults.
         class_names: one name per mask value. Defaults to `None`:
@@ -116,8 +130,9 @@ def export_model(
         class_colors: one RGB triple per class name. Defaults to `None`: the
             colours of `keras_unet_seg.viz.overlay_mask`.
         check_images: float32 normalized images `(n, height, width,
-            channels)`, or a list of such batches. Defaults to `None`: random
-            images of the fixed size, or of 64x64 and 100x75.
+            channels)` (volumes `(n, depth, ...)`), or a list of such batches.
+            Defaults to `None`: random ones of the fixed size, or of 64x64 and
+            100x75 (volumes: 16x24x20 and 13x30x17).
         overwrite: bool, whether to replace an earlier export's files (never
             another file). Defaults to `False`.
         verbose: bool, whether to print the parity figures. Defaults to `True`.
@@ -142,22 +157,21 @@ def export_model(
     export_model(model, "model.onnx", spec=InferenceSpec.from_run("runs/a"))
     ```
     """
-    options = _Options(format, fold, precision, image_size, quantize)
     check_built_model(model)
+    *spatial, channels = image_input_shape(model)
+    options = _Options(format, fold, precision, image_size, quantize, rank=len(spatial))
     reference = _float32(model)
-    channels = image_input_shape(reference)[-1]
-    options.describe(
-        _spec(spec, channels, options.image_size, deprecated), class_names, class_colors
-    )
-    images = _check_batches(check_images, options.image_size, channels)
+    options.describe(_spec(spec, channels, options, deprecated), class_names, class_colors)
+    images = _check_batches(check_images, options.image_size, channels, options.rank)
     written = _export(reference, os.fspath(filepath), options, channels, images, overwrite)
     if verbose:
         _print_parity(written, filepath)
     return written
 
 
-def _spec(spec, channels, image_size, deprecated):
-    """The checked `InferenceSpec` of the model's `channels` (tiles of a fixed `image_size`)."""
+def _spec(spec, channels, options, deprecated):
+    """The checked `InferenceSpec` of the model's `channels`, its tiles of the model's
+    rank (`options.rank`; a square tile is a cube for volumes) or of a fixed `image_size`."""
     from keras_unet_seg.inference import InferenceSpec
 
     given = dict(deprecated)
@@ -186,15 +200,25 @@ def _spec(spec, channels, image_size, deprecated):
             f"the model's {channels} input channels",
             received=f"spec.channels={spec.channels}",
         )
-    changes = {"channels": channels, "tile_size": image_size or spec.tile_size}
-    return dataclasses.replace(spec, **changes)
+    tile = options.image_size or spec.tiled_arguments(options.rank == 3)["tile_size"]
+    if len(tile) != options.rank:
+        raise invalid_value(
+            "spec",
+            f"a tile_size of the model's {options.rank} spatial axes "
+            f"({', '.join(_AXES[options.rank])}), or an int",
+            received=f"spec.tile_size={spec.tile_size}",
+        )
+    return dataclasses.replace(spec, channels=channels, tile_size=tile)
 
 
 class _Options:
     """The checked options of `export_model` that its JSON file records."""
 
-    def __init__(self, format, fold, precision, image_size, quantize):
+    def __init__(self, format, fold, precision, image_size, quantize, rank):
         self.format = check_choice("format", format, EXPORT_FORMATS)
+        self.rank = rank  # of the model's input: 2 for images, 3 for volumes
+        if rank == 3:
+            _check_volume_export(format, quantize)
         self.fold = fold
         self.precision = check_choice("precision", precision, _PRECISIONS)
         if precision == "float16" and format not in _FLOAT16_FORMATS:
@@ -204,7 +228,7 @@ class _Options:
                 f"{_FLOAT16_FORMATS})",
                 precision,
             )
-        self.image_size = check_size("image_size", image_size, allow_none=True)
+        self.image_size = check_size("image_size", image_size, allow_none=True, rank=rank)
         self.quantization = quantize and _quantizing.Quantization(format, precision, **quantize)
         require(format, quantize=bool(quantize))
 
@@ -213,6 +237,25 @@ class _Options:
         self.spec = spec
         self.class_names = class_names
         self.class_colors = class_colors
+
+
+def _check_volume_export(format, quantize):
+    """Refuses the formats and options that a model built on volumes cannot export to."""
+    if format not in VOLUME_FORMATS:
+        raise invalid_value(
+            "format",
+            f"one of {VOLUME_FORMATS} for a model built on volumes (LiteRT's converter "
+            "writes a 3D U-Net's MaxPool3D as a Select TensorFlow op, FlexMaxPool3D, that "
+            "the LiteRT interpreter cannot run)",
+            format,
+        )
+    if quantize:
+        raise invalid_value(
+            "quantize",
+            "None for a model built on volumes (int8 calibration and its quality check "
+            "read images)",
+            quantize,
+        )
 
 
 def _export(reference, filepath, options, channels, images, overwrite):
@@ -247,8 +290,7 @@ def _export(reference, filepath, options, channels, images, overwrite):
 def _write(model, filepath, options, channels, quantization):
     """Writes `model` with Keras' exporter, for images of `channels` channels; quantized
     (`quantization`) on the tiles of its calibration images."""
-    height, width = options.image_size or (None, None)
-    shape = (None, height, width, channels)
+    shape = (None, *(options.image_size or (None,) * options.rank), channels)
     signature = [keras.InputSpec(shape=shape, dtype="float32")]
     kwargs = _precision_kwargs(options.precision)
     if quantization is not None:
@@ -320,19 +362,20 @@ def _parity(predicting, runner, images, options):
 
     spec, policy = options.spec, predicting.dtype_policy
     tolerance = max(_MASK_TOLERANCES[options.precision], _MASK_TOLERANCES[policy.compute_dtype])
-    shape = (None, *(options.image_size or (None, None)), images[0].shape[-1])
+    shape = (None, *(options.image_size or (None,) * options.rank), images[0].shape[-1])
+    tiling = spec.tiled_arguments(volumes=options.rank == 3)
     if options.image_size:
         predicting = _Sized(predicting.predict_on_batch, shape)
     runner = _Sized(runner, shape)
     differences, mismatches, beyond = [], 0, 0
     for batch in images:
-        want = predict_tiled(predicting, batch, **spec.tiled_arguments(), verbose=0)
-        got = predict_tiled(runner, batch, **spec.tiled_arguments(), verbose=0)
+        want = predict_tiled(predicting, batch, **tiling, verbose=0)
+        got = predict_tiled(runner, batch, **tiling, verbose=0)
         differences.append(float(np.max(np.abs(want - got))))
         mismatches += _mask_mismatches(want, got, spec.threshold, 0.0)
         beyond += _mask_mismatches(want, got, spec.threshold, tolerance)
     parity = {
-        "image_sizes": [list(batch.shape[1:3]) for batch in images],
+        "image_sizes": [list(batch.shape[1:-1]) for batch in images],
         "compared_with": f"keras-unet-seg predict, in {policy.name}",
         "max_abs_difference": max(differences),
         "mask_pixels_differing": mismatches,
@@ -369,9 +412,10 @@ def _print_parity(written, filepath):
     parity = written["parity"]
     mismatches, tolerance = parity["mask_pixels_differing"], parity.get("mask_tolerance")
     sizes = ", ".join("x".join(str(s) for s in size) for size in parity["image_sizes"])
+    kind = "volumes" if len(parity["image_sizes"][0]) == 3 else "images"
     near = f" (all within {tolerance:g} of the threshold)" if mismatches and tolerance else ""
     print(
-        f"Exported {written['format']} to '{filepath}' (+ '{filepath}.json'); on {sizes} images "
+        f"Exported {written['format']} to '{filepath}' (+ '{filepath}.json'); on {sizes} {kind} "
         f"run as predict runs them, the largest difference from {parity['compared_with']} is "
         f"{parity['max_abs_difference']:.2e}, {mismatches} mask pixels differ{near}."
     )
@@ -405,23 +449,25 @@ def _precision_kwargs(precision):
     }
 
 
-def _check_batches(check_images, image_size, channels):
+def _check_batches(check_images, image_size, channels, rank):
+    """The batches to check the export on: `check_images` (checked), else random ones of
+    the model's spatial `rank`."""
     if check_images is None:
-        sizes = [image_size] if image_size else [(64, 64), (100, 75)]
+        sizes = [image_size] if image_size else _CHECK_SIZES[rank]
         rng = np.random.default_rng(0)
-        return [rng.random((2, h, w, channels), dtype=np.float32) for h, w in sizes]
+        return [rng.random((2, *size, channels), dtype=np.float32) for size in sizes]
     batches = [check_images] if isinstance(check_images, np.ndarray) else list(check_images)
     batches = [np.asarray(batch, dtype=np.float32) for batch in batches]
-    height, width = image_size or (None, None)
+    sides = ", ".join(str(side) for side in image_size or _AXES[rank])
     for batch in batches:
         if (
-            batch.ndim != 4
+            batch.ndim != rank + 2
             or batch.shape[-1] != channels
-            or (image_size and batch.shape[1:3] != image_size)
+            or (image_size and batch.shape[1:-1] != image_size)
         ):
             raise invalid_value(
                 "check_images",
-                f"float arrays (n, {height or 'height'}, {width or 'width'}, {channels})",
+                f"float arrays (n, {sides}, {channels})",
                 received=f"an array of shape {batch.shape}",
             )
     return batches

@@ -30,7 +30,9 @@ def load_exported(filepath, format):
 
     Returns:
         An `ExportedModel`: called on a float32 array `(batch, height, width,
-        channels)`, it returns the float32 array of the model's outputs. It runs
+        channels)` (`(batch, depth, height, width, channels)` for an export of a
+        model built on volumes), it returns the float32 array of the model's
+        outputs. It runs
         ONNX Runtime on the CPU, the LiteRT interpreter (resizing its input to
         each batch's shape), the SavedModel's `serve` signature, or OpenVINO on
         the CPU in float32 (its default on bfloat16-capable CPUs is bfloat16).
@@ -49,14 +51,16 @@ class ExportedModel:
     """An exported model in its runtime, called as `predict_tiled` calls a Keras model.
 
     `load_exported` makes one. It maps a float32 batch `(batch, height, width,
-    channels)` to float32 outputs `(batch, height, width, num_classes)`, and has the
-    facts that the library reads of a Keras model: `input_shape` (`None` for a
-    dynamic size, as the file declares it) and `num_classes` (its output channels).
+    channels)` to float32 outputs `(batch, height, width, num_classes)` (volumes
+    `(batch, depth, height, width, channels)` for an export of a model built on
+    them), and has the facts that the library reads of a Keras model:
+    `input_shape` (`None` for a dynamic size, as the file declares it) and
+    `num_classes` (its output channels).
 
     Args:
         run: the runtime's function of a float32 NumPy batch.
-        input_shape: `(batch, height, width, channels)` as the file declares it,
-            `None` for a dynamic axis.
+        input_shape: `(batch, height, width, channels)` (`(batch, depth, height,
+            width, channels)`) as the file declares it, `None` for a dynamic axis.
         format: the export's format, such as `"onnx"`.
 
     Example:
@@ -78,12 +82,11 @@ class ExportedModel:
 
     @property
     def num_classes(self):
-        """The output channels, from one call on a small image (cached)."""
+        """The output channels, from one call on a small image or volume (cached)."""
         if self._num_classes is None:
-            _, height, width, channels = self.input_shape
-            self._num_classes = int(
-                self(np.zeros((1, height or 32, width or 32, channels))).shape[-1]
-            )
+            _, *spatial, channels = self.input_shape
+            sample = np.zeros((1, *(side or 32 for side in spatial), channels))
+            self._num_classes = int(self(sample).shape[-1])
         return self._num_classes
 
 

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_unet_seg import UNet
 from keras_unet_seg.cli import main
 
 from ._helpers import checksums, error_line, temporary_files
@@ -226,8 +227,107 @@ def test_demo_on_volumes_trains_a_3d_unet_and_writes_middle_slices(tmp_path):
     assert temporary_files(out) == []
 
 
-def test_export_refuses_a_volume_model_before_writing(volume_model, tmp_path, capsys):
-    out = tmp_path / "model.onnx"
-    assert main(["export", "--model", volume_model, "--format", "onnx", "--out", str(out)]) == 2
-    assert "a model built on volumes cannot be exported yet" in error_line(capsys)
-    assert os.listdir(tmp_path) == []
+@pytest.fixture(scope="module")
+def volume_run(tmp_path_factory):
+    """A run's `best.keras`, a 3D UNet (4 filters, depth 2), beside its `config.json`
+    (8x16x16 patches).
+
+    Not `volume_model`: tf2onnx writes such a one-convolution model with its output's
+    Squeeze left out now and then (an extra leading axis, 2D models too; the export's
+    check refuses the file), a UNet's output not in 20 exports of 20.
+    """
+    import json
+
+    keras.utils.set_random_seed(0)
+    model = UNet(base_filters=4, depth=2, num_classes=1)
+    model.build((None, None, None, None, 1))
+    run = tmp_path_factory.mktemp("run")
+    model.save(run / "best.keras")
+    config = {"image_size": [8, 16, 16], "input_channels": 1, "intensity": "auto"}
+    (run / "config.json").write_text(json.dumps(config))
+    return run
+
+
+def _clear_threshold(model_path, folder):
+    """A threshold that no voxel's probability (by `predict`'s tiles and flips) of the
+    volumes in `folder` comes within 5e-6 of: the middle of the widest gap between
+    them, among the middle half. The masks of two runtimes then agree whatever their
+    float32 rounding (at most 4e-7 measured)."""
+    from keras_unet_seg.data import normalize_volume, read_volume
+    from keras_unet_seg.inference import predict_tiled
+
+    model = keras.saving.load_model(model_path)
+    probabilities = np.sort(
+        np.concatenate(
+            [
+                predict_tiled(
+                    model, normalize_volume(read_volume(path).array), (8, 16, 16), tta=True
+                ).ravel()
+                for path in sorted(folder.iterdir())
+            ]
+        )
+    )
+    middle = probabilities[len(probabilities) // 4 : 3 * len(probabilities) // 4]
+    widest = int(np.argmax(np.diff(middle)))
+    assert middle[widest + 1] - middle[widest] > 1e-5
+    return f"{(middle[widest] + middle[widest + 1]) / 2:.6f}"
+
+
+def test_export_a_volume_run_then_predict_and_evaluate_with_the_export(
+    volume_run, scans, volume_pairs, tmp_path
+):
+    """The ONNX export of a volume run, run by `predict` and `evaluate` on NIfTI files,
+    writes the masks and scores of the `.keras` file: the same tiles (the run's patches)."""
+    import json
+
+    best, onnx = str(volume_run / "best.keras"), tmp_path / "export" / "model.onnx"
+    threshold = ["--threshold", _clear_threshold(best, scans)]  # volume_pairs: the same scans
+    before = checksums(scans, volume_pairs, volume_run)
+    argv = ["export", "--model", best, "--format", "onnx", "--out", str(onnx), *threshold]
+    assert main([*argv, "--images", str(scans / "case_0.nii.gz")]) == 0
+    written = json.loads((tmp_path / "export" / "model.onnx.json").read_text())
+    assert written["input"]["shape"] == [None, None, None, None, 1]
+    assert written["inference"]["tile_size"] == [8, 16, 16]  # the run's training patch
+    assert written["parity"]["image_sizes"] == [list(SHAPE)]
+    assert written["parity"]["mask_pixels_differing"] == 0
+    assert temporary_files(tmp_path / "export") == []
+    from keras_unet_seg.cli import build_parser
+    from keras_unet_seg.commands import _exported, predict
+
+    args = build_parser().parse_args(["predict", "x.nii", "--model", str(onnx), "--out", "o"])
+    model, run_config = _exported.load(str(onnx), "onnx")
+    assert predict.tile_size(args, model, run_config) == (8, 16, 16)  # as for best.keras
+
+    masks, dice = [], []
+    for model in (best, str(onnx)):
+        out = tmp_path / f"predicted_{os.path.basename(model)}"
+        assert main(["predict", "--model", model, str(scans), "--out", str(out), *threshold]) == 0
+        masks.append({os.path.basename(path): sha for path, sha in checksums(out).items()})
+        scores = tmp_path / f"scores_{os.path.basename(model)}.json"
+        argv = ["evaluate", "--model", model, "--data", str(volume_pairs), *threshold]
+        assert main([*argv, "--json", str(scores)]) == 0
+        dice.append(
+            [row["classes"]["1"]["dice"] for row in json.loads(scores.read_text())["per_image"]]
+        )
+    assert {"case_0.nii.gz", "case_1.nii"} <= set(masks[0])
+    assert masks[1] == masks[0]  # the same voxels and header, byte for byte
+    assert dice[1] == dice[0]
+    assert checksums(scans, volume_pairs, volume_run) == before  # nothing the user wrote
+
+
+@pytest.mark.parametrize(
+    ("options", "status", "message"),
+    [
+        (["--format", "litert"], 1, "FlexMaxPool3D, that the LiteRT interpreter cannot run"),
+        (["--format", "onnx", "--image-size", "16x24"], 2, "--image-size 16x24 has 2 sides"),
+    ],
+)
+def test_export_refuses_what_a_volume_model_cannot_take(
+    volume_run, tmp_path, capsys, options, status, message
+):
+    out = tmp_path / "export"
+    out.mkdir()
+    argv = ["export", "--model", str(volume_run / "best.keras"), "--out", str(out / "m.onnx")]
+    assert main([*argv, *options]) == status
+    assert message in error_line(capsys)
+    assert os.listdir(out) == []
