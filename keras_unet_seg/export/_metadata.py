@@ -109,7 +109,8 @@ def _steps(spec, image_size):
         "s = max(1, int(T * (1 - overlap))), rows of tiles top to bottom",
         f"run the model on each tile; {flips}blend the tiles' outputs with a weight map "
         "(`blend` 'gaussian': the outer product of exp(-0.5 * ((i - (T - 1) / 2) / "
-        "(sigma_scale * T)) ** 2) along each side, divided by its maximum, at least 1e-12; "
+        "(sigma_scale * T)) ** 2) along each side, each divided by its maximum and at "
+        "least 1e-6; "
         "'constant': ones): the sum of weight * output over the tiles divided by the sum "
         "of the weights, in float32",
         "resize the probabilities back to the image's size as above (if it was resized)",
@@ -140,7 +141,7 @@ def _volume_steps(spec, image_size):
         f"run the model on each tile; {_flips(spec)}blend the tiles' outputs with a weight "
         "map (`blend` 'gaussian': the outer product along the three axes of "
         "exp(-0.5 * ((i - (T - 1) / 2) / (sigma_scale * T)) ** 2), each divided by its "
-        "maximum, at least 1e-6; 'constant': ones): the sum of weight * output over the "
+        "maximum and at least 1e-6; 'constant': ones): the sum of weight * output over the "
         "tiles divided by the sum of the weights, in float32",
         "make the mask as `mask` says, with `threshold`, as uint8 class ids; write it with "
         "the input's header (NIfTI: transposed back to (x, y, z), with the input's affine, "
