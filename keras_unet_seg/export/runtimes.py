@@ -32,10 +32,10 @@ def load_exported(filepath, format):
         An `ExportedModel`: called on a float32 array `(batch, height, width,
         channels)` (`(batch, depth, height, width, channels)` for an export of a
         model built on volumes), it returns the float32 array of the model's
-        outputs. It runs
-        ONNX Runtime on the CPU, the LiteRT interpreter (resizing its input to
-        each batch's shape), the SavedModel's `serve` signature, or OpenVINO on
-        the CPU in float32 (its default on bfloat16-capable CPUs is bfloat16).
+        outputs. It runs ONNX Runtime on the CPU, the LiteRT interpreter
+        (resizing its input to each batch's shape), the SavedModel's `serve`
+        signature, or OpenVINO on the CPU in float32 (its default on
+        bfloat16-capable CPUs is bfloat16).
 
     Raises:
         ImportError: if the format's runtime is not installed.
