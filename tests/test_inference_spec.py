@@ -60,6 +60,11 @@ def test_a_runs_spec_comes_from_its_config(tmp_path):
     # A run from before the intensity options trained with "scale"; no config: defaults.
     assert InferenceSpec.from_run_config({"epochs": 1}).intensity["mode"] == "scale"
     assert InferenceSpec.from_run_config({}, channels=1) == InferenceSpec(channels=1)
+    # A run on volumes tiles with its training patch, as predict tiles it; images do not.
+    volume_run = {"image_size": [8, 16, 16], "input_channels": 1, "intensity": "auto"}
+    assert InferenceSpec.from_run_config(volume_run).tile_size == (8, 16, 16)
+    image_run = {"image_size": [64, 64], "input_channels": 3}
+    assert InferenceSpec.from_run_config(image_run).tile_size == InferenceSpec().tile_size
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError):
         InferenceSpec.from_run(tmp_path / "empty")

@@ -130,15 +130,20 @@ class InferenceSpec:
 
         The color mode, input channels, intensity normalization and training scale
         are the run's (a run from before the intensity options trained with
-        `"scale"`); the rest are the defaults. `channels` (the model's) stands in
-        for a config that lacks them; an empty config gives the defaults.
+        `"scale"`), and so is the tile of a run on volumes (its training patch,
+        as `predict` tiles it); the rest are the defaults. `channels` (the
+        model's) stands in for a config that lacks them; an empty config gives
+        the defaults.
         """
         intensity = config.get("intensity", "scale") if config else "auto"
+        patch = (config or {}).get("image_size") or ()
+        volume_tile = {"tile_size": tuple(patch)} if len(patch) == 3 else {}
         return cls(
             color_mode=config.get("color_mode"),
             channels=config.get("input_channels", channels),
             intensity=intensity,
             scale=config.get("training_scale") or 1.0,
+            **volume_tile,
         )
 
     @classmethod
