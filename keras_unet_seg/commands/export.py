@@ -157,6 +157,7 @@ def add_quantization_arguments(parser):
 
 def run(args):
     from keras_unet_seg import export
+    from keras_unet_seg._model_facts import input_channels
     from keras_unet_seg.export.exporting import written_files
     from keras_unet_seg.inference._files import is_volume_model, named_volumes, read_input
 
@@ -177,6 +178,11 @@ def run(args):
         volumes = not volumes
         with user_errors(ValueError, FileNotFoundError):
             files = _check_files(args, volumes)
+    if volumes and args.quantize:
+        raise UsageError(
+            "export: --quantize int8 is for models built on images; a model built on "
+            "volumes exports in float32 (int8 calibration reads images)."
+        )
     run_config = _config.saved_run_config(args.model)
     reading = _reading.image_reading(
         model,
@@ -193,6 +199,7 @@ def run(args):
     )
     with user_errors(ImportError, ValueError, FileExistsError):
         check_images = [read_input(path, spec, volumes)[0][None] for path, _ in files]
+        _check_channels(check_images, files, input_channels(model))
         export.export_model(
             model,
             args.out,
@@ -208,6 +215,16 @@ def run(args):
             **_quantization(args),
         )
     return 0
+
+
+def _check_channels(images, files, channels):
+    """Refuses an `--images` file read with other channels than the model takes."""
+    for image, (path, _) in zip(images, files, strict=True):
+        if image.shape[-1] != channels:
+            raise UsageError(
+                f"export: --images '{path}' has {image.shape[-1]} channels; the model takes "
+                f"{channels}."
+            )
 
 
 def _check_files(args, volumes):

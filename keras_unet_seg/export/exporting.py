@@ -451,23 +451,19 @@ def _precision_kwargs(precision):
 
 def _check_batches(check_images, image_size, channels, rank):
     """The batches to check the export on: `check_images` (checked), else random ones of
-    the model's spatial `rank`."""
+    the model's spatial `rank` (of the fixed `image_size`, else of two sizes). Checked
+    images of any size are tiled by `predict_tiled`, to the fixed size's tiles too."""
     if check_images is None:
         sizes = [image_size] if image_size else _CHECK_SIZES[rank]
         rng = np.random.default_rng(0)
         return [rng.random((2, *size, channels), dtype=np.float32) for size in sizes]
     batches = [check_images] if isinstance(check_images, np.ndarray) else list(check_images)
     batches = [np.asarray(batch, dtype=np.float32) for batch in batches]
-    sides = ", ".join(str(side) for side in image_size or _AXES[rank])
     for batch in batches:
-        if (
-            batch.ndim != rank + 2
-            or batch.shape[-1] != channels
-            or (image_size and batch.shape[1:-1] != image_size)
-        ):
+        if batch.ndim != rank + 2 or batch.shape[-1] != channels:
             raise invalid_value(
                 "check_images",
-                f"float arrays (n, {sides}, {channels})",
+                f"float arrays (n, {', '.join(_AXES[rank])}, {channels})",
                 received=f"an array of shape {batch.shape}",
             )
     return batches

@@ -320,6 +320,11 @@ def test_export_a_volume_run_then_predict_and_evaluate_with_the_export(
     [
         (["--format", "litert"], 1, "FlexMaxPool3D, that the LiteRT interpreter cannot run"),
         (["--format", "onnx", "--image-size", "16x24"], 2, "--image-size 16x24 has 2 sides"),
+        (
+            ["--format", "onnx", "--quantize", "int8", "--calibration", "."],
+            2,
+            "--quantize int8 is for models built on images",
+        ),
     ],
 )
 def test_export_refuses_what_a_volume_model_cannot_take(
@@ -330,4 +335,18 @@ def test_export_refuses_what_a_volume_model_cannot_take(
     argv = ["export", "--model", str(volume_run / "best.keras"), "--out", str(out / "m.onnx")]
     assert main([*argv, *options]) == status
     assert message in error_line(capsys)
+    assert os.listdir(out) == []
+
+
+def test_export_names_an_images_file_of_other_channels(volume_run, tmp_path, capsys):
+    import nibabel
+
+    scan = tmp_path / "two_channels.nii.gz"
+    data = np.random.default_rng(0).random((20, 24, 16, 2), dtype="float32")
+    nibabel.save(nibabel.Nifti1Image(data, np.eye(4)), scan)
+    out = tmp_path / "export"
+    out.mkdir()
+    argv = ["export", "--model", str(volume_run / "best.keras"), "--format", "onnx"]
+    assert main([*argv, "--out", str(out / "m.onnx"), "--images", str(scan)]) == 2
+    assert f"--images '{scan}' has 2 channels; the model takes 1" in error_line(capsys)
     assert os.listdir(out) == []

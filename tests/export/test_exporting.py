@@ -79,10 +79,21 @@ def test_export_fixed_size_and_float16(tmp_path):
     assert metadata["input"]["shape"] == [None, 100, 75, 3]
     assert metadata["parity"]["image_sizes"] == [[100, 75]]
     assert 0 < metadata["parity"]["max_abs_difference"] < 1e-2
-    with pytest.raises(ValueError, match=r"Expected float arrays \(n, 100, 75, 3\)"):
-        export_model(
-            model, path, "litert", image_size=(100, 75), check_images=np.zeros((1, 64, 64, 3))
-        )
+    # Check images of another size are tiled to the fixed size, as predict tiles them.
+    other = np.random.default_rng(1).random((1, 64, 130, 3), dtype="float32")
+    again = export_model(
+        model,
+        path,
+        "litert",
+        image_size=(100, 75),
+        precision="float16",
+        check_images=other,
+        overwrite=True,
+        verbose=False,
+    )
+    assert again["parity"]["image_sizes"] == [[64, 130]]
+    with pytest.raises(ValueError, match=re.escape("Expected float arrays (n, height, width, 3)")):
+        export_model(model, path, "litert", image_size=(100, 75), check_images=np.zeros((64, 3)))
 
 
 @pytest.mark.parametrize(

@@ -80,9 +80,16 @@ def test_volume_export_of_a_fixed_size_writes_volume_steps(tmp_path):
     assert "along the three axes" in steps and "flipped" not in steps
     assert "with the input's header" in metadata["steps"][-1]
     assert "each whole volume" in metadata["intensity"]["applied_to"]
-    with pytest.raises(ValueError, match=re.escape("Expected float arrays (n, 8, 12, 12, 1)")):
-        other = np.zeros((1, 9, 14, 11, 1), "float32")  # not the fixed size
-        export_model(model, str(tmp_path / "b.onnx"), image_size=(8, 12, 12), check_images=other)
+    # A check volume of another size is tiled to the fixed size, as predict tiles it.
+    other = np.random.default_rng(2).random((1, 9, 14, 11, 1), dtype="float32")
+    tiled = export_model(
+        model, str(tmp_path / "b.onnx"), image_size=(8, 12, 12), check_images=other, verbose=False
+    )
+    assert tiled["parity"]["image_sizes"] == [[9, 14, 11]]
+    assert tiled["parity"]["mask_pixels_differing"] == 0
+    message = "Expected float arrays (n, depth, height, width, 1)"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        export_model(model, str(tmp_path / "c.onnx"), check_images=np.zeros((1, 8, 8, 8, 2)))
 
 
 @pytest.mark.parametrize(
