@@ -88,9 +88,8 @@ def traced_operations(model, images, masks):
 
 
 def time_steps(step, steps):
-    """The mean time of `steps` calls of `step`, after one untimed call. Without it the
-    model that began a round was the slower (the ratios of the two orders were 0.957
-    and 1.038 in training); with it they differ by 2% at most."""
+    """The mean time of `steps` calls of `step`, after one untimed call (the first
+    step after the other model's)."""
     step()
     start = time.perf_counter()
     for _ in range(steps):
