@@ -29,6 +29,7 @@ from keras_unet_seg.inference._files import (
     list_inputs,
     named_volumes,
 )
+from keras_unet_seg.inference._spec import volume_patch
 
 NAME = "predict"
 # --tile-size of a volume model, a cube: large enough for context, small enough for memory.
@@ -168,8 +169,7 @@ def default_tile_size(model, run_config=None):
     `VOLUME_TILE`."""
     if not is_volume_model(model):
         return InferenceSpec().tile_size
-    patch = tuple((run_config or (None, {}))[1].get("image_size") or ())
-    return patch if len(patch) == 3 else (VOLUME_TILE,) * 3
+    return volume_patch((run_config or (None, {}))[1]) or (VOLUME_TILE,) * 3
 
 
 def check_tile_size(args, model, run_config=None):

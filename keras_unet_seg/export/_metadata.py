@@ -25,12 +25,23 @@ _INTENSITY_FORMULAS = {
 }
 _ANY_SIZE = {2: "height and width", 3: "depth, height and width"}
 # Where the normalization applies, by the model's spatial rank.
+_PRECISION = "in float32 (float64 for float64 data and integers beyond 2**24)"
 _APPLIED_TO = {
-    2: "each whole image, before tiling or resizing, in float32 (float64 for float64 data "
-    "and integers beyond 2**24)",
+    2: f"each whole image, before tiling or resizing, {_PRECISION}",
     3: "each whole volume (its statistics over every voxel, not slice by slice), before "
-    "tiling, in float32 (float64 for float64 data and integers beyond 2**24)",
+    f"tiling, {_PRECISION}",
 }
+# The words both kinds of steps share: where tiles start along an axis, and how their
+# outputs are blended (`inference/_tiles.py`).
+_STARTS = (
+    "numpy.round(numpy.linspace(0, L - T, n)) with n = ceil((L - T) / s) + 1 and "
+    "s = max(1, int(T * (1 - overlap)))"
+)
+_GAUSSIAN = "exp(-0.5 * ((i - (T - 1) / 2) / (sigma_scale * T)) ** 2)"
+_BLENDED = (
+    "'constant': ones): the sum of weight * output over the tiles divided by the sum of the "
+    "weights, in float32"
+)
 
 
 def metadata(
@@ -95,7 +106,6 @@ def _steps(spec, image_size):
         if image_size
         else "the tile shrinks to it"
     )
-    flips = _flips(spec)
     return [
         f"read the image as {spec.color_mode} (upright: apply its EXIF orientation)",
         "normalise the whole image as `intensity` says, in float64, then cast it to float32",
@@ -105,14 +115,10 @@ def _steps(spec, image_size):
         "no antialiasing (tf.image.resize's 'bilinear'), height then width, in float32",
         "cut it into tiles of `inference.tile_size` (a side shorter than the tile: "
         f"{shorter}); the tiles' starts along a side of length L for a tile of length T are "
-        "numpy.round(numpy.linspace(0, L - T, n)) with n = ceil((L - T) / s) + 1 and "
-        "s = max(1, int(T * (1 - overlap))), rows of tiles top to bottom",
-        f"run the model on each tile; {flips}blend the tiles' outputs with a weight map "
-        "(`blend` 'gaussian': the outer product of exp(-0.5 * ((i - (T - 1) / 2) / "
-        "(sigma_scale * T)) ** 2) along each side, each divided by its maximum and at "
-        "least 1e-6; "
-        "'constant': ones): the sum of weight * output over the tiles divided by the sum "
-        "of the weights, in float32",
+        f"{_STARTS}, rows of tiles top to bottom",
+        f"run the model on each tile; {_flips(spec)}blend the tiles' outputs with a weight "
+        f"map (`blend` 'gaussian': the outer product of {_GAUSSIAN} along each side, each "
+        f"divided by its maximum and at least 1e-6; {_BLENDED}",
         "resize the probabilities back to the image's size as above (if it was resized)",
         "make the mask as `mask` says, with `threshold`",
     ]
@@ -135,14 +141,10 @@ def _volume_steps(spec, image_size):
         "no resizing: a volume is predicted at its own size (`inference.scale` is 1)",
         "cut it into tiles of `inference.tile_size` (depth, height, width; a side shorter "
         f"than the tile: {shorter}); the tiles' starts along each of the three axes, of "
-        "length L for a tile of length T, are numpy.round(numpy.linspace(0, L - T, n)) "
-        "with n = ceil((L - T) / s) + 1 and s = max(1, int(T * (1 - overlap))), every "
-        "combination of the three",
+        f"length L for a tile of length T, are {_STARTS}, every combination of the three",
         f"run the model on each tile; {_flips(spec)}blend the tiles' outputs with a weight "
-        "map (`blend` 'gaussian': the outer product along the three axes of "
-        "exp(-0.5 * ((i - (T - 1) / 2) / (sigma_scale * T)) ** 2), each divided by its "
-        "maximum and at least 1e-6; 'constant': ones): the sum of weight * output over the "
-        "tiles divided by the sum of the weights, in float32",
+        f"map (`blend` 'gaussian': the outer product along the three axes of {_GAUSSIAN}, "
+        f"each divided by its maximum and at least 1e-6; {_BLENDED}",
         "make the mask as `mask` says, with `threshold`, as uint8 class ids; write it with "
         "the input's header (NIfTI: transposed back to (x, y, z), with the input's affine, "
         "qform, sform and units; TIFF: its resolution and spacing)",

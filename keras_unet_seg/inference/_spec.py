@@ -136,8 +136,8 @@ class InferenceSpec:
         the defaults.
         """
         intensity = config.get("intensity", "scale") if config else "auto"
-        patch = (config or {}).get("image_size") or ()
-        volume_tile = {"tile_size": tuple(patch)} if len(patch) == 3 else {}
+        patch = volume_patch(config)
+        volume_tile = {"tile_size": patch} if patch else {}
         return cls(
             color_mode=config.get("color_mode"),
             channels=config.get("input_channels", channels),
@@ -158,6 +158,13 @@ class InferenceSpec:
             folder = os.path.dirname(os.path.abspath(folder))
         with open(os.path.join(folder, _RUN_CONFIG), encoding="utf-8") as file:
             return cls.from_run_config(json.load(file))
+
+
+def volume_patch(config):
+    """The training patch `(depth, height, width)` of a run on volumes (its run config's
+    `image_size` of three sides), `predict`'s tile for it; `None` for a run on images."""
+    patch = tuple((config or {}).get("image_size") or ())
+    return patch if len(patch) == 3 else None
 
 
 def _rank(tile_size):
